@@ -1,0 +1,25 @@
+/* mapped_file.h — read-only memory maps of whole files. Weights are used
+ * straight from the map, so a model costs page cache, not a copy. */
+#ifndef Q35_CORE_MAPPED_FILE_H
+#define Q35_CORE_MAPPED_FILE_H
+
+#include <stddef.h>
+
+#include "q35.h"
+
+typedef struct q35_mapped_file {
+    const unsigned char *data; /* NULL for an empty file */
+    size_t size;
+    char *path; /* owned copy */
+} q35_mapped_file;
+
+/* Maps `path` read-only. On failure returns an error and leaves f zeroed. */
+int q35_mapped_file_open(q35_mapped_file *f, const char *path, q35_err *e);
+/* Unmaps and frees; safe on a zeroed or already closed struct. */
+void q35_mapped_file_close(q35_mapped_file *f);
+
+/* Reads a whole (small) file into a NUL-terminated heap buffer, refusing
+ * files over max_bytes. Caller frees. */
+char *q35_read_text_file(const char *path, size_t max_bytes, size_t *len_out, q35_err *e);
+
+#endif

@@ -1,0 +1,80 @@
+/* model.h — a loaded model: config, weights in compute form, and what owns
+ * their memory. Big matrices stay where the loader found them (a mapped
+ * file); small vectors (norm weights, conv taps, gates) are converted once to
+ * float32 in the form the math uses, so the forward pass never re-derives
+ * them:
+ *   - zero-centred RMSNorm weights hold (1 + w);
+ *   - A holds -exp(A_log);
+ *   - the DeltaNet output norm holds w as is.
+ */
+#ifndef Q35_MODEL_MODEL_H
+#define Q35_MODEL_MODEL_H
+
+#include <stdbool.h>
+
+#include "core/mapped_file.h"
+#include "model/config.h"
+#include "model/tensor.h"
+#include "q35.h"
+
+typedef struct q35_layer {
+    bool full_attn;
+    const float *attn_norm; /* [H], 1+w */
+    const float *mlp_norm;  /* [H], 1+w */
+    q35_tensor w_gate;      /* [I, H] */
+    q35_tensor w_up;        /* [I, H] */
+    q35_tensor w_down;      /* [H, I] */
+
+    /* Gated DeltaNet (full_attn == false) */
+    q35_tensor w_qkv;       /* [C, H], C = 2*nk*dk + nv*dv */
+    q35_tensor w_z;         /* [nv*dv, H] */
+    q35_tensor w_b;         /* [nv, H] */
+    q35_tensor w_a;         /* [nv, H] */
+    q35_tensor w_out;       /* [H, nv*dv] */
+    const float *conv_w;    /* [C, K] */
+    const float *A;         /* [nv], -exp(A_log) */
+    const float *dt_bias;   /* [nv] */
+    const float *gdn_norm;  /* [dv], plain weight */
+
+    /* gated attention (full_attn == true) */
+    q35_tensor w_q;         /* [nh*2d, H]: per head, d query rows then d gate rows */
+    q35_tensor w_k;         /* [nkv*d, H] */
+    q35_tensor w_v;         /* [nkv*d, H] */
+    q35_tensor w_o;         /* [H, nh*d] */
+    const float *q_norm;    /* [d], 1+w */
+    const float *k_norm;    /* [d], 1+w */
+} q35_layer;
+
+/* A tensor the model keeps by name without using it (e.g. mtp.*). */
+typedef struct q35_named_tensor {
+    char *name;
+    q35_tensor t;
+} q35_named_tensor;
+
+struct q35_model {
+    q35_config cfg;
+    q35_tensor embed;          /* [V, H] */
+    q35_tensor lm_head;        /* [V, H]; same data as embed when tied */
+    const float *final_norm;   /* [H], 1+w */
+    q35_layer *layers;         /* [n_layers] */
+
+    q35_named_tensor *extra;   /* mtp.* tensors, kept for later use */
+    int n_extra;
+
+    int n_threads;
+    char *path;
+    const char *format;        /* static string */
+
+    /* Memory the model owns: mapped files and heap buffers (float32 small
+     * vectors, converted matrices). Freed by q35_model_free. */
+    q35_mapped_file *files;
+    int n_files;
+    void **buffers;
+    int n_buffers, cap_buffers;
+    size_t owned_bytes;        /* heap bytes in buffers */
+};
+
+/* Allocates `bytes` owned by the model (freed with it). NULL on failure. */
+void *q35_model_alloc(q35_model *m, size_t bytes);
+
+#endif
