@@ -67,6 +67,21 @@ q35_model *q35_model_load(const char *path, const q35_load_opts *opts, q35_err *
  * the model may be used afterwards. */
 void q35_model_free(q35_model *m);
 
+/* Memory management (voice apps free the LLM around TTS):
+ * - q35_model_is_loaded: false after q35_model_unload, true after load/reload.
+ * - q35_model_memory_footprint: bytes the model holds now (mapped weight
+ *   files + heap buffers); 0 once unloaded. States (KV caches) are owned and
+ *   counted by their q35_state / q35_chat.
+ * - q35_model_unload: releases weights and buffers but keeps the handle
+ *   (path, options). No q35_state of the model may run until reload.
+ * - q35_model_reload: loads the same path again into the same handle; a
+ *   no-op returning Q35_OK when already loaded.
+ * None of these may run concurrently with a forward pass on the model. */
+bool q35_model_is_loaded(const q35_model *m);
+size_t q35_model_memory_footprint(const q35_model *m);
+void q35_model_unload(q35_model *m);
+int q35_model_reload(q35_model *m, q35_err *e);
+
 /* Static facts about a loaded model, for callers that drive the low-level
  * API. Pointers inside stay owned by the model. */
 typedef struct q35_model_info {

@@ -33,8 +33,8 @@ void *q35_model_alloc(q35_model *m, size_t bytes) {
     return p;
 }
 
-void q35_model_free(q35_model *m) {
-    if (!m) return;
+/* Releases everything a load produced; keeps path, threads, generation. */
+static void release_weights(q35_model *m) {
     for (int i = 0; i < m->n_buffers; i++) free(m->buffers[i]);
     free(m->buffers);
     for (int i = 0; i < m->n_files; i++) q35_mapped_file_close(&m->files[i]);
@@ -42,8 +42,40 @@ void q35_model_free(q35_model *m) {
     for (int i = 0; i < m->n_extra; i++) free(m->extra[i].name);
     free(m->extra);
     free(m->layers);
+    m->buffers = NULL;
+    m->n_buffers = m->cap_buffers = 0;
+    m->owned_bytes = 0;
+    m->files = NULL;
+    m->n_files = 0;
+    m->extra = NULL;
+    m->n_extra = 0;
+    m->layers = NULL;
+    memset(&m->embed, 0, sizeof m->embed);
+    memset(&m->lm_head, 0, sizeof m->lm_head);
+    m->final_norm = NULL;
+    m->loaded = false;
+}
+
+void q35_model_free(q35_model *m) {
+    if (!m) return;
+    release_weights(m);
     free(m->path);
     free(m);
+}
+
+bool q35_model_is_loaded(const q35_model *m) {
+    return m && m->loaded;
+}
+
+size_t q35_model_memory_footprint(const q35_model *m) {
+    if (!m || !m->loaded) return 0;
+    size_t mapped = 0;
+    for (int i = 0; i < m->n_files; i++) mapped += m->files[i].size;
+    return mapped + m->owned_bytes;
+}
+
+void q35_model_unload(q35_model *m) {
+    if (m) release_weights(m);
 }
 
 void q35_model_get_info(const q35_model *m, q35_model_info *out) {
@@ -56,9 +88,7 @@ void q35_model_get_info(const q35_model *m, q35_model_info *out) {
     out->path = m->path;
     out->format = m->format;
     out->dtype = q35_dtype_name(m->embed.dtype);
-    size_t mapped = 0;
-    for (int i = 0; i < m->n_files; i++) mapped += m->files[i].size;
-    out->weight_bytes = mapped + m->owned_bytes;
+    out->weight_bytes = q35_model_memory_footprint(m);
 }
 
 /* ----------------------------------------------------------- tensor binding */
@@ -295,6 +325,33 @@ static int load_hf_dir(q35_model *m, const char *dir, q35_err *e) {
     return rc;
 }
 
+/* Loads m->path into m (which holds no weights). */
+static int load_into(q35_model *m, q35_err *e) {
+    const char *path = m->path;
+    struct stat st;
+    int rc;
+    if (stat(path, &st) != 0) {
+        rc = q35_err_set(e, Q35_ENOTFOUND, "%s: no such file or directory", path);
+    } else if (S_ISDIR(st.st_mode)) {
+        rc = load_hf_dir(m, path, e);
+    } else {
+        rc = q35_err_set(e, Q35_EINVAL, "%s: not a model directory", path);
+    }
+    if (rc) {
+        release_weights(m);
+        return rc;
+    }
+    m->loaded = true;
+    m->generation++;
+    return Q35_OK;
+}
+
+int q35_model_reload(q35_model *m, q35_err *e) {
+    if (!m) return q35_err_set(e, Q35_EINVAL, "no model");
+    if (m->loaded) return Q35_OK;
+    return load_into(m, e);
+}
+
 q35_model *q35_model_load(const char *path, const q35_load_opts *opts, q35_err *e) {
     if (!path || !*path) {
         q35_err_set(e, Q35_EINVAL, "no model path given");
@@ -308,17 +365,7 @@ q35_model *q35_model_load(const char *path, const q35_load_opts *opts, q35_err *
     }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     m->n_threads = opts && opts->n_threads > 0 ? opts->n_threads : (ncpu > 0 ? (int)ncpu : 1);
-
-    struct stat st;
-    int rc;
-    if (stat(path, &st) != 0) {
-        rc = q35_err_set(e, Q35_ENOTFOUND, "%s: no such file or directory", path);
-    } else if (S_ISDIR(st.st_mode)) {
-        rc = load_hf_dir(m, path, e);
-    } else {
-        rc = q35_err_set(e, Q35_EINVAL, "%s: not a model directory", path);
-    }
-    if (rc) {
+    if (load_into(m, e)) {
         q35_model_free(m);
         return NULL;
     }

@@ -62,6 +62,8 @@ struct q35_model {
     int n_extra;
 
     int n_threads;
+    bool loaded;
+    unsigned generation;       /* bumped by every (re)load: states check it */
     char *path;
     const char *format;        /* static string */
 

@@ -194,6 +194,23 @@ static void test_tiny_a(void **st) {
     q35_model_free(m);
 }
 
+static void test_unload_reload(void **st) {
+    q35_err e = {0};
+    q35_model *m = q35_model_load(TINY_A, NULL, &e);
+    assert_non_null(m);
+    assert_true(q35_model_is_loaded(m));
+    size_t bytes = q35_model_memory_footprint(m);
+    assert_true(bytes >= 526136); /* at least the mapped file */
+    q35_model_unload(m);
+    assert_false(q35_model_is_loaded(m));
+    assert_int_equal(q35_model_memory_footprint(m), 0);
+    assert_int_equal(q35_model_reload(m, &e), Q35_OK);
+    assert_true(q35_model_is_loaded(m));
+    assert_int_equal(q35_model_memory_footprint(m), bytes);
+    assert_int_equal(m->cfg.vocab_size, 512);
+    q35_model_free(m);
+}
+
 static void test_tiny_b_untied(void **st) {
     q35_err e = {0};
     q35_model *m = q35_model_load(TINY_B, NULL, &e);
@@ -463,6 +480,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiny_a),
         cmocka_unit_test(test_tiny_b_untied),
+        cmocka_unit_test(test_unload_reload),
         cmocka_unit_test(test_nested_sharded),
         cmocka_unit_test(test_missing_dir_and_files),
         cmocka_unit_test(test_truncated),
