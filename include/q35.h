@@ -138,6 +138,116 @@ int q35_snapshot_pos(const q35_snapshot *snap);
 size_t q35_snapshot_bytes(const q35_snapshot *snap);
 void q35_snapshot_free(q35_snapshot *snap);
 
+/* --------------------------------------------------------------- tokenizer
+ *
+ * Byte-level BPE as in HF `tokenizers` (SPEC §4): added tokens are cut out
+ * of the text first, every other stretch is normalized (NFC), split by the
+ * pre-tokenizer regex of the file, mapped to the byte-level alphabet and
+ * merged by rank. Ids equal HF's `encode(text, add_special_tokens=False)`.
+ * A q35_tokenizer is read-only after load: any number of threads may use
+ * one at once (each with its own q35_detok_stream).
+ */
+typedef struct q35_tokenizer q35_tokenizer;
+
+/* Loads a tokenizer from `path`: a model directory holding tokenizer.json,
+ * or the path of a tokenizer.json file. A tokenizer_config.json beside it,
+ * when present, adds its added tokens and names eos/pad/bos. A compact
+ * binary copy is cached under $XDG_CACHE_HOME/q35/tokenizers (or
+ * ~/.cache/q35/tokenizers; Q35_NO_TOKENIZER_CACHE=1 turns it off), keyed by
+ * a hash of the sources' bytes, so a second load skips JSON parsing.
+ * Returns NULL and fills `e` on failure. Caller frees with
+ * q35_tokenizer_free. */
+q35_tokenizer *q35_tokenizer_load(const char *path, q35_err *e);
+void q35_tokenizer_free(q35_tokenizer *t);
+
+/* How added tokens (e.g. <|im_end|>, <think>) written in the text are read. */
+typedef enum q35_added_mode {
+    /* Every added token in the text becomes its id (HF's default). */
+    Q35_ADDED_MATCH = 0,
+    /* Special added tokens (<|im_start|>, <|im_end|>, ...) are plain text;
+     * non-special ones (<think>, <tool_call>) still match. This is HF's
+     * `split_special_tokens=True`, the goldens' `*_nospecial`. */
+    Q35_ADDED_SPECIAL_AS_TEXT = 1,
+    /* No added token is matched: the whole text goes through BPE. For
+     * untrusted content that must not produce any control id. */
+    Q35_ADDED_AS_TEXT = 2,
+} q35_added_mode;
+
+/* A growable list of token ids. Zero-initialize; free with q35_tokens_free. */
+typedef struct q35_tokens {
+    int32_t *ids;
+    size_t n;
+    size_t cap;
+} q35_tokens;
+void q35_tokens_free(q35_tokens *v); /* frees ids and zeroes *v */
+
+/* Tokenizes `len` bytes of `text` (any bytes: NUL is a character, invalid
+ * UTF-8 is kept as raw byte tokens so that decoding gives the bytes back)
+ * and appends the ids to `out`. On failure `out` is left as it was. */
+int q35_tokenize_append(const q35_tokenizer *t, const char *text, size_t len,
+                        q35_added_mode mode, q35_tokens *out, q35_err *e);
+
+/* Same, into a new array: *ids (caller frees with free(); NULL when
+ * *n_ids == 0) and *n_ids. */
+int q35_tokenize(const q35_tokenizer *t, const char *text, size_t len, q35_added_mode mode,
+                 int32_t **ids, size_t *n_ids, q35_err *e);
+
+/* Decodes ids to UTF-8 text exactly as HF `decode`: the bytes of every
+ * token concatenated, then each maximal invalid UTF-8 subsequence replaced
+ * by one U+FFFD. `skip_special` drops special added tokens. *out is
+ * NUL-terminated (it may also contain NUL bytes: use *len); caller frees it
+ * with free(). Fails with Q35_EINVAL on an id outside the vocabulary. */
+int q35_detokenize(const q35_tokenizer *t, const int32_t *ids, size_t n, bool skip_special,
+                   char **out, size_t *len, q35_err *e);
+
+/* Number of ids the tokenizer knows: largest id + 1 (model vocabulary and
+ * added tokens). Rows of a model's embedding at or above it are padding. */
+size_t q35_tokenizer_n_vocab(const q35_tokenizer *t);
+
+/* Id of the token whose piece is exactly `piece` (NUL-terminated): an added
+ * token's content ("<|im_end|>") or a vocabulary entry in its byte-level
+ * spelling ("Ġworld"). Added tokens win. -1 when there is none. */
+int32_t q35_token_id(const q35_tokenizer *t, const char *piece);
+
+/* The piece of `id` as stored (byte-level spelling for vocabulary tokens),
+ * with its length in *len (may be NULL); NULL for an unknown id. Owned by t. */
+const char *q35_token_piece(const q35_tokenizer *t, int32_t id, size_t *len);
+
+/* The raw bytes `id` decodes to (not necessarily valid UTF-8 on its own:
+ * a token may hold part of a character), length in *len; NULL for an
+ * unknown id. Owned by t. */
+const char *q35_token_bytes(const q35_tokenizer *t, int32_t id, size_t *len);
+
+/* True for an added token marked special (skipped by skip_special). */
+bool q35_token_is_special(const q35_tokenizer *t, int32_t id);
+/* True for any added token (special or not: <think> is one). */
+bool q35_token_is_added(const q35_tokenizer *t, int32_t id);
+
+/* Ids named by tokenizer_config.json (eos_token, pad_token, bos_token);
+ * -1 where not named. */
+int32_t q35_tokenizer_eos(const q35_tokenizer *t);
+int32_t q35_tokenizer_pad(const q35_tokenizer *t);
+int32_t q35_tokenizer_bos(const q35_tokenizer *t);
+
+/* Streaming decoder: feed ids one at a time, get text that never ends in
+ * the middle of a UTF-8 character (incomplete sequences are held back until
+ * they complete or prove invalid). The concatenation of every piece it
+ * returns, flush included, equals q35_detokenize of all the ids. One thread
+ * at a time; the tokenizer must outlive it. Caller frees with
+ * q35_detok_stream_free. */
+typedef struct q35_detok_stream q35_detok_stream;
+q35_detok_stream *q35_detok_stream_new(const q35_tokenizer *t, bool skip_special, q35_err *e);
+/* Adds one id. *text / *len receive the text completed by it (possibly
+ * empty), valid until the next call on the stream. */
+int q35_detok_stream_push(q35_detok_stream *s, int32_t id, const char **text, size_t *len,
+                          q35_err *e);
+/* Ends the stream: held-back bytes come out (as U+FFFD, being incomplete).
+ * The stream is then empty and may be reused. */
+void q35_detok_stream_flush(q35_detok_stream *s, const char **text, size_t *len);
+/* Drops held-back bytes without emitting them. */
+void q35_detok_stream_reset(q35_detok_stream *s);
+void q35_detok_stream_free(q35_detok_stream *s);
+
 #ifdef __cplusplus
 }
 #endif
