@@ -1,0 +1,131 @@
+/* cmd_info.c — `q35 info -m M [--json]`: what a model is (shape, format,
+ * weight types, sizes) and where its files live. */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "model/model.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: q35 info -m MODEL [--json] [--threads N]\n"
+               "  Prints the model's format, shape, weight types, sizes and files.\n");
+}
+
+/* Counts the matrices by type to report what the weights really are. */
+static void count_types(const q35_model *m, size_t bytes[Q35_DT_COUNT]) {
+    memset(bytes, 0, sizeof(size_t) * Q35_DT_COUNT);
+#define ADD(t)                                                                                     \
+    do {                                                                                           \
+        if ((t).data) bytes[(t).dtype] += (size_t)q35_tensor_numel(&(t)) * q35_dtype_size((t).dtype); \
+    } while (0)
+    ADD(m->embed);
+    if (m->lm_head.data != m->embed.data) ADD(m->lm_head);
+    for (int i = 0; i < m->cfg.n_layers; i++) {
+        const q35_layer *L = &m->layers[i];
+        ADD(L->w_gate); ADD(L->w_up); ADD(L->w_down);
+        ADD(L->w_qkv); ADD(L->w_z); ADD(L->w_a); ADD(L->w_b); ADD(L->w_out);
+        ADD(L->w_q); ADD(L->w_k); ADD(L->w_v); ADD(L->w_o);
+    }
+#undef ADD
+}
+
+int cmd_info(int argc, char **argv) {
+    const char *model = NULL;
+    int json = 0;
+    long threads = 0;
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'j': json = 1; break;
+        case 't':
+            if (!cli_parse_int(optarg, 1, 1024, &threads)) return cli_fail("info", "bad --threads");
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!model) {
+        usage(stderr);
+        return 2;
+    }
+    q35_err e = {0};
+    q35_load_opts lo = {.n_threads = (int)threads};
+    q35_model *m = q35_model_load(model, &lo, &e);
+    if (!m) return cli_fail_err("info", &e);
+    const q35_config *cf = &m->cfg;
+    q35_model_info in;
+    q35_model_get_info(m, &in);
+    size_t bytes[Q35_DT_COUNT];
+    count_types(m, bytes);
+    char pattern[Q35_MAX_LAYERS + 1];
+    for (int i = 0; i < cf->n_layers; i++) pattern[i] = cf->layer_full[i] ? 'F' : 'L';
+    pattern[cf->n_layers] = 0;
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "path", in.path);
+        cJSON_AddStringToObject(o, "format", in.format);
+        cJSON_AddStringToObject(o, "dtype", in.dtype);
+        cJSON_AddNumberToObject(o, "vocab_size", cf->vocab_size);
+        cJSON_AddNumberToObject(o, "hidden_size", cf->hidden_size);
+        cJSON_AddNumberToObject(o, "intermediate_size", cf->intermediate_size);
+        cJSON_AddNumberToObject(o, "n_layers", cf->n_layers);
+        cJSON_AddStringToObject(o, "layers", pattern);
+        cJSON_AddNumberToObject(o, "n_heads", cf->n_heads);
+        cJSON_AddNumberToObject(o, "n_kv_heads", cf->n_kv_heads);
+        cJSON_AddNumberToObject(o, "head_dim", cf->head_dim);
+        cJSON_AddNumberToObject(o, "rotary_dim", cf->rotary_dim);
+        cJSON_AddNumberToObject(o, "linear_k_heads", cf->lin_k_heads);
+        cJSON_AddNumberToObject(o, "linear_v_heads", cf->lin_v_heads);
+        cJSON_AddNumberToObject(o, "linear_k_dim", cf->lin_k_dim);
+        cJSON_AddNumberToObject(o, "linear_v_dim", cf->lin_v_dim);
+        cJSON_AddBoolToObject(o, "tied", cf->tie_embeddings);
+        cJSON_AddNumberToObject(o, "weight_bytes", (double)in.weight_bytes);
+        cJSON *types = cJSON_AddObjectToObject(o, "bytes_by_type");
+        for (int t = 0; t < Q35_DT_COUNT; t++)
+            if (bytes[t]) cJSON_AddNumberToObject(types, q35_dtype_name((q35_dtype)t), (double)bytes[t]);
+        cJSON *files = cJSON_AddArrayToObject(o, "files");
+        for (int i = 0; i < m->n_files; i++) {
+            cJSON *f = cJSON_CreateObject();
+            cJSON_AddStringToObject(f, "path", m->files[i].path);
+            cJSON_AddNumberToObject(f, "bytes", (double)m->files[i].size);
+            cJSON_AddItemToArray(files, f);
+        }
+        char *text = cJSON_PrintUnformatted(o);
+        if (text) puts(text);
+        cJSON_free(text);
+        cJSON_Delete(o);
+    } else {
+        printf("path:        %s\n", in.path);
+        printf("format:      %s\n", in.format);
+        printf("weights:    ");
+        for (int t = 0; t < Q35_DT_COUNT; t++)
+            if (bytes[t]) printf(" %s %.1f MiB", q35_dtype_name((q35_dtype)t), bytes[t] / 1048576.0);
+        printf("\n");
+        printf("in memory:   %.1f MiB (mapped files + converted buffers)\n",
+               in.weight_bytes / 1048576.0);
+        printf("vocab:       %d%s\n", cf->vocab_size, cf->tie_embeddings ? " (tied output head)" : "");
+        printf("hidden:      %d, intermediate %d\n", cf->hidden_size, cf->intermediate_size);
+        printf("layers:      %d  %s (L = Gated DeltaNet, F = gated attention)\n", cf->n_layers,
+               pattern);
+        printf("attention:   %d heads, %d KV heads, head_dim %d, rotary %d, theta %g\n",
+               cf->n_heads, cf->n_kv_heads, cf->head_dim, cf->rotary_dim, cf->rope_theta);
+        printf("deltanet:    %d key heads x %d, %d value heads x %d, conv %d\n", cf->lin_k_heads,
+               cf->lin_k_dim, cf->lin_v_heads, cf->lin_v_dim, cf->conv_kernel);
+        printf("rms eps:     %g\n", cf->rms_eps);
+        if (m->n_extra) printf("extra:       %d mtp.* tensors (multi-token prediction head)\n", m->n_extra);
+        printf("files:\n");
+        for (int i = 0; i < m->n_files; i++)
+            printf("  %s (%.1f MiB)\n", m->files[i].path, m->files[i].size / 1048576.0);
+    }
+    q35_model_free(m);
+    return 0;
+}
