@@ -1,0 +1,89 @@
+/* kernels.h — the numeric operations the forward pass is made of, behind a
+ * table of function pointers so that the plain C definitions
+ * (kernels_generic.c, which define what each op computes) and the SIMD
+ * variants (kernels_avx2.c, kernels_avx512.c, ...) are interchangeable and
+ * testable against each other. No graph, no tensors with strides: direct
+ * calls on float32 rows, with weights as q35_tensor.
+ *
+ * Every op accumulates in float32 (or better). Variants may differ from the
+ * plain C definition only by float32 rounding (summation order, a
+ * polynomial exp within a few ulp).
+ *
+ * Weight matrices are described by model/tensor.h, a plain data header (no
+ * code) that the loader fills and the kernels read. */
+#ifndef Q35_KERNELS_KERNELS_H
+#define Q35_KERNELS_KERNELS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/threadpool.h"
+#include "model/tensor.h"
+
+typedef struct q35_kernels {
+    const char *name; /* "generic", "avx2", "avx512" */
+
+    /* Matrix times token rows: for rows o in [r0, r1) of w ([rows, cols],
+     * f32/f16/bf16, row-major) and tokens t in [0, T):
+     *     y[t*ldy + o] = sum_k w[o, k] * x[t*ldx + k]      (k < cols)
+     * Threads split the rows (see q35_matmul); one call must give each
+     * y element the same value whatever [r0, r1) it sits in. */
+    void (*matmul)(const q35_tensor *w, const float *x, int64_t ldx, int T, float *y, int64_t ldy,
+                   int64_t r0, int64_t r1);
+
+    float (*dot)(const float *a, const float *b, int n);
+    /* y += a * x */
+    void (*axpy)(float *y, float a, const float *x, int n);
+    /* x *= a */
+    void (*scale)(float *x, float a, int n);
+    /* out = x / sqrt(mean(x^2) + eps) * w  (w: the weight as the math uses
+     * it, e.g. 1+w for zero-centred norms); out may alias x. */
+    void (*rmsnorm)(float *out, const float *x, const float *w, float eps, int n);
+    /* out = silu(gate) * up; out may alias either input. */
+    void (*silu_mul)(float *out, const float *gate, const float *up, int n);
+    /* x = exp(x - max) / sum, in place. */
+    void (*softmax)(float *x, int n);
+
+    /* One Gated DeltaNet recurrence step for one value head, S [dk, dv]
+     * row-major:  S = decay*S;  u = beta*(v - S^T k);  S += k u^T;
+     * o = S^T q.  `work` is scratch of dv floats. */
+    void (*gdn_step)(float *S, const float *q, const float *k, const float *v, float decay,
+                     float beta, int dk, int dv, float *o, float *work);
+} q35_kernels;
+
+/* The plain C definitions. Always available. */
+const q35_kernels *q35_kernels_generic(void);
+/* The SIMD variants, or NULL where this CPU or this build lacks them. */
+const q35_kernels *q35_kernels_avx2(void);
+const q35_kernels *q35_kernels_avx512(void);
+const q35_kernels *q35_kernels_neon(void);
+/* The fastest set this CPU runs. Environment variable Q35_KERNELS=generic|
+ * avx2|avx512|neon forces one (when available), for testing and comparison. */
+const q35_kernels *q35_kernels_best(void);
+
+/* y = w x over all rows of w, rows split over the pool's threads in chunks
+ * whose size depends on the shape only (never on the thread count). pool may
+ * be NULL. */
+void q35_matmul(const q35_kernels *k, q35_threadpool *pool, const q35_tensor *w, const float *x,
+                int64_t ldx, int T, float *y, int64_t ldy);
+
+/* Row `row` of a [rows, cols] matrix (an embedding lookup) as float32. */
+void q35_tensor_row_f32(const q35_tensor *w, int64_t row, float *out);
+
+/* ---- small scalar and per-head ops (plain C; cheap next to the above) */
+
+float q35_sigmoidf(float x);
+/* log(1 + exp(x)), without overflow for large x. */
+float q35_softplusf(float x);
+/* x /= sqrt(sum(x^2) + eps) */
+void q35_l2norm(float *x, float eps, int n);
+/* NeoX rotary embedding on the first r dims of x (r even): dim i pairs with
+ * dim i + r/2, rotated by the angle whose cos/sin are cs[i], sn[i] (i < r/2);
+ * dims r.. pass through. */
+void q35_rope_neox(float *x, const float *cs, const float *sn, int r);
+/* cs[i], sn[i] = cos, sin(pos * theta^(-2i/r)) for i < r/2, in double. */
+void q35_rope_angles(float *cs, float *sn, int64_t pos, double theta, int r);
+/* x = x * sigmoid(g) */
+void q35_sigmoid_mul(float *x, const float *g, int n);
+
+#endif

@@ -1,0 +1,280 @@
+/* kernels_avx2.c — the kernel ops for AVX2 + FMA + F16C CPUs (the x86-64
+ * baseline of SPEC §11), compiled with those flags and only reached through
+ * q35_kernels_avx2() after a run-time check.
+ *
+ * Same structure as the AVX-512 set with 8 lanes: matmul register tiles of
+ * R rows x C tokens in which every (row, token) accumulator sees the same
+ * FMA sequence whatever the tile shape. Column tails are zero-padded through
+ * a small stack copy (weights) or masked loads (float32). */
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/cpu_features.h"
+#include "kernels/kernels.h"
+
+#define TILE_R 4
+#define TILE_C 3
+
+static inline __m256 widen(q35_dtype dt, const void *p) {
+    switch (dt) {
+    case Q35_DT_BF16: {
+        __m128i h = _mm_loadu_si128((const __m128i *)p);
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    case Q35_DT_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    default: return _mm256_loadu_ps(p);
+    }
+}
+
+/* Weight vector of the last `left` (< 8) columns, zero-padded. */
+static inline __m256 widen_tail(q35_dtype dt, const char *p, int left) {
+    _Alignas(32) unsigned char buf[32] = {0};
+    memcpy(buf, p, (size_t)left * q35_dtype_size(dt));
+    return widen(dt, buf);
+}
+
+static inline __m256i lane_mask(int left) {
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left), idx);
+}
+
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline __attribute__((always_inline)) void tile(q35_dtype dt, const char *w, int64_t ldw,
+                                                       const float *x, int64_t ldx, int64_t n,
+                                                       float *y, int64_t ldy, const int R,
+                                                       const int C) {
+    __m256 acc[TILE_R][TILE_C];
+    size_t es = q35_dtype_size(dt);
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            acc[r][c] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 wv[TILE_R];
+        for (int r = 0; r < R; r++)
+            wv[r] = widen(dt, w + r * ldw + k * es);
+        for (int c = 0; c < C; c++) {
+            __m256 xv = _mm256_loadu_ps(x + c * ldx + k);
+            for (int r = 0; r < R; r++)
+                acc[r][c] = _mm256_fmadd_ps(wv[r], xv, acc[r][c]);
+        }
+    }
+    if (k < n) {
+        int left = (int)(n - k);
+        __m256i m = lane_mask(left);
+        __m256 wv[TILE_R];
+        for (int r = 0; r < R; r++)
+            wv[r] = widen_tail(dt, w + r * ldw + k * es, left);
+        for (int c = 0; c < C; c++) {
+            __m256 xv = _mm256_maskload_ps(x + c * ldx + k, m);
+            for (int r = 0; r < R; r++)
+                acc[r][c] = _mm256_fmadd_ps(wv[r], xv, acc[r][c]);
+        }
+    }
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++)
+            y[c * ldy + r] = hsum(acc[r][c]);
+}
+
+static void tile_any(q35_dtype dt, const char *w, int64_t ldw, const float *x, int64_t ldx,
+                     int64_t n, float *y, int64_t ldy, int R, int C) {
+#define T_(r, c)                                                                                   \
+    case (r)*8 + (c): tile(dt, w, ldw, x, ldx, n, y, ldy, r, c); break;
+    switch (R * 8 + C) {
+        T_(1, 1)
+        T_(1, 2) T_(1, 3) T_(2, 1) T_(2, 2) T_(2, 3) T_(3, 1) T_(3, 2) T_(3, 3) T_(4, 1) T_(4, 2)
+            T_(4, 3) default : break;
+    }
+#undef T_
+}
+
+static void matmul_avx2(const q35_tensor *w, const float *x, int64_t ldx, int T, float *y,
+                        int64_t ldy, int64_t r0, int64_t r1) {
+    int64_t n = w->shape[1];
+    int64_t ldw = n * (int64_t)q35_dtype_size(w->dtype);
+    const char *base = w->data;
+    for (int64_t o = r0; o < r1; o += TILE_R) {
+        int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
+        const char *wr = base + o * ldw;
+        for (int t = 0; t < T; t += TILE_C) {
+            int C = T - t < TILE_C ? T - t : TILE_C;
+            if (R == TILE_R && C == TILE_C)
+                tile(w->dtype, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, TILE_R, TILE_C);
+            else
+                tile_any(w->dtype, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, R, C);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ vector ops */
+
+static float dot_avx2(const float *a, const float *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i < n; i += 8) {
+        __m256i m = lane_mask(n - i);
+        s0 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s0);
+    }
+    return hsum(_mm256_add_ps(s0, s1));
+}
+
+static void axpy_avx2(float *y, float a, const float *x, int n) {
+    __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i,
+                         _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    if (i < n) {
+        __m256i m = lane_mask(n - i);
+        __m256 r = _mm256_fmadd_ps(av, _mm256_maskload_ps(x + i, m), _mm256_maskload_ps(y + i, m));
+        _mm256_maskstore_ps(y + i, m, r);
+    }
+}
+
+static void scale_avx2(float *x, float a, int n) {
+    __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(av, _mm256_loadu_ps(x + i)));
+    if (i < n) {
+        __m256i m = lane_mask(n - i);
+        _mm256_maskstore_ps(x + i, m, _mm256_mul_ps(av, _mm256_maskload_ps(x + i, m)));
+    }
+}
+
+static void rmsnorm_avx2(float *out, const float *x, const float *w, float eps, int n) {
+    float ss = dot_avx2(x, x, n);
+    float inv = 1.0f / sqrtf(ss / (float)n + eps);
+    __m256 iv = _mm256_set1_ps(inv);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), iv),
+                                                _mm256_loadu_ps(w + i)));
+    for (; i < n; i++)
+        out[i] = x[i] * inv * w[i];
+}
+
+/* exp(x) for float32 lanes, as in the AVX-512 set; x is clamped to
+ * [-87, 88] so that 2^n stays a normal float (results below e^-87 come out
+ * as e^-87, which no caller can tell from 0 next to a sum >= 1). */
+static inline __m256 exp256(__m256 x) {
+    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-87.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-06f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+static void silu_mul_avx2(float *out, const float *gate, const float *up, int n) {
+    __m256 one = _mm256_set1_ps(1.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(gate + i);
+        __m256 s =
+            _mm256_div_ps(g, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(s, _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++)
+        out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+static void softmax_avx2(float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    __m256 mv = _mm256_set1_ps(mx), sv = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
+        sv = _mm256_add_ps(sv, e);
+        _mm256_storeu_ps(x + i, e);
+    }
+    float sum = hsum(sv);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    scale_avx2(x, 1.0f / sum, n);
+}
+
+/* Gated DeltaNet step in column blocks of 32 (4 vectors: u and o of a block
+ * fit the 16 registers). */
+static void gdn_step_avx2(float *S, const float *q, const float *k, const float *v, float decay,
+                          float beta, int dk, int dv, float *o, float *work) {
+    (void)work;
+    __m256 dec = _mm256_set1_ps(decay), bet = _mm256_set1_ps(beta);
+    for (int j0 = 0; j0 < dv; j0 += 32) {
+        int nvec = (dv - j0 + 7) / 8;
+        if (nvec > 4) nvec = 4;
+        __m256i m[4];
+        __m256 u[4], acc[4];
+        for (int b = 0; b < 4; b++) {
+            m[b] = lane_mask(dv - j0 - 8 * b);
+            u[b] = _mm256_setzero_ps();
+            acc[b] = _mm256_setzero_ps();
+        }
+        for (int i = 0; i < dk; i++) {
+            const float *row = S + (int64_t)i * dv + j0;
+            __m256 ki = _mm256_set1_ps(k[i]);
+            for (int b = 0; b < nvec; b++)
+                u[b] = _mm256_fmadd_ps(ki, _mm256_maskload_ps(row + 8 * b, m[b]), u[b]);
+        }
+        for (int b = 0; b < nvec; b++) {
+            __m256 vv = _mm256_maskload_ps(v + j0 + 8 * b, m[b]);
+            u[b] = _mm256_mul_ps(bet, _mm256_fnmadd_ps(dec, u[b], vv));
+        }
+        for (int i = 0; i < dk; i++) {
+            float *row = S + (int64_t)i * dv + j0;
+            __m256 ki = _mm256_set1_ps(k[i]), qi = _mm256_set1_ps(q[i]);
+            for (int b = 0; b < nvec; b++) {
+                __m256 s = _mm256_maskload_ps(row + 8 * b, m[b]);
+                s = _mm256_fmadd_ps(ki, u[b], _mm256_mul_ps(dec, s));
+                _mm256_maskstore_ps(row + 8 * b, m[b], s);
+                acc[b] = _mm256_fmadd_ps(qi, s, acc[b]);
+            }
+        }
+        for (int b = 0; b < nvec; b++)
+            _mm256_maskstore_ps(o + j0 + 8 * b, m[b], acc[b]);
+    }
+}
+
+static const q35_kernels avx2_set = {
+    .name = "avx2",
+    .matmul = matmul_avx2,
+    .dot = dot_avx2,
+    .axpy = axpy_avx2,
+    .scale = scale_avx2,
+    .rmsnorm = rmsnorm_avx2,
+    .silu_mul = silu_mul_avx2,
+    .softmax = softmax_avx2,
+    .gdn_step = gdn_step_avx2,
+};
+
+const q35_kernels *q35_kernels_avx2(void) {
+    q35_cpu_features f;
+    q35_cpu_features_detect(&f);
+    return q35_cpu_has_avx2_set(&f) ? &avx2_set : NULL;
+}

@@ -1,0 +1,255 @@
+/* kernels_avx512.c — the kernel ops for AVX-512 (F/BW/VL/DQ) CPUs, compiled
+ * with AVX-512 flags and only reached through q35_kernels_avx512() after a
+ * run-time check.
+ *
+ * matmul: one register tile of R weight rows x C tokens; each weight vector
+ * is loaded and widened to float32 once and used for C tokens, each token
+ * vector once for R rows. Every (row, token) accumulator sees the same
+ * sequence of FMAs whatever the tile shape, so a result never depends on
+ * how rows were split between threads or how tokens were grouped. Tails
+ * (columns not a multiple of 16) go through masked loads. */
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "kernels/cpu_features.h"
+#include "kernels/kernels.h"
+
+#define TILE_R 4
+#define TILE_C 4
+
+static inline __m512 load_w(q35_dtype dt, const void *p, __mmask16 m) {
+    switch (dt) {
+    case Q35_DT_BF16: {
+        __m256i h = _mm256_maskz_loadu_epi16(m, p);
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    case Q35_DT_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+    default: return _mm512_maskz_loadu_ps(m, p);
+    }
+}
+
+/* R x C tile: y[c*ldy + r] = w_r . x_c over n columns. R, C are constants
+ * at each call site, so the loops unroll and acc stays in registers. */
+static inline __attribute__((always_inline)) void tile(q35_dtype dt, const char *w, int64_t ldw,
+                                                       const float *x, int64_t ldx, int64_t n,
+                                                       float *y, int64_t ldy, const int R,
+                                                       const int C) {
+    __m512 acc[TILE_R][TILE_C];
+    size_t es = q35_dtype_size(dt);
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+        __m512 wv[TILE_R];
+        for (int r = 0; r < R; r++)
+            wv[r] = load_w(dt, w + r * ldw + k * es, 0xffff);
+        for (int c = 0; c < C; c++) {
+            __m512 xv = _mm512_loadu_ps(x + c * ldx + k);
+            for (int r = 0; r < R; r++)
+                acc[r][c] = _mm512_fmadd_ps(wv[r], xv, acc[r][c]);
+        }
+    }
+    if (k < n) {
+        __mmask16 m = (__mmask16)((1u << (n - k)) - 1);
+        __m512 wv[TILE_R];
+        for (int r = 0; r < R; r++)
+            wv[r] = load_w(dt, w + r * ldw + k * es, m);
+        for (int c = 0; c < C; c++) {
+            __m512 xv = _mm512_maskz_loadu_ps(m, x + c * ldx + k);
+            for (int r = 0; r < R; r++)
+                acc[r][c] = _mm512_fmadd_ps(wv[r], xv, acc[r][c]);
+        }
+    }
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++)
+            y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+/* Dispatches a tile with run-time (rows, tokens) <= (4, 4) to its
+ * specialization. */
+static void tile_any(q35_dtype dt, const char *w, int64_t ldw, const float *x, int64_t ldx,
+                     int64_t n, float *y, int64_t ldy, int R, int C) {
+#define T_(r, c)                                                                                   \
+    case (r)*8 + (c): tile(dt, w, ldw, x, ldx, n, y, ldy, r, c); break;
+    switch (R * 8 + C) {
+        T_(1, 1)
+        T_(1, 2) T_(1, 3) T_(1, 4) T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3)
+            T_(3, 4) T_(4, 1) T_(4, 2) T_(4, 3) T_(4, 4) default : break;
+    }
+#undef T_
+}
+
+static void matmul_avx512(const q35_tensor *w, const float *x, int64_t ldx, int T, float *y,
+                          int64_t ldy, int64_t r0, int64_t r1) {
+    int64_t n = w->shape[1];
+    size_t es = q35_dtype_size(w->dtype);
+    int64_t ldw = n * (int64_t)es;
+    const char *base = w->data;
+    for (int64_t o = r0; o < r1; o += TILE_R) {
+        int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
+        const char *wr = base + o * ldw;
+        for (int t = 0; t < T; t += TILE_C) {
+            int C = T - t < TILE_C ? T - t : TILE_C;
+            if (R == TILE_R && C == TILE_C)
+                tile(w->dtype, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, TILE_R, TILE_C);
+            else
+                tile_any(w->dtype, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, R, C);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ vector ops */
+
+static inline __mmask16 tail_mask(int left) {
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+}
+
+static float dot_avx512(const float *a, const float *b, int n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static void axpy_avx512(float *y, float a, const float *x, int n) {
+    __m512 av = _mm512_set1_ps(a);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        __m512 yv = _mm512_maskz_loadu_ps(m, y + i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), yv));
+    }
+}
+
+static void scale_avx512(float *x, float a, int n) {
+    __m512 av = _mm512_set1_ps(a);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(av, _mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+static void rmsnorm_avx512(float *out, const float *x, const float *w, float eps, int n) {
+    float ss = dot_avx512(x, x, n);
+    __m512 inv = _mm512_set1_ps(1.0f / sqrtf(ss / (float)n + eps));
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv);
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, w + i)));
+    }
+}
+
+/* exp(x) for float32 lanes: x = n ln2 + r with |r| <= ln2/2, exp(r) by a
+ * degree-7 Taylor polynomial (truncation < 1e-8 relative), times 2^n via
+ * scalef, which also gives 0 and inf at the ends. Within 2 ulp of expf. */
+static inline __m512 exp512(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(89.0f)), _mm512_set1_ps(-104.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+static void silu_mul_avx512(float *out, const float *gate, const float *up, int n) {
+    __m512 one = _mm512_set1_ps(1.0f);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+        __m512 s =
+            _mm512_div_ps(g, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, up + i)));
+    }
+}
+
+static void softmax_avx512(float *x, int n) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int i = 0; i < n; i += 16)
+        mx = _mm512_mask_max_ps(mx, tail_mask(n - i), mx,
+                                _mm512_maskz_loadu_ps(tail_mask(n - i), x + i));
+    __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), mv));
+        e = _mm512_maskz_mov_ps(m, e);
+        sum = _mm512_add_ps(sum, e);
+        _mm512_mask_storeu_ps(x + i, m, e);
+    }
+    scale_avx512(x, 1.0f / _mm512_reduce_add_ps(sum), n);
+}
+
+/* Gated DeltaNet step, in column blocks of up to 128 (8 vectors) so that u
+ * and o stay in registers while S streams through twice. */
+static void gdn_step_avx512(float *S, const float *q, const float *k, const float *v, float decay,
+                            float beta, int dk, int dv, float *o, float *work) {
+    (void)work;
+    __m512 dec = _mm512_set1_ps(decay), bet = _mm512_set1_ps(beta);
+    for (int j0 = 0; j0 < dv; j0 += 128) {
+        int nvec = (dv - j0 + 15) / 16;
+        if (nvec > 8) nvec = 8;
+        __mmask16 m[8];
+        __m512 u[8], acc[8];
+        for (int b = 0; b < 8; b++) {
+            m[b] = b < nvec ? tail_mask(dv - j0 - 16 * b) : 0;
+            u[b] = _mm512_setzero_ps();
+            acc[b] = _mm512_setzero_ps();
+        }
+        for (int i = 0; i < dk; i++) {
+            const float *row = S + (int64_t)i * dv + j0;
+            __m512 ki = _mm512_set1_ps(k[i]);
+            for (int b = 0; b < nvec; b++)
+                u[b] = _mm512_fmadd_ps(ki, _mm512_maskz_loadu_ps(m[b], row + 16 * b), u[b]);
+        }
+        for (int b = 0; b < nvec; b++) {
+            __m512 vv = _mm512_maskz_loadu_ps(m[b], v + j0 + 16 * b);
+            u[b] = _mm512_mul_ps(bet, _mm512_fnmadd_ps(dec, u[b], vv));
+        }
+        for (int i = 0; i < dk; i++) {
+            float *row = S + (int64_t)i * dv + j0;
+            __m512 ki = _mm512_set1_ps(k[i]), qi = _mm512_set1_ps(q[i]);
+            for (int b = 0; b < nvec; b++) {
+                __m512 s = _mm512_maskz_loadu_ps(m[b], row + 16 * b);
+                s = _mm512_fmadd_ps(ki, u[b], _mm512_mul_ps(dec, s));
+                _mm512_mask_storeu_ps(row + 16 * b, m[b], s);
+                acc[b] = _mm512_fmadd_ps(qi, s, acc[b]);
+            }
+        }
+        for (int b = 0; b < nvec; b++)
+            _mm512_mask_storeu_ps(o + j0 + 16 * b, m[b], acc[b]);
+    }
+}
+
+static const q35_kernels avx512_set = {
+    .name = "avx512",
+    .matmul = matmul_avx512,
+    .dot = dot_avx512,
+    .axpy = axpy_avx512,
+    .scale = scale_avx512,
+    .rmsnorm = rmsnorm_avx512,
+    .silu_mul = silu_mul_avx512,
+    .softmax = softmax_avx512,
+    .gdn_step = gdn_step_avx512,
+};
+
+const q35_kernels *q35_kernels_avx512(void) {
+    q35_cpu_features f;
+    q35_cpu_features_detect(&f);
+    return q35_cpu_has_avx512_set(&f) ? &avx512_set : NULL;
+}

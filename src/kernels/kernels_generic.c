@@ -1,0 +1,202 @@
+/* kernels_generic.c — the plain C definitions of every kernel op: portable,
+ * short, and the yardstick every SIMD variant is tested against. Sums use a
+ * few independent float32 partial sums (a fixed order, so results are
+ * reproducible) rather than one long chain. */
+#include <math.h>
+#include <string.h>
+
+#include "core/half.h"
+#include "kernels/kernels.h"
+
+/* ------------------------------------------------------------- matmul */
+
+static float dot_row_f32(const float *w, const float *x, int64_t n) {
+    float s[4] = {0, 0, 0, 0};
+    int64_t k = 0;
+    for (; k + 4 <= n; k += 4)
+        for (int j = 0; j < 4; j++)
+            s[j] += w[k + j] * x[k + j];
+    for (; k < n; k++)
+        s[0] += w[k] * x[k];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+static float dot_row_bf16(const uint16_t *w, const float *x, int64_t n) {
+    float s[4] = {0, 0, 0, 0};
+    int64_t k = 0;
+    for (; k + 4 <= n; k += 4)
+        for (int j = 0; j < 4; j++)
+            s[j] += q35_bf16_to_f32(w[k + j]) * x[k + j];
+    for (; k < n; k++)
+        s[0] += q35_bf16_to_f32(w[k]) * x[k];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+static float dot_row_f16(const uint16_t *w, const float *x, int64_t n) {
+    float s[4] = {0, 0, 0, 0};
+    int64_t k = 0;
+    for (; k + 4 <= n; k += 4)
+        for (int j = 0; j < 4; j++)
+            s[j] += q35_f16_to_f32(w[k + j]) * x[k + j];
+    for (; k < n; k++)
+        s[0] += q35_f16_to_f32(w[k]) * x[k];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+static void matmul_generic(const q35_tensor *w, const float *x, int64_t ldx, int T, float *y,
+                           int64_t ldy, int64_t r0, int64_t r1) {
+    int64_t cols = w->shape[1];
+    for (int64_t o = r0; o < r1; o++) {
+        for (int t = 0; t < T; t++) {
+            const float *xt = x + (int64_t)t * ldx;
+            float v;
+            switch (w->dtype) {
+            case Q35_DT_BF16:
+                v = dot_row_bf16((const uint16_t *)w->data + o * cols, xt, cols);
+                break;
+            case Q35_DT_F16: v = dot_row_f16((const uint16_t *)w->data + o * cols, xt, cols); break;
+            default: v = dot_row_f32((const float *)w->data + o * cols, xt, cols); break;
+            }
+            y[(int64_t)t * ldy + o] = v;
+        }
+    }
+}
+
+/* ------------------------------------------------------ vector ops */
+
+static float dot_generic(const float *a, const float *b, int n) {
+    return dot_row_f32(a, b, n);
+}
+
+static void axpy_generic(float *y, float a, const float *x, int n) {
+    for (int i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+static void scale_generic(float *x, float a, int n) {
+    for (int i = 0; i < n; i++)
+        x[i] *= a;
+}
+
+static void rmsnorm_generic(float *out, const float *x, const float *w, float eps, int n) {
+    float ss = dot_row_f32(x, x, n);
+    float inv = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int i = 0; i < n; i++)
+        out[i] = x[i] * inv * w[i];
+}
+
+static void silu_mul_generic(float *out, const float *gate, const float *up, int n) {
+    for (int i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+static void softmax_generic(float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    float sum = 0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    float inv = 1.0f / sum;
+    for (int i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
+/* Two passes over S per token: first S^T k on the decayed state (decay
+ * applied to the result instead of to S), then the rank-1 update fused with
+ * the output product, so S is read twice and written once. */
+static void gdn_step_generic(float *S, const float *q, const float *k, const float *v, float decay,
+                             float beta, int dk, int dv, float *o, float *u) {
+    for (int j = 0; j < dv; j++)
+        u[j] = 0;
+    for (int i = 0; i < dk; i++)
+        axpy_generic(u, k[i], S + (int64_t)i * dv, dv);
+    for (int j = 0; j < dv; j++)
+        u[j] = beta * (v[j] - decay * u[j]);
+    for (int j = 0; j < dv; j++)
+        o[j] = 0;
+    for (int i = 0; i < dk; i++) {
+        float *row = S + (int64_t)i * dv;
+        for (int j = 0; j < dv; j++)
+            row[j] = decay * row[j] + k[i] * u[j];
+        axpy_generic(o, q[i], row, dv);
+    }
+}
+
+static const q35_kernels generic_set = {
+    .name = "generic",
+    .matmul = matmul_generic,
+    .dot = dot_generic,
+    .axpy = axpy_generic,
+    .scale = scale_generic,
+    .rmsnorm = rmsnorm_generic,
+    .silu_mul = silu_mul_generic,
+    .softmax = softmax_generic,
+    .gdn_step = gdn_step_generic,
+};
+
+const q35_kernels *q35_kernels_generic(void) {
+    return &generic_set;
+}
+
+/* ------------------------------------------------ small scalar ops */
+
+float q35_sigmoidf(float x) {
+    return 1.0f / (1.0f + expf(-x));
+}
+
+float q35_softplusf(float x) {
+    /* log1p(exp(x)) loses nothing in float32 once exp(-x) < 2^-24 */
+    return x > 20.0f ? x : log1pf(expf(x));
+}
+
+void q35_l2norm(float *x, float eps, int n) {
+    float inv = 1.0f / sqrtf(dot_row_f32(x, x, n) + eps);
+    for (int i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
+void q35_rope_neox(float *x, const float *cs, const float *sn, int r) {
+    int h = r / 2;
+    for (int i = 0; i < h; i++) {
+        float a = x[i], b = x[i + h];
+        x[i] = a * cs[i] - b * sn[i];
+        x[i + h] = b * cs[i] + a * sn[i];
+    }
+}
+
+void q35_rope_angles(float *cs, float *sn, int64_t pos, double theta, int r) {
+    for (int i = 0; i < r / 2; i++) {
+        double ang = (double)pos * pow(theta, -2.0 * i / r);
+        cs[i] = (float)cos(ang);
+        sn[i] = (float)sin(ang);
+    }
+}
+
+void q35_sigmoid_mul(float *x, const float *g, int n) {
+    for (int i = 0; i < n; i++)
+        x[i] *= q35_sigmoidf(g[i]);
+}
+
+void q35_tensor_row_f32(const q35_tensor *w, int64_t row, float *out) {
+    int64_t cols = w->shape[1];
+    switch (w->dtype) {
+    case Q35_DT_BF16: {
+        const uint16_t *p = (const uint16_t *)w->data + row * cols;
+        for (int64_t i = 0; i < cols; i++)
+            out[i] = q35_bf16_to_f32(p[i]);
+        break;
+    }
+    case Q35_DT_F16: {
+        const uint16_t *p = (const uint16_t *)w->data + row * cols;
+        for (int64_t i = 0; i < cols; i++)
+            out[i] = q35_f16_to_f32(p[i]);
+        break;
+    }
+    default: memcpy(out, (const float *)w->data + row * cols, (size_t)cols * sizeof(float)); break;
+    }
+}

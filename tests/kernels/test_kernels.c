@@ -1,0 +1,357 @@
+/* test_kernels.c — every SIMD kernel set against the plain C definitions,
+ * on odd sizes (tails of every length, sizes below one vector), plus the
+ * invariants the forward pass relies on: a matmul result does not depend on
+ * how rows are split between threads or how tokens are grouped. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/half.h"
+#include "kernels/kernels.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static float frand(void) { /* uniform in [-1, 1) */
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 40) * (1.0 / (1 << 23)) - 1.0);
+}
+
+static void fill(float *x, int64_t n, float scale) {
+    for (int64_t i = 0; i < n; i++)
+        x[i] = frand() * scale;
+}
+
+/* The SIMD sets this machine runs (the generic set itself is checked too,
+ * against a float64 recomputation). */
+static const q35_kernels *variants[4];
+static int n_variants;
+
+static int setup(void **st) {
+    (void)st;
+    n_variants = 0;
+    variants[n_variants++] = q35_kernels_generic();
+    if (q35_kernels_avx2()) variants[n_variants++] = q35_kernels_avx2();
+    if (q35_kernels_avx512()) variants[n_variants++] = q35_kernels_avx512();
+    if (q35_kernels_neon()) variants[n_variants++] = q35_kernels_neon();
+    for (int i = 0; i < n_variants; i++)
+        printf("kernel set: %s\n", variants[i]->name);
+    return 0;
+}
+
+/* Weight matrix of dtype dt holding the values of wf (rounded to dt; wf is
+ * updated to the rounded values so a float64 reference sees the same). */
+static void *make_weights(q35_dtype dt, float *wf, int64_t n) {
+    if (dt == Q35_DT_F32) {
+        float *w = malloc((size_t)n * 4);
+        memcpy(w, wf, (size_t)n * 4);
+        return w;
+    }
+    uint16_t *w = malloc((size_t)n * 2);
+    for (int64_t i = 0; i < n; i++) {
+        if (dt == Q35_DT_BF16) {
+            w[i] = q35_f32_to_bf16(wf[i]);
+            wf[i] = q35_bf16_to_f32(w[i]);
+        } else {
+            w[i] = q35_f32_to_f16(wf[i]);
+            wf[i] = q35_f16_to_f32(w[i]);
+        }
+    }
+    return w;
+}
+
+static void check_matmul_shape(q35_dtype dt, int rows, int cols, int T) {
+    int64_t ldx = cols + 3, ldy = rows + 5; /* strides wider than the rows */
+    float *wf = malloc((size_t)rows * cols * 4);
+    float *x = malloc((size_t)T * ldx * 4);
+    fill(wf, (int64_t)rows * cols, 1.0f);
+    fill(x, (int64_t)T * ldx, 2.0f);
+    void *wd = make_weights(dt, wf, (int64_t)rows * cols);
+    q35_tensor w = {dt, 2, {rows, cols}, wd};
+    float *y = malloc((size_t)T * ldy * 4), *y2 = malloc((size_t)T * ldy * 4);
+    for (int v = 0; v < n_variants; v++) {
+        const q35_kernels *k = variants[v];
+        for (int64_t i = 0; i < (int64_t)T * ldy; i++)
+            y[i] = y2[i] = 12345.0f;
+        k->matmul(&w, x, ldx, T, y, ldy, 0, rows);
+        double worst = 0;
+        for (int t = 0; t < T; t++) {
+            for (int o = 0; o < rows; o++) {
+                double ref = 0, mag = 0;
+                for (int c = 0; c < cols; c++) {
+                    double p = (double)wf[(int64_t)o * cols + c] * x[(int64_t)t * ldx + c];
+                    ref += p;
+                    mag += fabs(p);
+                }
+                double err = fabs(y[(int64_t)t * ldy + o] - ref) / (mag + 1e-30);
+                if (err > worst) worst = err;
+            }
+            /* padding between rows of y stays untouched */
+            for (int64_t i = rows; i < ldy; i++)
+                assert_true(y[(int64_t)t * ldy + i] == 12345.0f);
+        }
+        if (worst > 4e-6)
+            fail_msg("%s matmul %s %dx%d T=%d: rel err %.3g", k->name, q35_dtype_name(dt), rows,
+                     cols, T, worst);
+        /* Rows split at odd places, tokens fed one at a time: bit-identical. */
+        for (int64_t r = 0; r < rows;) {
+            int64_t e = r + 1 + (r * 7 + 3) % 11;
+            if (e > rows) e = rows;
+            for (int t = 0; t < T; t++)
+                k->matmul(&w, x + (int64_t)t * ldx, ldx, 1, y2 + (int64_t)t * ldy, ldy, r, e);
+            r = e;
+        }
+        for (int t = 0; t < T; t++)
+            for (int o = 0; o < rows; o++)
+                if (y[(int64_t)t * ldy + o] != y2[(int64_t)t * ldy + o])
+                    fail_msg("%s matmul %s %dx%d T=%d: row %d token %d depends on the split",
+                             k->name, q35_dtype_name(dt), rows, cols, T, o, t);
+    }
+    free(wf);
+    free(x);
+    free(wd);
+    free(y);
+    free(y2);
+}
+
+static void test_matmul(void **st) {
+    (void)st;
+    static const int shapes[][3] = {{1, 1, 1},    {3, 7, 2},    {5, 15, 5},   {9, 16, 3},
+                                    {4, 17, 4},   {13, 31, 7},  {7, 32, 9},   {33, 33, 1},
+                                    {6, 100, 11}, {21, 257, 6}, {64, 128, 8}, {17, 1000, 3}};
+    for (int dt = 0; dt < Q35_DT_COUNT; dt++)
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+            check_matmul_shape((q35_dtype)dt, shapes[s][0], shapes[s][1], shapes[s][2]);
+}
+
+static void test_matmul_threaded(void **st) {
+    (void)st;
+    int rows = 301, cols = 77, T = 6;
+    float *wf = malloc((size_t)rows * cols * 4), *x = malloc((size_t)T * cols * 4);
+    fill(wf, (int64_t)rows * cols, 1);
+    fill(x, (int64_t)T * cols, 1);
+    void *wd = make_weights(Q35_DT_BF16, wf, (int64_t)rows * cols);
+    q35_tensor w = {Q35_DT_BF16, 2, {rows, cols}, wd};
+    float *y1 = calloc((size_t)T * rows, 4), *y3 = calloc((size_t)T * rows, 4);
+    for (int v = 0; v < n_variants; v++) {
+        q35_threadpool *p = q35_threadpool_new(3, NULL);
+        assert_non_null(p);
+        q35_matmul(variants[v], NULL, &w, x, cols, T, y1, rows);
+        q35_matmul(variants[v], p, &w, x, cols, T, y3, rows);
+        assert_memory_equal(y1, y3, (size_t)T * rows * 4);
+        q35_threadpool_free(p);
+    }
+    free(wf);
+    free(x);
+    free(wd);
+    free(y1);
+    free(y3);
+}
+
+static void close_or_fail(const char *what, const char *name, int n, const float *a,
+                          const double *ref, int len, double tol) {
+    double mx = 0, err = 0;
+    for (int i = 0; i < len; i++) {
+        if (fabs(ref[i]) > mx) mx = fabs(ref[i]);
+        if (fabs(a[i] - ref[i]) > err) err = fabs(a[i] - ref[i]);
+    }
+    if (err > tol * (mx > 1 ? mx : 1))
+        fail_msg("%s %s n=%d: max err %.3g (max |ref| %.3g)", name, what, n, err, mx);
+}
+
+static void test_vector_ops(void **st) {
+    (void)st;
+    enum { N = 300 };
+    float a[N], b[N], w[N], y[N], out[N];
+    double ref[N];
+    for (int v = 0; v < n_variants; v++) {
+        const q35_kernels *k = variants[v];
+        for (int n = 1; n <= 261; n += (n < 40 ? 1 : 37)) {
+            fill(a, n, 3);
+            fill(b, n, 3);
+            fill(w, n, 1);
+            double d = 0, mag = 0;
+            for (int i = 0; i < n; i++) {
+                d += (double)a[i] * b[i];
+                mag += fabs((double)a[i] * b[i]);
+            }
+            double dr = k->dot(a, b, n);
+            if (fabs(dr - d) > 1e-6 * mag) fail_msg("%s dot n=%d: %g vs %g", k->name, n, dr, d);
+
+            memcpy(y, b, sizeof y);
+            k->axpy(y, 0.37f, a, n);
+            for (int i = 0; i < n; i++)
+                ref[i] = b[i] + 0.37 * a[i];
+            close_or_fail("axpy", k->name, n, y, ref, n, 1e-6);
+            assert_true(y[n] == b[n]); /* nothing written past n */
+
+            memcpy(y, a, sizeof y);
+            k->scale(y, -1.7f, n);
+            for (int i = 0; i < n; i++)
+                ref[i] = a[i] * -1.7;
+            close_or_fail("scale", k->name, n, y, ref, n, 1e-6);
+            assert_true(y[n] == a[n]);
+
+            double ss = 0;
+            for (int i = 0; i < n; i++)
+                ss += (double)a[i] * a[i];
+            for (int i = 0; i < n; i++)
+                ref[i] = a[i] / sqrt(ss / n + 1e-6) * w[i];
+            k->rmsnorm(out, a, w, 1e-6f, n);
+            close_or_fail("rmsnorm", k->name, n, out, ref, n, 2e-6);
+            memcpy(y, a, sizeof y);
+            k->rmsnorm(y, y, w, 1e-6f, n); /* in place */
+            close_or_fail("rmsnorm in place", k->name, n, y, ref, n, 2e-6);
+
+            /* silu over a wide range, including where exp over/underflows */
+            for (int i = 0; i < n; i++)
+                y[i] = a[i] * (i % 3 == 0 ? 40 : 5);
+            for (int i = 0; i < n; i++)
+                ref[i] = y[i] / (1 + exp(-(double)y[i])) * b[i];
+            k->silu_mul(out, y, b, n);
+            for (int i = 0; i < n; i++)
+                if (fabs(out[i] - ref[i]) > 2e-6 * fabs(ref[i]) + 1e-30)
+                    fail_msg("%s silu_mul n=%d i=%d x=%g: %.9g vs %.9g", k->name, n, i, y[i],
+                             out[i], ref[i]);
+
+            for (int i = 0; i < n; i++)
+                y[i] = a[i] * 30;
+            double mx = -1e300, sum = 0;
+            for (int i = 0; i < n; i++)
+                mx = y[i] > mx ? y[i] : mx;
+            for (int i = 0; i < n; i++)
+                sum += exp(y[i] - mx);
+            for (int i = 0; i < n; i++)
+                ref[i] = exp(y[i] - mx) / sum;
+            k->softmax(y, n);
+            for (int i = 0; i < n; i++)
+                if (fabs(y[i] - ref[i]) > 3e-6 * ref[i] + 1e-30)
+                    fail_msg("%s softmax n=%d i=%d: %.9g vs %.9g", k->name, n, i, y[i], ref[i]);
+        }
+        /* softmax with a -inf entry (a masked position) */
+        float z[5] = {1, -INFINITY, 2, 0.5f, -INFINITY};
+        k->softmax(z, 5);
+        assert_true(z[1] == 0 && z[4] == 0);
+        assert_true(fabs(z[0] + z[2] + z[3] - 1) < 1e-6);
+    }
+}
+
+static void test_gdn_step(void **st) {
+    (void)st;
+    static const int dims[][2] = {{16, 24}, {1, 1}, {3, 130}, {128, 128}, {40, 17}, {7, 257}};
+    for (size_t di = 0; di < sizeof dims / sizeof *dims; di++) {
+        int dk = dims[di][0], dv = dims[di][1];
+        float *S0 = malloc((size_t)dk * dv * 4), *S = malloc((size_t)dk * dv * 4);
+        float *q = malloc((size_t)dk * 4), *kk = malloc((size_t)dk * 4);
+        float *v = malloc((size_t)dv * 4), *o = malloc((size_t)(dv + 1) * 4),
+              *work = malloc((size_t)dv * 4);
+        double *Sd = malloc((size_t)dk * dv * 8), *od = malloc((size_t)dv * 8),
+               *u = malloc((size_t)dv * 8);
+        fill(S0, (int64_t)dk * dv, 0.5f);
+        for (int vi = 0; vi < n_variants; vi++) {
+            const q35_kernels *k = variants[vi];
+            memcpy(S, S0, (size_t)dk * dv * 4);
+            for (int i = 0; i < dk * dv; i++)
+                Sd[i] = S0[i];
+            for (int step = 0; step < 3; step++) {
+                fill(q, dk, 0.3f);
+                fill(kk, dk, 0.3f);
+                fill(v, dv, 1);
+                float decay = 0.6f + 0.1f * step, beta = 0.8f - 0.2f * step;
+                o[dv] = 777;
+                k->gdn_step(S, q, kk, v, decay, beta, dk, dv, o, work);
+                assert_true(o[dv] == 777);
+                for (int i = 0; i < dk * dv; i++)
+                    Sd[i] *= decay;
+                for (int j = 0; j < dv; j++) {
+                    double s = 0;
+                    for (int i = 0; i < dk; i++)
+                        s += Sd[(int64_t)i * dv + j] * kk[i];
+                    u[j] = beta * (v[j] - s);
+                }
+                for (int i = 0; i < dk; i++)
+                    for (int j = 0; j < dv; j++)
+                        Sd[(int64_t)i * dv + j] += kk[i] * u[j];
+                for (int j = 0; j < dv; j++) {
+                    double s = 0;
+                    for (int i = 0; i < dk; i++)
+                        s += Sd[(int64_t)i * dv + j] * q[i];
+                    od[j] = s;
+                }
+                char what[64];
+                snprintf(what, sizeof what, "gdn_step o dk=%d dv=%d step %d", dk, dv, step);
+                close_or_fail(what, k->name, dv, o, od, dv, 2e-6);
+                float *tmp = malloc((size_t)dk * dv * 4);
+                memcpy(tmp, S, (size_t)dk * dv * 4);
+                snprintf(what, sizeof what, "gdn_step S dk=%d dv=%d step %d", dk, dv, step);
+                close_or_fail(what, k->name, dk * dv, tmp, Sd, dk * dv, 2e-6);
+                free(tmp);
+            }
+        }
+        free(S0);
+        free(S);
+        free(q);
+        free(kk);
+        free(v);
+        free(o);
+        free(work);
+        free(Sd);
+        free(od);
+        free(u);
+    }
+}
+
+static void test_small_ops(void **st) {
+    (void)st;
+    assert_true(fabsf(q35_sigmoidf(0) - 0.5f) < 1e-7f);
+    assert_true(q35_sigmoidf(-200) == 0 && q35_sigmoidf(200) == 1);
+    assert_true(fabs(q35_softplusf(0) - log(2.0)) < 1e-7);
+    assert_true(q35_softplusf(100) == 100.0f && q35_softplusf(-100) > 0);
+    assert_true(fabs(q35_softplusf(-30) - exp(-30.0)) < 1e-6 * exp(-30.0));
+    float x[5] = {3, 4, 0, 0, 0};
+    q35_l2norm(x, 0, 5);
+    assert_true(fabsf(x[0] - 0.6f) < 1e-7f && fabsf(x[1] - 0.8f) < 1e-7f);
+    /* rope: dims 0..3 rotated in NeoX pairs (0,2), (1,3); 4, 5 pass through */
+    float cs[2], sn[2], r[6] = {1, 2, 3, 4, 5, 6};
+    q35_rope_angles(cs, sn, 3, 10000.0, 4);
+    double a0 = 3.0, a1 = 3.0 * pow(10000.0, -0.5);
+    assert_true(fabs(cs[0] - cos(a0)) < 1e-7 && fabs(sn[1] - sin(a1)) < 1e-7);
+    q35_rope_neox(r, cs, sn, 4);
+    assert_true(fabs(r[0] - (1 * cos(a0) - 3 * sin(a0))) < 1e-6);
+    assert_true(fabs(r[2] - (3 * cos(a0) + 1 * sin(a0))) < 1e-6);
+    assert_true(fabs(r[1] - (2 * cos(a1) - 4 * sin(a1))) < 1e-6);
+    assert_true(fabs(r[3] - (4 * cos(a1) + 2 * sin(a1))) < 1e-6);
+    assert_true(r[4] == 5 && r[5] == 6);
+    /* embedding row lookup in each dtype */
+    uint16_t bf[6], hf[6];
+    float f[6] = {1, -2, 0.5f, 3, 4, -0.25f}, out[3];
+    for (int i = 0; i < 6; i++) {
+        bf[i] = q35_f32_to_bf16(f[i]);
+        hf[i] = q35_f32_to_f16(f[i]);
+    }
+    q35_tensor tb = {Q35_DT_BF16, 2, {2, 3}, bf}, th = {Q35_DT_F16, 2, {2, 3}, hf},
+               tf = {Q35_DT_F32, 2, {2, 3}, f};
+    q35_tensor_row_f32(&tb, 1, out);
+    assert_true(out[0] == 3 && out[2] == -0.25f);
+    q35_tensor_row_f32(&th, 1, out);
+    assert_true(out[1] == 4);
+    q35_tensor_row_f32(&tf, 0, out);
+    assert_true(out[1] == -2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matmul),     cmocka_unit_test(test_matmul_threaded),
+        cmocka_unit_test(test_vector_ops), cmocka_unit_test(test_gdn_step),
+        cmocka_unit_test(test_small_ops),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
