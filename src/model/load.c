@@ -14,6 +14,7 @@
 #include "core/half.h"
 #include "formats/safetensors.h"
 #include "model/model.h"
+#include "model/quant_spec.h"
 
 #define MAX_CONFIG_BYTES (4u << 20)
 
@@ -53,6 +54,7 @@ static void release_weights(q35_model *m) {
     memset(&m->embed, 0, sizeof m->embed);
     memset(&m->lm_head, 0, sizeof m->lm_head);
     m->final_norm = NULL;
+    m->format = NULL;
     m->loaded = false;
 }
 
@@ -96,8 +98,12 @@ void q35_model_get_info(const q35_model *m, q35_model_info *out) {
 typedef struct binder {
     q35_model *m;
     const q35_st_set *set;
-    const char *prefix; /* "model.language_model." or "model." */
+    const char *prefix; /* "model.language_model.", "model." or "language_model.model." */
     const char *where;  /* the checkpoint, for messages */
+    /* MLX-converted checkpoints (mlx-lm) store the zero-centred norms with
+     * the +1 already folded in and may hold affine-quantized matrices. */
+    bool mlx_layout;
+    const q35_quant_spec *quant; /* config's "quantization", or NULL */
     q35_err *e;
 } binder;
 
@@ -153,12 +159,77 @@ static q35_dtype to_dtype(q35_st_dtype d) {
     return d == Q35_ST_F32 ? Q35_DT_F32 : d == Q35_ST_F16 ? Q35_DT_F16 : Q35_DT_BF16;
 }
 
+/* An MLX affine-quantized matrix: `weight` U32 [rows, cols*bits/32] (values
+ * packed from the low bits up), `scales` and `biases` [rows, cols/group] in
+ * a float type; w = scale * q + bias. Dequantized to float32 at load until
+ * q35 computes on these formats directly. */
+static int bind_mlx_quantized(binder *b, const char *full, const q35_st_tensor *w, int64_t rows,
+                              int64_t cols, q35_tensor *out) {
+    char sname[300], bname[300];
+    size_t stem = strlen(full) - strlen(".weight");
+    snprintf(sname, sizeof sname, "%.*s.scales", (int)stem, full);
+    snprintf(bname, sizeof bname, "%.*s.biases", (int)stem, full);
+    const q35_st_tensor *sc = q35_st_set_find(b->set, sname);
+    const q35_st_tensor *bi = q35_st_set_find(b->set, bname);
+    const char *path = b->set->files[w->file_index].path;
+    if (!sc || !bi)
+        return q35_err_set(b->e, Q35_EFORMAT, "%s: tensor '%s' is U32 (quantized) but '%s' or '%s' is missing",
+                           path, full, sname, bname);
+    if (w->ndim != 2 || w->shape[0] != rows || w->shape[1] < 1 || (w->shape[1] * 32) % cols)
+        return q35_err_set(b->e, Q35_EFORMAT,
+                           "%s: quantized tensor '%s' has %d dims [%lld, %lld]; the config needs %lld "
+                           "rows of %lld values",
+                           path, full, w->ndim, (long long)w->shape[0],
+                           (long long)(w->ndim > 1 ? w->shape[1] : 0), (long long)rows, (long long)cols);
+    int bits = (int)(w->shape[1] * 32 / cols);
+    if (bits != 2 && bits != 4 && bits != 8)
+        return q35_err_set(b->e, Q35_EFORMAT, "%s: tensor '%s' packs %d bits per value; 2, 4 or 8 supported",
+                           path, full, bits);
+    if (sc->ndim != 2 || sc->shape[0] != rows || sc->shape[1] < 1 || cols % sc->shape[1] ||
+        !is_float(sc->dtype) || bi->ndim != 2 || bi->shape[0] != rows || bi->shape[1] != sc->shape[1] ||
+        !is_float(bi->dtype))
+        return q35_err_set(b->e, Q35_EFORMAT, "%s: scales/biases of '%s' do not match its [%lld, %lld] shape",
+                           path, full, (long long)rows, (long long)cols);
+    int group = (int)(cols / sc->shape[1]);
+    if (group % (32 / bits))
+        return q35_err_set(b->e, Q35_EFORMAT, "%s: tensor '%s': group size %d does not hold whole words",
+                           path, full, group);
+    if (b->quant && (b->quant->bits != bits || b->quant->group_size != group) &&
+        !q35_quant_spec_has_override(b->quant, full))
+        return q35_err_set(b->e, Q35_EFORMAT,
+                           "%s: contradictory quantization: tensor '%s' has %d bits, group %d but "
+                           "config.json says %d bits, group %d",
+                           path, full, bits, group, b->quant->bits, b->quant->group_size);
+    float *dst = q35_model_alloc(b->m, (size_t)rows * (size_t)cols * sizeof(float));
+    if (!dst) return q35_err_set(b->e, Q35_ENOMEM, "out of memory dequantizing '%s'", full);
+    const unsigned char *packed = w->data;
+    const uint32_t mask = (1u << bits) - 1;
+    const int64_t words_per_row = w->shape[1], groups = sc->shape[1];
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t c = 0; c < cols; c++) {
+            int64_t bit = c * bits;
+            uint32_t word;
+            memcpy(&word, packed + 4 * (r * words_per_row + bit / 32), 4);
+            float q = (float)((word >> (bit % 32)) & mask);
+            size_t g = (size_t)(r * groups + c / group);
+            dst[r * cols + c] = elem_f32(sc, g) * q + elem_f32(bi, g);
+        }
+    }
+    out->dtype = Q35_DT_F32;
+    out->ndim = 2;
+    out->shape[0] = rows;
+    out->shape[1] = cols;
+    out->data = dst;
+    return Q35_OK;
+}
+
 /* Binds a [rows, cols] matrix in place (copied only if misaligned for its
  * element type, which a hand-made file may be). */
 static int bind_matrix(binder *b, const char *name, int64_t rows, int64_t cols, q35_tensor *out) {
     char full[256];
     const q35_st_tensor *t = find(b, name, full, sizeof full);
     if (!t) return Q35_EFORMAT;
+    if (t->dtype == Q35_ST_U32) return bind_mlx_quantized(b, full, t, rows, cols, out);
     int64_t want[2] = {rows, cols};
     int rc = check_float(b, full, t);
     if (!rc) rc = check_shape(b, full, t, want, 2);
@@ -189,6 +260,7 @@ static int bind_vector(binder *b, const char *name, const int64_t *want, int ndi
     int rc = check_float(b, full, t);
     if (!rc) rc = check_shape(b, full, t, want, ndim);
     if (rc) return rc;
+    if (form == PLUS_ONE && b->mlx_layout) form = AS_IS;
     size_t n = t->nbytes / q35_st_dtype_size(t->dtype);
     float *v = q35_model_alloc(b->m, n * sizeof *v);
     if (!v) return q35_err_set(b->e, Q35_ENOMEM, "out of memory for '%s'", full);
@@ -230,7 +302,10 @@ static int bind_layer(binder *b, int i) {
     } else {
         const int64_t nv = c->lin_v_heads, dv = c->lin_v_dim;
         const int64_t C = q35_config_conv_channels(c);
-        const int64_t vnv[1] = {nv}, vdv[1] = {dv}, vconv[3] = {C, 1, c->conv_kernel};
+        const int64_t vnv[1] = {nv}, vdv[1] = {dv};
+        /* MLX keeps conv weights channels-last, [C, K, 1]: the same bytes. */
+        const int64_t vconv[3] = {C, b->mlx_layout ? c->conv_kernel : 1,
+                                  b->mlx_layout ? 1 : c->conv_kernel};
         TRY(bind_matrix(b, NAME("linear_attn.in_proj_qkv.weight"), C, H, &L->w_qkv));
         TRY(bind_matrix(b, NAME("linear_attn.in_proj_z.weight"), nv * dv, H, &L->w_z));
         TRY(bind_matrix(b, NAME("linear_attn.in_proj_b.weight"), nv, H, &L->w_b));
@@ -268,9 +343,15 @@ static int keep_extras(q35_model *m, const q35_st_set *set, q35_err *e) {
     return Q35_OK;
 }
 
-static int bind_all(q35_model *m, const q35_st_set *set, const char *where, q35_err *e) {
-    binder b = {m, set, "model.language_model.", where, e};
-    if (!q35_st_set_find(set, "model.language_model.embed_tokens.weight")) b.prefix = "model.";
+static int bind_all(q35_model *m, const q35_st_set *set, const char *where,
+                    const q35_quant_spec *quant, q35_err *e) {
+    binder b = {m, set, "model.language_model.", where, false, quant, e};
+    if (q35_st_set_find(set, "language_model.model.embed_tokens.weight")) {
+        b.prefix = "language_model.model.";
+        b.mlx_layout = true;
+    } else if (!q35_st_set_find(set, "model.language_model.embed_tokens.weight")) {
+        b.prefix = "model.";
+    }
     const q35_config *c = &m->cfg;
     int rc = bind_matrix(&b, "embed_tokens.weight", c->vocab_size, c->hidden_size, &m->embed);
     const int64_t vH[1] = {c->hidden_size};
@@ -284,8 +365,8 @@ static int bind_all(q35_model *m, const q35_st_set *set, const char *where, q35_
         if (c->tie_embeddings) {
             m->lm_head = m->embed;
         } else {
-            /* lm_head sits outside the model. prefix in both naming schemes. */
-            b.prefix = "";
+            /* lm_head sits outside the model. prefix (under language_model. in MLX). */
+            b.prefix = b.mlx_layout ? "language_model." : "";
             rc = bind_matrix(&b, "lm_head.weight", c->vocab_size, c->hidden_size, &m->lm_head);
         }
     }
@@ -310,18 +391,28 @@ static int load_hf_dir(q35_model *m, const char *dir, q35_err *e) {
     size_t len;
     char *text = q35_read_text_file(cfg_path, MAX_CONFIG_BYTES, &len, e);
     int rc = text ? q35_config_parse_json(text, len, cfg_path, &m->cfg, e) : (e ? e->code : Q35_EIO);
+    q35_quant_spec quant = {0};
+    if (!rc) rc = q35_quant_spec_parse_json(text, len, cfg_path, &quant, e);
     free(text);
     free(cfg_path);
-    if (rc) return rc;
+    if (rc) {
+        q35_quant_spec_free(&quant);
+        return rc;
+    }
 
     q35_st_set set;
-    if ((rc = q35_st_set_open_dir(&set, dir, skip_vision, e))) return rc;
-    rc = bind_all(m, &set, dir, e);
+    if ((rc = q35_st_set_open_dir(&set, dir, skip_vision, e))) {
+        q35_quant_spec_free(&quant);
+        return rc;
+    }
+    rc = bind_all(m, &set, dir, quant.bits ? &quant : NULL, e);
+    if (!rc && quant.bits) m->format = "mlx-quantized";
+    q35_quant_spec_free(&quant);
     /* The model takes the maps; the name table is no longer needed. */
     m->files = set.files;
     m->n_files = set.n_files;
     q35_st_set_close(&set, 1);
-    m->format = "safetensors";
+    if (!m->format) m->format = "safetensors";
     return rc;
 }
 
