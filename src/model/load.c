@@ -13,6 +13,7 @@
 #include "core/err.h"
 #include "core/half.h"
 #include "formats/safetensors.h"
+#include "model/load_gguf.h"
 #include "model/model.h"
 #include "model/quant_spec.h"
 
@@ -425,8 +426,10 @@ static int load_into(q35_model *m, q35_err *e) {
         rc = q35_err_set(e, Q35_ENOTFOUND, "%s: no such file or directory", path);
     } else if (S_ISDIR(st.st_mode)) {
         rc = load_hf_dir(m, path, e);
+    } else if (q35_path_is_gguf(path)) {
+        rc = q35_model_load_gguf(m, path, e);
     } else {
-        rc = q35_err_set(e, Q35_EINVAL, "%s: not a model directory", path);
+        rc = q35_err_set(e, Q35_EINVAL, "%s: not a model directory or .gguf file", path);
     }
     if (rc) {
         release_weights(m);
