@@ -39,6 +39,8 @@ typedef struct q35_kernels {
     /* out = x / sqrt(mean(x^2) + eps) * w  (w: the weight as the math uses
      * it, e.g. 1+w for zero-centred norms); out may alias x. */
     void (*rmsnorm)(float *out, const float *x, const float *w, float eps, int n);
+    /* out = silu(x) = x * sigmoid(x); out may alias x. */
+    void (*silu)(float *out, const float *x, int n);
     /* out = silu(gate) * up; out may alias either input. */
     void (*silu_mul)(float *out, const float *gate, const float *up, int n);
     /* x = exp(x - max) / sum, in place. */

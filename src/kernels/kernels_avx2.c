@@ -90,7 +90,8 @@ static void tile_any(q35_dtype dt, const char *w, int64_t ldw, const float *x, i
     case (r)*8 + (c): tile(dt, w, ldw, x, ldx, n, y, ldy, r, c); break;
     switch (R * 8 + C) {
         T_(1, 1)
-        T_(1, 2) T_(1, 3) T_(2, 1) T_(2, 2) T_(2, 3) T_(3, 1) T_(3, 2) T_(3, 3) T_(4, 1) T_(4, 2)
+        T_(1, 2)
+        T_(1, 3) T_(2, 1) T_(2, 2) T_(2, 3) T_(3, 1) T_(3, 2) T_(3, 3) T_(4, 1) T_(4, 2)
             T_(4, 3) default : break;
     }
 #undef T_
@@ -188,6 +189,18 @@ static inline __m256 exp256(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
+static void silu_avx2(float *out, const float *x, int n) {
+    __m256 one = _mm256_set1_ps(1.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(x + i);
+        __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), g));
+        _mm256_storeu_ps(out + i, _mm256_div_ps(g, _mm256_add_ps(one, e)));
+    }
+    for (; i < n; i++)
+        out[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
 static void silu_mul_avx2(float *out, const float *gate, const float *up, int n) {
     __m256 one = _mm256_set1_ps(1.0f);
     int i = 0;
@@ -268,6 +281,7 @@ static const q35_kernels avx2_set = {
     .axpy = axpy_avx2,
     .scale = scale_avx2,
     .rmsnorm = rmsnorm_avx2,
+    .silu = silu_avx2,
     .silu_mul = silu_mul_avx2,
     .softmax = softmax_avx2,
     .gdn_step = gdn_step_avx2,

@@ -75,8 +75,9 @@ static void tile_any(q35_dtype dt, const char *w, int64_t ldw, const float *x, i
     case (r)*8 + (c): tile(dt, w, ldw, x, ldx, n, y, ldy, r, c); break;
     switch (R * 8 + C) {
         T_(1, 1)
-        T_(1, 2) T_(1, 3) T_(1, 4) T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3)
-            T_(3, 4) T_(4, 1) T_(4, 2) T_(4, 3) T_(4, 4) default : break;
+        T_(1, 2)
+        T_(1, 3) T_(1, 4) T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3) T_(3, 4)
+            T_(4, 1) T_(4, 2) T_(4, 3) T_(4, 4) default : break;
     }
 #undef T_
 }
@@ -167,6 +168,16 @@ static inline __m512 exp512(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
+static void silu_avx512(float *out, const float *x, int n) {
+    __m512 one = _mm512_set1_ps(1.0f);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        __m512 g = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        _mm512_mask_storeu_ps(out + i, m, _mm512_div_ps(g, _mm512_add_ps(one, e)));
+    }
+}
+
 static void silu_mul_avx512(float *out, const float *gate, const float *up, int n) {
     __m512 one = _mm512_set1_ps(1.0f);
     for (int i = 0; i < n; i += 16) {
@@ -243,6 +254,7 @@ static const q35_kernels avx512_set = {
     .axpy = axpy_avx512,
     .scale = scale_avx512,
     .rmsnorm = rmsnorm_avx512,
+    .silu = silu_avx512,
     .silu_mul = silu_mul_avx512,
     .softmax = softmax_avx512,
     .gdn_step = gdn_step_avx512,

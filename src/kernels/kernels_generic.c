@@ -85,6 +85,11 @@ static void rmsnorm_generic(float *out, const float *x, const float *w, float ep
         out[i] = x[i] * inv * w[i];
 }
 
+static void silu_generic(float *out, const float *x, int n) {
+    for (int i = 0; i < n; i++)
+        out[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
 static void silu_mul_generic(float *out, const float *gate, const float *up, int n) {
     for (int i = 0; i < n; i++) {
         float g = gate[i];
@@ -134,6 +139,7 @@ static const q35_kernels generic_set = {
     .axpy = axpy_generic,
     .scale = scale_generic,
     .rmsnorm = rmsnorm_generic,
+    .silu = silu_generic,
     .silu_mul = silu_mul_generic,
     .softmax = softmax_generic,
     .gdn_step = gdn_step_generic,

@@ -217,6 +217,16 @@ static void test_vector_ops(void **st) {
             for (int i = 0; i < n; i++)
                 ref[i] = y[i] / (1 + exp(-(double)y[i])) * b[i];
             k->silu_mul(out, y, b, n);
+            float *sv = malloc(sizeof(float) * (size_t)(n + 1));
+            sv[n] = 5;
+            k->silu(sv, y, n);
+            for (int i = 0; i < n; i++) {
+                double s = y[i] / (1 + exp(-(double)y[i]));
+                if (fabs(sv[i] - s) > 2e-6 * fabs(s) + 1e-30)
+                    fail_msg("%s silu n=%d i=%d x=%g: %.9g vs %.9g", k->name, n, i, y[i], sv[i], s);
+            }
+            assert_true(sv[n] == 5);
+            free(sv);
             for (int i = 0; i < n; i++)
                 if (fabs(out[i] - ref[i]) > 2e-6 * fabs(ref[i]) + 1e-30)
                     fail_msg("%s silu_mul n=%d i=%d x=%g: %.9g vs %.9g", k->name, n, i, y[i],

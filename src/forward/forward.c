@@ -1,0 +1,78 @@
+/* forward.c — the Qwen3.5 text forward pass over a chunk of tokens, read top
+ * to bottom as SPEC §2:
+ *
+ *     x = E[token]
+ *     for each layer:
+ *         h = rms(x) * (1 + w_input_layernorm)
+ *         x = x + (linear_attention ? GDN(h) : GATED_ATTN(h))
+ *         h = rms(x) * (1 + w_post_attention_layernorm)
+ *         x = x + W_down( silu(W_gate h) * (W_up h) )
+ *     logits = W_out( rms(x) * (1 + w_norm) )
+ *
+ * The (1 + w) forms come precomputed from the loader. */
+#include "forward/forward.h"
+
+/* out[t] = rms(in[t]) * w for each of T rows of n. */
+static void rmsnorm_rows(const q35_state *s, float *out, const float *in, const float *w, int T,
+                         int n, float eps) {
+    for (int t = 0; t < T; t++)
+        s->k->rmsnorm(out + (int64_t)t * n, in + (int64_t)t * n, w, eps, n);
+}
+
+/* x += y over n floats. */
+static void add_into(const q35_state *s, float *x, const float *y, int64_t n) {
+    s->k->axpy(x, 1.0f, y, (int)n);
+}
+
+/* out = W_down( silu(W_gate h) * (W_up h) ) */
+static void mlp_forward(const q35_model *m, q35_state *s, const q35_layer *L, int T) {
+    const q35_config *c = &m->cfg;
+    q35_scratch *sc = &s->sc;
+    int H = c->hidden_size, I = c->intermediate_size;
+    q35_matmul(s->k, s->pool, &L->w_gate, sc->h, H, T, sc->gate, I);
+    q35_matmul(s->k, s->pool, &L->w_up, sc->h, H, T, sc->up, I);
+    s->k->silu_mul(sc->gate, sc->gate, sc->up, T * I);
+    q35_matmul(s->k, s->pool, &L->w_down, sc->gate, I, T, sc->out, H);
+}
+
+void q35_forward(const q35_model *m, q35_state *s, const int32_t *ids, int T, float *logits,
+                 bool all_logits) {
+    const q35_config *c = &m->cfg;
+    q35_scratch *sc = &s->sc;
+    int H = c->hidden_size, V = c->vocab_size;
+    float eps = c->rms_eps;
+
+    /* x = E[token] */
+    for (int t = 0; t < T; t++)
+        q35_tensor_row_f32(&m->embed, ids[t], sc->x + (int64_t)t * H);
+    /* the RoPE angles of these positions, shared by every attention layer */
+    int half = c->rotary_dim / 2;
+    for (int t = 0; t < T; t++)
+        q35_rope_angles(sc->rope_cs + (int64_t)t * half, sc->rope_sn + (int64_t)t * half,
+                        s->pos + t, c->rope_theta, c->rotary_dim);
+
+    for (int l = 0; l < c->n_layers; l++) {
+        const q35_layer *L = &m->layers[l];
+        /* h = rms(x) * (1 + w_input_layernorm) */
+        rmsnorm_rows(s, sc->h, sc->x, L->attn_norm, T, H, eps);
+        /* x = x + mixer(h) */
+        if (L->full_attn)
+            q35_attn_forward(m, s, l, T);
+        else
+            q35_gdn_forward(m, s, l, T);
+        add_into(s, sc->x, sc->out, (int64_t)T * H);
+        /* h = rms(x) * (1 + w_post_attention_layernorm) */
+        rmsnorm_rows(s, sc->h, sc->x, L->mlp_norm, T, H, eps);
+        /* x = x + W_down( silu(W_gate h) * (W_up h) ) */
+        mlp_forward(m, s, L, T);
+        add_into(s, sc->x, sc->out, (int64_t)T * H);
+    }
+    s->pos += T;
+
+    /* logits = W_out( rms(x) * (1 + w_norm) ), for the rows asked for */
+    if (!logits) return;
+    int first = all_logits ? 0 : T - 1;
+    int rows = T - first;
+    rmsnorm_rows(s, sc->h, sc->x + (int64_t)first * H, m->final_norm, rows, H, eps);
+    q35_matmul(s->k, s->pool, &m->lm_head, sc->h, H, rows, logits, V);
+}

@@ -1,0 +1,82 @@
+/* forward.h — the inside of a q35_state and the blocks of the forward pass
+ * (SPEC §2). state.c owns the state's memory and the public q35_state_*
+ * API; forward.c runs the layers; gdn.c and attn.c are the two token
+ * mixers. Nothing here allocates: every buffer is sized when the state is
+ * made. */
+#ifndef Q35_FORWARD_FORWARD_H
+#define Q35_FORWARD_FORWARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/threadpool.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+#include "q35.h"
+
+/* Tokens per forward chunk: a longer prompt is fed in chunks of this many,
+ * which bounds the scratch memory while keeping the matmuls wide enough to
+ * load each weight once per chunk rather than once per token. */
+#define Q35_MAX_BATCH 128
+
+/* One layer's share of a sequence. */
+typedef struct q35_layer_state {
+    float *conv; /* DeltaNet: last K-1 inputs of the conv, [K-1, C] */
+    float *ssm;  /* DeltaNet: recurrent state S, [nv, dk, dv] */
+    float *kc;   /* attention: keys after norm + RoPE, [n_ctx, nkv*d] */
+    float *vc;   /* attention: values, [n_ctx, nkv*d] */
+} q35_layer_state;
+
+/* Scratch for one forward chunk of up to max_batch tokens. Row strides are
+ * the widths named in the comments. */
+typedef struct q35_scratch {
+    float *x;   /* [B, H]  the residual stream */
+    float *h;   /* [B, H]  normed input of a block */
+    float *out; /* [B, H]  a block's output before the residual add */
+    /* DeltaNet */
+    float *win;    /* [K-1+B, C]  conv state rows then this chunk's q|k|v inputs */
+    float *conv_t; /* [K, C]  conv taps transposed, per layer call */
+    float *qkv;    /* [B, C]  conv + silu output: q | k | v per token */
+    float *z;      /* [B, nv*dv] */
+    float *gb;     /* [B, nv]  b, then beta */
+    float *ga;     /* [B, nv]  a, then the decay exp(g) */
+    float *o;      /* [B, max(nv*dv, nh*d)]  mixer output per head */
+    /* attention */
+    float *q;                 /* [B, nh*2d]  query | gate per head */
+    float *kv;                /* [B, 2*nkv*d]  k | v per token */
+    float *rope_cs, *rope_sn; /* [B, r/2] */
+    /* MLP */
+    float *gate; /* [B, I] */
+    float *up;   /* [B, I] */
+    /* per thread */
+    float *scores; /* [n_threads, n_ctx] */
+    float *work;   /* [n_threads, dv] */
+} q35_scratch;
+
+struct q35_state {
+    const q35_model *model;
+    unsigned model_generation; /* the load this state was made for */
+    int n_ctx, pos, max_batch;
+    const q35_kernels *k;
+    q35_threadpool *pool;
+    q35_layer_state *layers; /* [n_layers] */
+    q35_scratch sc;
+    void *mem; /* one block holding recurrent states and scratch */
+    size_t mem_bytes;
+    float *kv_mem; /* the KV caches, [n_attn_layers, 2, n_ctx, nkv*d] */
+    size_t kv_bytes;
+};
+
+/* Runs T (1 <= T <= max_batch) tokens, already validated, at s->pos, and
+ * advances s->pos by T. logits: [T, V] rows when all_logits, else the last
+ * position's row only; may be NULL. */
+void q35_forward(const q35_model *m, q35_state *s, const int32_t *ids, int T, float *logits,
+                 bool all_logits);
+
+/* The token mixers: read s->sc.h ([T, H]), write s->sc.out ([T, H]), update
+ * the layer's state for positions s->pos .. s->pos+T-1. */
+void q35_gdn_forward(const q35_model *m, q35_state *s, int layer, int T);
+void q35_attn_forward(const q35_model *m, q35_state *s, int layer, int T);
+
+#endif

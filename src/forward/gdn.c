@@ -1,0 +1,114 @@
+/* gdn.c — the Gated DeltaNet token mixer (SPEC §2, "GDN") over a chunk of
+ * T tokens: batched projections, the causal depthwise conv over the conv
+ * window, then the delta-rule recurrence token by token in float32 (the
+ * exact recurrent form; T = 1 is the decode step), then the gated RMSNorm
+ * and the output projection.
+ *
+ * The recurrence runs in parallel over value heads; each head's state
+ * S [dk, dv] is touched by one thread only. */
+#include <math.h>
+#include <string.h>
+
+#include "forward/forward.h"
+
+typedef struct gdn_job {
+    const q35_model *m;
+    q35_state *s;
+    const q35_layer *L;
+    float *S; /* the layer's [nv, dk, dv] */
+    int T;
+} gdn_job;
+
+/* For value heads [j0, j1): the recurrence over the chunk's tokens, then
+ * o = rms(o) * w_norm * silu(z) per head. */
+static void gdn_heads(void *ctx, int64_t j0, int64_t j1, int tid) {
+    const gdn_job *g = ctx;
+    const q35_config *c = &g->m->cfg;
+    q35_scratch *sc = &g->s->sc;
+    const q35_kernels *k = g->s->k;
+    int nk = c->lin_k_heads, nv = c->lin_v_heads, dk = c->lin_k_dim, dv = c->lin_v_dim;
+    int C = q35_config_conv_channels(c), rep = nv / nk;
+    float *work = sc->work + (int64_t)tid * dv;
+    for (int64_t j = j0; j < j1; j++) {
+        float *S = g->S + j * dk * dv;
+        int kh = (int)(j / rep); /* consecutive value heads share a key head */
+        for (int t = 0; t < g->T; t++) {
+            const float *row = sc->qkv + (int64_t)t * C;
+            const float *q = row + kh * dk;
+            const float *kk = row + nk * dk + kh * dk;
+            const float *v = row + 2 * nk * dk + j * dv;
+            float *o = sc->o + ((int64_t)t * nv + j) * dv;
+            int64_t tj = (int64_t)t * nv + j;
+            /* S = exp(g) S;  u = beta (v - S^T k);  S += k u^T;  o = S^T q */
+            k->gdn_step(S, q, kk, v, sc->ga[tj], sc->gb[tj], dk, dv, o, work);
+            /* o = rms(o) * w_norm * silu(z) */
+            k->rmsnorm(o, o, g->L->gdn_norm, c->rms_eps, dv);
+            k->silu_mul(o, sc->z + tj * dv, o, dv);
+        }
+    }
+}
+
+/* y[t] = sum_j w[j] * win[t + j] per channel, over the K-tap window. */
+static void causal_conv(const float *restrict win, const float *restrict taps, int T, int K, int C,
+                        float *restrict y) {
+    for (int t = 0; t < T; t++) {
+        float *yt = y + (int64_t)t * C;
+        memset(yt, 0, (size_t)C * sizeof *yt);
+        for (int j = 0; j < K; j++) {
+            const float *xj = win + (int64_t)(t + j) * C;
+            const float *wj = taps + (int64_t)j * C;
+            for (int ch = 0; ch < C; ch++)
+                yt[ch] += wj[ch] * xj[ch];
+        }
+    }
+}
+
+void q35_gdn_forward(const q35_model *m, q35_state *s, int layer, int T) {
+    const q35_config *c = &m->cfg;
+    const q35_layer *L = &m->layers[layer];
+    q35_layer_state *ls = &s->layers[layer];
+    q35_scratch *sc = &s->sc;
+    const q35_kernels *k = s->k;
+    int H = c->hidden_size, nk = c->lin_k_heads, nv = c->lin_v_heads;
+    int dk = c->lin_k_dim, dv = c->lin_v_dim, K = c->conv_kernel;
+    int C = q35_config_conv_channels(c);
+    float *xin = sc->win + (int64_t)(K - 1) * C; /* this chunk's conv inputs */
+
+    /* in_proj_qkv -> conv inputs, in_proj_z, in_proj_b, in_proj_a */
+    q35_matmul(k, s->pool, &L->w_qkv, sc->h, H, T, xin, C);
+    q35_matmul(k, s->pool, &L->w_z, sc->h, H, T, sc->z, (int64_t)nv * dv);
+    q35_matmul(k, s->pool, &L->w_b, sc->h, H, T, sc->gb, nv);
+    q35_matmul(k, s->pool, &L->w_a, sc->h, H, T, sc->ga, nv);
+
+    /* causal depthwise conv over [conv state | inputs], then silu; the last
+     * K-1 inputs become the conv state */
+    memcpy(sc->win, ls->conv, (size_t)(K - 1) * C * sizeof(float));
+    for (int j = 0; j < K; j++)
+        for (int ch = 0; ch < C; ch++)
+            sc->conv_t[(int64_t)j * C + ch] = L->conv_w[(int64_t)ch * K + j];
+    causal_conv(sc->win, sc->conv_t, T, K, C, sc->qkv);
+    memcpy(ls->conv, sc->win + (int64_t)T * C, (size_t)(K - 1) * C * sizeof(float));
+    k->silu(sc->qkv, sc->qkv, T * C);
+
+    /* q, k: L2-normalized per head, q scaled by 1/sqrt(dk);
+     * beta = sigmoid(b); decay = exp(g), g = A * softplus(a + dt_bias) */
+    float qscale = 1.0f / sqrtf((float)dk);
+    for (int t = 0; t < T; t++) {
+        float *row = sc->qkv + (int64_t)t * C;
+        for (int h = 0; h < 2 * nk; h++)
+            q35_l2norm(row + (int64_t)h * dk, 1e-6f, dk);
+        k->scale(row, qscale, nk * dk);
+        for (int j = 0; j < nv; j++) {
+            int64_t tj = (int64_t)t * nv + j;
+            sc->gb[tj] = q35_sigmoidf(sc->gb[tj]);
+            sc->ga[tj] = expf(L->A[j] * q35_softplusf(sc->ga[tj] + L->dt_bias[j]));
+        }
+    }
+
+    /* the recurrence and output gate, per value head */
+    gdn_job job = {m, s, L, ls->ssm, T};
+    q35_threadpool_for(s->pool, nv, 1, gdn_heads, &job);
+
+    /* out = W_out_proj o */
+    q35_matmul(k, s->pool, &L->w_out, sc->o, (int64_t)nv * dv, T, sc->out, H);
+}

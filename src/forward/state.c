@@ -1,0 +1,290 @@
+/* state.c — q35_state (one sequence: DeltaNet conv windows and recurrent
+ * states, attention KV caches, the position, its own thread pool and
+ * scratch) and its snapshots.
+ *
+ * Memory: one block holds the recurrent states and all scratch, sized at
+ * creation for chunks of up to max_batch tokens; the KV caches are a
+ * separate zeroed allocation whose pages the OS only backs once written, so
+ * a large n_ctx costs what is used. Nothing is allocated per token.
+ *
+ * A snapshot copies the recurrent states and the KV rows below the
+ * position: restoring it puts the state back exactly (same bits), which is
+ * what prompt caching relies on. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "forward/forward.h"
+
+/* Generous bound on positions per state: far above any Qwen3.5 context,
+ * low enough that no size computed from it overflows. */
+#define Q35_MAX_CTX (1 << 24)
+
+struct q35_snapshot {
+    const q35_model *model;
+    unsigned model_generation;
+    int pos;
+    size_t n_floats;
+    float *data;
+};
+
+/* Carves aligned float arrays out of one block; a first pass with base ==
+ * NULL only measures. */
+typedef struct carver {
+    float *base;
+    size_t used; /* floats */
+} carver;
+
+static float *carve(carver *cv, size_t n) {
+    float *p = cv->base ? cv->base + cv->used : NULL;
+    cv->used += (n + 15) / 16 * 16; /* keep every array 64-byte aligned */
+    return p;
+}
+
+static void layout(const q35_model *m, q35_state *s, carver *cv) {
+    const q35_config *c = &m->cfg;
+    size_t B = (size_t)s->max_batch, nt = (size_t)q35_threadpool_size(s->pool);
+    size_t H = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
+    size_t C = (size_t)q35_config_conv_channels(c), K = (size_t)c->conv_kernel;
+    size_t nv = (size_t)c->lin_v_heads, dk = (size_t)c->lin_k_dim, dv = (size_t)c->lin_v_dim;
+    size_t nh = (size_t)c->n_heads, d = (size_t)c->head_dim;
+    bool any_gdn = false;
+    for (int l = 0; l < c->n_layers; l++) {
+        q35_layer_state *ls = &s->layers[l];
+        if (m->layers[l].full_attn) continue;
+        any_gdn = true;
+        ls->conv = carve(cv, (K - 1) * C);
+        ls->ssm = carve(cv, nv * dk * dv);
+    }
+    if (!any_gdn) C = K = nv = dv = 0;
+    q35_scratch *sc = &s->sc;
+    sc->x = carve(cv, B * H);
+    sc->h = carve(cv, B * H);
+    sc->out = carve(cv, B * H);
+    sc->win = carve(cv, (K - 1 + B) * C);
+    sc->conv_t = carve(cv, K * C);
+    sc->qkv = carve(cv, B * C);
+    sc->z = carve(cv, B * nv * dv);
+    sc->gb = carve(cv, B * nv);
+    sc->ga = carve(cv, B * nv);
+    sc->o = carve(cv, B * (nv * dv > nh * d ? nv * dv : nh * d));
+    sc->q = carve(cv, B * nh * 2 * d);
+    sc->rope_cs = carve(cv, B * (size_t)(c->rotary_dim / 2));
+    sc->rope_sn = carve(cv, B * (size_t)(c->rotary_dim / 2));
+    sc->gate = carve(cv, B * I);
+    sc->up = carve(cv, B * I);
+    sc->scores = carve(cv, nt * (size_t)s->n_ctx);
+    sc->work = carve(cv, nt * dv);
+}
+
+static int model_usable(const q35_model *m, const char *what, q35_err *e) {
+    if (!m) return q35_err_set(e, Q35_EINVAL, "%s: no model", what);
+    if (!m->loaded) return q35_err_set(e, Q35_ESTATE, "%s: the model is unloaded", what);
+    return Q35_OK;
+}
+
+q35_state *q35_state_new(const q35_model *m, int n_ctx, q35_err *e) {
+    if (model_usable(m, "q35_state_new", e)) return NULL;
+    if (n_ctx < 1 || n_ctx > Q35_MAX_CTX) {
+        q35_err_set(e, Q35_EINVAL, "q35_state_new: n_ctx %d is outside 1..%d", n_ctx, Q35_MAX_CTX);
+        return NULL;
+    }
+    const q35_config *c = &m->cfg;
+    q35_state *s = calloc(1, sizeof *s);
+    if (!s) goto oom;
+    s->model = m;
+    s->model_generation = m->generation;
+    s->n_ctx = n_ctx;
+    s->max_batch = n_ctx < Q35_MAX_BATCH ? n_ctx : Q35_MAX_BATCH;
+    s->k = q35_kernels_best();
+    s->pool = q35_threadpool_new(m->n_threads, e);
+    if (!s->pool) {
+        free(s);
+        return NULL;
+    }
+    s->layers = calloc((size_t)c->n_layers, sizeof *s->layers);
+    if (!s->layers) goto oom;
+
+    carver cv = {NULL, 0};
+    layout(m, s, &cv);
+    s->mem_bytes = cv.used * sizeof(float);
+    if (posix_memalign(&s->mem, 64, s->mem_bytes) != 0) {
+        s->mem = NULL;
+        goto oom;
+    }
+    cv = (carver){s->mem, 0};
+    layout(m, s, &cv);
+
+    size_t kvw = (size_t)c->n_kv_heads * (size_t)c->head_dim, n_attn = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        n_attn += m->layers[l].full_attn;
+    s->kv_bytes = n_attn * 2 * (size_t)n_ctx * kvw * sizeof(float);
+    if (n_attn) {
+        s->kv_mem = calloc(1, s->kv_bytes);
+        if (!s->kv_mem) goto oom;
+        float *p = s->kv_mem;
+        for (int l = 0; l < c->n_layers; l++) {
+            if (!m->layers[l].full_attn) continue;
+            s->layers[l].kc = p;
+            s->layers[l].vc = p + (size_t)n_ctx * kvw;
+            p += 2 * (size_t)n_ctx * kvw;
+        }
+    }
+    q35_state_clear(s);
+    return s;
+oom:
+    q35_err_set(e, Q35_ENOMEM, "q35_state_new: out of memory for a state of %d positions", n_ctx);
+    q35_state_free(s);
+    return NULL;
+}
+
+void q35_state_free(q35_state *s) {
+    if (!s) return;
+    q35_threadpool_free(s->pool);
+    free(s->kv_mem);
+    free(s->mem);
+    free(s->layers);
+    free(s);
+}
+
+int q35_state_pos(const q35_state *s) {
+    return s ? s->pos : 0;
+}
+
+int q35_state_n_ctx(const q35_state *s) {
+    return s ? s->n_ctx : 0;
+}
+
+void q35_state_clear(q35_state *s) {
+    if (!s) return;
+    const q35_config *c = &s->model->cfg;
+    size_t C = (size_t)q35_config_conv_channels(c);
+    size_t ssm = (size_t)c->lin_v_heads * c->lin_k_dim * c->lin_v_dim;
+    for (int l = 0; l < c->n_layers; l++) {
+        q35_layer_state *ls = &s->layers[l];
+        if (ls->conv) memset(ls->conv, 0, (size_t)(c->conv_kernel - 1) * C * sizeof(float));
+        if (ls->ssm) memset(ls->ssm, 0, ssm * sizeof(float));
+    }
+    s->pos = 0; /* KV rows at or past pos are never read */
+}
+
+static int state_matches(const q35_model *m, const q35_state *s, const char *what, q35_err *e) {
+    if (!s) return q35_err_set(e, Q35_EINVAL, "%s: no state", what);
+    if (model_usable(m, what, e)) return e ? e->code : Q35_EINVAL;
+    if (s->model != m)
+        return q35_err_set(e, Q35_EINVAL, "%s: the state belongs to another model", what);
+    if (s->model_generation != m->generation)
+        return q35_err_set(e, Q35_ESTATE, "%s: the model was reloaded since the state was made",
+                           what);
+    return Q35_OK;
+}
+
+int q35_state_eval(const q35_model *m, q35_state *s, const int32_t *ids, int n, float *logits,
+                   bool all_logits, q35_err *e) {
+    int rc = state_matches(m, s, "q35_state_eval", e);
+    if (rc) return rc;
+    if (n < 1 || !ids) return q35_err_set(e, Q35_EINVAL, "q35_state_eval: no tokens");
+    int V = m->cfg.vocab_size;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return q35_err_set(e, Q35_EINVAL,
+                               "q35_state_eval: token %d (id %d) is outside the vocabulary 0..%d",
+                               i, ids[i], V - 1);
+    if (n > s->n_ctx - s->pos)
+        return q35_err_set(e, Q35_EOVERFLOW,
+                           "q35_state_eval: %d tokens at position %d do not fit in %d positions", n,
+                           s->pos, s->n_ctx);
+    for (int off = 0; off < n; off += s->max_batch) {
+        int T = n - off < s->max_batch ? n - off : s->max_batch;
+        bool last = off + T == n;
+        float *out = NULL;
+        if (logits && all_logits)
+            out = logits + (size_t)off * V;
+        else if (logits && last)
+            out = logits;
+        q35_forward(m, s, ids + off, T, out, all_logits);
+    }
+    return Q35_OK;
+}
+
+/* ------------------------------------------------------------ snapshots */
+
+/* Copies between the state and a flat buffer (to_snap: state -> buf). */
+static size_t copy_state(const q35_state *s, float *buf, int pos, bool to_snap) {
+    const q35_config *c = &s->model->cfg;
+    size_t C = (size_t)q35_config_conv_channels(c);
+    size_t conv = (size_t)(c->conv_kernel - 1) * C;
+    size_t ssm = (size_t)c->lin_v_heads * c->lin_k_dim * c->lin_v_dim;
+    size_t kv = (size_t)pos * c->n_kv_heads * c->head_dim;
+    size_t off = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        const q35_layer_state *ls = &s->layers[l];
+        float *parts[2] = {ls->conv, ls->ssm};
+        size_t sizes[2] = {conv, ssm};
+        if (ls->kc) { /* an attention layer */
+            parts[0] = ls->kc;
+            parts[1] = ls->vc;
+            sizes[0] = sizes[1] = kv;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (buf && sizes[i]) {
+                if (to_snap)
+                    memcpy(buf + off, parts[i], sizes[i] * sizeof(float));
+                else
+                    memcpy(parts[i], buf + off, sizes[i] * sizeof(float));
+            }
+            off += sizes[i];
+        }
+    }
+    return off;
+}
+
+q35_snapshot *q35_state_snapshot(const q35_state *s, q35_err *e) {
+    if (!s) {
+        q35_err_set(e, Q35_EINVAL, "q35_state_snapshot: no state");
+        return NULL;
+    }
+    q35_snapshot *snap = calloc(1, sizeof *snap);
+    if (!snap) goto oom;
+    snap->model = s->model;
+    snap->model_generation = s->model_generation;
+    snap->pos = s->pos;
+    snap->n_floats = copy_state(s, NULL, s->pos, true);
+    snap->data = malloc(snap->n_floats ? snap->n_floats * sizeof(float) : 1);
+    if (!snap->data) goto oom;
+    copy_state(s, snap->data, s->pos, true);
+    return snap;
+oom:
+    q35_snapshot_free(snap);
+    q35_err_set(e, Q35_ENOMEM, "q35_state_snapshot: out of memory");
+    return NULL;
+}
+
+int q35_state_restore(q35_state *s, const q35_snapshot *snap, q35_err *e) {
+    if (!s || !snap) return q35_err_set(e, Q35_EINVAL, "q35_state_restore: no state or snapshot");
+    if (snap->model != s->model || snap->model_generation != s->model_generation)
+        return q35_err_set(e, Q35_EINVAL,
+                           "q35_state_restore: the snapshot comes from another model or load");
+    if (snap->pos > s->n_ctx)
+        return q35_err_set(e, Q35_EOVERFLOW,
+                           "q35_state_restore: snapshot at position %d does not fit in %d "
+                           "positions",
+                           snap->pos, s->n_ctx);
+    copy_state(s, snap->data, snap->pos, false);
+    s->pos = snap->pos;
+    return Q35_OK;
+}
+
+int q35_snapshot_pos(const q35_snapshot *snap) {
+    return snap ? snap->pos : 0;
+}
+
+size_t q35_snapshot_bytes(const q35_snapshot *snap) {
+    return snap ? sizeof *snap + snap->n_floats * sizeof(float) : 0;
+}
+
+void q35_snapshot_free(q35_snapshot *snap) {
+    if (!snap) return;
+    free(snap->data);
+    free(snap);
+}
