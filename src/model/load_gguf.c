@@ -386,24 +386,23 @@ static int bind_matrix(binder *b, const char *name, int64_t rows, int64_t cols,
     return Q35_OK;
 }
 
-/* Converts a small tensor of [rows, cols] to float32 (rows reordered by
- * `order`). Values are taken as stored: GGUF already holds q35's compute
- * forms (1+w, -exp(A_log)). */
-static int bind_f32(binder *b, const char *name, int64_t rows, int64_t cols,
+/* Converts a small tensor of [rows, cols] to float32. With an `order`, its
+ * items of `item` consecutive floats (a conv channel's taps, or single
+ * entries) are put back in HF head order. Values are taken as stored: GGUF
+ * already holds q35's compute forms (1+w, -exp(A_log)). */
+static int bind_f32(binder *b, const char *name, int64_t rows, int64_t cols, int64_t item,
                     const head_order *order, const float **out) {
     const q35_gguf_tensor *t = find(b, name, rows, cols);
     if (!t) return Q35_EFORMAT;
     size_t n = (size_t)(rows * cols);
     float *dst = alloc_or_fail(b, n * sizeof *dst, name);
+    if (!dst) return Q35_ENOMEM;
     float *all = malloc(n * sizeof *all);
-    if (!dst || !all) {
-        free(all);
-        return dst ? q35_err_set(b->e, Q35_ENOMEM, "%s: out of memory", b->g->where) : Q35_ENOMEM;
-    }
+    if (!all) return q35_err_set(b->e, Q35_ENOMEM, "%s: out of memory", b->g->where);
     int rc = q35_ggml_dequantize(t->type, t->data, all, (int64_t)n, b->e);
     if (!rc)
-        for (int64_t r = 0; r < rows; r++)
-            memcpy(dst + r * cols, all + gguf_index(order, r) * cols, (size_t)cols * sizeof *dst);
+        for (int64_t i = 0; i < (int64_t)n / item; i++)
+            memcpy(dst + i * item, all + gguf_index(order, i) * item, (size_t)item * sizeof *dst);
     free(all);
     *out = dst;
     return rc;
@@ -421,8 +420,8 @@ static int bind_layer(binder *b, int i) {
         if ((rc = (x))) return rc;                                                                 \
     } while (0)
     L->full_attn = c->layer_full[i];
-    TRY(bind_f32(b, NAME("attn_norm.weight"), 1, H, NULL, &L->attn_norm));
-    TRY(bind_f32(b, NAME("post_attention_norm.weight"), 1, H, NULL, &L->mlp_norm));
+    TRY(bind_f32(b, NAME("attn_norm.weight"), 1, H, H, NULL, &L->attn_norm));
+    TRY(bind_f32(b, NAME("post_attention_norm.weight"), 1, H, H, NULL, &L->mlp_norm));
     TRY(bind_matrix(b, NAME("ffn_gate.weight"), I, H, NULL, NULL, &L->w_gate));
     TRY(bind_matrix(b, NAME("ffn_up.weight"), I, H, NULL, NULL, &L->w_up));
     TRY(bind_matrix(b, NAME("ffn_down.weight"), H, I, NULL, NULL, &L->w_down));
@@ -432,8 +431,8 @@ static int bind_layer(binder *b, int i) {
         TRY(bind_matrix(b, NAME("attn_k.weight"), nkv * d, H, NULL, NULL, &L->w_k));
         TRY(bind_matrix(b, NAME("attn_v.weight"), nkv * d, H, NULL, NULL, &L->w_v));
         TRY(bind_matrix(b, NAME("attn_output.weight"), H, nh * d, NULL, NULL, &L->w_o));
-        TRY(bind_f32(b, NAME("attn_q_norm.weight"), 1, d, NULL, &L->q_norm));
-        TRY(bind_f32(b, NAME("attn_k_norm.weight"), 1, d, NULL, &L->k_norm));
+        TRY(bind_f32(b, NAME("attn_q_norm.weight"), 1, d, d, NULL, &L->q_norm));
+        TRY(bind_f32(b, NAME("attn_k_norm.weight"), 1, d, d, NULL, &L->k_norm));
     } else {
         const int nk = c->lin_k_heads, nv = c->lin_v_heads;
         const int64_t dk = c->lin_k_dim, dv = c->lin_v_dim;
@@ -446,10 +445,11 @@ static int bind_layer(binder *b, int i) {
         TRY(bind_matrix(b, NAME("ssm_beta.weight"), nv, H, &heads_1, NULL, &L->w_b));
         TRY(bind_matrix(b, NAME("ssm_alpha.weight"), nv, H, &heads_1, NULL, &L->w_a));
         TRY(bind_matrix(b, NAME("ssm_out.weight"), H, nv * dv, NULL, &heads_dv, &L->w_out));
-        TRY(bind_f32(b, NAME("ssm_conv1d.weight"), C, c->conv_kernel, &v_rows, &L->conv_w));
-        TRY(bind_f32(b, NAME("ssm_a"), nv, 1, &heads_1, &L->A));
-        TRY(bind_f32(b, NAME("ssm_dt.bias"), nv, 1, &heads_1, &L->dt_bias));
-        TRY(bind_f32(b, NAME("ssm_norm.weight"), 1, dv, NULL, &L->gdn_norm));
+        TRY(bind_f32(b, NAME("ssm_conv1d.weight"), C, c->conv_kernel, c->conv_kernel, &v_rows,
+                     &L->conv_w));
+        TRY(bind_f32(b, NAME("ssm_a"), 1, nv, 1, &heads_1, &L->A));
+        TRY(bind_f32(b, NAME("ssm_dt.bias"), 1, nv, 1, &heads_1, &L->dt_bias));
+        TRY(bind_f32(b, NAME("ssm_norm.weight"), 1, dv, dv, NULL, &L->gdn_norm));
     }
 #undef TRY
 #undef NAME
@@ -465,7 +465,9 @@ static int bind_all(q35_model *m, const q35_gguf *g, bool *uses_map, q35_err *e)
     binder b = {m, g, e, false};
     m->format = "gguf";
     rc = bind_matrix(&b, "token_embd.weight", c->vocab_size, c->hidden_size, NULL, NULL, &m->embed);
-    if (!rc) rc = bind_f32(&b, "output_norm.weight", 1, c->hidden_size, NULL, &m->final_norm);
+    if (!rc)
+        rc = bind_f32(&b, "output_norm.weight", 1, c->hidden_size, c->hidden_size, NULL,
+                      &m->final_norm);
     if (!rc) {
         m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
         if (!m->layers) rc = q35_err_set(e, Q35_ENOMEM, "out of memory");
