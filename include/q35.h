@@ -248,6 +248,90 @@ void q35_detok_stream_flush(q35_detok_stream *s, const char **text, size_t *len)
 void q35_detok_stream_reset(q35_detok_stream *s);
 void q35_detok_stream_free(q35_detok_stream *s);
 
+/* --------------------------------------------------------------------- hub
+ *
+ * Models on the Hugging Face hub, downloaded once into the HF cache that
+ * the Python tools (huggingface_hub, transformers) use, so a model fetched
+ * by either is reused by the other:
+ *   {cache}/models--ORG--NAME/blobs/<sha256 of LFS files | git blob id>
+ *   {cache}/models--ORG--NAME/snapshots/<commit>/<file> -> ../../blobs/<...>
+ *   {cache}/models--ORG--NAME/refs/<revision>          (holds the commit)
+ *   {cache}/.locks/models--ORG--NAME/<blob>.lock      (flock while fetching)
+ * Downloads go to blobs/<blob>.incomplete (resumed with Range after a cut or
+ * a crash), are checked (size; sha256 of LFS files, git blob id of others,
+ * against the hub's listing), then renamed into place: the cache never
+ * holds a partial or unverified blob. Concurrent pulls of the same repo,
+ * from threads or processes (q35 or Python), are safe.
+ *
+ * Settings come from q35_hub_opts, else the environment, as in
+ * huggingface_hub: HF_ENDPOINT (https://huggingface.co); HF_HUB_CACHE, else
+ * $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
+ * ~/.cache/huggingface/hub; HF_TOKEN, else the file $HF_TOKEN_PATH or
+ * $HF_HOME/token; HF_HUB_OFFLINE=1 (cache only); HF_HUB_DOWNLOAD_TIMEOUT
+ * (seconds without data before a transfer fails, default 10);
+ * HF_HUB_DISABLE_PROGRESS_BARS=1.
+ *
+ * Threads: any thread. The first call initializes libcurl; a program that
+ * also uses libcurl itself should call curl_global_init first.
+ */
+
+/* Download progress of one file: `done` of `total` bytes (total 0 when the
+ * size is unknown; done starts at the resumed offset). Called on the
+ * caller's thread, about 10 times a second at most, and once with done ==
+ * total when the file is complete. */
+typedef void (*q35_hub_progress_fn)(void *user, const char *file, uint64_t done,
+                                    uint64_t total);
+
+typedef struct q35_hub_opts {
+    const char *endpoint;  /* NULL: $HF_ENDPOINT, else https://huggingface.co */
+    const char *cache_dir; /* NULL: the HF hub cache (see above) */
+    const char *token;     /* NULL: $HF_TOKEN or the token file; "" sends none */
+    bool offline;          /* cache only (HF_HUB_OFFLINE=1 also turns it on) */
+    /* NULL-terminated paths in the repo to fetch instead of the engine's set
+     * (config.json, generation_config.json, tokenizer.json,
+     * tokenizer_config.json, chat_template.jinja, *.safetensors and
+     * model.safetensors.index.json at the top level); e.g. one .gguf. */
+    const char *const *files;
+    q35_hub_progress_fn progress; /* NULL: a bar on stderr if it is a terminal */
+    void *progress_user;
+    bool quiet; /* no built-in bar (a `progress` callback is still called) */
+} q35_hub_opts;
+
+/* What a pull did (all fields filled on success). */
+typedef struct q35_hub_stats {
+    char commit[41];           /* the snapshot's commit */
+    int n_files;               /* files of the snapshot that were asked for */
+    int n_downloaded;          /* of those, fetched over the network now */
+    uint64_t bytes_downloaded; /* bytes received now (resumed parts excluded) */
+    bool cache_only;           /* answered from the cache without the hub
+                                  (offline mode, or the hub was unreachable) */
+} q35_hub_stats;
+
+/* Makes a hub repo's files present in the cache and returns its snapshot
+ * directory. `repo` is "org/name", "org/name@REV" (branch, tag or commit;
+ * default main), or "org/name[@REV]/path/file.gguf" to fetch that one file.
+ * The file list and commit come from {endpoint}/api/models/{repo}/revision/
+ * {rev}; files from {endpoint}/{repo}/resolve/{commit}/{file}. When the hub
+ * cannot be reached (or in offline mode) a complete cached snapshot of the
+ * revision is used instead. On success *snapshot_dir is set (caller frees
+ * with free()) and `stats` (may be NULL) is filled. Errors: Q35_EINVAL (bad
+ * id), Q35_EAUTH (401/403: private/gated repo, missing or refused token),
+ * Q35_ENOTFOUND (repo, revision or file, or a cache miss offline), Q35_ENET
+ * (network), Q35_EFORMAT (checksum or size mismatch, bad hub answer),
+ * Q35_EIO (cache directory). The cache stays consistent on every error. */
+int q35_hub_pull(const char *repo, const q35_hub_opts *opts, char **snapshot_dir,
+                 q35_hub_stats *stats, q35_err *e);
+
+/* What model loading calls on its `path_or_repo` argument: an existing local
+ * file or directory is returned as is (a copy); otherwise a hub id as
+ * accepted by q35_hub_pull is pulled (or found in the cache) and its
+ * snapshot directory returned, or the path of the .gguf it names. A string
+ * that is neither an existing path nor a hub id fails with Q35_ENOTFOUND.
+ * On success *local_path is set; caller frees with free(). `opts` may be
+ * NULL (environment defaults). */
+int q35_hub_resolve(const char *path_or_repo, const q35_hub_opts *opts, char **local_path,
+                    q35_err *e);
+
 #ifdef __cplusplus
 }
 #endif
