@@ -1,0 +1,155 @@
+/* cmd_tokenize.c — `q35 tokenize` (text to ids) and `q35 detokenize` (ids
+ * to text), SPEC §8. -m takes a model directory or a tokenizer.json path. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define MAX_INPUT_BYTES ((size_t)1 << 30)
+
+static void tokenize_usage(FILE *f) {
+    fprintf(f, "usage: q35 tokenize -m MODEL_DIR_OR_TOKENIZER_JSON [--no-special | --no-added]\n"
+               "                    (--text S | --file F)\n"
+               "  Prints the token ids of the text, separated by spaces.\n"
+               "  --no-special  special added tokens (<|im_end|>, ...) are plain text\n"
+               "                (HF split_special_tokens); <think> etc. still match\n"
+               "  --no-added    no added token is matched at all\n"
+               "  --file F      read the text from F ('-' for stdin), any bytes\n");
+}
+
+static void detokenize_usage(FILE *f) {
+    fprintf(f, "usage: q35 detokenize -m MODEL_DIR_OR_TOKENIZER_JSON --ids 1,2,3 [--skip-special]\n"
+               "  Prints the text of the ids, exactly (no newline added).\n");
+}
+
+/* Reads all of a stream (stdin) into a heap buffer. */
+static char *read_stream(FILE *fp, size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, fp);
+        if (n < cap) break;
+        if (cap >= MAX_INPUT_BYTES) {
+            free(buf);
+            return NULL;
+        }
+        char *b = realloc(buf, cap *= 2);
+        if (!b) free(buf);
+        buf = b;
+    }
+    if (buf && ferror(fp)) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+int cmd_tokenize(int argc, char **argv) {
+    const char *model = NULL, *text = NULL, *file = NULL;
+    q35_added_mode mode = Q35_ADDED_MATCH;
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"text", required_argument, 0, 't'},
+                                         {"file", required_argument, 0, 'f'},
+                                         {"no-special", no_argument, 0, 's'},
+                                         {"no-added", no_argument, 0, 'a'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:t:f:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 't': text = optarg; break;
+        case 'f': file = optarg; break;
+        case 's': mode = Q35_ADDED_SPECIAL_AS_TEXT; break;
+        case 'a': mode = Q35_ADDED_AS_TEXT; break;
+        case 'h': tokenize_usage(stdout); return 0;
+        default: tokenize_usage(stderr); return 2;
+        }
+    }
+    if (!model || !!text == !!file || optind != argc) {
+        tokenize_usage(stderr);
+        return 2;
+    }
+    q35_err e = {0};
+    char *buf = NULL;
+    size_t len;
+    if (file) {
+        if (!strcmp(file, "-")) {
+            buf = read_stream(stdin, &len);
+            if (!buf) return cli_fail("tokenize", "cannot read stdin");
+        } else {
+            FILE *fp = fopen(file, "rb");
+            if (!fp) return cli_fail("tokenize", "%s: cannot open", file);
+            buf = read_stream(fp, &len);
+            fclose(fp);
+            if (!buf) return cli_fail("tokenize", "%s: cannot read", file);
+        }
+        text = buf;
+    } else {
+        len = strlen(text);
+    }
+    q35_tokenizer *tok = q35_tokenizer_load(model, &e);
+    if (!tok) {
+        free(buf);
+        return cli_fail_err("tokenize", &e);
+    }
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = q35_tokenize(tok, text, len, mode, &ids, &n, &e);
+    free(buf);
+    q35_tokenizer_free(tok);
+    if (rc) return cli_fail_err("tokenize", &e);
+    for (size_t i = 0; i < n; i++)
+        printf(i ? " %d" : "%d", ids[i]);
+    putchar('\n');
+    free(ids);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+int cmd_detokenize(int argc, char **argv) {
+    const char *model = NULL, *ids_arg = NULL;
+    bool skip = false;
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"ids", required_argument, 0, 'i'},
+                                         {"skip-special", no_argument, 0, 's'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:i:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'i': ids_arg = optarg; break;
+        case 's': skip = true; break;
+        case 'h': detokenize_usage(stdout); return 0;
+        default: detokenize_usage(stderr); return 2;
+        }
+    }
+    if (!model || !ids_arg || optind != argc) {
+        detokenize_usage(stderr);
+        return 2;
+    }
+    char msg[128];
+    int n = 0;
+    int32_t *ids = cli_parse_ids(ids_arg, &n, msg, sizeof msg);
+    if (!ids) return cli_fail("detokenize", "--ids: %s", msg);
+    q35_err e = {0};
+    q35_tokenizer *tok = q35_tokenizer_load(model, &e);
+    if (!tok) {
+        free(ids);
+        return cli_fail_err("detokenize", &e);
+    }
+    char *out = NULL;
+    size_t len = 0;
+    int rc = q35_detokenize(tok, ids, (size_t)n, skip, &out, &len, &e);
+    free(ids);
+    q35_tokenizer_free(tok);
+    if (rc) return cli_fail_err("detokenize", &e);
+    fwrite(out, 1, len, stdout);
+    free(out);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
