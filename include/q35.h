@@ -248,6 +248,127 @@ void q35_detok_stream_flush(q35_detok_stream *s, const char **text, size_t *len)
 void q35_detok_stream_reset(q35_detok_stream *s);
 void q35_detok_stream_free(q35_detok_stream *s);
 
+/* ------------------------------------------------------------- chat format
+ *
+ * The Qwen3.5 chat format (SPEC §5), rendered natively: the logic of the
+ * Jinja template published with Qwen3.5 checkpoints, written out in C, so a
+ * conversation renders to the bytes transformers' apply_chat_template gives
+ * (system first and trimmed, earlier assistant turns reduced to their
+ * answer, <think> blocks after the last user query, tools, tool calls with
+ * <parameter=...> blocks, consecutive tool responses under one user turn,
+ * the generation prompt with thinking on or off). Every byte of the result
+ * is labelled template text or message content, and q35_prompt_encode
+ * tokenizes content with added tokens as plain text, so no message can
+ * forge <|im_end|> or a role: only the renderer emits control tokens.
+ *
+ * Threads: these functions keep no state; any thread may call them.
+ */
+
+/* One call of a tool by the assistant. */
+typedef struct q35_tool_call {
+    const char *name;           /* the function name (required) */
+    /* JSON text of an object; each member becomes a <parameter=KEY> block
+     * holding the value as the template prints it (strings as they are,
+     * numbers/true/false/null as Python's str(), objects and arrays as
+     * json.dumps). NULL: no parameters. */
+    const char *arguments_json;
+} q35_tool_call;
+
+/* One message, as the OpenAI-style messages list holds it. */
+typedef struct q35_message {
+    const char *role;    /* "system" (first message only), "user", "assistant", "tool" */
+    const char *content; /* NULL renders as "" */
+    /* Assistant only: the thinking of that turn. NULL: the template takes it
+     * from a "<think>...</think>" in `content` instead (and the answer is
+     * what follows the last </think>). Rendered only for assistant turns
+     * after the last user query; earlier turns keep only their answer. */
+    const char *reasoning_content;
+    const q35_tool_call *tool_calls; /* assistant only; may be NULL when n_tool_calls == 0 */
+    size_t n_tool_calls;
+} q35_message;
+
+typedef struct q35_chat_opts {
+    bool add_generation_prompt; /* end with the opening of the assistant's turn */
+    bool enable_thinking;       /* false: the generation prompt closes an empty think block */
+    /* JSON array of tool definitions (OpenAI style, printed as given, one
+     * per line, in the system turn), or NULL / "[]" for none. */
+    const char *tools_json;
+} q35_chat_opts;
+
+/* Generation prompt on, thinking on, no tools. */
+q35_chat_opts q35_chat_opts_default(void);
+
+typedef enum q35_text_kind {
+    Q35_TEXT_TEMPLATE = 0, /* written by the renderer: control tokens in it are read as such */
+    Q35_TEXT_CONTENT = 1,  /* from a message or a tool definition: added tokens are plain text */
+} q35_text_kind;
+
+typedef struct q35_text_span {
+    size_t off, len;
+    q35_text_kind kind;
+} q35_text_span;
+
+/* A rendered conversation: the text and which of its bytes are content. */
+typedef struct q35_prompt {
+    char *text; /* NUL-terminated */
+    size_t len;
+    /* In order, non-empty, covering [0, len) exactly; neighbours differ in
+     * kind. */
+    q35_text_span *spans;
+    size_t n_spans;
+} q35_prompt;
+
+/* Renders `n` messages. Fails with Q35_EINVAL, and a message naming the
+ * message at fault, where the template raises an exception (no messages,
+ * no user query, a system message that is not first, an unknown role) and
+ * on input it cannot print (a tool call without a name, arguments that are
+ * not a JSON object, tools_json that is not a JSON array). Text is used as
+ * bytes: invalid UTF-8 passes through unchanged. On success *out holds the
+ * result; caller frees with q35_prompt_free. `opts` may be NULL (defaults). */
+int q35_chat_render(const q35_message *msgs, size_t n, const q35_chat_opts *opts,
+                    q35_prompt *out, q35_err *e);
+/* Frees the text and spans and zeroes *p. NULL or zeroed: no-op. */
+void q35_prompt_free(q35_prompt *p);
+
+/* Tokenizes a rendered prompt safely and appends the ids to `out`: added
+ * tokens are matched only inside template spans (as HF would match them);
+ * everything else is tokenized with Q35_ADDED_AS_TEXT. The text between
+ * matched control tokens is tokenized in one piece, template and content
+ * together, so wherever the content holds no added-token text the ids equal
+ * HF's encoding of the same text. On failure `out` is left as it was. */
+int q35_prompt_encode(const q35_tokenizer *t, const q35_prompt *p, q35_tokens *out, q35_err *e);
+
+/* Messages (and tools) parsed from OpenAI-style JSON. */
+typedef struct q35_message_list {
+    q35_message *items;
+    size_t n;
+    char *tools_json; /* the "tools" array of an object input, NULL otherwise */
+    void *priv;       /* storage of every string above */
+} q35_message_list;
+
+/* Parses `len` bytes of JSON: an array of messages, or an object with a
+ * "messages" array (and optionally a "tools" array, as in a
+ * /v1/chat/completions request). Each message is an object with "role"
+ * (string), "content" (string, null/absent, or an array of
+ * {"type":"text","text":...} parts, concatenated), "reasoning_content"
+ * (used when a string), "tool_calls" (array of {"function": {"name",
+ * "arguments"}} or {"name", "arguments"}; "arguments" an object or a
+ * string holding a JSON object, as OpenAI sends it). Numbers, key order
+ * and repeated keys are kept as Python's json reads them, so the renderer
+ * prints what transformers prints. Errors (Q35_EFORMAT, Q35_EINVAL) name
+ * the line/column or the message and field; images, audio and video parts
+ * are refused (text-only engine). Strings holding NUL are refused. Caller
+ * frees with q35_message_list_free. */
+int q35_messages_from_json(const char *json, size_t len, q35_message_list *out, q35_err *e);
+void q35_message_list_free(q35_message_list *l); /* zeroes *l; NULL/zeroed: no-op */
+
+/* True when a chat template (Jinja text from tokenizer_config.json or
+ * chat_template.jinja) has the markers of the Qwen3.5 format this renderer
+ * speaks (<|im_start|>/<|im_end|> turns, <think>, <tool_call> with
+ * <function=...>/<parameter=...>). False suggests the model expects another
+ * format; callers may warn. */
+bool q35_chat_template_is_native(const char *jinja, size_t len);
+
 /* --------------------------------------------------------------------- hub
  *
  * Models on the Hugging Face hub, downloaded once into the HF cache that
