@@ -13,6 +13,7 @@
  * reached or answers 5xx, a complete cached snapshot of the revision is used
  * instead — as huggingface_hub does — so a model that was pulled once keeps
  * loading without a network. */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,22 @@ static int check_named_files(const char *const *files, q35_err *e) {
 
 /* ------------------------------------------------------------ cache only */
 
+/* The named files, or the engine's files the snapshot holds. */
+static int count_files(const char *dir, const char *const *files) {
+    int n = 0;
+    if (files) {
+        while (files[n])
+            n++;
+        return n;
+    }
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    for (struct dirent *ent; (ent = readdir(d));)
+        n += hub_listing_engine_file(ent->d_name);
+    closedir(d);
+    return n;
+}
+
 static int from_cache(pull *p, char **snapshot_dir, q35_err *e) {
     char commit[41];
     int rc = hub_cache_read_ref(&p->cache, p->spec.revision, commit, e);
@@ -57,10 +74,7 @@ static int from_cache(pull *p, char **snapshot_dir, q35_err *e) {
     }
     memcpy(p->stats.commit, commit, 41);
     p->stats.cache_only = true;
-    int n = 0;
-    for (const char *const *f = p->files; f && *f; f++)
-        n++;
-    p->stats.n_files = n;
+    p->stats.n_files = count_files(dir, p->files);
     *snapshot_dir = dir;
     return 0;
 }

@@ -222,10 +222,10 @@ static int transfer(download *d, const char *url) {
         stalled = progressed ? 0 : stalled + 1;
         if (stalled >= MAX_STALLED_ATTEMPTS || attempt >= MAX_ATTEMPTS)
             return q35_err_set(d->e, Q35_ENET,
-                               "%s (after %d attempts; the %" PRIu64
+                               "downloading %s: %s (after %d attempts; the %" PRIu64
                                " bytes received are kept in %s and the next pull resumes "
                                "from there)",
-                               net.msg, attempt, d->pos, d->path);
+                               d->f->name, net.msg, attempt, d->pos, d->path);
         if (!progressed) sleep_s(0.25 * (double)(1 << (stalled - 1)));
     }
 }
@@ -310,7 +310,11 @@ static int download_blob(const hub_fetch_ctx *ctx, const hub_file *f, const char
             q35_err_set(e, Q35_EIO, "cannot rename %s to %s: %s", part, blob_path, strerror(errno));
 done:
     *received = d.received;
-    if (d.fd >= 0) close(d.fd);
+    if (d.fd >= 0) {
+        close(d.fd);
+        /* An empty leftover (e.g. the hub answered 404) is no resume state. */
+        if (rc && d.pos == 0) unlink(part);
+    }
     hub_digest_free(d.digest);
     free(part);
     free(url);

@@ -56,7 +56,8 @@ static bool relative_path_valid(const char *p, size_t max) {
 }
 
 bool hub_revision_valid(const char *rev) {
-    if (!relative_path_valid(rev, HUB_REVISION_MAX)) return false;
+    /* git refuses ".." anywhere in a ref name; so do we. */
+    if (!relative_path_valid(rev, HUB_REVISION_MAX) || strstr(rev, "..")) return false;
     for (const char *p = rev; *p; p++)
         if (*p == ' ' || *p == '@') return false;
     return true;

@@ -14,11 +14,14 @@ RevisionNotFound, EntryNotFound) and X-Error-Message; a private repo answers
 401 without a valid Bearer token, and so does a missing repo when no token is
 sent (the hub does not reveal which repos exist). Both servers honour Range.
 
-Knobs for failure tests (set on the FakeHub object between requests):
-  cut_once[sha256] = n    the next GET of that LFS blob sends n bytes and
-                          drops the connection
-  corrupt.add(sha256)     serve that blob with one byte flipped
-  slow[sha256] = seconds  pause between 16 KiB chunks of that blob
+Knobs for failure tests (set on the FakeHub object between requests); a
+blob is keyed by its sha256 (LFS files) or its git blob id (others):
+  cut_once[key] = n       the next GET of that blob sends n bytes and drops
+                          the connection
+  corrupt.add(key)        serve that blob with one byte flipped
+  slow[key] = seconds     pause between 16 KiB chunks of that blob
+  unavailable.add(key)    the CDN answers 503 for that blob
+  unavailable_after_cut   after a cut_once fires, its blob becomes unavailable
   ignore_range = True     answer 200 with the whole file to Range requests
   api_blobs = False       the listing ignores ?blobs=True (names only)
   resolve_404.add(name)   resolve answers 404 for a file that is listed
@@ -65,6 +68,8 @@ class FakeHub:
         self.cut_once = {}
         self.corrupt = set()
         self.slow = {}
+        self.unavailable = set()
+        self.unavailable_after_cut = False
         self.ignore_range = False
         self.api_blobs = True
         self.resolve_404 = set()
@@ -181,10 +186,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             headers.append(("X-Error-Code", code))
         self.reply(status, body, headers)
 
-    def send_content(self, data, headers, sha=None):
+    def send_content(self, data, headers, key):
         """A file body with Range support and the failure knobs."""
         hub = self.hub
-        if sha is not None and sha in hub.corrupt and data:
+        sha = key
+        if sha in hub.corrupt and data:
             data = bytes([data[0] ^ 0xFF]) + data[1:]
         start = 0
         rng = self.headers.get("Range")
@@ -204,8 +210,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                                                                 start + len(data))))
         cut = None
         with hub.lock:
-            if sha is not None and sha in hub.cut_once and self.command == "GET":
+            if sha in hub.cut_once and self.command == "GET":
                 cut = hub.cut_once.pop(sha)
+                if hub.unavailable_after_cut:
+                    hub.unavailable.add(sha)
         self.record(status)
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
@@ -221,7 +229,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
-        pause = hub.slow.get(sha) if sha else None
+        pause = hub.slow.get(sha)
         chunk = 16384
         for i in range(0, len(data), chunk):
             self.wfile.write(data[i:i + chunk])
@@ -326,7 +334,7 @@ class _HubHandler(_Handler):
                         ("Location", "%s/repos/%s?expires=9999999999" % (hub.cdn, sha))]
             return self.reply(302, b"", headers)
         headers.append(("ETag", '"%s"' % git_blob_id(data)))
-        self.send_content(data, headers)
+        self.send_content(data, headers, key=git_blob_id(data))
 
 
 class _CdnHandler(_Handler):
@@ -341,7 +349,9 @@ class _CdnHandler(_Handler):
         data = self.hub.blobs.get(sha)
         if not path.startswith("/repos/") or data is None:
             return self.reply(404, b"<Error>NoSuchKey</Error>", content_type="application/xml")
-        self.send_content(data, [("ETag", '"%s"' % sha)], sha=sha)
+        if sha in self.hub.unavailable:
+            return self.reply(503, b"<Error>SlowDown</Error>", content_type="application/xml")
+        self.send_content(data, [("ETag", '"%s"' % sha)], key=sha)
 
 
 if __name__ == "__main__":
