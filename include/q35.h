@@ -453,6 +453,228 @@ int q35_hub_pull(const char *repo, const q35_hub_opts *opts, char **snapshot_dir
 int q35_hub_resolve(const char *path_or_repo, const q35_hub_opts *opts, char **local_path,
                     q35_err *e);
 
+/* -------------------------------------------------------------------- chat
+ *
+ * A conversation with the model, as the reference app offers it: a system
+ * prompt, a history of turns, a reply per call (whole or streamed piece by
+ * piece), sampling settings, thinking control, cancel, reset. Each turn is
+ * rendered with the Qwen3.5 chat template (user and system text tokenized
+ * with added tokens as plain text, so no message can forge a control token);
+ * earlier turns keep only their answer, as the template does.
+ *
+ * Prompt caching: a q35_chat keeps one q35_state and snapshots of it at
+ * turn boundaries (end of the system prompt; start and end of the latest
+ * user message). A turn re-renders the whole conversation, restores the
+ * snapshot with the longest token prefix of it and feeds only the rest, so
+ * the reply is the one a from-scratch render would give, token for token,
+ * while the system prompt is computed once per conversation and turn N
+ * costs only turn N's tokens (plus the re-rendered previous answer).
+ *
+ * Context overflow policy: a turn needs room for its prompt plus
+ * max_tokens (plus the forced "\n</think>\n\n" when thinking with a budget).
+ * While that does not fit in n_ctx, the oldest turn (user message and its
+ * answer) is dropped from the history; the system prompt is never dropped.
+ * If the prompt alone (system prompt + this message) still leaves no room
+ * for one token, the call fails with Q35_EOVERFLOW and the conversation is
+ * unchanged. A reply that fills the context stops with
+ * Q35_STOP_CONTEXT_FULL and is kept; the next turn drops old turns.
+ *
+ * Threads: one thread at a time per q35_chat, except q35_chat_cancel (any
+ * thread). Several chats on one model may generate at once on several
+ * threads; each owns its state and compute threads. A chat notices that its
+ * model was unloaded and reloaded (q35_model_reload) and rebuilds its state
+ * from the history on the next turn; generating while the model is
+ * unloaded fails with Q35_ESTATE.
+ */
+
+/* Sampling settings (SPEC §6). Logits go through, in this order: padding
+ * rows (ids at or above the tokenizer's size) masked; repetition penalty
+ * over the last `repetition_window` context tokens, prompt included (each
+ * distinct id once: a positive logit is divided by the penalty, a negative
+ * one multiplied); temperature (0 = argmax, first index on ties); top-k
+ * (ties with the k-th logit kept); top-p (the smallest set of most likely
+ * ids whose probability reaches top_p); a draw.
+ * The draw: a xoshiro256** generator seeded with splitmix64(seed) at the
+ * start of every reply gives u = (next() >> 11) * 2^-53 in [0, 1); the
+ * chosen id is the first, in order of decreasing probability, whose
+ * cumulative probability exceeds u times the kept mass. The same seed,
+ * settings and conversation give the same reply. */
+typedef struct q35_sampling {
+    float temperature;        /* 0.6; 0 = greedy */
+    int top_k;                /* 50; 0 = no top-k cut */
+    float top_p;              /* 0.95; 1 = no top-p cut */
+    int max_tokens;           /* 512 sampled tokens per reply (forced ones not counted) */
+    float repetition_penalty; /* 1.1; 1 = off */
+    int repetition_window;    /* 64 */
+    bool thinking;            /* true: the reply may start with a think block */
+    /* 100: after this many tokens inside the think block without
+     * "</think>", the tokens of "\n</think>\n\n" are appended (not sampled,
+     * not counted in max_tokens). Negative = no budget. */
+    int thinking_budget;
+    uint64_t seed;            /* 0 (any value is a valid seed) */
+    /* NULL-terminated list of strings that end the reply when they appear
+     * in the answer text (the answer stops before them); NULL = none. The
+     * strings are not copied: they must live through the call. */
+    const char *const *stop;
+} q35_sampling;
+
+/* temperature 0.6, top_k 50, top_p 0.95, max_tokens 512, repetition
+ * penalty 1.1 over 64 tokens, thinking on with a budget of 100, seed 0, no
+ * stop strings. */
+q35_sampling q35_sampling_default(void);
+
+/* What a piece of streamed text is. */
+typedef enum q35_piece_kind {
+    Q35_PIECE_THINKING = 1, /* inside the think block */
+    Q35_PIECE_ANSWER = 2,   /* the answer */
+} q35_piece_kind;
+
+/* Called on the generating thread for every piece of text as it comes:
+ * complete UTF-8 only, never empty. The thinking pieces concatenate to
+ * q35_reply.thinking and the answer pieces to q35_reply.answer ("</think>"
+ * and the newlines around it are in neither). `text` is valid only during
+ * the call. Return 0 to go on, non-zero to stop the reply as a cancel
+ * would (Q35_STOP_CANCELLED). */
+typedef int (*q35_piece_fn)(void *user, q35_piece_kind kind, const char *text, size_t len);
+
+typedef enum q35_stop_reason {
+    Q35_STOP_NONE = 0,
+    Q35_STOP_EOS,          /* an end-of-sequence id was sampled */
+    Q35_STOP_MAX_TOKENS,   /* max_tokens ids were sampled */
+    Q35_STOP_STRING,       /* a stop string appeared in the answer */
+    Q35_STOP_CANCELLED,    /* q35_chat_cancel, or the callback asked to stop */
+    Q35_STOP_CONTEXT_FULL, /* the context (n_ctx) is full */
+} q35_stop_reason;
+
+/* A static name for a stop reason ("eos", "max_tokens", ...). */
+const char *q35_stop_reason_name(q35_stop_reason r);
+
+/* One reply. Filled by q35_chat_generate; caller frees with q35_reply_free
+ * (which zeroes it). Strings are NUL-terminated and may hold NUL bytes: use
+ * the lengths. */
+typedef struct q35_reply {
+    char *text;       /* all generated text: thinking, "</think>", answer
+                         (special tokens and the final eos not shown) */
+    size_t text_len;
+    char *thinking;   /* the think block's text, newlines around it dropped */
+    size_t thinking_len;
+    char *answer;     /* the answer, leading newlines dropped: what enters the
+                         history */
+    size_t answer_len;
+    int32_t *ids;     /* every id generated, forced ones and a final eos included */
+    int n_ids;
+    int *forced_positions; /* indices into ids of the forced ids, ascending */
+    int n_forced;
+    q35_stop_reason stop;
+    bool stopped_at_eos;   /* stop == Q35_STOP_EOS */
+    int n_sampled;         /* ids drawn by the sampler (n_ids - n_forced) */
+    int prompt_tokens;     /* length of the rendered prompt */
+    int reused_tokens;     /* prompt tokens restored from a snapshot */
+    int prefilled_tokens;  /* prompt tokens computed for this reply */
+    int dropped_turns;     /* turns dropped from the history to make room */
+    double prefill_ms;     /* restoring + prefill */
+    double ttft_ms;        /* from the call to the first sampled id */
+    double decode_ms;      /* from the first sampled id to the end */
+    double tok_s;          /* ids after the first / decode time */
+} q35_reply;
+
+void q35_reply_free(q35_reply *r);
+
+typedef struct q35_chat q35_chat;
+
+typedef enum q35_overflow_policy {
+    Q35_OVERFLOW_DROP_OLDEST = 0, /* drop the oldest turns (see above) */
+    Q35_OVERFLOW_ERROR = 1,       /* fail with Q35_EOVERFLOW instead */
+} q35_overflow_policy;
+
+typedef struct q35_chat_settings {
+    int n_ctx;         /* context positions; 0 = 4096 (or the model's max) */
+    int max_snapshots; /* turn snapshots kept besides the system prompt's;
+                          0 = 2 (start and end of the last user message),
+                          -1 = none (no caching: every turn prefills all) */
+    q35_overflow_policy overflow;
+} q35_chat_settings;
+
+/* A new conversation on `m` with an optional system prompt (NULL or "" =
+ * none; copied). `tok` is the model's tokenizer, borrowed (it must outlive
+ * the chat; one tokenizer may serve many chats at once); NULL loads it from
+ * the model's directory (tokenizer.json) and the chat owns it. `settings`
+ * may be NULL (defaults). Nothing is computed yet (see q35_chat_warm). Returns NULL and
+ * fills `e` on failure. Caller frees with q35_chat_free. */
+q35_chat *q35_chat_new(const q35_model *m, const q35_tokenizer *tok, const char *system_prompt,
+                       const q35_chat_settings *settings, q35_err *e);
+void q35_chat_free(q35_chat *c);
+
+/* Computes the system prompt now (and snapshots it) so that the first
+ * turn's time to first token covers only the user message. Optional. */
+int q35_chat_warm(q35_chat *c, q35_err *e);
+
+/* Adds the user message `user` (NUL-terminated, any bytes) and generates
+ * the reply. `s` may be NULL (q35_sampling_default). `on_piece` may be
+ * NULL; `reply` may be NULL, else it is filled (free with q35_reply_free).
+ * On success (Q35_OK, whatever the stop reason) the turn is in the
+ * history with the reply's answer, also after a cancel (partial answer;
+ * q35_chat_undo removes the turn). On failure nothing was added. */
+int q35_chat_generate(q35_chat *c, const char *user, const q35_sampling *s,
+                      q35_piece_fn on_piece, void *ud, q35_reply *reply, q35_err *e);
+
+/* Stops the reply being generated within one token, from any thread
+ * (e.g. a voice app's barge-in). It affects the generate call running now;
+ * a call starting after it is not cancelled. */
+void q35_chat_cancel(q35_chat *c);
+
+/* Clears the history and the cached state, except the system prompt's
+ * snapshot, which stays valid. */
+void q35_chat_reset(q35_chat *c);
+
+/* Appends a finished turn without generating (e.g. a history restored from
+ * disk or sent by a client). Both strings are copied. */
+int q35_chat_add_turn(q35_chat *c, const char *user, const char *answer, q35_err *e);
+
+/* Removes the last turn (to regenerate or edit it: the next turn reuses
+ * the snapshot taken at that turn's start). Q35_ESTATE when empty. */
+int q35_chat_undo(q35_chat *c, q35_err *e);
+
+/* Replaces the last turn's answer, e.g. with the part a voice app managed
+ * to speak before a barge-in. Copied. Q35_ESTATE when empty. */
+int q35_chat_set_last_answer(q35_chat *c, const char *answer, size_t len, q35_err *e);
+
+/* Number of turns, and turn i's texts (owned by the chat, valid until the
+ * history changes). */
+int q35_chat_n_turns(const q35_chat *c);
+int q35_chat_turn(const q35_chat *c, int i, const char **user, const char **answer);
+
+/* Frees the state and snapshots (the history stays); the next turn
+ * recomputes them. For apps that free memory between turns. */
+void q35_chat_drop_cache(q35_chat *c);
+
+/* Counters since creation (reset does not clear them). */
+typedef struct q35_chat_stats {
+    int n_turns;            /* turns in the history */
+    int n_ctx;              /* context positions */
+    int context_tokens;     /* positions held by the state now */
+    int n_snapshots;        /* snapshots held now */
+    size_t memory_bytes;    /* state + snapshots held now */
+    int64_t prefilled_tokens; /* prompt tokens computed */
+    int64_t reused_tokens;    /* prompt tokens restored from snapshots */
+    int64_t generated_tokens; /* ids generated (forced included) */
+    int64_t dropped_turns;    /* turns dropped to fit the context */
+    int last_prefilled;     /* the last turn's prefilled / reused tokens */
+    int last_reused;
+} q35_chat_stats;
+
+void q35_chat_get_stats(const q35_chat *c, q35_chat_stats *out);
+
+/* The prompt ids the next turn would feed for the user message `user`
+ * (NULL: the history alone, no generation prompt), thinking on or off, as
+ * rendered now (before any overflow drop). *ids: caller frees with free().
+ * For tests and tools that check the rendering. */
+int q35_chat_prompt_ids(const q35_chat *c, const char *user, bool thinking, int32_t **ids,
+                        size_t *n_ids, q35_err *e);
+
+/* The chat's tokenizer (borrowed or owned by the chat). */
+const q35_tokenizer *q35_chat_tokenizer(const q35_chat *c);
+
 #ifdef __cplusplus
 }
 #endif

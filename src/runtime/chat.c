@@ -1,0 +1,525 @@
+/* chat.c — q35_chat, the conversation object of the public API: history,
+ * prompt cache, overflow policy, cancel, counters (contract in q35.h).
+ *
+ * A turn: render the whole conversation to ids P (and P0, the same without
+ * the generation prompt); make room by the overflow policy; bring the state
+ * to the longest cached prefix of P (the state itself if it holds one, else
+ * the best snapshot, else empty); feed the rest of P, stopping at the turn
+ * boundaries to snapshot them; then run the token loop (generate.c). The
+ * boundaries are cuts at <|im_start|> ids (and the end of P0), where the
+ * safe prompt encoding starts a new piece, so every render of a longer
+ * conversation has exactly the same ids up to them:
+ *   - the start of the first block after the system prompt (pinned);
+ *   - the start of the new user message (regenerate/edit restores this);
+ *   - the end of the user message (the next turn restores this: after it
+ *     the new render differs, since the answer is re-rendered without its
+ *     think block).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "model/model.h"
+#include "runtime/conversation.h"
+#include "runtime/generate.h"
+#include "runtime/id_list.h"
+#include "runtime/sampler.h"
+#include "runtime/snapshot_cache.h"
+
+#define DEFAULT_N_CTX 4096
+#define DEFAULT_SNAPSHOTS 2
+#define PREFILL_CHUNK 256 /* tokens per eval call: cancel is checked between */
+#define MAX_EOS 16
+#define MAX_THINK_END 16
+
+struct q35_chat {
+    const q35_model *model;
+    const q35_tokenizer *tok;
+    q35_tokenizer *owned_tok;
+    q35_conversation conv;
+    q35_chat_settings set;
+
+    q35_state *state;   /* NULL until needed, and after drop_cache */
+    unsigned state_gen; /* model->generation the state and snapshots belong to */
+    q35_tokens ctx;     /* the ids the state holds */
+    q35_snap_cache cache;
+    float *logits; /* [n_logits] */
+    int n_logits, n_valid;
+
+    int32_t eos[MAX_EOS];
+    int n_eos;
+    int32_t think_end[MAX_THINK_END];
+    int n_think_end;
+
+    atomic_bool cancel;
+    q35_chat_stats st;
+};
+
+/* ------------------------------------------------------------ creation */
+
+static void add_eos(q35_chat *c, int32_t id) {
+    if (id < 0 || id >= c->n_logits || c->n_eos == MAX_EOS) return;
+    for (int i = 0; i < c->n_eos; i++)
+        if (c->eos[i] == id) return;
+    c->eos[c->n_eos++] = id;
+}
+
+static q35_tokenizer *load_model_tokenizer(const q35_model *m, q35_err *e) {
+    q35_model_info info;
+    q35_model_get_info(m, &info);
+    if (!info.path) {
+        q35_err_set(e, Q35_EINVAL, "chat: the model has no path to load a tokenizer from");
+        return NULL;
+    }
+    q35_tokenizer *t = q35_tokenizer_load(info.path, e);
+    if (!t) {
+        /* a model given as a file (.gguf): its tokenizer.json sits beside it */
+        const char *slash = strrchr(info.path, '/');
+        char dir[4096];
+        int n = slash ? (int)(slash - info.path) : 1;
+        snprintf(dir, sizeof dir, "%.*s", n, slash ? info.path : ".");
+        q35_err e2;
+        t = q35_tokenizer_load(dir, &e2);
+        if (t) q35_err_clear(e);
+    }
+    if (!t) q35_err_prefix(e, "chat: loading the model's tokenizer");
+    return t;
+}
+
+q35_chat *q35_chat_new(const q35_model *m, const q35_tokenizer *tok, const char *system_prompt,
+                       const q35_chat_settings *settings, q35_err *e) {
+    if (!m) {
+        q35_err_set(e, Q35_EINVAL, "q35_chat_new: NULL model");
+        return NULL;
+    }
+    if (!q35_model_is_loaded(m)) {
+        q35_err_set(e, Q35_ESTATE, "q35_chat_new: the model is unloaded");
+        return NULL;
+    }
+    q35_chat *c = calloc(1, sizeof *c);
+    if (!c) {
+        q35_err_set(e, Q35_ENOMEM, "q35_chat_new: out of memory");
+        return NULL;
+    }
+    atomic_init(&c->cancel, false);
+    c->model = m;
+    if (settings) c->set = *settings;
+    if (c->set.n_ctx < 0) {
+        q35_err_set(e, Q35_EINVAL, "q35_chat_new: n_ctx %d must be >= 0", c->set.n_ctx);
+        goto fail;
+    }
+    if (!c->set.n_ctx) {
+        c->set.n_ctx = DEFAULT_N_CTX;
+        if (m->cfg.max_position > 0 && m->cfg.max_position < c->set.n_ctx)
+            c->set.n_ctx = m->cfg.max_position;
+    }
+    if (c->set.max_snapshots == 0) c->set.max_snapshots = DEFAULT_SNAPSHOTS;
+    if (c->set.overflow != Q35_OVERFLOW_DROP_OLDEST && c->set.overflow != Q35_OVERFLOW_ERROR) {
+        q35_err_set(e, Q35_EINVAL, "q35_chat_new: unknown overflow policy %d",
+                    (int)c->set.overflow);
+        goto fail;
+    }
+    q35_snap_cache_init(&c->cache, c->set.max_snapshots);
+    if (q35_conv_init(&c->conv, system_prompt, e)) goto fail;
+    if (tok) {
+        c->tok = tok;
+    } else {
+        c->owned_tok = load_model_tokenizer(m, e);
+        if (!c->owned_tok) goto fail;
+        c->tok = c->owned_tok;
+    }
+
+    q35_model_info info;
+    q35_model_get_info(m, &info);
+    c->n_logits = info.vocab_size;
+    size_t nv = q35_tokenizer_n_vocab(c->tok);
+    c->n_valid = nv < (size_t)c->n_logits ? (int)nv : c->n_logits;
+    c->logits = malloc((size_t)c->n_logits * sizeof *c->logits);
+    if (!c->logits) {
+        q35_err_set(e, Q35_ENOMEM, "q35_chat_new: out of memory for logits");
+        goto fail;
+    }
+    /* eos ids: the config's, the tokenizer's, and the chat format's own */
+    for (int i = 0; i < m->cfg.n_eos; i++)
+        add_eos(c, m->cfg.eos_ids[i]);
+    add_eos(c, q35_tokenizer_eos(c->tok));
+    add_eos(c, q35_token_id(c->tok, "<|im_end|>"));
+    add_eos(c, q35_token_id(c->tok, "<|endoftext|>"));
+
+    static const char think_end[] = "\n</think>\n\n";
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (q35_tokenize(c->tok, think_end, sizeof think_end - 1, Q35_ADDED_MATCH, &ids, &n, e))
+        goto fail;
+    if (n > MAX_THINK_END) n = 0; /* not a Qwen-style vocabulary: no forcing */
+    if (n) memcpy(c->think_end, ids, n * sizeof *ids);
+    c->n_think_end = (int)n;
+    free(ids);
+    c->st.n_ctx = c->set.n_ctx;
+    return c;
+fail:
+    q35_chat_free(c);
+    return NULL;
+}
+
+void q35_chat_drop_cache(q35_chat *c) {
+    if (!c) return;
+    q35_state_free(c->state);
+    c->state = NULL;
+    c->ctx.n = 0;
+    q35_snap_cache_clear(&c->cache, false);
+}
+
+void q35_chat_free(q35_chat *c) {
+    if (!c) return;
+    q35_chat_drop_cache(c);
+    q35_snap_cache_free(&c->cache);
+    q35_tokens_free(&c->ctx);
+    q35_conv_free(&c->conv);
+    q35_tokenizer_free(c->owned_tok);
+    free(c->logits);
+    free(c);
+}
+
+const q35_tokenizer *q35_chat_tokenizer(const q35_chat *c) {
+    return c->tok;
+}
+
+/* -------------------------------------------------------------- state */
+
+/* A state for the model as loaded now: a reload invalidates the state and
+ * every snapshot (their weights-derived content is that of the old load). */
+static int ensure_state(q35_chat *c, q35_err *e) {
+    if (!q35_model_is_loaded(c->model))
+        return q35_err_set(e, Q35_ESTATE, "chat: the model is unloaded (q35_model_reload it)");
+    if (c->state && c->state_gen != c->model->generation) q35_chat_drop_cache(c);
+    if (!c->state) {
+        c->state = q35_state_new(c->model, c->set.n_ctx, e);
+        if (!c->state) return e ? e->code : Q35_ENOMEM;
+        c->state_gen = c->model->generation;
+        c->ctx.n = 0;
+    }
+    return Q35_OK;
+}
+
+static bool ids_prefix(const q35_tokens *a, const int32_t *ids, int n) {
+    return (int)a->n <= n && !memcmp(a->ids, ids, a->n * sizeof *ids);
+}
+
+/* Brings the state to the longest cached prefix of ids[0..n) shorter than
+ * max_len; returns its length (the reused tokens) or a negative error. */
+static int restore_best(q35_chat *c, const int32_t *ids, int n, int max_len, q35_err *e) {
+    int have = ((int)c->ctx.n < max_len && ids_prefix(&c->ctx, ids, n)) ? (int)c->ctx.n : -1;
+    int best = q35_snap_cache_best(&c->cache, ids, n, max_len);
+    if (best >= 0 && c->cache.items[best].n > have) {
+        const q35_snap_entry *x = &c->cache.items[best];
+        int rc = q35_state_restore(c->state, x->snap, e);
+        if (rc) return rc;
+        if (q35_ids_assign(&c->ctx, x->ids, (size_t)x->n))
+            return q35_err_set(e, Q35_ENOMEM, "chat: out of memory");
+        return x->n;
+    }
+    if (have >= 0) return have;
+    q35_state_clear(c->state);
+    c->ctx.n = 0;
+    return 0;
+}
+
+/* Feeds ids[from..to) (from == the state's position); with want_logits the
+ * last position's logits land in c->logits. Checks cancel between chunks. */
+static int feed_range(q35_chat *c, const int32_t *ids, int from, int to, bool want_logits,
+                      bool *cancelled, q35_err *e) {
+    while (from < to) {
+        if (atomic_load(&c->cancel)) {
+            *cancelled = true;
+            return Q35_OK;
+        }
+        int n = to - from < PREFILL_CHUNK ? to - from : PREFILL_CHUNK;
+        bool last = from + n == to;
+        int rc = q35_state_eval(c->model, c->state, ids + from, n,
+                                last && want_logits ? c->logits : NULL, false, e);
+        if (rc) return rc;
+        if (q35_ids_append(&c->ctx, ids + from, (size_t)n))
+            return q35_err_set(e, Q35_ENOMEM, "chat: out of memory");
+        c->st.prefilled_tokens += n;
+        from += n;
+    }
+    return Q35_OK;
+}
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* Feeds ids[0..n) into the state from the best cached prefix, snapshotting
+ * at the cut points (cut[i] < n; pinned[i] marks the system prompt's).
+ * Returns the reused length in *reused. */
+static int prefill(q35_chat *c, const int32_t *ids, int n, const int *cuts, const bool *pinned,
+                   int n_cuts, bool want_logits, int *reused, bool *cancelled, q35_err *e) {
+    int from = restore_best(c, ids, n, want_logits ? n : n + 1, e);
+    if (from < 0) return from;
+    *reused = from;
+    c->st.reused_tokens += from;
+    int order[8], k = 0;
+    for (int i = 0; i < n_cuts && k < 8; i++)
+        if (cuts[i] > from && cuts[i] < n) order[k++] = cuts[i];
+    qsort(order, (size_t)k, sizeof *order, cmp_int);
+    for (int i = 0; i < k; i++) {
+        if (i && order[i] == order[i - 1]) continue;
+        int rc = feed_range(c, ids, from, order[i], false, cancelled, e);
+        if (rc || *cancelled) return rc;
+        from = order[i];
+        bool pin = false;
+        for (int j = 0; j < n_cuts; j++)
+            pin |= cuts[j] == from && pinned[j];
+        if (q35_snap_cache_has(&c->cache, ids, from)) continue;
+        q35_snapshot *s = q35_state_snapshot(c->state, e);
+        if (!s) return e ? e->code : Q35_ENOMEM;
+        if ((rc = q35_snap_cache_put(&c->cache, ids, from, s, pin, e))) return rc;
+    }
+    return feed_range(c, ids, from, n, want_logits, cancelled, e);
+}
+
+/* Index of the k-th (0-based) <|im_start|> in ids, or -1; `last` picks the
+ * last one instead. */
+static int block_start(const q35_chat *c, const q35_tokens *p, int k, bool last) {
+    int32_t im_start = q35_token_id(c->tok, "<|im_start|>");
+    if (im_start < 0) return -1;
+    int found = -1, seen = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->ids[i] != im_start) continue;
+        if (!last && seen++ == k) return (int)i;
+        found = (int)i;
+    }
+    return last ? found : -1;
+}
+
+/* Where the system prompt's block ends in a render (0: no system prompt). */
+static int system_end(const q35_chat *c, const q35_tokens *p) {
+    if (!c->conv.system) return 0;
+    int i = block_start(c, p, 1, false);
+    return i > 0 ? i : 0;
+}
+
+int q35_chat_warm(q35_chat *c, q35_err *e) {
+    int rc = ensure_state(c, e);
+    if (rc || !c->conv.system) return rc;
+    q35_tokens p = {0};
+    q35_conversation only_system = {.system = c->conv.system};
+    rc = q35_conv_render(&only_system, c->tok, 0, "", false, true, &p, e);
+    int end = rc ? 0 : system_end(c, &p);
+    if (!rc && end > 0 && !q35_snap_cache_has(&c->cache, p.ids, end)) {
+        int cut = end, reused;
+        bool pin = true, cancelled = false;
+        atomic_store(&c->cancel, false);
+        rc = prefill(c, p.ids, end, &cut, &pin, 1, false, &reused, &cancelled, e);
+        if (!rc && !q35_snap_cache_has(&c->cache, p.ids, end)) {
+            q35_snapshot *s = q35_state_snapshot(c->state, e);
+            rc = s ? q35_snap_cache_put(&c->cache, p.ids, end, s, true, e) : (e ? e->code : -1);
+        }
+    }
+    q35_tokens_free(&p);
+    return rc;
+}
+
+/* ------------------------------------------------------------- a turn */
+
+/* Renders the turn with the oldest `drop` turns left out. */
+static int render_turn(q35_chat *c, int drop, const char *user, bool thinking, q35_tokens *p,
+                       q35_tokens *p0, q35_err *e) {
+    int rc = q35_conv_render(&c->conv, c->tok, drop, user, true, thinking, p, e);
+    if (!rc) rc = q35_conv_render(&c->conv, c->tok, drop, user, false, thinking, p0, e);
+    return rc;
+}
+
+/* The overflow policy (q35.h): how many of the oldest turns to leave out so
+ * that the prompt and the reply fit; renders p/p0 accordingly. */
+static int fit_context(q35_chat *c, const char *user, const q35_sampling *s, q35_tokens *p,
+                       q35_tokens *p0, int *dropped, q35_err *e) {
+    const int n_ctx = c->set.n_ctx;
+    const long reserve =
+        (long)s->max_tokens + (s->thinking && s->thinking_budget >= 0 ? c->n_think_end : 0);
+    int drop = 0, rc;
+    for (;;) {
+        if ((rc = render_turn(c, drop, user, s->thinking, p, p0, e))) return rc;
+        if ((long)p->n + reserve <= n_ctx) break;
+        if (c->set.overflow == Q35_OVERFLOW_ERROR)
+            return q35_err_set(e, Q35_EOVERFLOW,
+                               "chat: the prompt (%zu tokens) and max_tokens (%d) do not fit in "
+                               "the context of %d",
+                               p->n, s->max_tokens, n_ctx);
+        if (drop == c->conv.n_turns) break;
+        drop++;
+    }
+    if ((long)p->n + 1 > n_ctx)
+        return q35_err_set(e, Q35_EOVERFLOW,
+                           "chat: the prompt is %zu tokens (system prompt and this message), "
+                           "more than the context of %d leaves room for",
+                           p->n, n_ctx);
+    *dropped = drop;
+    return Q35_OK;
+}
+
+int q35_chat_generate(q35_chat *c, const char *user, const q35_sampling *s, q35_piece_fn on_piece,
+                      void *ud, q35_reply *reply, q35_err *e) {
+    double t0 = q35_now_ms();
+    q35_reply local = {0};
+    q35_reply *out = reply ? reply : &local;
+    memset(out, 0, sizeof *out);
+    if (!c || !user) return q35_err_set(e, Q35_EINVAL, "q35_chat_generate: NULL argument");
+    atomic_store(&c->cancel, false);
+    q35_sampling def = q35_sampling_default();
+    if (!s) s = &def;
+    int rc = q35_sampling_check(s, e);
+    if (!rc) rc = ensure_state(c, e);
+    if (rc) return rc;
+
+    q35_tokens p = {0}, p0 = {0};
+    int dropped = 0;
+    if ((rc = fit_context(c, user, s, &p, &p0, &dropped, e))) goto done;
+
+    /* cut points: after the system prompt (pinned), at the start and the
+     * end of this user message */
+    int cuts[3], n_cuts = 0;
+    bool pinned[3];
+    int sys_end = system_end(c, &p);
+    if (sys_end > 0) {
+        cuts[n_cuts] = sys_end;
+        pinned[n_cuts++] = true;
+    }
+    if (p0.n < p.n && ids_prefix(&p0, p.ids, (int)p.n)) {
+        int start = block_start(c, &p0, 0, true);
+        if (start > 0) {
+            cuts[n_cuts] = start;
+            pinned[n_cuts++] = false;
+        }
+        cuts[n_cuts] = (int)p0.n;
+        pinned[n_cuts++] = false;
+    }
+    int reused = 0;
+    bool cancelled = false;
+    int64_t before = c->st.prefilled_tokens;
+    rc = prefill(c, p.ids, (int)p.n, cuts, pinned, n_cuts, true, &reused, &cancelled, e);
+    if (rc) goto done;
+    out->prompt_tokens = (int)p.n;
+    out->reused_tokens = reused;
+    out->prefilled_tokens = (int)(c->st.prefilled_tokens - before);
+    out->prefill_ms = q35_now_ms() - t0;
+
+    /* the turn is committed from here on: dropped turns go, the user
+     * message stays whatever happens to the reply */
+    if (dropped) {
+        q35_conv_drop_oldest(&c->conv, dropped);
+        c->st.dropped_turns += dropped;
+        out->dropped_turns = dropped;
+    }
+    if ((rc = q35_conv_push(&c->conv, user, "", 0, e))) goto done;
+    if (cancelled) {
+        out->stop = Q35_STOP_CANCELLED;
+    } else {
+        q35_gen_ctx g = {
+            .model = c->model,
+            .state = c->state,
+            .tok = c->tok,
+            .n_logits = c->n_logits,
+            .n_valid = c->n_valid,
+            .eos = c->eos,
+            .n_eos = c->n_eos,
+            .think_end = c->think_end,
+            .n_think_end = c->n_think_end,
+            .cancel = &c->cancel,
+            .context = &c->ctx,
+            .logits = c->logits,
+            .t_start = t0,
+        };
+        int prompt_tokens = out->prompt_tokens, reused_tokens = out->reused_tokens;
+        int prefilled = out->prefilled_tokens, drop_n = out->dropped_turns;
+        double prefill_ms = out->prefill_ms;
+        rc = q35_generate(&g, s, on_piece, ud, out, e);
+        out->prompt_tokens = prompt_tokens;
+        out->reused_tokens = reused_tokens;
+        out->prefilled_tokens = prefilled;
+        out->dropped_turns = drop_n;
+        out->prefill_ms = prefill_ms;
+        c->st.generated_tokens += out->n_ids;
+        if (rc)
+            q35_conv_pop(&c->conv); /* a failed turn is not added */
+        else
+            rc =
+                q35_conv_set_answer(&c->conv, c->conv.n_turns - 1, out->answer, out->answer_len, e);
+    }
+    c->st.last_prefilled = out->prefilled_tokens;
+    c->st.last_reused = out->reused_tokens;
+done:
+    q35_tokens_free(&p);
+    q35_tokens_free(&p0);
+    if (!reply) q35_reply_free(&local);
+    return rc;
+}
+
+/* -------------------------------------------------------------- the rest */
+
+void q35_chat_cancel(q35_chat *c) {
+    if (c) atomic_store(&c->cancel, true);
+}
+
+void q35_chat_reset(q35_chat *c) {
+    if (!c) return;
+    q35_conv_clear(&c->conv);
+    q35_snap_cache_clear(&c->cache, true);
+}
+
+int q35_chat_add_turn(q35_chat *c, const char *user, const char *answer, q35_err *e) {
+    if (!c || !user) return q35_err_set(e, Q35_EINVAL, "q35_chat_add_turn: NULL argument");
+    return q35_conv_push(&c->conv, user, answer, answer ? strlen(answer) : 0, e);
+}
+
+int q35_chat_undo(q35_chat *c, q35_err *e) {
+    if (!c || !c->conv.n_turns) return q35_err_set(e, Q35_ESTATE, "q35_chat_undo: no turn to undo");
+    q35_conv_pop(&c->conv);
+    return Q35_OK;
+}
+
+int q35_chat_set_last_answer(q35_chat *c, const char *answer, size_t len, q35_err *e) {
+    if (!c || !c->conv.n_turns)
+        return q35_err_set(e, Q35_ESTATE, "q35_chat_set_last_answer: no turn yet");
+    return q35_conv_set_answer(&c->conv, c->conv.n_turns - 1, answer, len, e);
+}
+
+int q35_chat_n_turns(const q35_chat *c) {
+    return c ? c->conv.n_turns : 0;
+}
+
+int q35_chat_turn(const q35_chat *c, int i, const char **user, const char **answer) {
+    if (!c || i < 0 || i >= c->conv.n_turns) return Q35_EINVAL;
+    if (user) *user = c->conv.turns[i].user;
+    if (answer) *answer = c->conv.turns[i].answer;
+    return Q35_OK;
+}
+
+void q35_chat_get_stats(const q35_chat *c, q35_chat_stats *out) {
+    *out = c->st;
+    out->n_turns = c->conv.n_turns;
+    out->n_ctx = c->set.n_ctx;
+    out->context_tokens = c->state ? q35_state_pos(c->state) : 0;
+    out->n_snapshots = c->cache.n;
+    out->memory_bytes = q35_snap_cache_bytes(&c->cache) + (size_t)c->n_logits * sizeof(float) +
+                        c->ctx.cap * sizeof(int32_t);
+}
+
+int q35_chat_prompt_ids(const q35_chat *c, const char *user, bool thinking, int32_t **ids,
+                        size_t *n_ids, q35_err *e) {
+    *ids = NULL;
+    *n_ids = 0;
+    q35_tokens p = {0};
+    int rc = q35_conv_render(&c->conv, c->tok, 0, user, user != NULL, thinking, &p, e);
+    if (rc) {
+        q35_tokens_free(&p);
+        return rc;
+    }
+    *ids = p.ids;
+    *n_ids = p.n;
+    return Q35_OK;
+}
