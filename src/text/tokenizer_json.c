@@ -17,11 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "core/err.h"
 #include "core/mapped_file.h"
 #include "text/tokenizer_cache.h"
+#include "text/tokenizer_gguf.h"
 #include "text/tokenizer_internal.h"
 
 #define CONFIG_MAX_BYTES (64u << 20)
@@ -470,6 +472,8 @@ q35_tokenizer *q35_tokenizer_load(const char *path, q35_err *e) {
         return NULL;
     }
     size_t plen = strlen(path);
+    if (!S_ISDIR(st.st_mode) && plen >= 5 && !strcasecmp(path + plen - 5, ".gguf"))
+        return q35_tokenizer_load_gguf(path, NULL, e); /* the vocabulary in a GGUF model file */
     char *json_path = malloc(plen + 32), *cfg_path = malloc(plen + 32);
     q35_tokenizer *t = NULL;
     q35_mapped_file jf = {0};

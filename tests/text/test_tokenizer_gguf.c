@@ -258,6 +258,11 @@ static void test_golden_tiny_vocab(void **state) {
         free(ids);
     }
     q35_tokenizer_free(t);
+    /* q35_tokenizer_load takes a .gguf path too */
+    t = q35_tokenizer_load(Q35_GOLDEN "/gguf/tiny-b-Q8_0.gguf", &e);
+    assert_non_null(t);
+    assert_int_equal(q35_tokenizer_n_vocab(t), 1024);
+    q35_tokenizer_free(t);
 }
 
 /* ------------------------------------------------------------ bad metadata */
