@@ -243,9 +243,9 @@ static int render_tool_call(render_out *o, const q35_tool_call *tc, size_t msg_i
         if (!d) return e ? e->code : Q35_EFORMAT;
         const q35_pyjson *args = q35_pyjson_root(d);
         if (args->type != Q35_PYJSON_OBJECT) {
+            const char *type = q35_pyjson_type_name(args->type);
             q35_pyjson_free(d);
-            return q35_err_set(e, Q35_EINVAL, "%s: expected a JSON object, got %s", what,
-                               q35_pyjson_type_name(args->type));
+            return q35_err_set(e, Q35_EINVAL, "%s: expected a JSON object, got %s", what, type);
         }
         for (size_t k = 0; k < args->n; k++) {
             const q35_pyjson *v = &args->items[k];
@@ -387,9 +387,9 @@ int q35_chat_render(const q35_message *msgs, size_t n, const q35_chat_opts *opts
         if (tools->type == Q35_PYJSON_NULL) {
             tools = NULL;
         } else if (tools->type != Q35_PYJSON_ARRAY) {
+            const char *type = q35_pyjson_type_name(tools->type);
             q35_pyjson_free(tools_doc);
-            return q35_err_set(e, Q35_EINVAL, "tools: expected a JSON array, got %s",
-                               q35_pyjson_type_name(tools->type));
+            return q35_err_set(e, Q35_EINVAL, "tools: expected a JSON array, got %s", type);
         }
     }
 
