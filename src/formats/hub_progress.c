@@ -17,6 +17,7 @@
 struct hub_bar {
     char file[256];
     bool active;    /* a line is on screen, not yet ended by '\n' */
+    bool ended;     /* this file's line was drawn complete */
     double t0;      /* when this file's first update came */
     uint64_t done0; /* bytes it had then (resumed) */
 };
@@ -67,13 +68,17 @@ void hub_bar_free(hub_bar *b) {
 
 void hub_bar_update(void *bar, const char *file, uint64_t done, uint64_t total) {
     hub_bar *b = bar;
+    if (total == 0 && done == 0) return; /* an empty file: nothing to show */
+    bool same = strncmp(b->file, file, sizeof b->file - 1) == 0;
+    if (same && b->ended && total > 0 && done >= total) return; /* already shown whole */
     double t = now_s();
-    if (strncmp(b->file, file, sizeof b->file - 1) != 0 || !b->active) {
+    if (!same || !b->active) {
         if (b->active) fputc('\n', stderr);
         snprintf(b->file, sizeof b->file, "%s", file);
         b->t0 = t;
         b->done0 = done;
         b->active = true;
+        b->ended = false;
     }
     if (done < b->done0) { /* the file restarted from zero */
         b->t0 = t;
@@ -94,17 +99,26 @@ void hub_bar_update(void *bar, const char *file, uint64_t done, uint64_t total) 
         snprintf(ebuf, sizeof ebuf, "--:--");
 
     char tail[192];
-    snprintf(tail, sizeof tail, " %s/%s  %s/s  %s %s", dbuf, total ? tbuf : "?", rbuf,
-             finished ? "in" : "ETA", ebuf);
+    snprintf(tail, sizeof tail, " %s/%s  %s/s  %s %s", dbuf, total ? tbuf : "?",
+             rate > 0 ? rbuf : "--", finished ? "in" : "ETA", ebuf);
+    /* Fixed columns, so the bars of successive files line up. */
     int width = term_width();
-    int name_w = width / 4 > 40 ? 40 : width / 4;
-    int bar_w = width - name_w - (int)strlen(tail) - 10;
-    if (bar_w > 40) bar_w = 40;
+    int name_w = width / 3 < 16 ? 16 : width / 3 > 40 ? 40 : width / 3;
+    int bar_w = width - name_w - 6 - 2 - 44;
+    if (bar_w > 30) bar_w = 30;
     int pct = total ? (int)((double)done * 100 / (double)total) : 0;
     if (pct > 100) pct = 100;
 
+    /* A long name keeps its end (the shard number), not its start. */
+    char name[sizeof b->file + 4];
+    size_t len = strlen(b->file);
+    if (len > (size_t)name_w)
+        snprintf(name, sizeof name, "...%s", b->file + len - (size_t)name_w + 3);
+    else
+        snprintf(name, sizeof name, "%s", b->file);
+
     char line[512];
-    int o = snprintf(line, sizeof line, "\r%-*.*s %3d%% ", name_w, name_w, b->file, pct);
+    int o = snprintf(line, sizeof line, "\r%-*s %3d%% ", name_w, name, pct);
     if (bar_w >= 5) {
         int fill = total ? (int)((double)bar_w * (double)done / (double)total) : 0;
         if (fill > bar_w) fill = bar_w;
@@ -118,6 +132,7 @@ void hub_bar_update(void *bar, const char *file, uint64_t done, uint64_t total) 
     if (finished) {
         fputc('\n', stderr);
         b->active = false;
+        b->ended = true;
     }
     fflush(stderr);
 }
