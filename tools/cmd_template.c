@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "core/err.h"
 #include "core/mapped_file.h"
 
 #define MAX_JSON_BYTES ((size_t)64 << 20)
