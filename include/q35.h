@@ -55,13 +55,17 @@ typedef struct q35_model q35_model;
 
 typedef struct q35_load_opts {
     int n_threads; /* compute threads for this model; 0 = all cores */
+    /* How hub ids are fetched (see q35_hub_opts); NULL: environment defaults. */
+    const struct q35_hub_opts *hub;
 } q35_load_opts;
 
-/* Loads a model from a local checkpoint directory (config.json +
- * safetensors, single or sharded). Weight files are mmapped, not copied.
- * Returns NULL and fills `e` on failure. Caller frees with q35_model_free.
- * `opts` may be NULL (defaults). */
-q35_model *q35_model_load(const char *path, const q35_load_opts *opts, q35_err *e);
+/* Loads a model from `path_or_repo`: a checkpoint directory (config.json +
+ * safetensors, single or sharded; MLX-quantized safetensors too), a .gguf
+ * file, or a hub id ("Qwen/Qwen3.5-0.8B[@REV]"), which is downloaded once
+ * into the HF cache (see q35_hub_resolve). Weight files are mmapped, not
+ * copied. Returns NULL and fills `e` on failure. Caller frees with
+ * q35_model_free. `opts` may be NULL (defaults). */
+q35_model *q35_model_load(const char *path_or_repo, const q35_load_opts *opts, q35_err *e);
 
 /* Frees everything the model holds. NULL is a no-op. No q35_state made from
  * the model may be used afterwards. */

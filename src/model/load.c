@@ -14,6 +14,7 @@
 #include "core/half.h"
 #include "formats/safetensors.h"
 #include "model/load_gguf.h"
+#include "q35.h"
 #include "model/model.h"
 #include "model/quant_spec.h"
 
@@ -452,9 +453,14 @@ q35_model *q35_model_load(const char *path, const q35_load_opts *opts, q35_err *
         return NULL;
     }
     q35_model *m = calloc(1, sizeof *m);
-    if (!m || !(m->path = strdup(path))) {
-        free(m);
+    if (!m) {
         q35_err_set(e, Q35_ENOMEM, "out of memory");
+        return NULL;
+    }
+    /* A hub id becomes its snapshot directory in the HF cache (downloaded
+     * once); reloads then use that directory and need no network. */
+    if (q35_hub_resolve(path, opts ? opts->hub : NULL, &m->path, e)) {
+        free(m);
         return NULL;
     }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
