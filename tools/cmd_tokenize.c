@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -16,12 +17,19 @@ static void tokenize_usage(FILE *f) {
                "  --no-special  special added tokens (<|im_end|>, ...) are plain text\n"
                "                (HF split_special_tokens); <think> etc. still match\n"
                "  --no-added    no added token is matched at all\n"
-               "  --file F      read the text from F ('-' for stdin), any bytes\n");
+               "  --file F      read the text from F ('-' for stdin), any bytes\n"
+               "  --timing      print load time and encode speed to stderr\n");
 }
 
 static void detokenize_usage(FILE *f) {
     fprintf(f, "usage: q35 detokenize -m MODEL_DIR_OR_TOKENIZER_JSON --ids 1,2,3 [--skip-special]\n"
                "  Prints the text of the ids, exactly (no newline added).\n");
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* Reads all of a stream (stdin) into a heap buffer. */
@@ -50,13 +58,12 @@ static char *read_stream(FILE *fp, size_t *len) {
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *text = NULL, *file = NULL;
     q35_added_mode mode = Q35_ADDED_MATCH;
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"text", required_argument, 0, 't'},
-                                         {"file", required_argument, 0, 'f'},
-                                         {"no-special", no_argument, 0, 's'},
-                                         {"no-added", no_argument, 0, 'a'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    bool timing = false;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"timing", no_argument, 0, 'T'},
+        {"text", required_argument, 0, 't'},  {"file", required_argument, 0, 'f'},
+        {"no-special", no_argument, 0, 's'},  {"no-added", no_argument, 0, 'a'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:t:f:h", opts, NULL)) != -1) {
@@ -66,6 +73,7 @@ int cmd_tokenize(int argc, char **argv) {
         case 'f': file = optarg; break;
         case 's': mode = Q35_ADDED_SPECIAL_AS_TEXT; break;
         case 'a': mode = Q35_ADDED_AS_TEXT; break;
+        case 'T': timing = true; break;
         case 'h': tokenize_usage(stdout); return 0;
         default: tokenize_usage(stderr); return 2;
         }
@@ -92,15 +100,23 @@ int cmd_tokenize(int argc, char **argv) {
     } else {
         len = strlen(text);
     }
+    double t0 = now_s();
     q35_tokenizer *tok = q35_tokenizer_load(model, &e);
     if (!tok) {
         free(buf);
         return cli_fail_err("tokenize", &e);
     }
+    double t1 = now_s();
     int32_t *ids = NULL;
     size_t n = 0;
     int rc = q35_tokenize(tok, text, len, mode, &ids, &n, &e);
+    double t2 = now_s();
     free(buf);
+    if (timing)
+        fprintf(stderr,
+                "load %.1f ms (%zu ids); encode %zu bytes -> %zu tokens in %.1f ms (%.2f MB/s)\n",
+                (t1 - t0) * 1e3, q35_tokenizer_n_vocab(tok), len, n, (t2 - t1) * 1e3,
+                (double)len / 1e6 / (t2 - t1 > 0 ? t2 - t1 : 1e-9));
     q35_tokenizer_free(tok);
     if (rc) return cli_fail_err("tokenize", &e);
     for (size_t i = 0; i < n; i++)

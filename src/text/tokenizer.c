@@ -72,6 +72,8 @@ static int build_pieces(q35_tokenizer *t, const q35_tok_parts *p, const char *sr
         if ((a & ~Q35_TOK_MODEL) && !(a & Q35_TOK_ADDED))
             return q35_err_set(e, Q35_EFORMAT,
                                "%s: token %zu has added-token flags but is not added", src, i);
+        if (!tok_attr_valid(a))
+            return q35_err_set(e, Q35_EFORMAT, "%s: token %zu has unknown flags 0x%02x", src, i, a);
         if (p->piece_len[i] > TOK_MAX_PIECE)
             return q35_err_set(e, Q35_EFORMAT, "%s: token %zu is %u bytes long (limit %u)", src, i,
                                p->piece_len[i], TOK_MAX_PIECE);
@@ -221,6 +223,16 @@ static int check_special_id(const q35_tokenizer *t, int32_t id, const char *what
     return q35_err_set(e, Q35_EFORMAT, "%s: %s id %d is not a token", src, what, id);
 }
 
+int tok_finish(q35_tokenizer *t, const char *const *regex, size_t n_pretok, const char *src,
+               q35_err *e) {
+    int rc = tok_pretok_compile(t, regex, n_pretok, e);
+    if (!rc) rc = tok_added_build(t, e);
+    if (!rc) rc = check_special_id(t, t->eos_id, "eos", src, e);
+    if (!rc) rc = check_special_id(t, t->pad_id, "pad", src, e);
+    if (!rc) rc = check_special_id(t, t->bos_id, "bos", src, e);
+    return rc;
+}
+
 q35_tokenizer *q35_tokenizer_from_parts(const q35_tok_parts *p, q35_err *e) {
     const char *src = p->source ? p->source : "tokenizer";
     if (p->n_tokens == 0 || p->n_tokens > TOK_MAX_TOKENS) {
@@ -252,10 +264,7 @@ q35_tokenizer *q35_tokenizer_from_parts(const q35_tok_parts *p, q35_err *e) {
     t->pad_id = p->pad_id;
     t->bos_id = p->bos_id;
     if (build_pieces(t, p, src, e) || build_maps(t, src, e) || build_merges(t, p, src, e) ||
-        tok_pretok_compile(t, p->pretok_regex, p->n_pretok, e) || tok_added_build(t, e) ||
-        check_special_id(t, t->eos_id, "eos", src, e) ||
-        check_special_id(t, t->pad_id, "pad", src, e) ||
-        check_special_id(t, t->bos_id, "bos", src, e)) {
+        tok_finish(t, p->pretok_regex, p->n_pretok, src, e)) {
         if (e && e->code == Q35_OK) q35_err_set(e, Q35_EFORMAT, "%s: invalid tokenizer", src);
         q35_tokenizer_free(t);
         return NULL;
@@ -267,6 +276,11 @@ void q35_tokenizer_free(q35_tokenizer *t) {
     if (!t) return;
     tok_pretok_free(t);
     tok_added_free(t);
+    if (t->table_map.data) {
+        q35_mapped_file_close(&t->table_map);
+        free(t);
+        return;
+    }
     free(t->attr);
     free(t->pieces);
     free(t->piece_off);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/mapped_file.h"
 #include "q35.h"
 #include "text/tokenizer.h"
 
@@ -91,7 +92,24 @@ struct q35_tokenizer {
     pcre2_code *pretok[TOK_MAX_PRETOK];
     bool ignore_merges;
     int32_t eos_id, pad_id, bos_id;
+
+    /* Set when the tables above (attr .. merges) point into a cache file
+     * (tokenizer_cache.c) rather than into heap blocks of their own. */
+    q35_mapped_file table_map;
 };
+
+/* A token attribute byte that can occur (0 for a hole). */
+static inline bool tok_attr_valid(uint8_t a) {
+    if (a == 0) return true;
+    if (a & 0x80) return false;
+    if (!(a & (Q35_TOK_MODEL | Q35_TOK_ADDED))) return false;
+    return !(a & ~Q35_TOK_MODEL) || (a & Q35_TOK_ADDED);
+}
+
+/* The last step of every construction: compiles the pre-tokenizer, indexes
+ * the added tokens and checks the eos/pad/bos ids (tokenizer.c). */
+int tok_finish(q35_tokenizer *t, const char *const *regex, size_t n_pretok, const char *src,
+               q35_err *e);
 
 static inline const char *tok_piece(const q35_tokenizer *t, uint32_t id, uint32_t *len) {
     *len = t->piece_off[id + 1] - t->piece_off[id] - 1;
