@@ -1,4 +1,4 @@
-#!/ usr / bin / env python3
+#!/usr/bin/env python3
 """Makes a tokenizer.json the size of Qwen3.5's real one (248044 vocabulary
 entries + 26 added tokens at 248044..248069) from the 151k-entry Qwen
 tokenizer in golden/tokenizer, for measuring load time (BENCHMARKS.md,
