@@ -1,0 +1,90 @@
+/* cmd_run.c — `q35 run`: one reply to one prompt, streamed to stdout
+ * (answer only unless --show-thinking), timing on stderr (SPEC §8). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_options.h"
+#include "cli.h"
+
+#define MAX_PROMPT_BYTES ((size_t)64 << 20)
+
+typedef struct stream_ctx {
+    bool show_thinking;
+    bool in_thinking; /* a "<think>" line was printed and not yet closed */
+} stream_ctx;
+
+static int print_piece(void *ud, q35_piece_kind kind, const char *text, size_t len) {
+    stream_ctx *s = ud;
+    if (kind == Q35_PIECE_THINKING) {
+        if (!s->show_thinking) return 0;
+        if (!s->in_thinking) fputs("<think>\n", stdout);
+        s->in_thinking = true;
+    } else if (s->in_thinking) {
+        fputs("\n</think>\n\n", stdout);
+        s->in_thinking = false;
+    }
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+static char *read_all(FILE *f) {
+    size_t cap = 1 << 12, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (n < cap - 1) break;
+        if (cap >= MAX_PROMPT_BYTES) {
+            free(buf);
+            return NULL;
+        }
+        char *b = realloc(buf, cap *= 2);
+        if (!b) free(buf);
+        buf = b;
+    }
+    if (buf) buf[n] = 0;
+    return buf;
+}
+
+int cmd_run(int argc, char **argv) {
+    chat_options o;
+    int rc = chat_options_parse("run", argc, argv, &o);
+    if (rc >= 0) return rc;
+    char *owned = NULL;
+    const char *prompt = o.prompt;
+    if (!prompt) {
+        owned = read_all(stdin);
+        if (!owned) return cli_fail("run", "cannot read the prompt from stdin");
+        prompt = owned;
+    }
+    q35_model *m;
+    q35_chat *c;
+    if ((rc = chat_open("run", &o, &m, &c))) {
+        free(owned);
+        return rc;
+    }
+    stream_ctx sc = {o.show_thinking, false};
+    q35_reply r;
+    q35_err e = {0};
+    chat_catch_interrupt(c);
+    rc = q35_chat_generate(c, prompt, &o.sampling, print_piece, &sc, &r, &e);
+    chat_catch_interrupt(NULL);
+    if (sc.in_thinking) fputs("\n</think>\n", stdout);
+    if (!rc) {
+        putchar('\n');
+        fflush(stdout);
+        if (!o.quiet) {
+            if (!o.seed_given && o.sampling.temperature > 0)
+                fprintf(stderr, "[seed %llu]\n", (unsigned long long)o.sampling.seed);
+            chat_print_summary(&r);
+        }
+    } else {
+        cli_fail_err("run", &e);
+    }
+    q35_reply_free(&r);
+    q35_chat_free(c);
+    q35_model_free(m);
+    free(owned);
+    return rc ? 1 : 0;
+}
