@@ -8,6 +8,7 @@
  * expects. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "cli.h"
 #include "core/err.h"
 #include "core/mapped_file.h"
+#include "text/tokenizer_gguf.h"
 
 #define MAX_JSON_BYTES ((size_t)64 << 20)
 
@@ -40,29 +42,39 @@ static void usage(FILE *f) {
             "                          or 'content', byte offset, length\n");
 }
 
+/* Reads a whole JSON input: a regular file, or a stream ("-" is stdin; a
+ * pipe such as <(...) or /dev/stdin), up to MAX_JSON_BYTES. */
 static char *read_input(const char *path, size_t *len, q35_err *e) {
-    if (strcmp(path, "-") != 0) return q35_read_text_file(path, MAX_JSON_BYTES, len, e);
+    struct stat st;
+    bool is_stdin = strcmp(path, "-") == 0;
+    if (!is_stdin && (stat(path, &st) != 0 || S_ISREG(st.st_mode)))
+        return q35_read_text_file(path, MAX_JSON_BYTES, len, e);
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) {
+        q35_err_set(e, Q35_EIO, "%s: cannot open", path);
+        return NULL;
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     while (buf) {
-        n += fread(buf + n, 1, cap - n - 1, stdin);
+        n += fread(buf + n, 1, cap - n - 1, f);
         if (n < cap - 1) break;
         if (cap > MAX_JSON_BYTES) {
             free(buf);
-            q35_err_set(e, Q35_EFORMAT, "stdin: more than %zu bytes", MAX_JSON_BYTES);
+            if (!is_stdin) fclose(f);
+            q35_err_set(e, Q35_EFORMAT, "%s: more than %zu bytes", path, MAX_JSON_BYTES);
             return NULL;
         }
         char *t = realloc(buf, cap *= 2);
         if (!t) free(buf);
         buf = t;
     }
-    if (!buf) {
-        q35_err_set(e, Q35_ENOMEM, "stdin: out of memory");
-        return NULL;
-    }
-    if (ferror(stdin)) {
+    bool failed = ferror(f);
+    if (!is_stdin) fclose(f);
+    if (!buf || failed) {
         free(buf);
-        q35_err_set(e, Q35_EIO, "stdin: read error");
+        q35_err_set(e, buf ? Q35_EIO : Q35_ENOMEM, "%s: %s", path,
+                    buf ? "read error" : "out of memory");
         return NULL;
     }
     buf[n] = 0;
@@ -70,13 +82,21 @@ static char *read_input(const char *path, size_t *len, q35_err *e) {
     return buf;
 }
 
-/* The chat template a model ships: chat_template.jinja (what transformers
- * reads first), else tokenizer_config.json's "chat_template" (a string, or
- * a list of {name, template} of which "default" is used). Looked for in
- * the model dir, or beside a tokenizer.json. NULL when there is none. */
+/* The chat template a model ships: a .gguf file's tokenizer.chat_template;
+ * else chat_template.jinja (what transformers reads first), else
+ * tokenizer_config.json's "chat_template" (a string, or a list of {name,
+ * template} of which "default" is used), in the model dir or beside a
+ * tokenizer.json. NULL when there is none. */
 static char *read_model_template(const char *path, size_t *len) {
     struct stat st;
     if (stat(path, &st) != 0) return NULL;
+    size_t plen = strlen(path);
+    if (S_ISREG(st.st_mode) && plen > 5 && !strcmp(path + plen - 5, ".gguf")) {
+        char *text = NULL;
+        q35_tokenizer_free(q35_tokenizer_load_gguf(path, &text, NULL));
+        if (text) *len = strlen(text);
+        return text;
+    }
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     if (!S_ISDIR(st.st_mode)) {
