@@ -87,14 +87,17 @@ int cmd_pull(int argc, char **argv) {
     if (rc) return cli_fail_err("pull", &e);
     double dt = now_s() - t0;
 
-    /* One file named (as an argument or REPO/FILE.gguf): print its path. */
-    const char *one = n_files == 1 ? argv[optind + 1] : NULL;
-    const char *gguf = strlen(repo) > 5 && !strcmp(repo + strlen(repo) - 5, ".gguf") ? repo : NULL;
-    if (!one && gguf) {
-        const char *at = strchr(gguf, '@');
-        const char *s1 = strchr(gguf, '/');
-        const char *s2 = s1 ? strchr((at ? at : s1 + 1), '/') : NULL;
-        one = s2 ? s2 + 1 : NULL;
+    /* Exactly one file named (as an argument or as REPO/FILE.gguf): print
+     * its path; otherwise the snapshot directory. */
+    const char *one = NULL;
+    size_t rl = strlen(repo);
+    if (rl > 5 && !strcmp(repo + rl - 5, ".gguf")) {
+        const char *at = strchr(repo, '@');
+        const char *s1 = strchr(repo, '/');
+        const char *s2 = s1 ? strchr(at ? at : s1 + 1, '/') : NULL;
+        one = n_files == 0 && s2 ? s2 + 1 : NULL;
+    } else if (n_files == 1) {
+        one = argv[optind + 1];
     }
     if (one)
         printf("%s/%s\n", dir, one);

@@ -25,12 +25,11 @@
 enum { LISTING_MAX_BYTES = 64 << 20 };
 
 typedef struct pull {
-    const char *spec_text;
     hub_spec spec;
     hub_settings settings;
     hub_cache cache;
     const char *const *files; /* named files, NULL-terminated, or NULL */
-    const char *one_file[2];  /* storage for the spec's own .gguf */
+    const char **file_list;   /* owned: opts->files plus the spec's .gguf */
     hub_progress_sink progress;
     hub_bar *bar;
     q35_hub_stats stats;
@@ -294,7 +293,6 @@ int q35_hub_pull(const char *repo, const q35_hub_opts *opts, char **snapshot_dir
 
     pull p;
     memset(&p, 0, sizeof p);
-    p.spec_text = repo;
     int rc = hub_spec_parse(repo, &p.spec, e);
     if (rc) return rc;
     rc = hub_settings_load(&p.settings, opts, e);
@@ -302,11 +300,20 @@ int q35_hub_pull(const char *repo, const q35_hub_opts *opts, char **snapshot_dir
         hub_spec_free(&p.spec);
         return rc;
     }
-    if (opts && opts->files) {
-        p.files = opts->files;
-    } else if (p.spec.file) {
-        p.one_file[0] = p.spec.file;
-        p.files = p.one_file;
+    /* Named files: the caller's, plus the .gguf written in the id. */
+    if (p.spec.file || (opts && opts->files)) {
+        size_t n = 0;
+        while (opts && opts->files && opts->files[n])
+            n++;
+        p.file_list = calloc(n + 2, sizeof *p.file_list);
+        if (!p.file_list) {
+            rc = q35_err_set(e, Q35_ENOMEM, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < n; i++)
+            p.file_list[i] = opts->files[i];
+        if (p.spec.file) p.file_list[n] = p.spec.file;
+        p.files = p.file_list;
     }
     rc = check_named_files(p.files, e);
     if (!rc) rc = hub_cache_open(&p.cache, p.settings.cache_dir, p.spec.repo, e);
@@ -351,6 +358,7 @@ int q35_hub_pull(const char *repo, const q35_hub_opts *opts, char **snapshot_dir
 done:
     if (!rc && stats) *stats = p.stats;
     hub_bar_free(p.bar);
+    free(p.file_list);
     hub_cache_close(&p.cache);
     hub_settings_free(&p.settings);
     hub_spec_free(&p.spec);

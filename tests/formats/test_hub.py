@@ -481,6 +481,12 @@ class HubTest(unittest.TestCase):
         r = self.ok("q35-test/gguf-only@main", "model-Q8_0.gguf")
         self.assertEqual(r.stdout.strip(),
                          os.path.join(self.snapshot("q35-test/gguf-only"), "model-Q8_0.gguf"))
+        # Both forms at once: both files, and the snapshot directory.
+        shutil.rmtree(self.cache)
+        r = self.ok("q35-test/gguf-only/model-Q4_0.gguf", "model-Q8_0.gguf")
+        self.assertEqual(r.stdout.strip(), self.snapshot("q35-test/gguf-only"))
+        self.assert_snapshot_files("q35-test/gguf-only", "gguf",
+                                   {"model-Q4_0.gguf", "model-Q8_0.gguf"})
         r = self.fails("q35-test/gguf-only")
         self.assertIn("model-Q4_0.gguf", r.stderr, "the error names the GGUF files")
         self.assert_cache_consistent()
