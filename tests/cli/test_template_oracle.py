@@ -236,11 +236,13 @@ def main():
             ref = ex
         flags = ([] if gen else ["--no-generation-prompt"]) + (["--no-think"] if think is False else [])
         rc, out, err = run_q35(q35, msgs_text, tools_text, flags)
-        if isinstance(ref, Exception):
-            ok = rc != 0
+        if "Sanitizer" in err or "runtime error:" in err:
+            ok = False  # a refusal must be clean, not a crash report
+        elif isinstance(ref, Exception):
+            ok = rc != 0 and err.startswith("q35 template: ")
             refused += ok
         else:
-            ok = rc == 0 and out == ref
+            ok = rc == 0 and out == ref and not err
         if ok:
             passed += 1
             continue
