@@ -60,9 +60,10 @@ void q35_attn_forward(const q35_model *m, q35_state *s, int layer, int T) {
     float *kc = ls->kc + (int64_t)s->pos * kvw, *vc = ls->vc + (int64_t)s->pos * kvw;
 
     /* q_proj -> per head [query | gate]; k_proj, v_proj -> the cache */
-    q35_matmul(k, s->pool, &L->w_q, sc->h, H, T, sc->q, (int64_t)nh * 2 * d);
-    q35_matmul(k, s->pool, &L->w_k, sc->h, H, T, kc, kvw);
-    q35_matmul(k, s->pool, &L->w_v, sc->h, H, T, vc, kvw);
+    q35_acts h = q35_state_acts(s, sc->h, T, H);
+    q35_matmul(k, s->pool, &L->w_q, &h, sc->q, (int64_t)nh * 2 * d);
+    q35_matmul(k, s->pool, &L->w_k, &h, kc, kvw);
+    q35_matmul(k, s->pool, &L->w_v, &h, vc, kvw);
 
     /* q, k: rms(.) * (1 + w) per head, then RoPE on the first r dims */
     for (int t = 0; t < T; t++) {
@@ -85,5 +86,6 @@ void q35_attn_forward(const q35_model *m, q35_state *s, int layer, int T) {
     q35_threadpool_for(s->pool, (int64_t)T * nh, 1, attn_items, &job);
 
     /* out = W_o o */
-    q35_matmul(k, s->pool, &L->w_o, sc->o, (int64_t)nh * d, T, sc->out, H);
+    q35_acts o = q35_state_acts(s, sc->o, T, (int64_t)nh * d);
+    q35_matmul(k, s->pool, &L->w_o, &o, sc->out, H);
 }

@@ -29,10 +29,12 @@ static void mlp_forward(const q35_model *m, q35_state *s, const q35_layer *L, in
     const q35_config *c = &m->cfg;
     q35_scratch *sc = &s->sc;
     int H = c->hidden_size, I = c->intermediate_size;
-    q35_matmul(s->k, s->pool, &L->w_gate, sc->h, H, T, sc->gate, I);
-    q35_matmul(s->k, s->pool, &L->w_up, sc->h, H, T, sc->up, I);
+    q35_acts h = q35_state_acts(s, sc->h, T, H);
+    q35_matmul(s->k, s->pool, &L->w_gate, &h, sc->gate, I);
+    q35_matmul(s->k, s->pool, &L->w_up, &h, sc->up, I);
     s->k->silu_mul(sc->gate, sc->gate, sc->up, T * I);
-    q35_matmul(s->k, s->pool, &L->w_down, sc->gate, I, T, sc->out, H);
+    q35_acts g = q35_state_acts(s, sc->gate, T, I);
+    q35_matmul(s->k, s->pool, &L->w_down, &g, sc->out, H);
 }
 
 void q35_forward(const q35_model *m, q35_state *s, const int32_t *ids, int T, float *logits,
@@ -74,5 +76,6 @@ void q35_forward(const q35_model *m, q35_state *s, const int32_t *ids, int T, fl
     int first = all_logits ? 0 : T - 1;
     int rows = T - first;
     rmsnorm_rows(s, sc->h, sc->x + (int64_t)first * H, m->final_norm, rows, H, eps);
-    q35_matmul(s->k, s->pool, &m->lm_head, sc->h, H, rows, logits, V);
+    q35_acts h = q35_state_acts(s, sc->h, rows, H);
+    q35_matmul(s->k, s->pool, &m->lm_head, &h, logits, V);
 }

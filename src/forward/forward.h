@@ -47,8 +47,9 @@ typedef struct q35_scratch {
     float *kv;                /* [B, 2*nkv*d]  k | v per token */
     float *rope_cs, *rope_sn; /* [B, r/2] */
     /* MLP */
-    float *gate; /* [B, I] */
-    float *up;   /* [B, I] */
+    float *gate;  /* [B, I] */
+    float *up;    /* [B, I] */
+    void *packed; /* a matmul input in the kernel set's packed form */
     /* per thread */
     float *scores; /* [n_threads, n_ctx] */
     float *work;   /* [n_threads, dv] */
@@ -73,6 +74,12 @@ struct q35_state {
  * position's row only; may be NULL. */
 void q35_forward(const q35_model *m, q35_state *s, const int32_t *ids, int T, float *logits,
                  bool all_logits);
+
+/* x ([T, cols]) as the input of the matmuls that follow, packed into the
+ * state's buffer when the kernel set wants that (one input at a time). */
+static inline q35_acts q35_state_acts(q35_state *s, const float *x, int T, int64_t cols) {
+    return q35_acts_prepare(s->k, x, cols, T, cols, s->sc.packed);
+}
 
 /* The token mixers: read s->sc.h ([T, H]), write s->sc.out ([T, H]), update
  * the layer's state for positions s->pos .. s->pos+T-1. */

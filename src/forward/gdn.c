@@ -75,10 +75,11 @@ void q35_gdn_forward(const q35_model *m, q35_state *s, int layer, int T) {
     float *xin = sc->win + (int64_t)(K - 1) * C; /* this chunk's conv inputs */
 
     /* in_proj_qkv -> conv inputs, in_proj_z, in_proj_b, in_proj_a */
-    q35_matmul(k, s->pool, &L->w_qkv, sc->h, H, T, xin, C);
-    q35_matmul(k, s->pool, &L->w_z, sc->h, H, T, sc->z, (int64_t)nv * dv);
-    q35_matmul(k, s->pool, &L->w_b, sc->h, H, T, sc->gb, nv);
-    q35_matmul(k, s->pool, &L->w_a, sc->h, H, T, sc->ga, nv);
+    q35_acts h = q35_state_acts(s, sc->h, T, H);
+    q35_matmul(k, s->pool, &L->w_qkv, &h, xin, C);
+    q35_matmul(k, s->pool, &L->w_z, &h, sc->z, (int64_t)nv * dv);
+    q35_matmul(k, s->pool, &L->w_b, &h, sc->gb, nv);
+    q35_matmul(k, s->pool, &L->w_a, &h, sc->ga, nv);
 
     /* causal depthwise conv over [conv state | inputs], then silu; the last
      * K-1 inputs become the conv state */
@@ -110,5 +111,6 @@ void q35_gdn_forward(const q35_model *m, q35_state *s, int layer, int T) {
     q35_threadpool_for(s->pool, nv, 1, gdn_heads, &job);
 
     /* out = W_out_proj o */
-    q35_matmul(k, s->pool, &L->w_out, sc->o, (int64_t)nv * dv, T, sc->out, H);
+    q35_acts o = q35_state_acts(s, sc->o, T, (int64_t)nv * dv);
+    q35_matmul(k, s->pool, &L->w_out, &o, sc->out, H);
 }

@@ -73,6 +73,15 @@ static void layout(const q35_model *m, q35_state *s, carver *cv) {
     sc->rope_sn = carve(cv, B * (size_t)(c->rotary_dim / 2));
     sc->gate = carve(cv, B * I);
     sc->up = carve(cv, B * I);
+    /* the widest matmul input: H, I, nv*dv or nh*d columns */
+    size_t widest = H > I ? H : I, pb = 0;
+    if (nv * dv > widest) widest = nv * dv;
+    if (nh * d > widest) widest = nh * d;
+    for (int T = 1; T <= s->max_batch; T++) { /* sizes need not grow with T */
+        size_t b = q35_acts_bytes(s->k, T, (int64_t)widest);
+        if (b > pb) pb = b;
+    }
+    sc->packed = carve(cv, (pb + 3) / 4);
     sc->scores = carve(cv, nt * (size_t)s->n_ctx);
     sc->work = carve(cv, nt * dv);
 }

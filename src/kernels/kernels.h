@@ -20,16 +20,32 @@
 #include "core/threadpool.h"
 #include "model/tensor.h"
 
+/* Token rows as the input of matmuls: T rows of `cols` floats, and where
+ * the kernel set wants it, the same rows reformatted once (e.g. into bf16
+ * tiles for AMX) and reused by every matrix that multiplies them. Made by
+ * q35_acts_prepare. */
+typedef struct q35_acts {
+    const float *x; /* [T, cols], row stride ldx */
+    int64_t ldx, cols;
+    int T;
+    const void *packed; /* the set's own form of x, or NULL */
+} q35_acts;
+
 typedef struct q35_kernels {
-    const char *name; /* "generic", "avx2", "avx512" */
+    const char *name; /* "generic", "avx2", "avx512", "amx" */
+
+    /* Bytes of the packed form of T rows of `cols` floats; 0 (or a NULL
+     * pack_bytes) when the set reads x as is. */
+    size_t (*pack_bytes)(int T, int64_t cols);
+    void (*pack)(const float *x, int64_t ldx, int T, int64_t cols, void *out);
 
     /* Matrix times token rows: for rows o in [r0, r1) of w ([rows, cols],
      * f32/f16/bf16, row-major) and tokens t in [0, T):
-     *     y[t*ldy + o] = sum_k w[o, k] * x[t*ldx + k]      (k < cols)
-     * Threads split the rows (see q35_matmul); one call must give each
-     * y element the same value whatever [r0, r1) it sits in. */
-    void (*matmul)(const q35_tensor *w, const float *x, int64_t ldx, int T, float *y, int64_t ldy,
-                   int64_t r0, int64_t r1);
+     *     y[t*ldy + o] = sum_k w[o, k] * a->x[t*ldx + k]      (k < cols)
+     * Threads split the rows (see q35_matmul); one call must give each y
+     * element the same value whatever [r0, r1) it sits in. */
+    void (*matmul)(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
+                   int64_t r1);
 
     float (*dot)(const float *a, const float *b, int n);
     /* y += a * x */
@@ -58,16 +74,27 @@ const q35_kernels *q35_kernels_generic(void);
 /* The SIMD variants, or NULL where this CPU or this build lacks them. */
 const q35_kernels *q35_kernels_avx2(void);
 const q35_kernels *q35_kernels_avx512(void);
+/* AVX-512 plus AMX-BF16 tiles for matmuls over many tokens (prefill). */
+const q35_kernels *q35_kernels_amx(void);
 const q35_kernels *q35_kernels_neon(void);
 /* The fastest set this CPU runs. Environment variable Q35_KERNELS=generic|
- * avx2|avx512|neon forces one (when available), for testing and comparison. */
+ * avx2|avx512|amx|neon forces one (when available), for testing and
+ * comparison. */
 const q35_kernels *q35_kernels_best(void);
+
+/* Bytes of scratch q35_acts_prepare needs for T rows of `cols`. */
+size_t q35_acts_bytes(const q35_kernels *k, int T, int64_t cols);
+/* Wraps x ([T, cols], stride ldx) as a matmul input, packing it into `buf`
+ * (q35_acts_bytes long, 64-byte aligned) when the set wants that. The
+ * result points into x and buf: both must outlive its use. */
+q35_acts q35_acts_prepare(const q35_kernels *k, const float *x, int64_t ldx, int T, int64_t cols,
+                          void *buf);
 
 /* y = w x over all rows of w, rows split over the pool's threads in chunks
  * whose size depends on the shape only (never on the thread count). pool may
  * be NULL. */
-void q35_matmul(const q35_kernels *k, q35_threadpool *pool, const q35_tensor *w, const float *x,
-                int64_t ldx, int T, float *y, int64_t ldy);
+void q35_matmul(const q35_kernels *k, q35_threadpool *pool, const q35_tensor *w, const q35_acts *a,
+                float *y, int64_t ldy);
 
 /* Row `row` of a [rows, cols] matrix (an embedding lookup) as float32. */
 void q35_tensor_row_f32(const q35_tensor *w, int64_t row, float *out);

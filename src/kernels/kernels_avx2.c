@@ -47,71 +47,81 @@ static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* R x C tile: y[c*ldy + r] = w_r . x_c over n columns; dt, R and C are
+ * constants at each call site, and the unroll pragmas keep acc in
+ * registers. */
+#define UNROLL _Pragma("GCC unroll 4")
 static inline __attribute__((always_inline)) void tile(q35_dtype dt, const char *w, int64_t ldw,
                                                        const float *x, int64_t ldx, int64_t n,
                                                        float *y, int64_t ldy, const int R,
                                                        const int C) {
     __m256 acc[TILE_R][TILE_C];
     size_t es = q35_dtype_size(dt);
-    for (int r = 0; r < R; r++)
-        for (int c = 0; c < C; c++)
-            acc[r][c] = _mm256_setzero_ps();
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) acc[r][c] =
+        _mm256_setzero_ps();
     int64_t k = 0;
     for (; k + 8 <= n; k += 8) {
         __m256 wv[TILE_R];
-        for (int r = 0; r < R; r++)
-            wv[r] = widen(dt, w + r * ldw + k * es);
-        for (int c = 0; c < C; c++) {
+        UNROLL for (int r = 0; r < R; r++) wv[r] = widen(dt, w + r * ldw + k * es);
+        UNROLL for (int c = 0; c < C; c++) {
             __m256 xv = _mm256_loadu_ps(x + c * ldx + k);
-            for (int r = 0; r < R; r++)
-                acc[r][c] = _mm256_fmadd_ps(wv[r], xv, acc[r][c]);
+            UNROLL for (int r = 0; r < R; r++) acc[r][c] = _mm256_fmadd_ps(wv[r], xv, acc[r][c]);
         }
     }
     if (k < n) {
         int left = (int)(n - k);
         __m256i m = lane_mask(left);
         __m256 wv[TILE_R];
-        for (int r = 0; r < R; r++)
-            wv[r] = widen_tail(dt, w + r * ldw + k * es, left);
-        for (int c = 0; c < C; c++) {
+        UNROLL for (int r = 0; r < R; r++) wv[r] = widen_tail(dt, w + r * ldw + k * es, left);
+        UNROLL for (int c = 0; c < C; c++) {
             __m256 xv = _mm256_maskload_ps(x + c * ldx + k, m);
-            for (int r = 0; r < R; r++)
-                acc[r][c] = _mm256_fmadd_ps(wv[r], xv, acc[r][c]);
+            UNROLL for (int r = 0; r < R; r++) acc[r][c] = _mm256_fmadd_ps(wv[r], xv, acc[r][c]);
         }
     }
-    for (int c = 0; c < C; c++)
-        for (int r = 0; r < R; r++)
-            y[c * ldy + r] = hsum(acc[r][c]);
+    UNROLL for (int c = 0; c < C; c++) UNROLL for (int r = 0; r < R; r++) y[c * ldy + r] =
+        hsum(acc[r][c]);
 }
 
-static void tile_any(q35_dtype dt, const char *w, int64_t ldw, const float *x, int64_t ldx,
-                     int64_t n, float *y, int64_t ldy, int R, int C) {
+static inline __attribute__((always_inline)) void tile_any(q35_dtype dt, const char *w, int64_t ldw,
+                                                           const float *x, int64_t ldx, int64_t n,
+                                                           float *y, int64_t ldy, int R, int C) {
 #define T_(r, c)                                                                                   \
     case (r)*8 + (c): tile(dt, w, ldw, x, ldx, n, y, ldy, r, c); break;
     switch (R * 8 + C) {
         T_(1, 1)
-        T_(1, 2)
-        T_(1, 3) T_(2, 1) T_(2, 2) T_(2, 3) T_(3, 1) T_(3, 2) T_(3, 3) T_(4, 1) T_(4, 2)
+        T_(1, 2) T_(1, 3) T_(2, 1) T_(2, 2) T_(2, 3) T_(3, 1) T_(3, 2) T_(3, 3) T_(4, 1) T_(4, 2)
             T_(4, 3) default : break;
     }
 #undef T_
 }
 
-static void matmul_avx2(const q35_tensor *w, const float *x, int64_t ldx, int T, float *y,
-                        int64_t ldy, int64_t r0, int64_t r1) {
-    int64_t n = w->shape[1];
-    int64_t ldw = n * (int64_t)q35_dtype_size(w->dtype);
+static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const q35_tensor *w,
+                                                            const q35_acts *a, float *y,
+                                                            int64_t ldy, int64_t r0, int64_t r1) {
+    const float *x = a->x;
+    int64_t ldx = a->ldx, n = w->shape[1];
+    int64_t ldw = n * (int64_t)q35_dtype_size(dt);
     const char *base = w->data;
+    int T = a->T;
     for (int64_t o = r0; o < r1; o += TILE_R) {
         int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
         const char *wr = base + o * ldw;
         for (int t = 0; t < T; t += TILE_C) {
             int C = T - t < TILE_C ? T - t : TILE_C;
             if (R == TILE_R && C == TILE_C)
-                tile(w->dtype, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, TILE_R, TILE_C);
+                tile(dt, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, TILE_R, TILE_C);
             else
-                tile_any(w->dtype, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, R, C);
+                tile_any(dt, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, R, C);
         }
+    }
+}
+
+static void matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
+                        int64_t r1) {
+    switch (w->dtype) {
+    case Q35_DT_BF16: matmul_dt(Q35_DT_BF16, w, a, y, ldy, r0, r1); break;
+    case Q35_DT_F16: matmul_dt(Q35_DT_F16, w, a, y, ldy, r0, r1); break;
+    default: matmul_dt(Q35_DT_F32, w, a, y, ldy, r0, r1); break;
     }
 }
 

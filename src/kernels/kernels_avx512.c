@@ -14,6 +14,7 @@
 
 #include "kernels/cpu_features.h"
 #include "kernels/kernels.h"
+#include "kernels/matmul_amx.h"
 
 #define TILE_R 4
 #define TILE_C 4
@@ -29,64 +30,61 @@ static inline __m512 load_w(q35_dtype dt, const void *p, __mmask16 m) {
     }
 }
 
-/* R x C tile: y[c*ldy + r] = w_r . x_c over n columns. R, C are constants
- * at each call site, so the loops unroll and acc stays in registers. */
+/* R x C tile: y[c*ldy + r] = w_r . x_c over n columns. dt, R and C are
+ * constants at each call site; the unroll pragmas make gcc keep acc in
+ * registers (it would not at -O2 otherwise). */
+#define UNROLL _Pragma("GCC unroll 4")
 static inline __attribute__((always_inline)) void tile(q35_dtype dt, const char *w, int64_t ldw,
                                                        const float *x, int64_t ldx, int64_t n,
                                                        float *y, int64_t ldy, const int R,
                                                        const int C) {
     __m512 acc[TILE_R][TILE_C];
     size_t es = q35_dtype_size(dt);
-    for (int r = 0; r < R; r++)
-        for (int c = 0; c < C; c++)
-            acc[r][c] = _mm512_setzero_ps();
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) acc[r][c] =
+        _mm512_setzero_ps();
     int64_t k = 0;
     for (; k + 16 <= n; k += 16) {
         __m512 wv[TILE_R];
-        for (int r = 0; r < R; r++)
-            wv[r] = load_w(dt, w + r * ldw + k * es, 0xffff);
-        for (int c = 0; c < C; c++) {
+        UNROLL for (int r = 0; r < R; r++) wv[r] = load_w(dt, w + r * ldw + k * es, 0xffff);
+        UNROLL for (int c = 0; c < C; c++) {
             __m512 xv = _mm512_loadu_ps(x + c * ldx + k);
-            for (int r = 0; r < R; r++)
-                acc[r][c] = _mm512_fmadd_ps(wv[r], xv, acc[r][c]);
+            UNROLL for (int r = 0; r < R; r++) acc[r][c] = _mm512_fmadd_ps(wv[r], xv, acc[r][c]);
         }
     }
     if (k < n) {
         __mmask16 m = (__mmask16)((1u << (n - k)) - 1);
         __m512 wv[TILE_R];
-        for (int r = 0; r < R; r++)
-            wv[r] = load_w(dt, w + r * ldw + k * es, m);
-        for (int c = 0; c < C; c++) {
+        UNROLL for (int r = 0; r < R; r++) wv[r] = load_w(dt, w + r * ldw + k * es, m);
+        UNROLL for (int c = 0; c < C; c++) {
             __m512 xv = _mm512_maskz_loadu_ps(m, x + c * ldx + k);
-            for (int r = 0; r < R; r++)
-                acc[r][c] = _mm512_fmadd_ps(wv[r], xv, acc[r][c]);
+            UNROLL for (int r = 0; r < R; r++) acc[r][c] = _mm512_fmadd_ps(wv[r], xv, acc[r][c]);
         }
     }
-    for (int c = 0; c < C; c++)
-        for (int r = 0; r < R; r++)
-            y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
+    UNROLL for (int c = 0; c < C; c++) UNROLL for (int r = 0; r < R; r++) y[c * ldy + r] =
+        _mm512_reduce_add_ps(acc[r][c]);
 }
 
 /* Dispatches a tile with run-time (rows, tokens) <= (4, 4) to its
- * specialization. */
-static void tile_any(q35_dtype dt, const char *w, int64_t ldw, const float *x, int64_t ldx,
-                     int64_t n, float *y, int64_t ldy, int R, int C) {
+ * specialization for a constant dtype. */
+static inline __attribute__((always_inline)) void tile_any(q35_dtype dt, const char *w, int64_t ldw,
+                                                           const float *x, int64_t ldx, int64_t n,
+                                                           float *y, int64_t ldy, int R, int C) {
 #define T_(r, c)                                                                                   \
     case (r)*8 + (c): tile(dt, w, ldw, x, ldx, n, y, ldy, r, c); break;
     switch (R * 8 + C) {
         T_(1, 1)
-        T_(1, 2)
-        T_(1, 3) T_(1, 4) T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3) T_(3, 4)
-            T_(4, 1) T_(4, 2) T_(4, 3) T_(4, 4) default : break;
+        T_(1, 2) T_(1, 3) T_(1, 4) T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3)
+            T_(3, 4) T_(4, 1) T_(4, 2) T_(4, 3) T_(4, 4) default : break;
     }
 #undef T_
 }
 
-static void matmul_avx512(const q35_tensor *w, const float *x, int64_t ldx, int T, float *y,
-                          int64_t ldy, int64_t r0, int64_t r1) {
+static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const q35_tensor *w,
+                                                            const float *x, int64_t ldx, int T,
+                                                            float *y, int64_t ldy, int64_t r0,
+                                                            int64_t r1) {
     int64_t n = w->shape[1];
-    size_t es = q35_dtype_size(w->dtype);
-    int64_t ldw = n * (int64_t)es;
+    int64_t ldw = n * (int64_t)q35_dtype_size(dt);
     const char *base = w->data;
     for (int64_t o = r0; o < r1; o += TILE_R) {
         int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
@@ -94,11 +92,36 @@ static void matmul_avx512(const q35_tensor *w, const float *x, int64_t ldx, int 
         for (int t = 0; t < T; t += TILE_C) {
             int C = T - t < TILE_C ? T - t : TILE_C;
             if (R == TILE_R && C == TILE_C)
-                tile(w->dtype, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, TILE_R, TILE_C);
+                tile(dt, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, TILE_R, TILE_C);
             else
-                tile_any(w->dtype, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, R, C);
+                tile_any(dt, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, R, C);
         }
     }
+}
+
+static void matmul_avx512(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
+                          int64_t r1) {
+    switch (w->dtype) {
+    case Q35_DT_BF16: matmul_dt(Q35_DT_BF16, w, a->x, a->ldx, a->T, y, ldy, r0, r1); break;
+    case Q35_DT_F16: matmul_dt(Q35_DT_F16, w, a->x, a->ldx, a->T, y, ldy, r0, r1); break;
+    default: matmul_dt(Q35_DT_F32, w, a->x, a->ldx, a->T, y, ldy, r0, r1); break;
+    }
+}
+
+/* The AMX set: bf16 weights times packed token rows on AMX tiles for the
+ * rows in whole 16-row blocks; the matrix's last partial block, other
+ * dtypes and short inputs (unpacked, see q35_amx_pack_bytes) go through
+ * the AVX-512 path. Which path a row takes depends only on the matrix and
+ * T, never on the [r0, r1) split. */
+static void matmul_amx(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
+                       int64_t r1) {
+    if (!a->packed || w->dtype != Q35_DT_BF16) {
+        matmul_avx512(w, a, y, ldy, r0, r1);
+        return;
+    }
+    int64_t full = w->shape[0] / 16 * 16;
+    if (r0 < full) q35_amx_matmul_blocks(w, a, y, ldy, r0, r1 < full ? r1 : full);
+    if (r1 > full) matmul_avx512(w, a, y, ldy, r0 > full ? r0 : full, r1);
 }
 
 /* ------------------------------------------------------------ vector ops */
@@ -260,8 +283,30 @@ static const q35_kernels avx512_set = {
     .gdn_step = gdn_step_avx512,
 };
 
+static const q35_kernels amx_set = {
+    .name = "amx",
+    .pack_bytes = q35_amx_pack_bytes,
+    .pack = q35_amx_pack,
+    .matmul = matmul_amx,
+    .dot = dot_avx512,
+    .axpy = axpy_avx512,
+    .scale = scale_avx512,
+    .rmsnorm = rmsnorm_avx512,
+    .silu = silu_avx512,
+    .silu_mul = silu_mul_avx512,
+    .softmax = softmax_avx512,
+    .gdn_step = gdn_step_avx512,
+};
+
 const q35_kernels *q35_kernels_avx512(void) {
     q35_cpu_features f;
     q35_cpu_features_detect(&f);
     return q35_cpu_has_avx512_set(&f) ? &avx512_set : NULL;
+}
+
+const q35_kernels *q35_kernels_amx(void) {
+    q35_cpu_features f;
+    q35_cpu_features_detect(&f);
+    if (!q35_cpu_has_avx512_set(&f) || !f.amx_tile || !f.amx_bf16) return NULL;
+    return q35_amx_enable() ? &amx_set : NULL;
 }

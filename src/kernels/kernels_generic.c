@@ -43,9 +43,11 @@ static float dot_row_f16(const uint16_t *w, const float *x, int64_t n) {
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
-static void matmul_generic(const q35_tensor *w, const float *x, int64_t ldx, int T, float *y,
-                           int64_t ldy, int64_t r0, int64_t r1) {
-    int64_t cols = w->shape[1];
+static void matmul_generic(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy,
+                           int64_t r0, int64_t r1) {
+    const float *x = a->x;
+    int64_t cols = w->shape[1], ldx = a->ldx;
+    int T = a->T;
     for (int64_t o = r0; o < r1; o++) {
         for (int t = 0; t < T; t++) {
             const float *xt = x + (int64_t)t * ldx;

@@ -163,7 +163,7 @@ static void test_prefill_equals_decode(void **st) {
         q35_state_clear(s);
         float *last = malloc((size_t)V * 4);
         assert_int_equal(q35_state_eval(m, s, ids, T, last, false, &e), 0);
-        assert_memory_equal(last, pre + (size_t)(T - 1) * V, (size_t)V * 4);
+        assert_true(rel_diff(last, pre + (size_t)(T - 1) * V, (size_t)V) < 1e-5);
         free(last);
         q35_state_free(s);
         free(pre);

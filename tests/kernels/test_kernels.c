@@ -32,7 +32,7 @@ static void fill(float *x, int64_t n, float scale) {
 
 /* The SIMD sets this machine runs (the generic set itself is checked too,
  * against a float64 recomputation). */
-static const q35_kernels *variants[4];
+static const q35_kernels *variants[5];
 static int n_variants;
 
 static int setup(void **st) {
@@ -41,6 +41,7 @@ static int setup(void **st) {
     variants[n_variants++] = q35_kernels_generic();
     if (q35_kernels_avx2()) variants[n_variants++] = q35_kernels_avx2();
     if (q35_kernels_avx512()) variants[n_variants++] = q35_kernels_avx512();
+    if (q35_kernels_amx()) variants[n_variants++] = q35_kernels_amx();
     if (q35_kernels_neon()) variants[n_variants++] = q35_kernels_neon();
     for (int i = 0; i < n_variants; i++)
         printf("kernel set: %s\n", variants[i]->name);
@@ -81,7 +82,10 @@ static void check_matmul_shape(q35_dtype dt, int rows, int cols, int T) {
         const q35_kernels *k = variants[v];
         for (int64_t i = 0; i < (int64_t)T * ldy; i++)
             y[i] = y2[i] = 12345.0f;
-        k->matmul(&w, x, ldx, T, y, ldy, 0, rows);
+        size_t pb = q35_acts_bytes(k, T, cols);
+        void *buf = pb ? aligned_alloc(64, (pb + 63) / 64 * 64) : NULL;
+        q35_acts acts = q35_acts_prepare(k, x, ldx, T, cols, buf);
+        k->matmul(&w, &acts, y, ldy, 0, rows);
         double worst = 0;
         for (int t = 0; t < T; t++) {
             for (int o = 0; o < rows; o++) {
@@ -101,12 +105,11 @@ static void check_matmul_shape(q35_dtype dt, int rows, int cols, int T) {
         if (worst > 4e-6)
             fail_msg("%s matmul %s %dx%d T=%d: rel err %.3g", k->name, q35_dtype_name(dt), rows,
                      cols, T, worst);
-        /* Rows split at odd places, tokens fed one at a time: bit-identical. */
+        /* Rows split at odd places: bit-identical. */
         for (int64_t r = 0; r < rows;) {
             int64_t e = r + 1 + (r * 7 + 3) % 11;
             if (e > rows) e = rows;
-            for (int t = 0; t < T; t++)
-                k->matmul(&w, x + (int64_t)t * ldx, ldx, 1, y2 + (int64_t)t * ldy, ldy, r, e);
+            k->matmul(&w, &acts, y2, ldy, r, e);
             r = e;
         }
         for (int t = 0; t < T; t++)
@@ -114,6 +117,16 @@ static void check_matmul_shape(q35_dtype dt, int rows, int cols, int T) {
                 if (y[(int64_t)t * ldy + o] != y2[(int64_t)t * ldy + o])
                     fail_msg("%s matmul %s %dx%d T=%d: row %d token %d depends on the split",
                              k->name, q35_dtype_name(dt), rows, cols, T, o, t);
+        /* Sets that read x directly also give each token the same bits
+         * whatever tokens it is grouped with. */
+        if (!pb) {
+            for (int t = 0; t < T; t++) {
+                q35_acts one = q35_acts_prepare(k, x + (int64_t)t * ldx, ldx, 1, cols, NULL);
+                k->matmul(&w, &one, y2 + (int64_t)t * ldy, ldy, 0, rows);
+            }
+            assert_memory_equal(y, y2, (size_t)T * ldy * 4);
+        }
+        free(buf);
     }
     free(wf);
     free(x);
@@ -124,9 +137,10 @@ static void check_matmul_shape(q35_dtype dt, int rows, int cols, int T) {
 
 static void test_matmul(void **st) {
     (void)st;
-    static const int shapes[][3] = {{1, 1, 1},    {3, 7, 2},    {5, 15, 5},   {9, 16, 3},
-                                    {4, 17, 4},   {13, 31, 7},  {7, 32, 9},   {33, 33, 1},
-                                    {6, 100, 11}, {21, 257, 6}, {64, 128, 8}, {17, 1000, 3}};
+    static const int shapes[][3] = {
+        {1, 1, 1},   {3, 7, 2},    {5, 15, 5},   {9, 16, 3},   {4, 17, 4},     {13, 31, 7},
+        {7, 32, 9},  {33, 33, 1},  {6, 100, 11}, {21, 257, 6}, {64, 128, 8},   {17, 1000, 3},
+        {16, 32, 8}, {50, 77, 37}, {64, 96, 16}, {33, 45, 20}, {100, 300, 33}, {48, 64, 9}};
     for (int dt = 0; dt < Q35_DT_COUNT; dt++)
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
             check_matmul_shape((q35_dtype)dt, shapes[s][0], shapes[s][1], shapes[s][2]);
@@ -134,7 +148,7 @@ static void test_matmul(void **st) {
 
 static void test_matmul_threaded(void **st) {
     (void)st;
-    int rows = 301, cols = 77, T = 6;
+    int rows = 301, cols = 77, T = 19;
     float *wf = malloc((size_t)rows * cols * 4), *x = malloc((size_t)T * cols * 4);
     fill(wf, (int64_t)rows * cols, 1);
     fill(x, (int64_t)T * cols, 1);
@@ -144,10 +158,14 @@ static void test_matmul_threaded(void **st) {
     for (int v = 0; v < n_variants; v++) {
         q35_threadpool *p = q35_threadpool_new(3, NULL);
         assert_non_null(p);
-        q35_matmul(variants[v], NULL, &w, x, cols, T, y1, rows);
-        q35_matmul(variants[v], p, &w, x, cols, T, y3, rows);
+        size_t pb = q35_acts_bytes(variants[v], T, cols);
+        void *buf = pb ? aligned_alloc(64, (pb + 63) / 64 * 64) : NULL;
+        q35_acts a = q35_acts_prepare(variants[v], x, cols, T, cols, buf);
+        q35_matmul(variants[v], NULL, &w, &a, y1, rows);
+        q35_matmul(variants[v], p, &w, &a, y3, rows);
         assert_memory_equal(y1, y3, (size_t)T * rows * 4);
         q35_threadpool_free(p);
+        free(buf);
     }
     free(wf);
     free(x);

@@ -1,0 +1,218 @@
+/* matmul_amx_avx512.c — y = W x on AMX-BF16 tiles (see matmul_amx.h for
+ * the exactness argument). Compiled with the AVX-512 flags; the AMX
+ * functions carry their own target attribute and run only after
+ * q35_kernels_amx() has checked the CPU and obtained the OS permission.
+ *
+ * Tiles: A = 16 weight rows x 32 columns, read in place from the bf16
+ * matrix (no repacking of weights); B = 16 tokens x 32 columns of x as
+ * (hi, lo) bf16 pairs, packed once per input by q35_amx_pack; C = 16 rows x
+ * 16 tokens of float32, two C tiles (32 rows) per pass so each B tile
+ * feeds four tile products. C is transposed on the way out to y's [token,
+ * row] layout. */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#include "kernels/matmul_amx.h"
+
+/* Below this many tokens a matmul is (nearly) memory-bound and the plain
+ * AVX-512 kernel wins: no packing, no tile setup. */
+#define AMX_MIN_T 8
+
+#define TILE_BYTES 1024 /* 16 rows x 64 bytes */
+
+/* x is split into PARTS bf16 numbers (hi, mid, lo): three parts hold all 24
+ * bits of a float32 mantissa, so the products are those of float32 x. */
+#define PARTS 3
+
+bool q35_amx_enable(void) {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    /* ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA */
+    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+#else
+    return false;
+#endif
+}
+
+size_t q35_amx_pack_bytes(int T, int64_t cols) {
+    if (T < AMX_MIN_T) return 0;
+    size_t ntb = ((size_t)T + 15) / 16, nkb = ((size_t)cols + 31) / 32;
+    return ntb * nkb * PARTS * TILE_BYTES;
+}
+
+/* In-register transpose of a 16x16 matrix of 32-bit lanes (rows r[0..15]):
+ * four butterfly stages, each swapping the off-diagonal b x b blocks of
+ * every 2b x 2b block. */
+static inline void transpose16(__m512i r[16]) {
+    for (int b = 8; b >= 1; b /= 2) {
+        int lo_idx[16], hi_idx[16];
+        for (int c = 0; c < 16; c++) {
+            lo_idx[c] = (c & b) ? 16 + c - b : c;
+            hi_idx[c] = (c & b) ? 16 + c : c + b;
+        }
+        __m512i il = _mm512_loadu_si512(lo_idx), ih = _mm512_loadu_si512(hi_idx);
+        for (int i = 0; i < 16; i++) {
+            if (i & b) continue;
+            __m512i a = r[i], c = r[i + b];
+            r[i] = _mm512_permutex2var_epi32(a, il, c);
+            r[i + b] = _mm512_permutex2var_epi32(a, ih, c);
+        }
+    }
+}
+
+/* 32 floats (a = the first 16, b = the next 16) -> 32 bf16 (RNE) in order,
+ * i.e. 16 dwords each holding the pair (x[2p], x[2p+1]) as the tiles want. */
+static inline __m512i bf16_pairs(__m512 a, __m512 b) {
+    return (__m512i)_mm512_cvtne2ps_pbh(b, a);
+}
+
+/* The float32 values of bf16 elements 0..15 (half = 0) or 16..31 (half = 1). */
+static inline __m512 bf16_half_f32(__m512i p, int half) {
+    __m256i h = half ? _mm512_extracti64x4_epi64(p, 1) : _mm512_castsi512_si256(p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+void q35_amx_pack(const float *x, int64_t ldx, int T, int64_t cols, void *out) {
+    int ntb = (T + 15) / 16;
+    int64_t nkb = (cols + 31) / 32;
+    uint32_t *dst = out;
+    for (int tb = 0; tb < ntb; tb++) {
+        for (int64_t kb = 0; kb < nkb; kb++) {
+            __m512i part[PARTS][16];
+            int64_t k0 = kb * 32, left = cols - k0;
+            __mmask16 m0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+            __mmask16 m1 = left >= 32   ? 0xffff
+                           : left <= 16 ? 0
+                                        : (__mmask16)((1u << (left - 16)) - 1);
+            for (int n = 0; n < 16; n++) {
+                int t = tb * 16 + n;
+                if (t >= T) {
+                    for (int q = 0; q < PARTS; q++)
+                        part[q][n] = _mm512_setzero_si512();
+                    continue;
+                }
+                const float *xr = x + (int64_t)t * ldx + k0;
+                __m512 a = _mm512_maskz_loadu_ps(m0, xr), b = _mm512_maskz_loadu_ps(m1, xr + 16);
+                /* part q = bf16(x - parts before q); the subtractions are exact */
+                for (int q = 0; q < PARTS; q++) {
+                    __m512i h = bf16_pairs(a, b);
+                    part[q][n] = h;
+                    a = _mm512_sub_ps(a, bf16_half_f32(h, 0));
+                    b = _mm512_sub_ps(b, bf16_half_f32(h, 1));
+                }
+            }
+            /* rows = tokens now; tiles want rows = pairs, columns = tokens */
+            uint32_t *tile = dst + ((size_t)(tb * nkb + kb) * PARTS) * 256;
+            for (int q = 0; q < PARTS; q++) {
+                transpose16(part[q]);
+                for (int p = 0; p < 16; p++)
+                    _mm512_store_si512(tile + q * 256 + p * 16, part[q][p]);
+            }
+        }
+    }
+}
+
+typedef struct tile_config {
+    uint8_t palette, start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+/* Writes C tiles (as float [16 rows][16 tokens]) into y rows o..o+15 that
+ * lie in [r0, r1), for tokens t0.. below T. */
+static inline void store_c(const float *cbuf, float *y, int64_t ldy, int64_t o, int64_t r0,
+                           int64_t r1, int t0, int T) {
+    __m512i r[16];
+    for (int m = 0; m < 16; m++)
+        r[m] = _mm512_load_si512(cbuf + m * 16);
+    transpose16(r);
+    uint32_t mask = 0xffff;
+    if (o < r0) mask &= 0xffffu << (r0 - o);
+    if (o + 16 > r1) mask &= 0xffffu >> (o + 16 - r1);
+    for (int n = 0; n < 16 && t0 + n < T; n++)
+        _mm512_mask_storeu_ps(y + (int64_t)(t0 + n) * ldy + o, (__mmask16)mask,
+                              _mm512_castsi512_ps(r[n]));
+}
+
+__attribute__((target("amx-tile,amx-bf16"))) void q35_amx_matmul_blocks(const q35_tensor *w,
+                                                                        const q35_acts *a, float *y,
+                                                                        int64_t ldy, int64_t r0,
+                                                                        int64_t r1) {
+    tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) {
+        cfg.rows[i] = 16;
+        cfg.colsb[i] = 64;
+    }
+    _tile_loadconfig(&cfg);
+
+    int64_t n = w->shape[1], nkb = (n + 31) / 32, nfull = n / 32;
+    int T = a->T, ntb = (T + 15) / 16;
+    const uint16_t *W = w->data;
+    const uint32_t *packed = a->packed;
+    int64_t b0 = r0 / 16, b1 = (r1 + 15) / 16;
+    _Alignas(64) uint16_t tail[2][16 * 32];
+    _Alignas(64) float cbuf[2][256];
+
+    for (int tb = 0; tb < ntb; tb++) {
+        const uint32_t *bt = packed + (size_t)tb * nkb * PARTS * 256;
+        for (int64_t b = b0; b < b1; b += 2) {
+            int two = b + 1 < b1;
+            const uint16_t *w0 = W + b * 16 * n, *w1 = w0 + 16 * n;
+            _tile_zero(0);
+            _tile_zero(1);
+            for (int64_t kb = 0; kb < nfull; kb++) {
+                const uint32_t *bk = bt + kb * PARTS * 256;
+                _tile_loadd(4, bk, 64);
+                _tile_loadd(5, bk + 256, 64);
+                _tile_loadd(6, bk + 512, 64);
+                _tile_loadd(2, w0 + kb * 32, n * 2);
+                _tile_dpbf16ps(0, 2, 4);
+                _tile_dpbf16ps(0, 2, 5);
+                _tile_dpbf16ps(0, 2, 6);
+                if (two) {
+                    _tile_loadd(3, w1 + kb * 32, n * 2);
+                    _tile_dpbf16ps(1, 3, 4);
+                    _tile_dpbf16ps(1, 3, 5);
+                    _tile_dpbf16ps(1, 3, 6);
+                }
+            }
+            if (nfull < nkb) { /* column tail: zero-padded copies of the rows' ends */
+                int64_t k0 = nfull * 32, left = n - k0;
+                memset(tail, 0, sizeof tail);
+                for (int m = 0; m < 16; m++) {
+                    memcpy(tail[0] + m * 32, w0 + m * n + k0, (size_t)left * 2);
+                    if (two) memcpy(tail[1] + m * 32, w1 + m * n + k0, (size_t)left * 2);
+                }
+                const uint32_t *bk = bt + nfull * PARTS * 256;
+                _tile_loadd(4, bk, 64);
+                _tile_loadd(5, bk + 256, 64);
+                _tile_loadd(6, bk + 512, 64);
+                _tile_loadd(2, tail[0], 64);
+                _tile_dpbf16ps(0, 2, 4);
+                _tile_dpbf16ps(0, 2, 5);
+                _tile_dpbf16ps(0, 2, 6);
+                if (two) {
+                    _tile_loadd(3, tail[1], 64);
+                    _tile_dpbf16ps(1, 3, 4);
+                    _tile_dpbf16ps(1, 3, 5);
+                    _tile_dpbf16ps(1, 3, 6);
+                }
+            }
+            _tile_stored(0, cbuf[0], 64);
+            store_c(cbuf[0], y, ldy, b * 16, r0, r1, tb * 16, T);
+            if (two) {
+                _tile_stored(1, cbuf[1], 64);
+                store_c(cbuf[1], y, ldy, b * 16 + 16, r0, r1, tb * 16, T);
+            }
+        }
+    }
+    _tile_release();
+}

@@ -1,0 +1,164 @@
+/* cmd_bench.c — `q35 bench`: prefill and decode speed, time to first token
+ * and peak memory on a model (SPEC §8, §11), measured the way llama-bench
+ * does (pp = a prompt of -p random tokens in one call, tg = -n tokens one at
+ * a time), after one untimed warm-up pass so that weights are paged in. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: q35 bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]\n"
+               "  Prefill: one prompt of -p random tokens (tokens/s; time to first token =\n"
+               "  the prompt's time until its logits). Decode: -n tokens one at a time, each\n"
+               "  the argmax of the last logits (tokens/s). Best of -r runs (default 1),\n"
+               "  after an untimed warm-up. Peak memory is the process's maximum RSS.\n");
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int32_t argmax(const float *x, int n) {
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+typedef struct run_result {
+    double prefill_s, decode_s;
+} run_result;
+
+/* One prefill of p tokens then n decode steps, from an empty state. */
+static int run_once(q35_model *m, q35_state *s, const int32_t *prompt, int p, int n, float *logits,
+                    int V, run_result *r, q35_err *e) {
+    q35_state_clear(s);
+    double t0 = now_s();
+    if (p > 0 && q35_state_eval(m, s, prompt, p, logits, false, e)) return -1;
+    double t1 = now_s();
+    int32_t tok = p > 0 ? argmax(logits, V) : 0;
+    for (int i = 0; i < n; i++) {
+        if (q35_state_eval(m, s, &tok, 1, logits, false, e)) return -1;
+        tok = argmax(logits, V);
+    }
+    double t2 = now_s();
+    r->prefill_s = t1 - t0;
+    r->decode_s = t2 - t1;
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *model = NULL;
+    long p = 512, n = 128, threads = 0, reps = 1;
+    int json = 0;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
+        {"n-gen", required_argument, 0, 'n'}, {"threads", required_argument, 0, 't'},
+        {"reps", required_argument, 0, 'r'},  {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:p:n:t:r:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'p':
+            if (!cli_parse_int(optarg, 0, 1 << 20, &p)) return cli_fail("bench", "bad -p");
+            break;
+        case 'n':
+            if (!cli_parse_int(optarg, 0, 1 << 20, &n)) return cli_fail("bench", "bad -n");
+            break;
+        case 't':
+            if (!cli_parse_int(optarg, 1, 1024, &threads)) return cli_fail("bench", "bad -t");
+            break;
+        case 'r':
+            if (!cli_parse_int(optarg, 1, 1000, &reps)) return cli_fail("bench", "bad -r");
+            break;
+        case 'j': json = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!model || optind != argc || p + n < 1) {
+        usage(stderr);
+        return 2;
+    }
+
+    int status = 1;
+    q35_err e = {0};
+    q35_state *s = NULL;
+    float *logits = NULL;
+    int32_t *prompt = NULL;
+    q35_load_opts lo = {.n_threads = (int)threads};
+    double t_load = now_s();
+    q35_model *m = q35_model_load(model, &lo, &e);
+    t_load = now_s() - t_load;
+    if (!m || !(s = q35_state_new(m, (int)(p + n), &e))) {
+        status = cli_fail_err("bench", &e);
+        goto done;
+    }
+    q35_model_info info;
+    q35_model_get_info(m, &info);
+    int V = info.vocab_size;
+    logits = malloc((size_t)V * sizeof *logits);
+    prompt = malloc(((size_t)p + 1) * sizeof *prompt);
+    if (!logits || !prompt) {
+        status = cli_fail("bench", "out of memory");
+        goto done;
+    }
+    unsigned seed = 12345;
+    for (long i = 0; i < p; i++) {
+        seed = seed * 1103515245u + 12345u;
+        prompt[i] = (int32_t)((seed >> 8) % (unsigned)V);
+    }
+
+    /* warm-up: page the weights in, start the workers */
+    run_result r, best = {0, 0};
+    if (run_once(m, s, prompt, p < 16 ? (int)p : 16, n < 4 ? (int)n : 4, logits, V, &r, &e)) {
+        status = cli_fail_err("bench", &e);
+        goto done;
+    }
+    for (long i = 0; i < reps; i++) {
+        if (run_once(m, s, prompt, (int)p, (int)n, logits, V, &r, &e)) {
+            status = cli_fail_err("bench", &e);
+            goto done;
+        }
+        if (i == 0 || r.prefill_s < best.prefill_s) best.prefill_s = r.prefill_s;
+        if (i == 0 || r.decode_s < best.decode_s) best.decode_s = r.decode_s;
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double peak_mb = (double)ru.ru_maxrss / 1024.0;
+    double pp = p > 0 ? (double)p / best.prefill_s : 0;
+    double tg = n > 0 ? (double)n / best.decode_s : 0;
+    if (json) {
+        printf("{\"model\": \"%s\", \"dtype\": \"%s\", \"threads\": %d, \"prompt_tokens\": %ld, "
+               "\"gen_tokens\": %ld, \"prefill_tok_s\": %.2f, \"decode_tok_s\": %.2f, "
+               "\"ttft_ms\": %.1f, \"peak_rss_mb\": %.1f, \"load_s\": %.3f}\n",
+               info.path, info.dtype, info.n_threads, p, n, pp, tg, best.prefill_s * 1e3, peak_mb,
+               t_load);
+    } else {
+        printf("model      %s (%s, %d layers, vocab %d)\n", info.path, info.dtype, info.n_layers,
+               V);
+        printf("threads    %d\n", info.n_threads);
+        if (p > 0)
+            printf("prefill    %ld tokens: %.2f tokens/s (time to first token %.1f ms)\n", p, pp,
+                   best.prefill_s * 1e3);
+        if (n > 0) printf("decode     %ld tokens: %.2f tokens/s\n", n, tg);
+        printf("peak RSS   %.1f MB\n", peak_mb);
+        printf("load       %.3f s\n", t_load);
+    }
+    status = 0;
+done:
+    free(prompt);
+    free(logits);
+    q35_state_free(s);
+    q35_model_free(m);
+    return status;
+}
