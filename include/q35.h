@@ -326,9 +326,11 @@ typedef struct q35_prompt {
  * message at fault, where the template raises an exception (no messages,
  * no user query, a system message that is not first, an unknown role) and
  * on input it cannot print (a tool call without a name, arguments that are
- * not a JSON object, tools_json that is not a JSON array). Text is used as
- * bytes: invalid UTF-8 passes through unchanged. On success *out holds the
- * result; caller frees with q35_prompt_free. `opts` may be NULL (defaults). */
+ * not a JSON object, tools_json that is not a JSON array); with
+ * Q35_EFORMAT (and the line/column) where tools_json or arguments_json is
+ * not JSON. Text is used as bytes: invalid UTF-8 passes through unchanged.
+ * On success *out holds the result; on failure *out is zeroed. Caller frees
+ * with q35_prompt_free. `opts` may be NULL (defaults). */
 int q35_chat_render(const q35_message *msgs, size_t n, const q35_chat_opts *opts,
                     q35_prompt *out, q35_err *e);
 /* Frees the text and spans and zeroes *p. NULL or zeroed: no-op. */
