@@ -42,9 +42,20 @@ class Pairs:
         self.pairs = pairs
 
 
+class StrArgs:
+    """Tool-call arguments sent as a string holding the object's JSON (the
+    OpenAI form). q35 parses it; transformers would raise, so the reference
+    is given json.loads of it, as OpenAI-compatible servers do."""
+
+    def __init__(self, obj):
+        self.obj = obj
+
+
 def to_json(v, rng):
     if isinstance(v, Raw):
         return v.text
+    if isinstance(v, StrArgs):
+        return json.dumps(to_json(v.obj, rng), ensure_ascii=rng.random() < 0.5)
     if isinstance(v, Pairs):
         return "{" + ", ".join(to_json(k, rng) + ": " + to_json(x, rng) for k, x in v.pairs) + "}"
     if isinstance(v, dict):
@@ -132,7 +143,7 @@ def obj(rng, depth=0):
 def tool_call(rng):
     fn = {"name": rng.choice(["get_weather", "search", "f", "naïve_fn"])}
     if rng.random() < 0.85:
-        fn["arguments"] = obj(rng)
+        fn["arguments"] = obj(rng) if rng.random() < 0.8 else StrArgs(obj(rng))
     if rng.random() < 0.8:
         return {"type": "function", "function": fn}
     return fn
@@ -191,6 +202,15 @@ def conversation(rng):
     return msgs + turns
 
 
+def decode_string_arguments(msgs):
+    for m in msgs if isinstance(msgs, list) else []:
+        for tc in (m.get("tool_calls") or []) if isinstance(m, dict) else []:
+            fn = tc.get("function", tc) if isinstance(tc, dict) else None
+            if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                fn["arguments"] = json.loads(fn["arguments"])
+    return msgs
+
+
 def run_q35(q35, msgs_text, tools_text, flags):
     with tempfile.TemporaryDirectory() as d:
         mp = os.path.join(d, "m.json")
@@ -229,7 +249,7 @@ def main():
         msgs_text = to_json(msgs, rng)
         tools_text = to_json(tools, rng) if tools is not None else None
         try:
-            ref = chat_reference.render(tmpl, json.loads(msgs_text),
+            ref = chat_reference.render(tmpl, decode_string_arguments(json.loads(msgs_text)),
                                         json.loads(tools_text) if tools_text else None,
                                         gen, think).encode("utf-8")
         except Exception as ex:  # the template raises: q35 must refuse too

@@ -42,7 +42,8 @@ def jinja_cases(golden, n=100):
         mt = gen.to_json(msgs, rng)
         tt = gen.to_json(tools, rng) if tools is not None else None
         try:
-            text = chat_reference.render(tmpl, json.loads(mt), json.loads(tt) if tt else None,
+            text = chat_reference.render(tmpl, gen.decode_string_arguments(json.loads(mt)),
+                                         json.loads(tt) if tt else None,
                                          gp, think)
         except Exception:
             text = None
