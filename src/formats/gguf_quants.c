@@ -25,6 +25,12 @@
  *   Q6_K 256: 128 bytes low nibbles, 64 bytes high 2 bits, 16 int8 scales, d;
  *             x = d * sc * (q - 32) per 16 elements.
  *   Q8_K 256: d as float32, 256 int8, 16 int16 partial sums (unused).
+ *   IQ4_NL 32: d, 16 bytes of nibbles (as Q4_0) indexing a fixed table of
+ *             16 non-uniform levels: x = d * level[q].
+ *   IQ4_XS 256: d, 16-bit high bits and 4 bytes low nibbles of eight 6-bit
+ *             sub-block scales (biased by 32), then eight IQ4_NL-style
+ *             16-byte nibble groups: x = d * (sc - 32) * level[q].
+ * The other IQ formats index large codebooks and are not decoded here.
  */
 #include "formats/gguf_quants.h"
 
@@ -54,10 +60,10 @@ static const q35_ggml_type_info type_table[Q35_GGML_TYPE_LIMIT] = {
     [Q35_GGML_IQ2_XS] = {"IQ2_XS", 256, 74, false},
     [Q35_GGML_IQ3_XXS] = {"IQ3_XXS", 256, 98, false},
     [Q35_GGML_IQ1_S] = {"IQ1_S", 256, 50, false},
-    [Q35_GGML_IQ4_NL] = {"IQ4_NL", 32, 18, false},
+    [Q35_GGML_IQ4_NL] = {"IQ4_NL", 32, 18, true},
     [Q35_GGML_IQ3_S] = {"IQ3_S", 256, 110, false},
     [Q35_GGML_IQ2_S] = {"IQ2_S", 256, 82, false},
-    [Q35_GGML_IQ4_XS] = {"IQ4_XS", 256, 136, false},
+    [Q35_GGML_IQ4_XS] = {"IQ4_XS", 256, 136, true},
     [Q35_GGML_I8] = {"I8", 1, 1, false},
     [Q35_GGML_I16] = {"I16", 1, 2, false},
     [Q35_GGML_I32] = {"I32", 1, 4, false},
@@ -285,6 +291,32 @@ static void dq_q8_k(const uint8_t *b, float *y) {
         y[j] = d * (float)(int8_t)b[4 + j];
 }
 
+/* ggml's non-linear 4-bit levels (kvalues_iq4nl). */
+static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                      1,    13,   25,  38,  53,  69,  89,  113};
+
+static void dq_iq4_nibbles(const uint8_t *qs, float d, float *y) {
+    for (int j = 0; j < 16; j++) {
+        y[j] = d * (float)iq4_levels[qs[j] & 0x0f];
+        y[j + 16] = d * (float)iq4_levels[qs[j] >> 4];
+    }
+}
+
+static void dq_iq4_nl(const uint8_t *b, float *y) {
+    dq_iq4_nibbles(b + 2, rdf16(b), y);
+}
+
+static void dq_iq4_xs(const uint8_t *b, float *y) {
+    float d = rdf16(b);
+    uint16_t scales_h = rd16(b + 2);
+    const uint8_t *scales_l = b + 4, *qs = b + 8;
+    for (int ib = 0; ib < 8; ib++) {
+        int ls =
+            ((scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0f) | (((scales_h >> (2 * ib)) & 3) << 4);
+        dq_iq4_nibbles(qs + 16 * ib, d * (float)(ls - 32), y + 32 * ib);
+    }
+}
+
 typedef void (*block_decoder)(const uint8_t *block, float *out);
 
 static block_decoder decoder_for(uint32_t type) {
@@ -301,6 +333,8 @@ static block_decoder decoder_for(uint32_t type) {
     case Q35_GGML_Q5_K: return dq_q5_k;
     case Q35_GGML_Q6_K: return dq_q6_k;
     case Q35_GGML_Q8_K: return dq_q8_k;
+    case Q35_GGML_IQ4_NL: return dq_iq4_nl;
+    case Q35_GGML_IQ4_XS: return dq_iq4_xs;
     default: return NULL;
     }
 }

@@ -312,7 +312,8 @@ static const q35_gguf_tensor *find(binder *b, const char *name, int64_t rows, in
     if (!ti->dequantizable) {
         q35_err_set(b->e, Q35_EFORMAT,
                     "%s: tensor %s has type %s, which q35 cannot read (supported: F32, F16, "
-                    "BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K)",
+                    "BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, "
+                    "IQ4_NL, IQ4_XS)",
                     b->g->where, name, ti->name);
         return NULL;
     }

@@ -7,7 +7,9 @@
  *     of the golden GGUF files, decoded, must lie within that format's
  *     quantization error of the same tensor in the bf16 file (errors bounded
  *     by the block scale for Q8_0 / Q4_0, by the relative RMS error the
- *     bit width allows for the k-quants). */
+ *     bit width allows for the k-quants).
+ * tests/forward/test_gguf_quant_ref.py adds a third, numpy reading of every
+ * format, end to end through the loader and the forward pass. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -287,7 +289,8 @@ static void test_q8_k(void **state) {
         float d = 0.00123f * (float)(k + 1); /* float32 scale */
         uint32_t u;
         memcpy(&u, &d, 4);
-        for (int b = 0; b < 4; b++) x[b] = (uint8_t)(u >> (8 * b));
+        for (int b = 0; b < 4; b++)
+            x[b] = (uint8_t)(u >> (8 * b));
         for (int i = 0; i < 256; i++) {
             int q = (int)rnd(256) - 128;
             x[4 + i] = (uint8_t)(int8_t)q;
@@ -295,6 +298,41 @@ static void test_q8_k(void **state) {
         }
     }
     check_decode(Q35_GGML_Q8_K, blk, NB * 256, w);
+}
+
+/* ggml's non-linear levels, as published (kvalues_iq4nl) */
+static const int iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                   1,    13,   25,  38,  53,  69,  89,  113};
+
+static void test_iq4_nl_iq4_xs(void **state) {
+    (void)state;
+    uint8_t nl[NB * 18] = {0}, xs[NB * 136] = {0};
+    double wnl[NB * 32], wxs[NB * 256];
+    for (int k = 0; k < NB; k++) {
+        float d = rnd_scale();
+        uint8_t *x = nl + 18 * k;
+        put_f16(x, d);
+        for (int i = 0; i < 32; i++) {
+            int q = (int)rnd(16);
+            put_nibble(&x[2 + i % 16], i >= 16, q);
+            wnl[32 * k + i] = (double)d * iq4_levels[q];
+        }
+        x = xs + 136 * k;
+        put_f16(x, d);
+        int sc[8];
+        for (int s = 0; s < 8; s++) {
+            sc[s] = (int)rnd(64); /* 6 bits, biased by 32: low 4 in scales_l, high 2 in scales_h */
+            put_nibble(&x[4 + s / 2], s % 2, sc[s] & 15);
+            put_bits(&x[2 + s / 4], 2 * (s % 4), 2, sc[s] >> 4);
+        }
+        for (int i = 0; i < 256; i++) {
+            int q = (int)rnd(16), j = i % 32;
+            put_nibble(&x[8 + 16 * (i / 32) + j % 16], j >= 16, q);
+            wxs[256 * k + i] = (double)d * (sc[i / 32] - 32) * iq4_levels[q];
+        }
+    }
+    check_decode(Q35_GGML_IQ4_NL, nl, NB * 32, wnl);
+    check_decode(Q35_GGML_IQ4_XS, xs, NB * 256, wxs);
 }
 
 static void test_plain_types(void **state) {
@@ -331,7 +369,7 @@ static void test_refusals(void **state) {
 /* ---------------------------------------------- llama.cpp's quantizations */
 
 typedef struct stats {
-    double worst_rel_rms;  /* k-quants: max over tensors of rms(err)/rms(x) */
+    double worst_rel_rms;     /* k-quants: max over tensors of rms(err)/rms(x) */
     double worst_scale_ratio; /* Q8_0/Q4_0: max |err| / |block scale| */
     int n_tensors;
 } stats;
@@ -392,8 +430,8 @@ static void test_golden_quantizations(void **state) {
                       Q35_GGML_Q4_K, &q4k);
     compare_with_bf16(GOLDEN_GGUF "tiny-b-Q4_K_M.gguf", GOLDEN_GGUF "tiny-b-bf16.gguf",
                       Q35_GGML_Q6_K, &q6k);
-    compare_with_bf16(GOLDEN_GGUF "tiny-b-Q4_0.gguf", GOLDEN_GGUF "tiny-b-bf16.gguf",
-                      Q35_GGML_Q6_K, &q6k);
+    compare_with_bf16(GOLDEN_GGUF "tiny-b-Q4_0.gguf", GOLDEN_GGUF "tiny-b-bf16.gguf", Q35_GGML_Q6_K,
+                      &q6k);
     printf("Q8_0: %d tensors, max |err|/scale %.3f, rel rms %.4f\n", q8.n_tensors,
            q8.worst_scale_ratio, q8.worst_rel_rms);
     printf("Q4_0: %d tensors, max |err|/scale %.3f, rel rms %.4f\n", q4.n_tensors,
@@ -416,12 +454,12 @@ static void test_golden_quantizations(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_q4_0_q4_1),  cmocka_unit_test(test_q5_0_q5_1),
-        cmocka_unit_test(test_q8_0_q8_1),  cmocka_unit_test(test_q2_k),
-        cmocka_unit_test(test_q3_k),       cmocka_unit_test(test_q4_k_q5_k),
-        cmocka_unit_test(test_q6_k),       cmocka_unit_test(test_q8_k),
-        cmocka_unit_test(test_plain_types), cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_golden_quantizations),
+        cmocka_unit_test(test_q4_0_q4_1),     cmocka_unit_test(test_q5_0_q5_1),
+        cmocka_unit_test(test_q8_0_q8_1),     cmocka_unit_test(test_q2_k),
+        cmocka_unit_test(test_q3_k),          cmocka_unit_test(test_q4_k_q5_k),
+        cmocka_unit_test(test_q6_k),          cmocka_unit_test(test_q8_k),
+        cmocka_unit_test(test_iq4_nl_iq4_xs), cmocka_unit_test(test_plain_types),
+        cmocka_unit_test(test_refusals),      cmocka_unit_test(test_golden_quantizations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,7 +8,8 @@ run on weights that this script decodes itself from the same bytes and puts
 back in HF layout (names, grouped value heads, A_log, norms without the +1).
 So the loader's decoding, head reordering and dtype handling and the forward
 pass on such weights are checked for every format, including those no golden
-file uses (Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q5_K, Q8_K, F16, F32).
+file uses (Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q5_K, Q8_K, IQ4_NL, IQ4_XS, F16,
+F32).
 Tolerance as for the goldens: max|ours - ref| / max|ref| <= 2e-3 and equal
 argmax wherever the reference top-2 margin exceeds 1e-2.
 """
@@ -33,11 +34,14 @@ GOLDEN = os.environ.get("Q35_GOLDEN", os.path.join(HERE, "..", "..", "..", "shar
 TYPES = {"F32": (0, 1, 4), "F16": (1, 1, 2), "Q4_0": (2, 32, 18), "Q4_1": (3, 32, 20),
          "Q5_0": (6, 32, 22), "Q5_1": (7, 32, 24), "Q8_0": (8, 32, 34), "Q2_K": (10, 256, 84),
          "Q3_K": (11, 256, 110), "Q4_K": (12, 256, 144), "Q5_K": (13, 256, 176),
-         "Q6_K": (14, 256, 210), "Q8_K": (15, 256, 292), "BF16": (30, 1, 2)}
+         "Q6_K": (14, 256, 210), "Q8_K": (15, 256, 292), "IQ4_NL": (20, 32, 18),
+         "IQ4_XS": (23, 256, 136), "BF16": (30, 1, 2)}
 BY_NUM = {v[0]: k for k, v in TYPES.items()}
 # byte offsets of each block's scale fields (f16; Q8_K: f32)
 SCALES = {"Q4_0": [0], "Q4_1": [0, 2], "Q5_0": [0], "Q5_1": [0, 2], "Q8_0": [0],
-          "Q2_K": [80, 82], "Q3_K": [108], "Q4_K": [0, 2], "Q5_K": [0, 2], "Q6_K": [208]}
+          "Q2_K": [80, 82], "Q3_K": [108], "Q4_K": [0, 2], "Q5_K": [0, 2], "Q6_K": [208],
+          "IQ4_NL": [0], "IQ4_XS": [0]}
+IQ4_LEVELS = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113])
 
 
 # ----------------------------------------------------------------- reading
@@ -182,6 +186,16 @@ def decode(tname, raw, n):
         high = (B[:, 128 + 32 * half + l] >> (2 * quad)) & 3
         sc = B[:, 192:208].astype(np.uint8).view(np.int8)[:, I256 // 16]
         w = f16(B, 208)[:, None] * sc * ((low | (high << 4)) - 32)
+    elif tname == "IQ4_NL":
+        w = f16(B, 0)[:, None] * IQ4_LEVELS[nibbles32(B[:, 2:18])]
+    elif tname == "IQ4_XS":
+        sh = B[:, 2] | (B[:, 3] << 8)
+        ib = I256 // 32
+        ls = ((B[:, 4 + ib // 2] >> (4 * (ib % 2))) & 15) | (((sh[:, None] >> (2 * ib)) & 3) << 4)
+        j = I256 % 32
+        byte = B[:, 8 + 16 * ib + j % 16]
+        q = np.where(j >= 16, byte >> 4, byte & 15)
+        w = f16(B, 0)[:, None] * (ls - 32) * IQ4_LEVELS[q]
     else:
         raise ValueError(tname)
     return w.reshape(-1)[:n]
@@ -302,8 +316,8 @@ def compare(label, got, ref):
 
 def main():
     rng = np.random.default_rng(35)
-    runs = [("tiny-a", t) for t in ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "F16", "F32")]
-    runs += [("tiny-b", t) for t in ("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K")]
+    runs = [("tiny-a", t) for t in ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "IQ4_NL", "F16", "F32")]
+    runs += [("tiny-b", t) for t in ("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ4_XS")]
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         for model, tname in runs:

@@ -275,12 +275,12 @@ static void test_inconsistent_files(void **state) {
     expect_bind_error(&im, "blk.1.ffn_up.weight has shape");
     memcpy(im.p, orig, n);
 
-    /* a type q35 cannot decode: the bf16 attn_qkv as IQ4_NL (smaller, so the
+    /* a type q35 cannot decode: the bf16 attn_qkv as MXFP4 (smaller, so the
      * file stays well formed) */
     const q35_gguf_tensor *qkv = q35_gguf_find_tensor(&im.g, "blk.0.attn_qkv.weight");
     size_t type_at = qkv->info_offset + 8 + qkv->name.len + 4 + 8 * (size_t)qkv->n_dims;
-    put_u32(im.p + type_at, Q35_GGML_IQ4_NL);
-    expect_bind_error(&im, "blk.0.attn_qkv.weight has type IQ4_NL");
+    put_u32(im.p + type_at, Q35_GGML_MXFP4);
+    expect_bind_error(&im, "blk.0.attn_qkv.weight has type MXFP4");
     memcpy(im.p, orig, n);
 
     /* contradictory metadata: full_attention_interval 3 vs recurrent_layers */
