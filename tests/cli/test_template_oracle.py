@@ -15,11 +15,12 @@ must print the same bytes, or both refuse.
 
 Needs jinja2 (Debian: python3-jinja2); without it the test says so and
 skips (exit 0 with a notice, as there is nothing to compare against).
-Env: Q35 (the binary), Q35_GOLDEN; Q35_ORACLE_CASES (default 400).
+Env: Q35 (the binary), Q35_GOLDEN; Q35_ORACLE_CASES (default 300).
 """
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -211,19 +212,15 @@ def decode_string_arguments(msgs):
     return msgs
 
 
-def run_q35(q35, msgs_text, tools_text, flags):
-    with tempfile.TemporaryDirectory() as d:
-        mp = os.path.join(d, "m.json")
-        with open(mp, "w", encoding="utf-8") as f:
-            f.write(msgs_text)
-        args = [q35, "template", "--messages", mp] + flags
-        if tools_text is not None:
-            tp = os.path.join(d, "t.json")
-            with open(tp, "w", encoding="utf-8") as f:
-                f.write(tools_text)
-            args += ["--tools", tp]
-        r = subprocess.run(args, capture_output=True)
-        return r.returncode, r.stdout, r.stderr.decode("utf-8", "replace")
+def run_q35(q35, tmpdir, msgs_text, tools_text, flags):
+    args = [q35, "template", "--messages", "-"] + flags
+    if tools_text is not None:
+        tp = os.path.join(tmpdir, "tools.json")
+        with open(tp, "w", encoding="utf-8") as f:
+            f.write(tools_text)
+        args += ["--tools", tp]
+    r = subprocess.run(args, input=msgs_text.encode("utf-8"), capture_output=True)
+    return r.returncode, r.stdout, r.stderr.decode("utf-8", "replace")
 
 
 def main():
@@ -236,9 +233,10 @@ def main():
     golden = os.environ.get("Q35_GOLDEN", os.path.join(os.path.dirname(__file__), "../../../shared/golden"))
     tmpl = chat_reference.load_template(golden)
     chat_reference.check_goldens(tmpl, golden)
-    n = int(os.environ.get("Q35_ORACLE_CASES", "400"))
+    n = int(os.environ.get("Q35_ORACLE_CASES", "300"))
     rng = random.Random(35)
     passed = failed = refused = 0
+    tmpdir = tempfile.mkdtemp()
     for i in range(n):
         msgs = conversation(rng)
         tools = None
@@ -255,7 +253,7 @@ def main():
         except Exception as ex:  # the template raises: q35 must refuse too
             ref = ex
         flags = ([] if gen else ["--no-generation-prompt"]) + (["--no-think"] if think is False else [])
-        rc, out, err = run_q35(q35, msgs_text, tools_text, flags)
+        rc, out, err = run_q35(q35, tmpdir, msgs_text, tools_text, flags)
         if "Sanitizer" in err or "runtime error:" in err:
             ok = False  # a refusal must be clean, not a crash report
         elif isinstance(ref, Exception):
@@ -273,6 +271,7 @@ def main():
             print("  tools:", (tools_text or "")[:500], "flags:", flags)
             print("  reference:", repr(ref)[:2000])
             print("  q35      :", repr(out)[:2000])
+    shutil.rmtree(tmpdir, ignore_errors=True)
     print(f"{passed} passed, {failed} failed  ({refused} of the passed were refusals by both)")
     return 1 if failed else 0
 
