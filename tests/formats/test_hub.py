@@ -271,12 +271,19 @@ class HubTest(unittest.TestCase):
     @unittest.skipUnless(GOLDEN and os.path.isdir(os.path.join(GOLDEN, "models", "tiny-a")),
                          "needs Q35_GOLDEN for a real checkpoint")
     def test_pulled_checkpoint_loads(self):
-        snap = self.ok("q35-test/tiny").stdout.strip()
-        r = subprocess.run([Q35, "info", "-m", snap], capture_output=True, text=True,
-                           env=self.env(), timeout=RUN_TIMEOUT)
-        if r.returncode == 2 and "not available in this build" in r.stderr:
-            self.skipTest("q35 info is not in this build")
-        self.assertEqual(r.returncode, 0, "the pulled checkpoint does not load:\n" + r.stderr)
+        def info(model, **env):
+            r = subprocess.run([Q35, "info", "-m", model], capture_output=True, text=True,
+                               env=self.env(**env), timeout=RUN_TIMEOUT)
+            if r.returncode == 2 and "not available in this build" in r.stderr:
+                self.skipTest("q35 info is not in this build")
+            self.assertEqual(r.returncode, 0, "%s does not load:\n%s" % (model, r.stderr))
+            return r.stdout
+        snap = self.snapshot("q35-test/tiny")
+        # A hub id where a model path goes: fetched by q35_model_load itself.
+        self.assertIn(snap, info("q35-test/tiny"))
+        self.assertIn(snap, info("q35-test/tiny", HF_HUB_OFFLINE="1"))
+        self.assertIn(snap, info(self.ok("q35-test/tiny").stdout.strip()))
+        self.assert_cache_consistent()
 
     def test_redirect_to_cdn_host_without_token(self):
         self.ok("q35-test/tiny", HF_TOKEN=fake_hub.TOKEN)
