@@ -17,7 +17,8 @@ typedef struct gguf_buf {
 static inline void gb_bytes(gguf_buf *b, const void *src, size_t n) {
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n) cap *= 2;
+        while (cap < b->n + n)
+            cap *= 2;
         unsigned char *p = realloc(b->p, cap);
         if (!p) abort(); /* test code */
         b->p = p;
@@ -39,7 +40,8 @@ static inline void gb_u32(gguf_buf *b, uint32_t v) {
 
 static inline void gb_u64(gguf_buf *b, uint64_t v) {
     unsigned char x[8];
-    for (int i = 0; i < 8; i++) x[i] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        x[i] = (unsigned char)(v >> (8 * i));
     gb_bytes(b, x, 8);
 }
 
@@ -55,7 +57,8 @@ static inline void gb_str(gguf_buf *b, const char *s) {
 }
 
 static inline void gb_pad(gguf_buf *b, size_t align) {
-    while (b->n % align) gb_u8(b, 0);
+    while (b->n % align)
+        gb_u8(b, 0);
 }
 
 /* "GGUF", version, tensor count, kv count. */
@@ -68,8 +71,19 @@ static inline void gb_header(gguf_buf *b, uint32_t version, uint64_t n_tensors, 
 
 /* Value type numbers of the format. */
 enum {
-    GB_U8 = 0, GB_I8, GB_U16, GB_I16, GB_U32, GB_I32, GB_F32, GB_BOOL, GB_STRING, GB_ARRAY,
-    GB_U64, GB_I64, GB_F64
+    GB_U8 = 0,
+    GB_I8,
+    GB_U16,
+    GB_I16,
+    GB_U32,
+    GB_I32,
+    GB_F32,
+    GB_BOOL,
+    GB_STRING,
+    GB_ARRAY,
+    GB_U64,
+    GB_I64,
+    GB_F64
 };
 
 static inline void gb_kv_u32(gguf_buf *b, const char *k, uint32_t v) {
@@ -91,11 +105,12 @@ static inline void gb_kv_str(gguf_buf *b, const char *k, const char *v) {
 }
 
 /* One tensor info with up to 4 dims. */
-static inline void gb_tensor(gguf_buf *b, const char *name, int n_dims, const uint64_t *ne, uint32_t type,
-                      uint64_t offset) {
+static inline void gb_tensor(gguf_buf *b, const char *name, int n_dims, const uint64_t *ne,
+                             uint32_t type, uint64_t offset) {
     gb_str(b, name);
     gb_u32(b, (uint32_t)n_dims);
-    for (int i = 0; i < n_dims; i++) gb_u64(b, ne[i]);
+    for (int i = 0; i < n_dims; i++)
+        gb_u64(b, ne[i]);
     gb_u32(b, type);
     gb_u64(b, offset);
 }

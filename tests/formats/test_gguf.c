@@ -92,7 +92,7 @@ static void test_golden_tiny_a(void **state) {
 static void test_golden_all_parse(void **state) {
     (void)state;
     static const char *const files[] = {
-        "tiny-a-Q4_0.gguf",   "tiny-a-Q8_0.gguf",   "tiny-a-bf16.gguf", "tiny-b-Q4_0.gguf",
+        "tiny-a-Q4_0.gguf",   "tiny-a-Q8_0.gguf", "tiny-a-bf16.gguf", "tiny-b-Q4_0.gguf",
         "tiny-b-Q4_K_M.gguf", "tiny-b-Q8_0.gguf", "tiny-b-bf16.gguf",
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -140,8 +140,10 @@ static void build_valid(gguf_buf *b) {
     gb_tensor(b, "a", 1, ne_a, Q35_GGML_F32, 0);
     gb_tensor(b, "b", 2, ne_b, Q35_GGML_Q8_0, 128);
     gb_pad(b, 32);
-    for (int i = 0; i < 32; i++) gb_f32(b, (float)i);
-    for (int i = 0; i < 68; i++) gb_u8(b, (uint8_t)i);
+    for (int i = 0; i < 32; i++)
+        gb_f32(b, (float)i);
+    for (int i = 0; i < 68; i++)
+        gb_u8(b, (uint8_t)i);
 }
 
 static void test_valid_image(void **state) {
@@ -333,7 +335,8 @@ static void one_tensor(gguf_buf *b, const char *name, int n_dims, const uint64_t
     gb_header(b, 3, 1, 0);
     gb_tensor(b, name, n_dims, ne, type, offset);
     gb_pad(b, 32);
-    for (size_t i = 0; i < data; i++) gb_u8(b, 0);
+    for (size_t i = 0; i < data; i++)
+        gb_u8(b, 0);
 }
 
 static void test_bad_tensors(void **state) {
@@ -382,18 +385,21 @@ static void test_bad_tensors(void **state) {
     gb_tensor(&b, "first", 1, ne32, Q35_GGML_F32, 0);
     gb_tensor(&b, "second", 1, ne32, Q35_GGML_F32, 96);
     gb_pad(&b, 32);
-    for (int i = 0; i < 256; i++) gb_u8(&b, 0);
+    for (int i = 0; i < 256; i++)
+        gb_u8(&b, 0);
     expect_error(&b, "overlap");
     gb_header(&b, 3, 2, 0);
     gb_tensor(&b, "same", 1, ne32, Q35_GGML_F32, 0);
     gb_tensor(&b, "same", 1, ne32, Q35_GGML_F32, 128);
     gb_pad(&b, 32);
-    for (int i = 0; i < 256; i++) gb_u8(&b, 0);
+    for (int i = 0; i < 256; i++)
+        gb_u8(&b, 0);
     expect_error(&b, "tensor same appears twice");
     /* a tensor count that fits the file but not what is left after the
      * metadata */
     gb_header(&b, 3, 3, 1);
-    gb_kv_str(&b, "general.name", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    gb_kv_str(&b, "general.name",
+              "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
     expect_error(&b, "tensor count 3");
 }
 
@@ -433,14 +439,10 @@ static void test_open_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_tiny_a),
-        cmocka_unit_test(test_golden_all_parse),
-        cmocka_unit_test(test_valid_image),
-        cmocka_unit_test(test_every_truncation),
-        cmocka_unit_test(test_bad_header),
-        cmocka_unit_test(test_bad_values),
-        cmocka_unit_test(test_bad_tensors),
-        cmocka_unit_test(test_unprintable_names_are_escaped),
+        cmocka_unit_test(test_golden_tiny_a), cmocka_unit_test(test_golden_all_parse),
+        cmocka_unit_test(test_valid_image),   cmocka_unit_test(test_every_truncation),
+        cmocka_unit_test(test_bad_header),    cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_bad_tensors),   cmocka_unit_test(test_unprintable_names_are_escaped),
         cmocka_unit_test(test_open_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
