@@ -89,7 +89,8 @@ static inline __attribute__((always_inline)) void tile_any(q35_dtype dt, const c
     case (r)*8 + (c): tile(dt, w, ldw, x, ldx, n, y, ldy, r, c); break;
     switch (R * 8 + C) {
         T_(1, 1)
-        T_(1, 2) T_(1, 3) T_(2, 1) T_(2, 2) T_(2, 3) T_(3, 1) T_(3, 2) T_(3, 3) T_(4, 1) T_(4, 2)
+        T_(1, 2)
+        T_(1, 3) T_(2, 1) T_(2, 2) T_(2, 3) T_(3, 1) T_(3, 2) T_(3, 3) T_(4, 1) T_(4, 2)
             T_(4, 3) default : break;
     }
 #undef T_
@@ -177,10 +178,11 @@ static void rmsnorm_avx2(float *out, const float *x, const float *w, float eps, 
         out[i] = x[i] * inv * w[i];
 }
 
-/* exp(x) for float32 lanes, as in the AVX-512 set; x is clamped to
- * [-87, 88] so that 2^n stays a normal float (results below e^-87 come out
- * as e^-87, which no caller can tell from 0 next to a sum >= 1). */
+/* exp(x) for float32 lanes, as in the AVX-512 set; x is clamped to 88 so
+ * that 2^n stays a normal float, and results for x < -87 are 0 (the true
+ * value is below float32's normal range there). */
 static inline __m256 exp256(__m256 x) {
+    __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ);
     x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-87.0f));
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -196,7 +198,7 @@ static inline __m256 exp256(__m256 x) {
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
     __m256i e =
         _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    return _mm256_andnot_ps(tiny, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
 }
 
 static void silu_avx2(float *out, const float *x, int n) {

@@ -1,0 +1,279 @@
+/* kernels_neon.c — the kernel ops for AArch64 Advanced SIMD (NEON, part of
+ * every AArch64 CPU), compiled only on AArch64.
+ *
+ * Same structure as the x86 sets with 4 lanes: matmul register tiles of
+ * R rows x C tokens in which every (row, token) accumulator sees the same
+ * FMA sequence whatever the tile shape; column tails go through small
+ * zero-padded stack copies. */
+#include <arm_neon.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/cpu_features.h"
+#include "kernels/kernels.h"
+
+#define TILE_R 4
+#define TILE_C 4
+#define UNROLL _Pragma("GCC unroll 4")
+
+static inline float32x4_t widen(q35_dtype dt, const void *p) {
+    switch (dt) {
+    case Q35_DT_BF16: return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16));
+    case Q35_DT_F16: return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
+    default: return vld1q_f32(p);
+    }
+}
+
+/* The last `left` (< 4) columns, zero-padded. */
+static inline float32x4_t widen_tail(q35_dtype dt, const char *p, int left) {
+    _Alignas(16) unsigned char buf[16] = {0};
+    memcpy(buf, p, (size_t)left * q35_dtype_size(dt));
+    return widen(dt, buf);
+}
+
+static inline float32x4_t load_tail(const float *p, int left) {
+    float buf[4] = {0, 0, 0, 0};
+    memcpy(buf, p, (size_t)left * sizeof(float));
+    return vld1q_f32(buf);
+}
+
+static inline __attribute__((always_inline)) void tile(q35_dtype dt, const char *w, int64_t ldw,
+                                                       const float *x, int64_t ldx, int64_t n,
+                                                       float *y, int64_t ldy, const int R,
+                                                       const int C) {
+    float32x4_t acc[TILE_R][TILE_C];
+    size_t es = q35_dtype_size(dt);
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) acc[r][c] =
+        vdupq_n_f32(0);
+    int64_t k = 0;
+    for (; k + 4 <= n; k += 4) {
+        float32x4_t wv[TILE_R];
+        UNROLL for (int r = 0; r < R; r++) wv[r] = widen(dt, w + r * ldw + k * es);
+        UNROLL for (int c = 0; c < C; c++) {
+            float32x4_t xv = vld1q_f32(x + c * ldx + k);
+            UNROLL for (int r = 0; r < R; r++) acc[r][c] = vfmaq_f32(acc[r][c], wv[r], xv);
+        }
+    }
+    if (k < n) {
+        int left = (int)(n - k);
+        float32x4_t wv[TILE_R];
+        UNROLL for (int r = 0; r < R; r++) wv[r] = widen_tail(dt, w + r * ldw + k * es, left);
+        UNROLL for (int c = 0; c < C; c++) {
+            float32x4_t xv = load_tail(x + c * ldx + k, left);
+            UNROLL for (int r = 0; r < R; r++) acc[r][c] = vfmaq_f32(acc[r][c], wv[r], xv);
+        }
+    }
+    UNROLL for (int c = 0; c < C; c++) UNROLL for (int r = 0; r < R; r++) y[c * ldy + r] =
+        vaddvq_f32(acc[r][c]);
+}
+
+static inline __attribute__((always_inline)) void tile_any(q35_dtype dt, const char *w, int64_t ldw,
+                                                           const float *x, int64_t ldx, int64_t n,
+                                                           float *y, int64_t ldy, int R, int C) {
+#define T_(r, c)                                                                                   \
+    case (r)*8 + (c): tile(dt, w, ldw, x, ldx, n, y, ldy, r, c); break;
+    switch (R * 8 + C) {
+        T_(1, 1)
+        T_(1, 2) T_(1, 3) T_(1, 4) T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3)
+            T_(3, 4) T_(4, 1) T_(4, 2) T_(4, 3) T_(4, 4) default : break;
+    }
+#undef T_
+}
+
+static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const q35_tensor *w,
+                                                            const q35_acts *a, float *y,
+                                                            int64_t ldy, int64_t r0, int64_t r1) {
+    const float *x = a->x;
+    int64_t ldx = a->ldx, n = w->shape[1];
+    int64_t ldw = n * (int64_t)q35_dtype_size(dt);
+    const char *base = w->data;
+    int T = a->T;
+    for (int64_t o = r0; o < r1; o += TILE_R) {
+        int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
+        const char *wr = base + o * ldw;
+        for (int t = 0; t < T; t += TILE_C) {
+            int C = T - t < TILE_C ? T - t : TILE_C;
+            if (R == TILE_R && C == TILE_C)
+                tile(dt, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, TILE_R, TILE_C);
+            else
+                tile_any(dt, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, R, C);
+        }
+    }
+}
+
+static void matmul_neon(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
+                        int64_t r1) {
+    switch (w->dtype) {
+    case Q35_DT_BF16: matmul_dt(Q35_DT_BF16, w, a, y, ldy, r0, r1); break;
+    case Q35_DT_F16: matmul_dt(Q35_DT_F16, w, a, y, ldy, r0, r1); break;
+    default: matmul_dt(Q35_DT_F32, w, a, y, ldy, r0, r1); break;
+    }
+}
+
+/* ------------------------------------------------------------ vector ops */
+
+static float dot_neon(const float *a, const float *b, int n) {
+    float32x4_t s0 = vdupq_n_f32(0), s1 = vdupq_n_f32(0);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+    }
+    float s = vaddvq_f32(vaddq_f32(s0, s1));
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static void axpy_neon(float *y, float a, const float *x, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
+    for (; i < n; i++)
+        y[i] += a * x[i];
+}
+
+static void scale_neon(float *x, float a, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(x + i, vmulq_n_f32(vld1q_f32(x + i), a));
+    for (; i < n; i++)
+        x[i] *= a;
+}
+
+static void rmsnorm_neon(float *out, const float *x, const float *w, float eps, int n) {
+    float ss = dot_neon(x, x, n);
+    float inv = 1.0f / sqrtf(ss / (float)n + eps);
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(out + i, vmulq_f32(vmulq_n_f32(vld1q_f32(x + i), inv), vld1q_f32(w + i)));
+    for (; i < n; i++)
+        out[i] = x[i] * inv * w[i];
+}
+
+/* exp(x) for float32 lanes, as in the AVX2 set: x clamped to 88, and 0 below
+ * -87 (where the true value is below float32's normal range anyway). */
+static inline float32x4_t exp4(float32x4_t x) {
+    uint32x4_t tiny = vcltq_f32(x, vdupq_n_f32(-87.0f));
+    x = vmaxq_f32(vminq_f32(x, vdupq_n_f32(88.0f)), vdupq_n_f32(-87.0f));
+    float32x4_t n = vrndnq_f32(vmulq_n_f32(x, 1.44269504088896341f));
+    float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693145751953125f));
+    r = vfmsq_f32(r, n, vdupq_n_f32(1.428606765330187045e-06f));
+    float32x4_t p = vdupq_n_f32(1.0f / 5040);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 720), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 120), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 24), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 6), p, r);
+    p = vfmaq_f32(vdupq_n_f32(0.5f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+    return vbslq_f32(tiny, vdupq_n_f32(0), vmulq_f32(p, vreinterpretq_f32_s32(e)));
+}
+
+static inline float32x4_t silu4(float32x4_t g) {
+    return vdivq_f32(g, vaddq_f32(vdupq_n_f32(1.0f), exp4(vnegq_f32(g))));
+}
+
+static void silu_neon(float *out, const float *x, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(out + i, silu4(vld1q_f32(x + i)));
+    for (; i < n; i++)
+        out[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+static void silu_mul_neon(float *out, const float *gate, const float *up, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(out + i, vmulq_f32(silu4(vld1q_f32(gate + i)), vld1q_f32(up + i)));
+    for (; i < n; i++)
+        out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+static void softmax_neon(float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    float32x4_t mv = vdupq_n_f32(mx), sv = vdupq_n_f32(0);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t e = exp4(vsubq_f32(vld1q_f32(x + i), mv));
+        sv = vaddq_f32(sv, e);
+        vst1q_f32(x + i, e);
+    }
+    float sum = vaddvq_f32(sv);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    scale_neon(x, 1.0f / sum, n);
+}
+
+/* Gated DeltaNet step in column blocks of 32 (8 vectors each for u and o). */
+static void gdn_step_neon(float *S, const float *q, const float *k, const float *v, float decay,
+                          float beta, int dk, int dv, float *o, float *work) {
+    int j0 = 0;
+    for (; j0 + 32 <= dv; j0 += 32) {
+        float32x4_t u[8], acc[8];
+        for (int b = 0; b < 8; b++)
+            u[b] = acc[b] = vdupq_n_f32(0);
+        for (int i = 0; i < dk; i++) {
+            const float *row = S + (int64_t)i * dv + j0;
+            for (int b = 0; b < 8; b++)
+                u[b] = vfmaq_n_f32(u[b], vld1q_f32(row + 4 * b), k[i]);
+        }
+        for (int b = 0; b < 8; b++)
+            u[b] = vmulq_n_f32(vfmsq_n_f32(vld1q_f32(v + j0 + 4 * b), u[b], decay), beta);
+        for (int i = 0; i < dk; i++) {
+            float *row = S + (int64_t)i * dv + j0;
+            for (int b = 0; b < 8; b++) {
+                float32x4_t s = vfmaq_n_f32(vmulq_n_f32(vld1q_f32(row + 4 * b), decay), u[b], k[i]);
+                vst1q_f32(row + 4 * b, s);
+                acc[b] = vfmaq_n_f32(acc[b], s, q[i]);
+            }
+        }
+        for (int b = 0; b < 8; b++)
+            vst1q_f32(o + j0 + 4 * b, acc[b]);
+    }
+    if (j0 < dv) { /* the last < 32 columns, in scalar form */
+        int w = dv - j0;
+        float *u = work;
+        for (int j = 0; j < w; j++)
+            u[j] = 0;
+        for (int i = 0; i < dk; i++)
+            for (int j = 0; j < w; j++)
+                u[j] += k[i] * S[(int64_t)i * dv + j0 + j];
+        for (int j = 0; j < w; j++)
+            u[j] = beta * (v[j0 + j] - decay * u[j]);
+        for (int j = 0; j < w; j++)
+            o[j0 + j] = 0;
+        for (int i = 0; i < dk; i++) {
+            float *row = S + (int64_t)i * dv + j0;
+            for (int j = 0; j < w; j++) {
+                row[j] = decay * row[j] + k[i] * u[j];
+                o[j0 + j] += q[i] * row[j];
+            }
+        }
+    }
+}
+
+static const q35_kernels neon_set = {
+    .name = "neon",
+    .matmul = matmul_neon,
+    .dot = dot_neon,
+    .axpy = axpy_neon,
+    .scale = scale_neon,
+    .rmsnorm = rmsnorm_neon,
+    .silu = silu_neon,
+    .silu_mul = silu_mul_neon,
+    .softmax = softmax_neon,
+    .gdn_step = gdn_step_neon,
+};
+
+const q35_kernels *q35_kernels_neon(void) {
+    q35_cpu_features f;
+    q35_cpu_features_detect(&f);
+    return f.neon ? &neon_set : NULL;
+}
