@@ -26,14 +26,46 @@ const char *q35_tok_pretok_regex_named(const char *pre) {
     return NULL;
 }
 
+/* The pattern in PCRE2's terms where the dialects differ. HF compiles with
+ * Oniguruma, whose \s (Unicode: tab..CR, NEL, Zs, Zl, Zp) is exactly the
+ * White_Space property; PCRE2's own \s also takes U+180E (Mongolian vowel
+ * separator, a space before Unicode 6.3), which would split differently.
+ * Caller frees. */
+static char *to_pcre2(const char *re) {
+    size_t n = strlen(re), extra = 0;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (re[i] == '\\') extra += 16, i++;
+    char *out = malloc(n + extra + 1);
+    if (!out) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (re[i] == '\\' && i + 1 < n && (re[i + 1] == 's' || re[i + 1] == 'S')) {
+            const char *p = re[i + 1] == 's' ? "\\p{White_Space}" : "\\P{White_Space}";
+            memcpy(out + o, p, strlen(p));
+            o += strlen(p);
+            i++;
+            continue;
+        }
+        out[o++] = re[i];
+        if (re[i] == '\\' && i + 1 < n) out[o++] = re[++i]; /* keep other escapes whole */
+    }
+    out[o] = 0;
+    return out;
+}
+
 int tok_pretok_compile(q35_tokenizer *t, const char *const *regex, size_t n, q35_err *e) {
     for (size_t k = 0; k < n; k++) {
         int err;
         PCRE2_SIZE off;
         t->pretok_src[k] = strdup(regex[k]);
-        if (!t->pretok_src[k]) return q35_err_set(e, Q35_ENOMEM, "pre-tokenizer: out of memory");
-        t->pretok[k] = pcre2_compile((PCRE2_SPTR)regex[k], PCRE2_ZERO_TERMINATED,
+        char *pattern = to_pcre2(regex[k]);
+        if (!t->pretok_src[k] || !pattern) {
+            free(pattern);
+            return q35_err_set(e, Q35_ENOMEM, "pre-tokenizer: out of memory");
+        }
+        t->pretok[k] = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
                                      PCRE2_UTF | PCRE2_UCP, &err, &off, NULL);
+        free(pattern);
         t->n_pretok = (uint32_t)k + 1;
         if (!t->pretok[k]) {
             PCRE2_UCHAR msg[256];
