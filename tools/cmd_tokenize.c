@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "text/tokenizer.h"
 
 #define MAX_INPUT_BYTES ((size_t)1 << 30)
 
@@ -18,7 +19,9 @@ static void tokenize_usage(FILE *f) {
                "                (HF split_special_tokens); <think> etc. still match\n"
                "  --no-added    no added token is matched at all\n"
                "  --file F      read the text from F ('-' for stdin), any bytes\n"
-               "  --timing      print load time and encode speed to stderr\n");
+               "  --timing      print load time and encode speed to stderr\n"
+               "  --pieces      print what BPE is given instead of ids: each pre-tokenized\n"
+               "                piece as hex bytes, each added token as #ID\n");
 }
 
 static void detokenize_usage(FILE *f) {
@@ -30,6 +33,18 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int print_piece(void *ud, const char *p, size_t len, int32_t added_id) {
+    (void)ud;
+    if (added_id >= 0) {
+        printf("#%d ", added_id);
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++)
+        printf("%02x", (unsigned char)p[i]);
+    putchar(' ');
+    return 0;
 }
 
 /* Reads all of a stream (stdin) into a heap buffer. */
@@ -58,12 +73,16 @@ static char *read_stream(FILE *fp, size_t *len) {
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *text = NULL, *file = NULL;
     q35_added_mode mode = Q35_ADDED_MATCH;
-    bool timing = false;
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"timing", no_argument, 0, 'T'},
-        {"text", required_argument, 0, 't'},  {"file", required_argument, 0, 'f'},
-        {"no-special", no_argument, 0, 's'},  {"no-added", no_argument, 0, 'a'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+    bool timing = false, pieces = false;
+    static const struct option opts[] = {{"pieces", no_argument, 0, 'P'},
+                                         {"model", required_argument, 0, 'm'},
+                                         {"timing", no_argument, 0, 'T'},
+                                         {"text", required_argument, 0, 't'},
+                                         {"file", required_argument, 0, 'f'},
+                                         {"no-special", no_argument, 0, 's'},
+                                         {"no-added", no_argument, 0, 'a'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:t:f:h", opts, NULL)) != -1) {
@@ -74,6 +93,7 @@ int cmd_tokenize(int argc, char **argv) {
         case 's': mode = Q35_ADDED_SPECIAL_AS_TEXT; break;
         case 'a': mode = Q35_ADDED_AS_TEXT; break;
         case 'T': timing = true; break;
+        case 'P': pieces = true; break;
         case 'h': tokenize_usage(stdout); return 0;
         default: tokenize_usage(stderr); return 2;
         }
@@ -107,6 +127,14 @@ int cmd_tokenize(int argc, char **argv) {
         return cli_fail_err("tokenize", &e);
     }
     double t1 = now_s();
+    if (pieces) {
+        int rc = q35_tok_pretokenize(tok, text, len, mode, print_piece, NULL, &e);
+        putchar('\n');
+        free(buf);
+        q35_tokenizer_free(tok);
+        if (rc) return cli_fail_err("tokenize", &e);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
     int32_t *ids = NULL;
     size_t n = 0;
     int rc = q35_tokenize(tok, text, len, mode, &ids, &n, &e);
