@@ -106,10 +106,18 @@ void q35_model_get_info(const q35_model *m, q35_model_info *out);
  *
  * A q35_state is one sequence: conv windows and recurrent states of every
  * DeltaNet layer, the KV cache of every attention layer, and the position.
+ * Each state owns its compute threads (the model's n_threads, the caller
+ * included) and all scratch memory, sized at creation; evaluation allocates
+ * nothing. Several states of one model may evaluate at once on different
+ * threads. Results do not depend on the number of threads (bit for bit).
+ * A state is tied to one load of its model: after q35_model_unload/reload
+ * it refuses to evaluate (Q35_ESTATE) and should be freed.
  */
 typedef struct q35_state q35_state;
 
-/* A state able to hold `n_ctx` positions. Caller frees with q35_state_free. */
+/* A state able to hold `n_ctx` positions (1 .. 2^24). The KV cache is
+ * reserved for n_ctx but only backed by memory as positions are used.
+ * Caller frees with q35_state_free. */
 q35_state *q35_state_new(const q35_model *m, int n_ctx, q35_err *e);
 void q35_state_free(q35_state *s);
 
