@@ -33,10 +33,13 @@ def check(ok, what):
 
 
 cases = json.load(open(os.path.join(tokdir, "tok_cases.json"), encoding="utf-8"))["cases"]
+# the library test checks every case; here a quarter of them (and every one
+# with control tokens) is enough to show the CLI passes text and ids through
 for i, c in enumerate(cases):
     text = c["text"]
-    # every string through one tokenizer each way; the rest through the other
-    name = "qwen35" if i % 2 == 0 else "qwen3"
+    if i % 4 and "<|" not in text:
+        continue
+    name = "qwen35" if i % 8 == 0 else "qwen3"
     for flag, key in (([], name), (["--no-special"], name + "_nospecial")):
         r = run(["tokenize", "-m", files[name], "--text", text] + flag)
         got = [int(x) for x in r.stdout.split()]
