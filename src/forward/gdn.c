@@ -30,20 +30,19 @@ static void gdn_heads(void *ctx, int64_t j0, int64_t j1, int tid) {
     int C = q35_config_conv_channels(c), rep = nv / nk;
     float *work = sc->work + (int64_t)tid * dv;
     for (int64_t j = j0; j < j1; j++) {
-        float *S = g->S + j * dk * dv;
         int kh = (int)(j / rep); /* consecutive value heads share a key head */
+        const float *q = sc->qkv + kh * dk, *kk = sc->qkv + nk * dk + kh * dk;
+        const float *v = sc->qkv + 2 * nk * dk + j * dv;
+        float *o = sc->o + j * dv;
+        int64_t ldo = (int64_t)nv * dv;
+        /* per token: S = exp(g) S;  u = beta (v - S^T k);  S += k u^T;  o = S^T q */
+        k->gdn_scan(g->S + j * dk * dv, dk, dv, g->T, q, kk, C, v, C, sc->ga + j, sc->gb + j, nv, o,
+                    ldo, work);
+        /* o = rms(o) * w_norm * silu(z) */
         for (int t = 0; t < g->T; t++) {
-            const float *row = sc->qkv + (int64_t)t * C;
-            const float *q = row + kh * dk;
-            const float *kk = row + nk * dk + kh * dk;
-            const float *v = row + 2 * nk * dk + j * dv;
-            float *o = sc->o + ((int64_t)t * nv + j) * dv;
-            int64_t tj = (int64_t)t * nv + j;
-            /* S = exp(g) S;  u = beta (v - S^T k);  S += k u^T;  o = S^T q */
-            k->gdn_step(S, q, kk, v, sc->ga[tj], sc->gb[tj], dk, dv, o, work);
-            /* o = rms(o) * w_norm * silu(z) */
-            k->rmsnorm(o, o, g->L->gdn_norm, c->rms_eps, dv);
-            k->silu_mul(o, sc->z + tj * dv, o, dv);
+            float *ot = o + t * ldo;
+            k->rmsnorm(ot, ot, g->L->gdn_norm, c->rms_eps, dv);
+            k->silu_mul(ot, sc->z + t * ldo + j * dv, ot, dv);
         }
     }
 }

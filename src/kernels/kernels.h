@@ -62,11 +62,16 @@ typedef struct q35_kernels {
     /* x = exp(x - max) / sum, in place. */
     void (*softmax)(float *x, int n);
 
-    /* One Gated DeltaNet recurrence step for one value head, S [dk, dv]
-     * row-major:  S = decay*S;  u = beta*(v - S^T k);  S += k u^T;
-     * o = S^T q.  `work` is scratch of dv floats. */
-    void (*gdn_step)(float *S, const float *q, const float *k, const float *v, float decay,
-                     float beta, int dk, int dv, float *o, float *work);
+    /* The Gated DeltaNet recurrence of one value head over T tokens, S
+     * [dk, dv] row-major; for each token t:
+     *     S = decay_t S;  u = beta_t (v_t - S^T k_t);  S += k_t u^T;
+     *     o_t = S^T q_t
+     * q_t, k_t start at q + t*ldqk, k + t*ldqk; v_t at v + t*ldv; o_t at
+     * o + t*ldo; decay_t, beta_t at decay[t*ldg], beta[t*ldg]. `work` is
+     * scratch of dv floats. T = 1 is the decode step. */
+    void (*gdn_scan)(float *S, int dk, int dv, int T, const float *q, const float *k, int64_t ldqk,
+                     const float *v, int64_t ldv, const float *decay, const float *beta,
+                     int64_t ldg, float *o, int64_t ldo, float *work);
 } q35_kernels;
 
 /* The plain C definitions. Always available. */

@@ -90,8 +90,9 @@ static inline __attribute__((always_inline)) void tile_any(q35_dtype dt, const c
     switch (R * 8 + C) {
         T_(1, 1)
         T_(1, 2)
-        T_(1, 3) T_(2, 1) T_(2, 2) T_(2, 3) T_(3, 1) T_(3, 2) T_(3, 3) T_(4, 1) T_(4, 2)
-            T_(4, 3) default : break;
+        T_(1, 3)
+        T_(2, 1) T_(2, 2) T_(2, 3) T_(3, 1) T_(3, 2) T_(3, 3) T_(4, 1) T_(4, 2) T_(4, 3) default
+            : break;
     }
 #undef T_
 }
@@ -245,44 +246,54 @@ static void softmax_avx2(float *x, int n) {
     scale_avx2(x, 1.0f / sum, n);
 }
 
-/* Gated DeltaNet step in column blocks of 32 (4 vectors: u and o of a block
- * fit the 16 registers). */
-static void gdn_step_avx2(float *S, const float *q, const float *k, const float *v, float decay,
-                          float beta, int dk, int dv, float *o, float *work) {
+/* Gated DeltaNet scan in column blocks of 32 (u, o and the next token's
+ * S^T k of a block fit the 16 registers); one pass over S per token, as in
+ * the AVX-512 set. */
+#define GDN_VECS 4
+static void gdn_scan_avx2(float *S, int dk, int dv, int T, const float *q, const float *k,
+                          int64_t ldqk, const float *v, int64_t ldv, const float *decay,
+                          const float *beta, int64_t ldg, float *o, int64_t ldo, float *work) {
     (void)work;
-    __m256 dec = _mm256_set1_ps(decay), bet = _mm256_set1_ps(beta);
-    for (int j0 = 0; j0 < dv; j0 += 32) {
-        int nvec = (dv - j0 + 7) / 8;
-        if (nvec > 4) nvec = 4;
-        __m256i m[4];
-        __m256 u[4], acc[4];
-        for (int b = 0; b < 4; b++) {
+    for (int j0 = 0; j0 < dv; j0 += 8 * GDN_VECS) {
+        __m256i m[GDN_VECS];
+        __m256 u[GDN_VECS];
+        UNROLL for (int b = 0; b < GDN_VECS; b++) {
             m[b] = lane_mask(dv - j0 - 8 * b);
             u[b] = _mm256_setzero_ps();
-            acc[b] = _mm256_setzero_ps();
         }
+        float *Sb = S + j0;
         for (int i = 0; i < dk; i++) {
-            const float *row = S + (int64_t)i * dv + j0;
             __m256 ki = _mm256_set1_ps(k[i]);
-            for (int b = 0; b < nvec; b++)
-                u[b] = _mm256_fmadd_ps(ki, _mm256_maskload_ps(row + 8 * b, m[b]), u[b]);
+            UNROLL for (int b = 0; b < GDN_VECS; b++) u[b] =
+                _mm256_fmadd_ps(ki, _mm256_maskload_ps(Sb + (int64_t)i * dv + 8 * b, m[b]), u[b]);
         }
-        for (int b = 0; b < nvec; b++) {
-            __m256 vv = _mm256_maskload_ps(v + j0 + 8 * b, m[b]);
-            u[b] = _mm256_mul_ps(bet, _mm256_fnmadd_ps(dec, u[b], vv));
-        }
-        for (int i = 0; i < dk; i++) {
-            float *row = S + (int64_t)i * dv + j0;
-            __m256 ki = _mm256_set1_ps(k[i]), qi = _mm256_set1_ps(q[i]);
-            for (int b = 0; b < nvec; b++) {
-                __m256 s = _mm256_maskload_ps(row + 8 * b, m[b]);
-                s = _mm256_fmadd_ps(ki, u[b], _mm256_mul_ps(dec, s));
-                _mm256_maskstore_ps(row + 8 * b, m[b], s);
-                acc[b] = _mm256_fmadd_ps(qi, s, acc[b]);
+        for (int t = 0; t < T; t++) {
+            const float *qt = q + t * ldqk, *kt = k + t * ldqk, *vt = v + t * ldv + j0;
+            const float *kn = t + 1 < T ? kt + ldqk : kt;
+            __m256 dec = _mm256_set1_ps(decay[t * ldg]), bet = _mm256_set1_ps(beta[t * ldg]);
+            __m256 acc[GDN_VECS], un[GDN_VECS];
+            UNROLL for (int b = 0; b < GDN_VECS; b++) {
+                __m256 vv = _mm256_maskload_ps(vt + 8 * b, m[b]);
+                u[b] = _mm256_mul_ps(bet, _mm256_fnmadd_ps(dec, u[b], vv));
+                acc[b] = un[b] = _mm256_setzero_ps();
+            }
+            for (int i = 0; i < dk; i++) {
+                float *row = Sb + (int64_t)i * dv;
+                __m256 ki = _mm256_set1_ps(kt[i]), qi = _mm256_set1_ps(qt[i]);
+                __m256 kni = _mm256_set1_ps(kn[i]);
+                UNROLL for (int b = 0; b < GDN_VECS; b++) {
+                    __m256 s = _mm256_maskload_ps(row + 8 * b, m[b]);
+                    s = _mm256_fmadd_ps(ki, u[b], _mm256_mul_ps(dec, s));
+                    _mm256_maskstore_ps(row + 8 * b, m[b], s);
+                    acc[b] = _mm256_fmadd_ps(qi, s, acc[b]);
+                    un[b] = _mm256_fmadd_ps(kni, s, un[b]);
+                }
+            }
+            UNROLL for (int b = 0; b < GDN_VECS; b++) {
+                _mm256_maskstore_ps(o + t * ldo + j0 + 8 * b, m[b], acc[b]);
+                u[b] = un[b];
             }
         }
-        for (int b = 0; b < nvec; b++)
-            _mm256_maskstore_ps(o + j0 + 8 * b, m[b], acc[b]);
     }
 }
 
@@ -296,7 +307,7 @@ static const q35_kernels avx2_set = {
     .silu = silu_avx2,
     .silu_mul = silu_mul_avx2,
     .softmax = softmax_avx2,
-    .gdn_step = gdn_step_avx2,
+    .gdn_scan = gdn_scan_avx2,
 };
 
 const q35_kernels *q35_kernels_avx2(void) {

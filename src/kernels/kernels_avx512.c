@@ -73,8 +73,9 @@ static inline __attribute__((always_inline)) void tile_any(q35_dtype dt, const c
     case (r)*8 + (c): tile(dt, w, ldw, x, ldx, n, y, ldy, r, c); break;
     switch (R * 8 + C) {
         T_(1, 1)
-        T_(1, 2) T_(1, 3) T_(1, 4) T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3)
-            T_(3, 4) T_(4, 1) T_(4, 2) T_(4, 3) T_(4, 4) default : break;
+        T_(1, 2)
+        T_(1, 3) T_(1, 4) T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3) T_(3, 4)
+            T_(4, 1) T_(4, 2) T_(4, 3) T_(4, 4) default : break;
     }
 #undef T_
 }
@@ -229,44 +230,57 @@ static void softmax_avx512(float *x, int n) {
     scale_avx512(x, 1.0f / _mm512_reduce_add_ps(sum), n);
 }
 
-/* Gated DeltaNet step, in column blocks of up to 128 (8 vectors) so that u
- * and o stay in registers while S streams through twice. */
-static void gdn_step_avx512(float *S, const float *q, const float *k, const float *v, float decay,
-                            float beta, int dk, int dv, float *o, float *work) {
+/* Gated DeltaNet scan in column blocks of 64 (columns of S evolve
+ * independently), so a block of S (dk x 64 floats, 32 KB for dk = 128)
+ * stays in L1 across the tokens. One pass over S per token: the update of
+ * token t also accumulates S^T k for token t+1 (the same FMA sequence as a
+ * separate pass would do). */
+#define GDN_VECS 4
+static void gdn_scan_avx512(float *S, int dk, int dv, int T, const float *q, const float *k,
+                            int64_t ldqk, const float *v, int64_t ldv, const float *decay,
+                            const float *beta, int64_t ldg, float *o, int64_t ldo, float *work) {
     (void)work;
-    __m512 dec = _mm512_set1_ps(decay), bet = _mm512_set1_ps(beta);
-    for (int j0 = 0; j0 < dv; j0 += 128) {
-        int nvec = (dv - j0 + 15) / 16;
-        if (nvec > 8) nvec = 8;
-        __mmask16 m[8];
-        __m512 u[8], acc[8];
-        for (int b = 0; b < 8; b++) {
-            m[b] = b < nvec ? tail_mask(dv - j0 - 16 * b) : 0;
+    for (int j0 = 0; j0 < dv; j0 += 16 * GDN_VECS) {
+        __mmask16 m[GDN_VECS];
+        __m512 u[GDN_VECS];
+        UNROLL for (int b = 0; b < GDN_VECS; b++) {
+            int left = dv - j0 - 16 * b;
+            m[b] = left <= 0 ? 0 : tail_mask(left);
             u[b] = _mm512_setzero_ps();
-            acc[b] = _mm512_setzero_ps();
         }
-        for (int i = 0; i < dk; i++) {
-            const float *row = S + (int64_t)i * dv + j0;
+        float *Sb = S + j0;
+        for (int i = 0; i < dk; i++) { /* u = S^T k_0 */
             __m512 ki = _mm512_set1_ps(k[i]);
-            for (int b = 0; b < nvec; b++)
-                u[b] = _mm512_fmadd_ps(ki, _mm512_maskz_loadu_ps(m[b], row + 16 * b), u[b]);
+            UNROLL for (int b = 0; b < GDN_VECS; b++) u[b] = _mm512_fmadd_ps(
+                ki, _mm512_maskz_loadu_ps(m[b], Sb + (int64_t)i * dv + 16 * b), u[b]);
         }
-        for (int b = 0; b < nvec; b++) {
-            __m512 vv = _mm512_maskz_loadu_ps(m[b], v + j0 + 16 * b);
-            u[b] = _mm512_mul_ps(bet, _mm512_fnmadd_ps(dec, u[b], vv));
-        }
-        for (int i = 0; i < dk; i++) {
-            float *row = S + (int64_t)i * dv + j0;
-            __m512 ki = _mm512_set1_ps(k[i]), qi = _mm512_set1_ps(q[i]);
-            for (int b = 0; b < nvec; b++) {
-                __m512 s = _mm512_maskz_loadu_ps(m[b], row + 16 * b);
-                s = _mm512_fmadd_ps(ki, u[b], _mm512_mul_ps(dec, s));
-                _mm512_mask_storeu_ps(row + 16 * b, m[b], s);
-                acc[b] = _mm512_fmadd_ps(qi, s, acc[b]);
+        for (int t = 0; t < T; t++) {
+            const float *qt = q + t * ldqk, *kt = k + t * ldqk, *vt = v + t * ldv + j0;
+            const float *kn = t + 1 < T ? kt + ldqk : kt; /* next token's key */
+            __m512 dec = _mm512_set1_ps(decay[t * ldg]), bet = _mm512_set1_ps(beta[t * ldg]);
+            __m512 acc[GDN_VECS], un[GDN_VECS];
+            UNROLL for (int b = 0; b < GDN_VECS; b++) {
+                __m512 vv = _mm512_maskz_loadu_ps(m[b], vt + 16 * b);
+                u[b] = _mm512_mul_ps(bet, _mm512_fnmadd_ps(dec, u[b], vv));
+                acc[b] = un[b] = _mm512_setzero_ps();
+            }
+            for (int i = 0; i < dk; i++) {
+                float *row = Sb + (int64_t)i * dv;
+                __m512 ki = _mm512_set1_ps(kt[i]), qi = _mm512_set1_ps(qt[i]);
+                __m512 kni = _mm512_set1_ps(kn[i]);
+                UNROLL for (int b = 0; b < GDN_VECS; b++) {
+                    __m512 s = _mm512_maskz_loadu_ps(m[b], row + 16 * b);
+                    s = _mm512_fmadd_ps(ki, u[b], _mm512_mul_ps(dec, s));
+                    _mm512_mask_storeu_ps(row + 16 * b, m[b], s);
+                    acc[b] = _mm512_fmadd_ps(qi, s, acc[b]);
+                    un[b] = _mm512_fmadd_ps(kni, s, un[b]);
+                }
+            }
+            UNROLL for (int b = 0; b < GDN_VECS; b++) {
+                _mm512_mask_storeu_ps(o + t * ldo + j0 + 16 * b, m[b], acc[b]);
+                u[b] = un[b];
             }
         }
-        for (int b = 0; b < nvec; b++)
-            _mm512_mask_storeu_ps(o + j0 + 16 * b, m[b], acc[b]);
     }
 }
 
@@ -280,7 +294,7 @@ static const q35_kernels avx512_set = {
     .silu = silu_avx512,
     .silu_mul = silu_mul_avx512,
     .softmax = softmax_avx512,
-    .gdn_step = gdn_step_avx512,
+    .gdn_scan = gdn_scan_avx512,
 };
 
 static const q35_kernels amx_set = {
@@ -295,7 +309,7 @@ static const q35_kernels amx_set = {
     .silu = silu_avx512,
     .silu_mul = silu_mul_avx512,
     .softmax = softmax_avx512,
-    .gdn_step = gdn_step_avx512,
+    .gdn_scan = gdn_scan_avx512,
 };
 
 const q35_kernels *q35_kernels_avx512(void) {

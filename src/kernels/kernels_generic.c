@@ -113,24 +113,30 @@ static void softmax_generic(float *x, int n) {
         x[i] *= inv;
 }
 
-/* Two passes over S per token: first S^T k on the decayed state (decay
- * applied to the result instead of to S), then the rank-1 update fused with
- * the output product, so S is read twice and written once. */
-static void gdn_step_generic(float *S, const float *q, const float *k, const float *v, float decay,
-                             float beta, int dk, int dv, float *o, float *u) {
-    for (int j = 0; j < dv; j++)
-        u[j] = 0;
-    for (int i = 0; i < dk; i++)
-        axpy_generic(u, k[i], S + (int64_t)i * dv, dv);
-    for (int j = 0; j < dv; j++)
-        u[j] = beta * (v[j] - decay * u[j]);
-    for (int j = 0; j < dv; j++)
-        o[j] = 0;
-    for (int i = 0; i < dk; i++) {
-        float *row = S + (int64_t)i * dv;
+/* Per token, two passes over S: S^T k on the decayed state (the decay is
+ * applied to the result instead of to S), then the rank-1 update fused
+ * with the output product. */
+static void gdn_scan_generic(float *S, int dk, int dv, int T, const float *q, const float *k,
+                             int64_t ldqk, const float *v, int64_t ldv, const float *decay,
+                             const float *beta, int64_t ldg, float *o, int64_t ldo, float *u) {
+    for (int t = 0; t < T; t++) {
+        const float *qt = q + t * ldqk, *kt = k + t * ldqk, *vt = v + t * ldv;
+        float *ot = o + t * ldo;
+        float dec = decay[t * ldg], bet = beta[t * ldg];
         for (int j = 0; j < dv; j++)
-            row[j] = decay * row[j] + k[i] * u[j];
-        axpy_generic(o, q[i], row, dv);
+            u[j] = 0;
+        for (int i = 0; i < dk; i++)
+            axpy_generic(u, kt[i], S + (int64_t)i * dv, dv);
+        for (int j = 0; j < dv; j++)
+            u[j] = bet * (vt[j] - dec * u[j]);
+        for (int j = 0; j < dv; j++)
+            ot[j] = 0;
+        for (int i = 0; i < dk; i++) {
+            float *row = S + (int64_t)i * dv;
+            for (int j = 0; j < dv; j++)
+                row[j] = dec * row[j] + kt[i] * u[j];
+            axpy_generic(ot, qt[i], row, dv);
+        }
     }
 }
 
@@ -144,7 +150,7 @@ static const q35_kernels generic_set = {
     .silu = silu_generic,
     .silu_mul = silu_mul_generic,
     .softmax = softmax_generic,
-    .gdn_step = gdn_step_generic,
+    .gdn_scan = gdn_scan_generic,
 };
 
 const q35_kernels *q35_kernels_generic(void) {

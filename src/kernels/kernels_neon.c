@@ -15,7 +15,7 @@
 
 #define TILE_R 4
 #define TILE_C 4
-#define UNROLL _Pragma("GCC unroll 4")
+#define UNROLL _Pragma("GCC unroll 8")
 
 static inline float32x4_t widen(q35_dtype dt, const void *p) {
     switch (dt) {
@@ -75,8 +75,9 @@ static inline __attribute__((always_inline)) void tile_any(q35_dtype dt, const c
     case (r)*8 + (c): tile(dt, w, ldw, x, ldx, n, y, ldy, r, c); break;
     switch (R * 8 + C) {
         T_(1, 1)
-        T_(1, 2) T_(1, 3) T_(1, 4) T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3)
-            T_(3, 4) T_(4, 1) T_(4, 2) T_(4, 3) T_(4, 4) default : break;
+        T_(1, 2)
+        T_(1, 3) T_(1, 4) T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3) T_(3, 4)
+            T_(4, 1) T_(4, 2) T_(4, 3) T_(4, 4) default : break;
     }
 #undef T_
 }
@@ -211,49 +212,71 @@ static void softmax_neon(float *x, int n) {
     scale_neon(x, 1.0f / sum, n);
 }
 
-/* Gated DeltaNet step in column blocks of 32 (8 vectors each for u and o). */
-static void gdn_step_neon(float *S, const float *q, const float *k, const float *v, float decay,
-                          float beta, int dk, int dv, float *o, float *work) {
-    int j0 = 0;
-    for (; j0 + 32 <= dv; j0 += 32) {
-        float32x4_t u[8], acc[8];
-        for (int b = 0; b < 8; b++)
-            u[b] = acc[b] = vdupq_n_f32(0);
-        for (int i = 0; i < dk; i++) {
-            const float *row = S + (int64_t)i * dv + j0;
-            for (int b = 0; b < 8; b++)
-                u[b] = vfmaq_n_f32(u[b], vld1q_f32(row + 4 * b), k[i]);
-        }
-        for (int b = 0; b < 8; b++)
-            u[b] = vmulq_n_f32(vfmsq_n_f32(vld1q_f32(v + j0 + 4 * b), u[b], decay), beta);
-        for (int i = 0; i < dk; i++) {
-            float *row = S + (int64_t)i * dv + j0;
-            for (int b = 0; b < 8; b++) {
-                float32x4_t s = vfmaq_n_f32(vmulq_n_f32(vld1q_f32(row + 4 * b), decay), u[b], k[i]);
-                vst1q_f32(row + 4 * b, s);
-                acc[b] = vfmaq_n_f32(acc[b], s, q[i]);
+/* Gated DeltaNet scan in column blocks of 32 (8 vectors each for u, o and
+ * the next token's S^T k); one pass over S per token, as in the x86 sets.
+ * The last dv % 4 columns go through a scalar loop. */
+#define GDN_VECS 8
+static void gdn_scan_neon(float *S, int dk, int dv, int T, const float *q, const float *k,
+                          int64_t ldqk, const float *v, int64_t ldv, const float *decay,
+                          const float *beta, int64_t ldg, float *o, int64_t ldo, float *work) {
+    int j0 = 0, nvec;
+    for (; j0 + 4 <= dv; j0 += 4 * nvec) {
+        nvec = (dv - j0) / 4 < GDN_VECS ? (dv - j0) / 4 : GDN_VECS;
+        float32x4_t u[GDN_VECS];
+        UNROLL for (int b = 0; b < GDN_VECS; b++) u[b] = vdupq_n_f32(0);
+        float *Sb = S + j0;
+        for (int i = 0; i < dk; i++)
+            UNROLL for (int b = 0; b < GDN_VECS; b++) if (b < nvec) u[b] =
+                vfmaq_n_f32(u[b], vld1q_f32(Sb + (int64_t)i * dv + 4 * b), k[i]);
+        for (int t = 0; t < T; t++) {
+            const float *qt = q + t * ldqk, *kt = k + t * ldqk, *vt = v + t * ldv + j0;
+            const float *kn = t + 1 < T ? kt + ldqk : kt;
+            float dec = decay[t * ldg], bet = beta[t * ldg];
+            float32x4_t acc[GDN_VECS], un[GDN_VECS];
+            UNROLL for (int b = 0; b < GDN_VECS; b++) {
+                if (b < nvec)
+                    u[b] = vmulq_n_f32(vfmsq_n_f32(vld1q_f32(vt + 4 * b), u[b], dec), bet);
+                acc[b] = un[b] = vdupq_n_f32(0);
+            }
+            for (int i = 0; i < dk; i++) {
+                float *row = Sb + (int64_t)i * dv;
+                UNROLL for (int b = 0; b < GDN_VECS; b++) {
+                    if (b >= nvec) continue;
+                    float32x4_t s =
+                        vfmaq_n_f32(vmulq_n_f32(vld1q_f32(row + 4 * b), dec), u[b], kt[i]);
+                    vst1q_f32(row + 4 * b, s);
+                    acc[b] = vfmaq_n_f32(acc[b], s, qt[i]);
+                    un[b] = vfmaq_n_f32(un[b], s, kn[i]);
+                }
+            }
+            UNROLL for (int b = 0; b < GDN_VECS; b++) {
+                if (b < nvec) vst1q_f32(o + t * ldo + j0 + 4 * b, acc[b]);
+                u[b] = un[b];
             }
         }
-        for (int b = 0; b < 8; b++)
-            vst1q_f32(o + j0 + 4 * b, acc[b]);
     }
-    if (j0 < dv) { /* the last < 32 columns, in scalar form */
+    if (j0 < dv) { /* the last dv % 4 columns */
         int w = dv - j0;
         float *u = work;
-        for (int j = 0; j < w; j++)
-            u[j] = 0;
-        for (int i = 0; i < dk; i++)
+        for (int t = 0; t < T; t++) {
+            const float *qt = q + t * ldqk, *kt = k + t * ldqk, *vt = v + t * ldv + j0;
+            float *ot = o + t * ldo + j0;
+            float dec = decay[t * ldg], bet = beta[t * ldg];
             for (int j = 0; j < w; j++)
-                u[j] += k[i] * S[(int64_t)i * dv + j0 + j];
-        for (int j = 0; j < w; j++)
-            u[j] = beta * (v[j0 + j] - decay * u[j]);
-        for (int j = 0; j < w; j++)
-            o[j0 + j] = 0;
-        for (int i = 0; i < dk; i++) {
-            float *row = S + (int64_t)i * dv + j0;
-            for (int j = 0; j < w; j++) {
-                row[j] = decay * row[j] + k[i] * u[j];
-                o[j0 + j] += q[i] * row[j];
+                u[j] = 0;
+            for (int i = 0; i < dk; i++)
+                for (int j = 0; j < w; j++)
+                    u[j] += kt[i] * S[(int64_t)i * dv + j0 + j];
+            for (int j = 0; j < w; j++)
+                u[j] = bet * (vt[j] - dec * u[j]);
+            for (int j = 0; j < w; j++)
+                ot[j] = 0;
+            for (int i = 0; i < dk; i++) {
+                float *row = S + (int64_t)i * dv + j0;
+                for (int j = 0; j < w; j++) {
+                    row[j] = dec * row[j] + kt[i] * u[j];
+                    ot[j] += qt[i] * row[j];
+                }
             }
         }
     }
@@ -269,7 +292,7 @@ static const q35_kernels neon_set = {
     .silu = silu_neon,
     .silu_mul = silu_mul_neon,
     .softmax = softmax_neon,
-    .gdn_step = gdn_step_neon,
+    .gdn_scan = gdn_scan_neon,
 };
 
 const q35_kernels *q35_kernels_neon(void) {

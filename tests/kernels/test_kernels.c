@@ -280,68 +280,89 @@ static void test_vector_ops(void **st) {
     }
 }
 
-static void test_gdn_step(void **st) {
+/* The scan over T tokens (strided inputs as the forward pass lays them
+ * out) against a float64 recurrence; also T tokens in one call == the same
+ * tokens one call each (the decode path), within float32 rounding. */
+static void test_gdn_scan(void **st) {
     (void)st;
-    static const int dims[][2] = {{16, 24}, {1, 1}, {3, 130}, {128, 128}, {40, 17}, {7, 257}};
+    static const int dims[][2] = {{16, 24}, {1, 1},   {3, 130}, {128, 128},
+                                  {40, 17}, {7, 257}, {5, 66}};
+    enum { T = 5, PAD = 3 };
     for (size_t di = 0; di < sizeof dims / sizeof *dims; di++) {
         int dk = dims[di][0], dv = dims[di][1];
-        float *S0 = malloc((size_t)dk * dv * 4), *S = malloc((size_t)dk * dv * 4);
-        float *q = malloc((size_t)dk * 4), *kk = malloc((size_t)dk * 4);
-        float *v = malloc((size_t)dv * 4), *o = malloc((size_t)(dv + 1) * 4),
-              *work = malloc((size_t)dv * 4);
-        double *Sd = malloc((size_t)dk * dv * 8), *od = malloc((size_t)dv * 8),
-               *u = malloc((size_t)dv * 8);
-        fill(S0, (int64_t)dk * dv, 0.5f);
+        int64_t ldqk = 2 * dk + PAD, ldv = dv + PAD, ldo = dv + PAD, ldg = 2;
+        size_t ns = (size_t)dk * dv;
+        float *S0 = malloc(ns * 4), *S = malloc(ns * 4), *S1 = malloc(ns * 4);
+        float *qk = malloc((size_t)T * ldqk * 4), *v = malloc((size_t)T * ldv * 4);
+        float *o = malloc((size_t)T * ldo * 4), *o1 = malloc((size_t)T * ldo * 4);
+        float *work = malloc((size_t)dv * 4), g[T * 2], b[T * 2];
+        double *Sd = malloc(ns * 8), *u = malloc((size_t)dv * 8), *od = malloc((size_t)T * dv * 8);
+        fill(S0, (int64_t)ns, 0.5f);
+        fill(qk, (int64_t)T * ldqk, 0.3f);
+        fill(v, (int64_t)T * ldv, 1);
+        for (int t = 0; t < T; t++) {
+            g[t * ldg] = 0.55f + 0.08f * t;
+            b[t * ldg] = 0.9f - 0.15f * t;
+        }
+        const float *q = qk, *kk = qk + dk;
+        for (size_t i = 0; i < ns; i++)
+            Sd[i] = S0[i];
+        for (int t = 0; t < T; t++) {
+            const float *qt = q + t * ldqk, *kt = kk + t * ldqk, *vt = v + t * ldv;
+            for (size_t i = 0; i < ns; i++)
+                Sd[i] *= g[t * ldg];
+            for (int j = 0; j < dv; j++) {
+                double s = 0;
+                for (int i = 0; i < dk; i++)
+                    s += Sd[(int64_t)i * dv + j] * kt[i];
+                u[j] = b[t * ldg] * (vt[j] - s);
+            }
+            for (int i = 0; i < dk; i++)
+                for (int j = 0; j < dv; j++)
+                    Sd[(int64_t)i * dv + j] += kt[i] * u[j];
+            for (int j = 0; j < dv; j++) {
+                double s = 0;
+                for (int i = 0; i < dk; i++)
+                    s += Sd[(int64_t)i * dv + j] * qt[i];
+                od[t * dv + j] = s;
+            }
+        }
         for (int vi = 0; vi < n_variants; vi++) {
             const q35_kernels *k = variants[vi];
-            memcpy(S, S0, (size_t)dk * dv * 4);
-            for (int i = 0; i < dk * dv; i++)
-                Sd[i] = S0[i];
-            for (int step = 0; step < 3; step++) {
-                fill(q, dk, 0.3f);
-                fill(kk, dk, 0.3f);
-                fill(v, dv, 1);
-                float decay = 0.6f + 0.1f * step, beta = 0.8f - 0.2f * step;
-                o[dv] = 777;
-                k->gdn_step(S, q, kk, v, decay, beta, dk, dv, o, work);
-                assert_true(o[dv] == 777);
-                for (int i = 0; i < dk * dv; i++)
-                    Sd[i] *= decay;
-                for (int j = 0; j < dv; j++) {
-                    double s = 0;
-                    for (int i = 0; i < dk; i++)
-                        s += Sd[(int64_t)i * dv + j] * kk[i];
-                    u[j] = beta * (v[j] - s);
-                }
-                for (int i = 0; i < dk; i++)
-                    for (int j = 0; j < dv; j++)
-                        Sd[(int64_t)i * dv + j] += kk[i] * u[j];
-                for (int j = 0; j < dv; j++) {
-                    double s = 0;
-                    for (int i = 0; i < dk; i++)
-                        s += Sd[(int64_t)i * dv + j] * q[i];
-                    od[j] = s;
-                }
-                char what[64];
-                snprintf(what, sizeof what, "gdn_step o dk=%d dv=%d step %d", dk, dv, step);
-                close_or_fail(what, k->name, dv, o, od, dv, 2e-6);
-                float *tmp = malloc((size_t)dk * dv * 4);
-                memcpy(tmp, S, (size_t)dk * dv * 4);
-                snprintf(what, sizeof what, "gdn_step S dk=%d dv=%d step %d", dk, dv, step);
-                close_or_fail(what, k->name, dk * dv, tmp, Sd, dk * dv, 2e-6);
-                free(tmp);
+            for (int64_t i = 0; i < (int64_t)T * ldo; i++)
+                o[i] = o1[i] = 777;
+            memcpy(S, S0, ns * 4);
+            k->gdn_scan(S, dk, dv, T, q, kk, ldqk, v, ldv, g, b, ldg, o, ldo, work);
+            char what[64];
+            for (int t = 0; t < T; t++) {
+                snprintf(what, sizeof what, "gdn_scan o dk=%d dv=%d token %d", dk, dv, t);
+                close_or_fail(what, k->name, dv, o + t * ldo, od + t * dv, dv, 2e-6);
+                for (int64_t i = dv; i < ldo; i++)
+                    assert_true(o[t * ldo + i] == 777);
             }
+            snprintf(what, sizeof what, "gdn_scan S dk=%d dv=%d", dk, dv);
+            close_or_fail(what, k->name, (int)ns, S, Sd, (int)ns, 2e-6);
+            /* one token per call */
+            memcpy(S1, S0, ns * 4);
+            for (int t = 0; t < T; t++)
+                k->gdn_scan(S1, dk, dv, 1, q + t * ldqk, kk + t * ldqk, ldqk, v + t * ldv, ldv,
+                            g + t * ldg, b + t * ldg, ldg, o1 + t * ldo, ldo, work);
+            for (size_t i = 0; i < ns; i++)
+                if (fabsf(S1[i] - S[i]) > 1e-6f * (1 + fabsf(S[i])))
+                    fail_msg("%s gdn_scan dk=%d dv=%d: one call vs %d calls differ", k->name, dk,
+                             dv, T);
         }
         free(S0);
         free(S);
-        free(q);
-        free(kk);
+        free(S1);
+        free(qk);
         free(v);
         free(o);
+        free(o1);
         free(work);
         free(Sd);
-        free(od);
         free(u);
+        free(od);
     }
 }
 
@@ -386,7 +407,7 @@ static void test_small_ops(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul),     cmocka_unit_test(test_matmul_threaded),
-        cmocka_unit_test(test_vector_ops), cmocka_unit_test(test_gdn_step),
+        cmocka_unit_test(test_vector_ops), cmocka_unit_test(test_gdn_scan),
         cmocka_unit_test(test_small_ops),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
