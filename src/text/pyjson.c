@@ -19,8 +19,10 @@
 /* Python's json raises RecursionError near 1000 levels; no real message or
  * tool schema comes close to this. */
 #define PYJSON_MAX_DEPTH 512
-/* Bounds the arena at ~100 bytes per value whatever the input looks like. */
-#define PYJSON_MAX_VALUES (1u << 22)
+/* A value costs ~100 bytes of arena whatever its text, so two bytes of
+ * "[0,0,0..." would cost 100: the count is capped (~100 MB at most). Real
+ * conversations and tool schemas hold thousands. */
+#define PYJSON_MAX_VALUES (1u << 20)
 /* Python refuses to convert longer digit strings to int (sys.int_info). */
 #define PY_INT_MAX_DIGITS 4300
 

@@ -162,6 +162,18 @@ static void test_limits(void **st) {
     assert_non_null(strstr(e.msg, "deep"));
     free(deep);
 
+    /* millions of tiny values: refused before they cost ~100 bytes each */
+    size_t nv = (size_t)1 << 21;
+    char *many = malloc(2 * nv + 2);
+    many[0] = '[';
+    for (size_t i = 0; i < nv; i++)
+        memcpy(many + 1 + 2 * i, "0,", 2);
+    many[2 * nv] = ']';
+    assert_null(q35_pyjson_parse(many, 2 * nv + 1, "many", &e));
+    assert_int_equal(e.code, Q35_ENOMEM);
+    assert_non_null(strstr(e.msg, "JSON values"));
+    free(many);
+
     /* a 10 MB message renders whole */
     size_t big = 10u << 20;
     char *json = malloc(big + 64);
