@@ -511,7 +511,8 @@ int q35_hub_resolve(const char *path_or_repo, const q35_hub_opts *opts, char **l
  * The draw: a xoshiro256** generator seeded with splitmix64(seed) at the
  * start of every reply gives u = (next() >> 11) * 2^-53 in [0, 1); the
  * chosen id is the first, in order of decreasing probability, whose
- * cumulative probability exceeds u times the kept mass. The same seed,
+ * cumulative probability exceeds u times the kept mass (in id order
+ * instead when neither top-k nor top-p cuts anything). The same seed,
  * settings and conversation give the same reply. */
 typedef struct q35_sampling {
     float temperature;        /* 0.6; 0 = greedy */

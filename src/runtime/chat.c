@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "forward/forward.h"
 #include "model/model.h"
 #include "runtime/conversation.h"
 #include "runtime/generate.h"
@@ -204,7 +205,7 @@ static int ensure_state(q35_chat *c, q35_err *e) {
 }
 
 static bool ids_prefix(const q35_tokens *a, const int32_t *ids, int n) {
-    return (int)a->n <= n && !memcmp(a->ids, ids, a->n * sizeof *ids);
+    return (int)a->n <= n && (!a->n || !memcmp(a->ids, ids, a->n * sizeof *ids));
 }
 
 /* Brings the state to the longest cached prefix of ids[0..n) shorter than
@@ -505,8 +506,12 @@ void q35_chat_get_stats(const q35_chat *c, q35_chat_stats *out) {
     out->n_ctx = c->set.n_ctx;
     out->context_tokens = c->state ? q35_state_pos(c->state) : 0;
     out->n_snapshots = c->cache.n;
-    out->memory_bytes = q35_snap_cache_bytes(&c->cache) + (size_t)c->n_logits * sizeof(float) +
-                        c->ctx.cap * sizeof(int32_t);
+    size_t state = 0;
+    if (c->state) /* its fixed part, and the KV cache rows written so far */
+        state = c->state->mem_bytes +
+                c->state->kv_bytes / (size_t)c->state->n_ctx * (size_t)c->state->pos;
+    out->memory_bytes = state + q35_snap_cache_bytes(&c->cache) +
+                        (size_t)c->n_logits * sizeof(float) + c->ctx.cap * sizeof(int32_t);
 }
 
 int q35_chat_prompt_ids(const q35_chat *c, const char *user, bool thinking, int32_t **ids,

@@ -128,7 +128,7 @@ static void sift_down_min(int32_t *h, int n, int i, const float *l) {
     }
 }
 
-/* Sorts the (small) candidate list, best first. */
+/* Sorts a candidate list, best first. */
 static void sort_desc(int32_t *ids, int n, const float *l) {
     /* heap sort on the `better` order: build a min-heap, pop to the end */
     for (int i = n / 2 - 1; i >= 0; i--)
@@ -141,18 +141,12 @@ static void sort_desc(int32_t *ids, int n, const float *l) {
     }
 }
 
-/* Candidates after top-k: the k best ids, plus any id tied with the k-th.
- * Without a cut, every finite id. Returns the count (0 if none finite). */
-static int top_k_candidates(q35_sampler *sp, const float *l) {
+/* The k best finite ids (plus any id tied with the k-th, as torch keeps
+ * every score >= the k-th) into sp->cand, best first. Returns the count. */
+static int best_k(q35_sampler *sp, const float *l, int k) {
     const int n = sp->n_valid;
-    int k = sp->s.top_k;
     int32_t *c = sp->cand;
     int m = 0;
-    if (k <= 0 || k >= n) {
-        for (int i = 0; i < n; i++)
-            if (l[i] > -INFINITY) c[m++] = i;
-        return m;
-    }
     /* c[0..k) is a heap whose root is the worst of the best k so far */
     for (int i = 0; i < n; i++) {
         if (!(l[i] > -INFINITY)) continue;
@@ -166,50 +160,36 @@ static int top_k_candidates(q35_sampler *sp, const float *l) {
             sift_down_min(c, k, 0, l);
         }
     }
-    if (m < k) return m;
-    const float kth = l[c[0]];
-    /* ids tied with the k-th logit are kept too (torch: scores < kth removed) */
-    for (int i = 0; i < n; i++) {
-        if (l[i] != kth) continue;
-        int dup = 0;
-        for (int j = 0; j < k && !dup; j++)
-            dup = c[j] == i;
-        if (!dup) c[m++] = i;
+    if (m == k && k > 0) {
+        /* every id tied with the k-th: drop the kept ones equal to it and
+         * append all of them in id order (O(n), whatever the ties) */
+        const float kth = l[c[0]];
+        int kept = 0;
+        for (int j = 0; j < k; j++)
+            if (l[c[j]] != kth) c[kept++] = c[j];
+        m = kept;
+        for (int i = 0; i < n; i++)
+            if (l[i] == kth) c[m++] = i;
     }
+    sort_desc(c, m, l);
     return m;
 }
 
-int32_t q35_sampler_sample(q35_sampler *sp, float *logits, const int32_t *recent, int n_recent) {
-    q35_sampler_penalize(sp, logits, recent, n_recent);
-    if (sp->s.temperature <= 0 || sp->s.top_k == 1) return argmax(logits, sp->n_valid);
-
-    int m = top_k_candidates(sp, logits);
-    if (m == 0) return -1;
-    sort_desc(sp->cand, m, logits);
-
-    /* softmax at the temperature, in double, relative to the best logit */
+/* Weights exp((l - top) / T) of the m candidates into sp->prob; their sum. */
+static double weigh(q35_sampler *sp, const float *l, int m, double top) {
     const double inv_t = 1.0 / (double)sp->s.temperature;
-    const double top = logits[sp->cand[0]];
     double sum = 0;
     for (int i = 0; i < m; i++) {
-        double p = exp(((double)logits[sp->cand[i]] - top) * inv_t);
+        double p = exp(((double)l[sp->cand[i]] - top) * inv_t);
         sp->prob[i] = p;
         sum += p;
     }
-    /* top-p: keep the smallest prefix whose mass reaches top_p (an id is
-     * kept when the mass before it is below top_p) */
-    int kept = m;
-    if (sp->s.top_p < 1.0f) {
-        const double limit = (double)sp->s.top_p * sum;
-        double before = 0;
-        for (int i = 0; i < m; i++) {
-            if (before >= limit) {
-                kept = i;
-                break;
-            }
-            before += sp->prob[i];
-        }
-    }
+    return sum;
+}
+
+/* The first candidate whose cumulative weight exceeds u times the kept
+ * weight. */
+static int32_t draw(q35_sampler *sp, int kept) {
     double mass = 0;
     for (int i = 0; i < kept; i++)
         mass += sp->prob[i];
@@ -220,4 +200,56 @@ int32_t q35_sampler_sample(q35_sampler *sp, float *logits, const int32_t *recent
         if (cum > target) return sp->cand[i];
     }
     return sp->cand[kept - 1];
+}
+
+/* top-p over candidates sorted best first: the smallest prefix whose
+ * weight reaches `limit` (a candidate is kept while the weight before it
+ * is below the limit). */
+static int nucleus(const q35_sampler *sp, int m, double limit) {
+    double before = 0;
+    for (int i = 0; i < m; i++) {
+        if (before >= limit) return i;
+        before += sp->prob[i];
+    }
+    return m;
+}
+
+int32_t q35_sampler_sample(q35_sampler *sp, float *logits, const int32_t *recent, int n_recent) {
+    q35_sampler_penalize(sp, logits, recent, n_recent);
+    const int n = sp->n_valid, k = sp->s.top_k;
+    const float *l = logits;
+    if (sp->s.temperature <= 0 || k == 1) return argmax(l, n);
+    const bool cut_p = sp->s.top_p < 1.0f;
+
+    if (k > 0 && k < n) { /* top-k, then top-p among the k */
+        int m = best_k(sp, l, k);
+        if (!m) return -1;
+        double sum = weigh(sp, l, m, l[sp->cand[0]]);
+        return draw(sp, cut_p ? nucleus(sp, m, (double)sp->s.top_p * sum) : m);
+    }
+    int32_t best = argmax(l, n);
+    if (best < 0) return -1;
+    if (!cut_p) { /* no cut: every finite id, in id order */
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (l[i] > -INFINITY) sp->cand[m++] = i;
+        weigh(sp, l, m, l[best]);
+        return draw(sp, m);
+    }
+    /* top-p alone: the nucleus usually holds few ids, so look among the
+     * best 256, 1024, ... until they hold top_p of the total weight */
+    const double inv_t = 1.0 / (double)sp->s.temperature;
+    double total = 0;
+    int finite = 0;
+    for (int i = 0; i < n; i++)
+        if (l[i] > -INFINITY) {
+            total += exp(((double)l[i] - l[best]) * inv_t);
+            finite++;
+        }
+    const double limit = (double)sp->s.top_p * total;
+    for (int want = 256;; want *= 4) {
+        int m = best_k(sp, l, want < finite ? want : finite);
+        double sum = weigh(sp, l, m, l[best]);
+        if (sum >= limit || m >= finite) return draw(sp, nucleus(sp, m, limit));
+    }
 }

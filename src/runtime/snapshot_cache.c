@@ -50,7 +50,7 @@ bool q35_snap_cache_has(const q35_snap_cache *c, const int32_t *ids, int n) {
 
 int q35_snap_cache_put(q35_snap_cache *c, const int32_t *ids, int n, q35_snapshot *snap,
                        bool pinned, q35_err *e) {
-    if (!pinned && c->max_unpinned <= 0) {
+    if (c->max_unpinned < 0 || (!pinned && c->max_unpinned == 0)) {
         q35_snapshot_free(snap);
         return Q35_OK;
     }

@@ -24,7 +24,7 @@ typedef struct q35_snap_entry {
 typedef struct q35_snap_cache {
     q35_snap_entry *items;
     int n, cap;
-    int max_unpinned; /* < 0: nothing is cached except pinned entries */
+    int max_unpinned; /* 0: only pinned entries are kept; < 0: nothing is */
     uint64_t clock;
 } q35_snap_cache;
 
@@ -40,7 +40,7 @@ bool q35_snap_cache_has(const q35_snap_cache *c, const int32_t *ids, int n);
 
 /* Takes ownership of `snap` (freed on failure too) as the state after
  * ids[0..n). An unpinned entry beyond the limit evicts the oldest unpinned
- * one (possibly itself when the limit is 0 or less). */
+ * one; with a limit of 0 only pinned entries are kept, below 0 none. */
 int q35_snap_cache_put(q35_snap_cache *c, const int32_t *ids, int n, q35_snapshot *snap,
                        bool pinned, q35_err *e);
 

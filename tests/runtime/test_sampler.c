@@ -180,6 +180,26 @@ static void test_top_p(void **st) {
     assert_true(fabs(seen[0] / 4000.0 - 0.625) < 0.03);
 }
 
+/* top-p without top-k over a wide, flat distribution: the nucleus is
+ * larger than the first look (256 ids), and ties order by id */
+static void test_top_p_wide(void **st) {
+    (void)st;
+    enum { N = 3000 };
+    static float l[N];
+    q35_sampler sp = make(1.0f, 0, 0.5f, 1, N, N, 77);
+    int lo = N, hi = 0;
+    for (int i = 0; i < 600; i++) {
+        for (int j = 0; j < N; j++)
+            l[j] = 1.0f;
+        int32_t id = q35_sampler_sample(&sp, l, NULL, 0);
+        assert_true(id >= 0 && id < N / 2);
+        lo = id < lo ? id : lo;
+        hi = id > hi ? id : hi;
+    }
+    q35_sampler_free(&sp);
+    assert_true(lo < 50 && hi > N / 2 - 50);
+}
+
 static void test_frequencies(void **st) {
     (void)st;
     /* T = 2 over logits {2, 0, -2}: softmax of {1, 0, -1} */
@@ -226,6 +246,7 @@ int main(void) {
         cmocka_unit_test(test_repetition_penalty),
         cmocka_unit_test(test_top_k),
         cmocka_unit_test(test_top_p),
+        cmocka_unit_test(test_top_p_wide),
         cmocka_unit_test(test_frequencies),
         cmocka_unit_test(test_seed_determinism),
     };
