@@ -80,6 +80,8 @@ WORDS = ["Hello", "What is Swift?", "ok", "¿Qué hora es?", "今天天气怎么
 def text(rng, allow_empty=True):
     if allow_empty and rng.random() < 0.08:
         return ""
+    if rng.random() < 0.04:  # whitespace only: empty once trimmed
+        return "".join(rng.choice(WS[:-1]) for _ in range(rng.randint(1, 3)))
     parts = []
     for _ in range(rng.randint(1, 4)):
         if rng.random() < 0.3:
