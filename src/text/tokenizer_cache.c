@@ -145,7 +145,7 @@ static bool arena_ok(const uint32_t *off, uint32_t n, const char *arena, uint32_
                      const uint8_t *attr) {
     if (off[0] != 0 || off[n] != len) return false;
     for (uint32_t i = 0; i < n; i++) {
-        if (off[i + 1] <= off[i] || arena[off[i + 1] - 1] != 0) return false;
+        if (off[i + 1] <= off[i] || off[i + 1] > len || arena[off[i + 1] - 1] != 0) return false;
         if (!attr[i] && off[i + 1] - off[i] != 1) return false; /* holes are "" */
     }
     return true;
@@ -258,6 +258,12 @@ fail:
     return NULL;
 }
 
+void tok_cache_seal(unsigned char *d, size_t size) {
+    if (size < HEADER_SIZE) return;
+    uint64_t h = image_hash(d, size, rd64(d + H_KEY));
+    memcpy(d + H_BODY_HASH, &h, 8);
+}
+
 static void wr32(unsigned char *p, uint32_t v) {
     memcpy(p, &v, 4);
 }
@@ -322,7 +328,7 @@ void tok_cache_store(const q35_tokenizer *t, const char *file, uint64_t key, uin
         memcpy(d + at + 4, t->pretok_src[k], len + 1);
         at = pad8(at + 4 + len + 1);
     }
-    wr64(d + H_BODY_HASH, image_hash(d, size, key));
+    tok_cache_seal(d, size);
     char tmp[4200];
     int m = snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", file);
     int fd = m > 0 && (size_t)m < sizeof tmp ? mkstemp(tmp) : -1;

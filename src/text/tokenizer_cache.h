@@ -23,6 +23,10 @@ bool tok_cache_path(uint64_t key, char *out, size_t cap);
  * `src_size`, and passes every check; else NULL. */
 q35_tokenizer *tok_cache_load(const char *file, uint64_t key, uint64_t src_size);
 
+/* Recomputes the integrity hash of an image in memory (tests use it to
+ * make damaged images that pass the hash and must fail the other checks). */
+void tok_cache_seal(unsigned char *image, size_t size);
+
 /* Writes t to `file` atomically (temporary file + rename). */
 void tok_cache_store(const q35_tokenizer *t, const char *file, uint64_t key, uint64_t src_size);
 

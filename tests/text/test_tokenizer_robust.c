@@ -748,6 +748,121 @@ static void test_cache(void **state) {
     q35_mapped_file_close(&f);
 }
 
+/* Uses a tokenizer that loaded from damaged input: whatever it is, it must
+ * tokenize and decode without faulting (the sanitizers watch). */
+static void exercise(const q35_tokenizer *t) {
+    static const char *texts[] = {"Hello, world! <|im_end|> abc", "日本語 é e\xcc\x81 \xff", ""};
+    for (size_t i = 0; i < 3; i++) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        q35_err e = {0};
+        if (q35_tokenize(t, texts[i], strlen(texts[i]), Q35_ADDED_MATCH, &ids, &n, &e) == 0) {
+            char *out;
+            size_t len;
+            if (q35_detokenize(t, ids, n, false, &out, &len, &e) == 0) free(out);
+        }
+        free(ids);
+    }
+}
+
+/* Deterministic mutants of a small tokenizer.json (byte flips, inserted
+ * JSON punctuation, cuts): each is refused with an error or gives a
+ * working tokenizer, never a fault. */
+static void test_json_mutants(void **state) {
+    (void)state;
+    spec s = {.extra_vocab = "\"ab\":256,\"abc\":257",
+              .merges = "[\"a b\",[\"ab\",\"c\"]]",
+              .added = "[{\"id\":258,\"content\":\"<|im_end|>\",\"special\":true,"
+                       "\"normalized\":false}]",
+              .skip_byte = -1};
+    char *good = make_json(&s);
+    size_t len = strlen(good);
+    char *m = malloc(len + 64);
+    uint32_t rng = 99;
+    int accepted = 0, refused = 0;
+    for (int k = 0; k < 3000; k++) {
+        memcpy(m, good, len + 1);
+        size_t n = len;
+        int edits = 1 + k % 3;
+        for (int j = 0; j < edits; j++) {
+            rng = rng * 1664525u + 1013904223u;
+            size_t at = (rng >> 8) % n;
+            switch ((rng >> 4) % 4) {
+            case 0: m[at] ^= (char)(1 << ((rng >> 20) % 8)); break;
+            case 1: m[at] = "{}[]\",:0-9e"[(rng >> 20) % 11]; break;
+            case 2: n = at; break; /* cut */
+            default: memmove(m + at + 1, m + at, n - at), m[at] = '"', n++; break;
+            }
+            if (n == 0) n = 1;
+        }
+        q35_err e = {0};
+        q35_tokenizer *t = q35_tokenizer_from_json(m, n, NULL, 0, &e);
+        if (t) {
+            accepted++;
+            exercise(t);
+            q35_tokenizer_free(t);
+        } else {
+            refused++;
+            assert_true(e.code != Q35_OK && e.msg[0]);
+        }
+    }
+    fprintf(stderr, "json mutants: %d refused with an error, %d accepted and used\n", refused,
+            accepted);
+    assert_true(refused > 1000);
+    free(m);
+    free(good);
+}
+
+/* Damaged cache images whose integrity hash was recomputed, so only the
+ * structural checks stand between them and use. */
+static void test_cache_mutants(void **state) {
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tokenizer/tokenizer.qwen3.json", Q35_GOLDEN);
+    q35_mapped_file f;
+    q35_err e = {0};
+    assert_int_equal(q35_mapped_file_open(&f, path, &e), 0);
+    uint64_t key = tok_cache_key(f.data, f.size, NULL, 0);
+    char file[4096], damaged[4200];
+    assert_true(tok_cache_path(key, file, sizeof file));
+    q35_tokenizer *t = q35_tokenizer_load(path, &e); /* makes sure the entry exists */
+    assert_non_null(t);
+    q35_tokenizer_free(t);
+    size_t len;
+    unsigned char *good = (unsigned char *)q35_read_text_file(file, 64u << 20, &len, &e);
+    assert_non_null(good);
+    unsigned char *m = malloc(len);
+    snprintf(damaged, sizeof damaged, "%s.mutant", file);
+    uint32_t rng = 5;
+    int accepted = 0, refused = 0;
+    for (int k = 0; k < 120; k++) {
+        memcpy(m, good, len);
+        for (int j = 0; j < 1 + k % 4; j++) {
+            rng = rng * 1664525u + 1013904223u;
+            /* half the damage in the header and the first tables, where the counts,
+             * offsets and slots are; the rest anywhere */
+            size_t at = (k % 2 ? (rng >> 8) % 4096 : (rng >> 8) % len);
+            m[at] = (unsigned char)(rng >> 24);
+        }
+        tok_cache_seal(m, len);
+        write_file(damaged, m, len);
+        t = tok_cache_load(damaged, key, f.size);
+        if (t) {
+            accepted++;
+            exercise(t);
+            q35_tokenizer_free(t);
+        } else {
+            refused++;
+        }
+    }
+    fprintf(stderr, "cache mutants: %d refused, %d accepted and used\n", refused, accepted);
+    assert_true(refused > 0);
+    remove(damaged);
+    free(m);
+    free(good);
+    q35_mapped_file_close(&f);
+}
+
 /* ------------------------------------------------------------ API */
 
 static void test_api_edges(void **state) {
@@ -806,6 +921,7 @@ int main(void) {
         cmocka_unit_test(test_bad_files),     cmocka_unit_test(test_invalid_utf8_and_nul),
         cmocka_unit_test(test_long_text),     cmocka_unit_test(test_decode_lossy),
         cmocka_unit_test(test_stream),        cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_json_mutants),  cmocka_unit_test(test_cache_mutants),
         cmocka_unit_test(test_api_edges),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
