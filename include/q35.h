@@ -365,14 +365,17 @@ typedef struct q35_message_list {
  * /v1/chat/completions request). Each message is an object with "role"
  * (string), "content" (string, null/absent, or an array of
  * {"type":"text","text":...} parts, concatenated), "reasoning_content"
- * (used when a string), "tool_calls" (array of {"function": {"name",
- * "arguments"}} or {"name", "arguments"}; "arguments" an object or a
- * string holding a JSON object, as OpenAI sends it). Numbers, key order
- * and repeated keys are kept as Python's json reads them, so the renderer
- * prints what transformers prints. Errors (Q35_EFORMAT, Q35_EINVAL) name
- * the line/column or the message and field; images, audio and video parts
- * are refused (text-only engine). Strings holding NUL are refused. Caller
- * frees with q35_message_list_free. */
+ * (used when a string), "tool_calls" (null, or an array of {"function":
+ * {"name", "arguments"}} or {"name", "arguments"}; "arguments" absent or
+ * null for none, an object, or a string holding a JSON object as OpenAI
+ * sends it — transformers itself would raise on the string form). Other
+ * fields are ignored. Numbers, key order and repeated keys are kept as
+ * Python's json reads them, so the renderer prints what transformers
+ * prints. Errors (Q35_EFORMAT, Q35_EINVAL) name the line/column or the
+ * message and field; images, audio and video parts are refused (text-only
+ * engine), and so are strings holding NUL. The role's value is checked by
+ * q35_chat_render. On failure *out is zeroed. Caller frees with
+ * q35_message_list_free. */
 int q35_messages_from_json(const char *json, size_t len, q35_message_list *out, q35_err *e);
 void q35_message_list_free(q35_message_list *l); /* zeroes *l; NULL/zeroed: no-op */
 
