@@ -101,9 +101,11 @@ static int read_layer_types(const meta *mt, int n_blocks, q35_config *c) {
     char k[160];
     const q35_gguf_kv *rec =
         q35_gguf_find(mt->g, key(mt, "attention.recurrent_layers", k, sizeof k));
-    int every = 0;
-    int rc = meta_int(mt, "full_attention_interval", 1, Q35_MAX_LAYERS, 0, &every);
-    if (rc) return rc;
+    int every = 0, rc;
+    if (q35_gguf_find(mt->g, key(mt, "full_attention_interval", k, sizeof k)) &&
+        (rc = meta_int(mt, "full_attention_interval", 1, Q35_MAX_LAYERS, -1, &every)))
+        return rc;
+    key(mt, "attention.recurrent_layers", k, sizeof k);
     if (!rec && !every)
         return q35_err_set(mt->e, Q35_EFORMAT,
                            "%s: neither %s.attention.recurrent_layers nor "

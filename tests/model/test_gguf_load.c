@@ -236,6 +236,22 @@ static void expect_bind_error(const image *im, const char *want) {
     assert_non_null(strstr(e.msg, want));
 }
 
+/* Binds a model from the (patched) image; expects success with tiny-a's
+ * layer pattern (L, L, L, F). */
+static void expect_bind_ok(const image *im) {
+    q35_gguf g;
+    q35_err e = {0};
+    assert_int_equal(q35_gguf_parse(&g, im->p, im->n, "patched.gguf", &e), Q35_OK);
+    q35_model *m = calloc(1, sizeof *m);
+    int rc = q35_model_bind_gguf(m, &g, &e);
+    if (rc) fprintf(stderr, "%s\n", e.msg);
+    assert_int_equal(rc, Q35_OK);
+    assert_false(m->cfg.layer_full[0] || m->cfg.layer_full[1] || m->cfg.layer_full[2]);
+    assert_true(m->cfg.layer_full[3]);
+    q35_model_free(m);
+    q35_gguf_close(&g);
+}
+
 /* Byte offset in the image of the value of key `k` (after its type). */
 static size_t value_offset(const image *im, const char *k) {
     const q35_gguf_kv *kv = q35_gguf_find(&im->g, k);
@@ -286,6 +302,19 @@ static void test_inconsistent_files(void **state) {
     /* contradictory metadata: full_attention_interval 3 vs recurrent_layers */
     put_u32(im.p + value_offset(&im, "qwen35.full_attention_interval"), 3);
     expect_bind_error(&im, "disagrees with full_attention_interval 3");
+    memcpy(im.p, orig, n);
+
+    /* the layer pattern from either key alone, an error without both */
+    const q35_gguf_kv *every = q35_gguf_find(&im.g, "qwen35.full_attention_interval");
+    const q35_gguf_kv *rec = q35_gguf_find(&im.g, "qwen35.attention.recurrent_layers");
+    size_t every_name = every->file_offset + 8, rec_name = rec->file_offset + 8;
+    im.p[every_name + every->key.len - 1] = 'X';
+    expect_bind_ok(&im);
+    memcpy(im.p, orig, n);
+    im.p[rec_name + rec->key.len - 1] = 'X';
+    expect_bind_ok(&im);
+    im.p[every_name + every->key.len - 1] = 'X';
+    expect_bind_error(&im, "neither qwen35.attention.recurrent_layers nor");
     memcpy(im.p, orig, n);
 
     /* ssm.inner_size not a multiple of the value heads */
