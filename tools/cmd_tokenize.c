@@ -1,5 +1,6 @@
 /* cmd_tokenize.c — `q35 tokenize` (text to ids) and `q35 detokenize` (ids
- * to text), SPEC §8. -m takes a model directory or a tokenizer.json path. */
+ * to text), SPEC §8. -m takes a model directory, a tokenizer.json, a .gguf
+ * file or a hub id. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +13,10 @@
 #define MAX_INPUT_BYTES ((size_t)1 << 30)
 
 static void tokenize_usage(FILE *f) {
-    fprintf(f, "usage: q35 tokenize -m MODEL_DIR_OR_TOKENIZER_JSON [--no-special | --no-added]\n"
+    fprintf(f, "usage: q35 tokenize -m MODEL [--no-special | --no-added]\n"
                "                    (--text S | --file F)\n"
-               "  Prints the token ids of the text, separated by spaces.\n"
+               "  Prints the token ids of the text, separated by spaces. MODEL is a model\n"
+               "  directory, a tokenizer.json, a .gguf file or a hub id.\n"
                "  --no-special  special added tokens (<|im_end|>, ...) are plain text\n"
                "                (HF split_special_tokens); <think> etc. still match\n"
                "  --no-added    no added token is matched at all\n"
@@ -25,8 +27,18 @@ static void tokenize_usage(FILE *f) {
 }
 
 static void detokenize_usage(FILE *f) {
-    fprintf(f, "usage: q35 detokenize -m MODEL_DIR_OR_TOKENIZER_JSON --ids 1,2,3 [--skip-special]\n"
+    fprintf(f, "usage: q35 detokenize -m MODEL --ids 1,2,3 [--skip-special]\n"
                "  Prints the text of the ids, exactly (no newline added).\n");
+}
+
+/* -m: a model directory, a tokenizer.json, a .gguf, or a hub id (pulled
+ * into the HF cache once, like `q35 run -m`). */
+static q35_tokenizer *load_tokenizer(const char *model, q35_err *e) {
+    char *local = NULL;
+    if (q35_hub_resolve(model, NULL, &local, e)) return NULL;
+    q35_tokenizer *t = q35_tokenizer_load(local, e);
+    free(local);
+    return t;
 }
 
 static double now_s(void) {
@@ -121,7 +133,7 @@ int cmd_tokenize(int argc, char **argv) {
         len = strlen(text);
     }
     double t0 = now_s();
-    q35_tokenizer *tok = q35_tokenizer_load(model, &e);
+    q35_tokenizer *tok = load_tokenizer(model, &e);
     if (!tok) {
         free(buf);
         return cli_fail_err("tokenize", &e);
@@ -182,7 +194,7 @@ int cmd_detokenize(int argc, char **argv) {
     int32_t *ids = cli_parse_ids(ids_arg, &n, msg, sizeof msg);
     if (!ids) return cli_fail("detokenize", "--ids: %s", msg);
     q35_err e = {0};
-    q35_tokenizer *tok = q35_tokenizer_load(model, &e);
+    q35_tokenizer *tok = load_tokenizer(model, &e);
     if (!tok) {
         free(ids);
         return cli_fail_err("detokenize", &e);
