@@ -28,6 +28,7 @@
 
 #include "core/err.h"
 #include "text/tokenizer.h"
+#include "text/tokenizer_cache.h"
 
 enum { TT_UNDEFINED = 0, TT_NORMAL, TT_UNKNOWN, TT_CONTROL, TT_USER_DEFINED, TT_UNUSED, TT_BYTE };
 
@@ -217,11 +218,39 @@ done:
     return t;
 }
 
+/* The metadata section (every key/value pair) of g: what the tokenizer is
+ * built from, so what the binary cache is keyed on. */
+static void metadata_bytes(const q35_gguf *g, const unsigned char **p, size_t *n) {
+    *p = g->base + 24;
+    *n = 0;
+    if (g->n_kv == 0) return;
+    const q35_gguf_kv *last = &g->kvs[g->n_kv - 1];
+    *n = (size_t)(last->val - *p) + last->val_bytes;
+}
+
 q35_tokenizer *q35_tokenizer_load_gguf(const char *path, char **chat_template, q35_err *e) {
     q35_gguf g;
     if (chat_template) *chat_template = NULL;
     if (q35_gguf_open(&g, path, e)) return NULL;
-    q35_tokenizer *t = q35_tokenizer_from_gguf(&g, chat_template, e);
+    /* Building a 248k-token vocabulary from parts takes a few hundred ms;
+     * the binary cache of tokenizer_cache.c brings a second load to a few.
+     * The "gguf" tag keeps these keys apart from tokenizer.json ones. */
+    const unsigned char *meta;
+    size_t meta_len;
+    metadata_bytes(&g, &meta, &meta_len);
+    uint64_t key = tok_cache_key(meta, meta_len, "gguf", 4);
+    char cache_file[4096];
+    bool cached = tok_cache_path(key, cache_file, sizeof cache_file);
+    q35_tokenizer *t = cached ? tok_cache_load(cache_file, key, meta_len) : NULL;
+    if (t) {
+        if (chat_template && copy_template(&g, chat_template, e)) {
+            q35_tokenizer_free(t);
+            t = NULL;
+        }
+    } else {
+        t = q35_tokenizer_from_gguf(&g, chat_template, e);
+        if (t && cached) tok_cache_store(t, cache_file, key, meta_len);
+    }
     q35_gguf_close(&g);
     return t;
 }

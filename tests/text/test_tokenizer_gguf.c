@@ -265,6 +265,40 @@ static void test_golden_tiny_vocab(void **state) {
     q35_tokenizer_free(t);
 }
 
+/* The second load of a GGUF vocabulary comes from the binary cache and
+ * tokenizes the same. */
+static void test_cached_second_load(void **state) {
+    (void)state;
+    char dir[] = "/tmp/q35_tok_gguf_cache_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    setenv("XDG_CACHE_HOME", dir, 1);
+    unsetenv("Q35_NO_TOKENIZER_CACHE");
+    const char *file = Q35_GOLDEN "/gguf/tiny-b-bf16.gguf";
+    const char *text = "The cache must not change a single id: caf\xc3\xa9 \xf0\x9f\x98\x80!";
+    int32_t *ids[2] = {NULL, NULL};
+    size_t n[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        q35_err e = {0};
+        q35_tokenizer *t = q35_tokenizer_load_gguf(file, NULL, &e);
+        assert_non_null(t);
+        assert_int_equal(q35_tokenizer_n_vocab(t), 1024);
+        assert_int_equal(q35_tokenizer_eos(t), 1023);
+        assert_int_equal(q35_tokenize(t, text, strlen(text), Q35_ADDED_MATCH, &ids[k], &n[k], &e),
+                         Q35_OK);
+        q35_tokenizer_free(t);
+    }
+    assert_int_equal(n[0], n[1]);
+    assert_memory_equal(ids[0], ids[1], n[0] * sizeof *ids[0]);
+    free(ids[0]);
+    free(ids[1]);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "find %s -type f | grep -q .", dir);
+    assert_int_equal(system(cmd), 0); /* a cache file was written */
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    unsetenv("XDG_CACHE_HOME");
+}
+
 /* ------------------------------------------------------------ bad metadata */
 
 /* The GPT-2 byte-level alphabet: byte b's one-character piece, as UTF-8. */
@@ -381,6 +415,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_qwen35_vocab_through_gguf),
         cmocka_unit_test(test_golden_tiny_vocab),
+        cmocka_unit_test(test_cached_second_load),
         cmocka_unit_test(test_bad_metadata),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
