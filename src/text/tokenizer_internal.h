@@ -198,6 +198,10 @@ int tok_pretok_encode(tok_encode_ctx *c, const char *s, size_t n);
 const char *tok_normalize(q35_tok_normalizer norm, const char *s, size_t n, size_t *out_len,
                           char **owned, q35_err *e);
 
+/* True when NFC leaves code point cp alone and never combines it with
+ * what precedes it (normalizer.c explains). */
+bool tok_nfc_inert(int32_t cp);
+
 /* byte_level.c: the byte-level alphabet (GPT-2's bytes_to_unicode). */
 /* Appends the UTF-8 spelling of byte b to dst (2 bytes at most); returns length. */
 int tok_byte_to_char(unsigned char b, char *dst);
