@@ -59,14 +59,17 @@ void q35_matmul(const q35_kernels *k, q35_threadpool *pool, const q35_tensor *w,
                 float *y, int64_t ldy) {
     matmul_job j = {k, w, a, y, ldy};
     int64_t rows = w->shape[0];
-    /* Enough chunks to balance two to a few dozen threads, each big enough
-     * (>= ~64 KB of weights) that handing it out costs nothing; a multiple
-     * of 32 rows so that tiled kernels see whole tiles. */
+    /* Rows per chunk, from the shape and T only (never the thread count):
+     * for a few tokens (memory-bound) ~64 KB of weights, enough chunks to
+     * balance any thread count; for many tokens ~512 KB, so that the token
+     * rows are streamed through the cache once per chunk rather than once
+     * per few rows, but still >= ~8 chunks. A multiple of 48 rows: whole
+     * tiles for every kernel set (4-row tiles, 3 x 16-row AMX blocks). */
     int64_t row_bytes = w->shape[1] * (int64_t)q35_dtype_size(w->dtype);
-    int64_t chunk = (65536 + row_bytes - 1) / row_bytes;
-    if (chunk < 32) chunk = 32;
-    if (chunk > 256) chunk = 256;
-    chunk = (chunk + 31) / 32 * 32;
+    int64_t target = a->T >= 8 ? 512 * 1024 : 64 * 1024;
+    int64_t chunk = (target + row_bytes - 1) / row_bytes;
+    if (chunk > rows / 8) chunk = rows / 8;
+    chunk = chunk < 48 ? 48 : (chunk + 47) / 48 * 48;
     q35_threadpool_for(pool, rows, chunk, matmul_range, &j);
 }
 

@@ -45,6 +45,11 @@ static inline __attribute__((always_inline)) void tile(q35_dtype dt, const char 
     int64_t k = 0;
     for (; k + 16 <= n; k += 16) {
         __m512 wv[TILE_R];
+        /* Few tokens: memory-bound; the hardware prefetcher alone keeps too
+         * few of the R row streams in flight. */
+        if (C == 1)
+            UNROLL for (int r = 0; r < R; r++)
+                _mm_prefetch(w + r * ldw + k * es + 512, _MM_HINT_T0);
         UNROLL for (int r = 0; r < R; r++) wv[r] = load_w(dt, w + r * ldw + k * es, 0xffff);
         UNROLL for (int c = 0; c < C; c++) {
             __m512 xv = _mm512_loadu_ps(x + c * ldx + k);
@@ -74,8 +79,9 @@ static inline __attribute__((always_inline)) void tile_any(q35_dtype dt, const c
     switch (R * 8 + C) {
         T_(1, 1)
         T_(1, 2)
-        T_(1, 3) T_(1, 4) T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3) T_(3, 4)
-            T_(4, 1) T_(4, 2) T_(4, 3) T_(4, 4) default : break;
+        T_(1, 3)
+        T_(1, 4) T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3) T_(3, 4) T_(4, 1)
+            T_(4, 2) T_(4, 3) T_(4, 4) default : break;
     }
 #undef T_
 }

@@ -5,10 +5,10 @@
  *
  * Tiles: A = 16 weight rows x 32 columns, read in place from the bf16
  * matrix (no repacking of weights); B = 16 tokens x 32 columns of x as
- * (hi, lo) bf16 pairs, packed once per input by q35_amx_pack; C = 16 rows x
- * 16 tokens of float32, two C tiles (32 rows) per pass so each B tile
- * feeds four tile products. C is transposed on the way out to y's [token,
- * row] layout. */
+ * (hi, mid, lo) bf16 pairs, packed once per input by q35_amx_pack; C = 16
+ * rows x 16 tokens of float32, three C tiles (48 rows) per pass so each B
+ * tile feeds three tile products. C is transposed on the way out to y's
+ * [token, row] layout. */
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
@@ -140,6 +140,32 @@ static inline void store_c(const float *cbuf, float *y, int64_t ldy, int64_t o, 
                               _mm512_castsi512_ps(r[n]));
 }
 
+/* One 32-column step for up to 3 row blocks (C tiles 0-2) of one token
+ * block: B parts in tiles 5-7, A alternating between tiles 3 and 4 so a
+ * load can overlap the products of the previous block. */
+__attribute__((target("amx-tile,amx-bf16"), always_inline)) static inline void
+kstep(const uint32_t *bk, const void *const ap[3], int64_t as, int nb) {
+    _tile_loadd(5, bk, 64);
+    _tile_loadd(6, bk + 256, 64);
+    _tile_loadd(7, bk + 512, 64);
+    _tile_loadd(3, ap[0], as);
+    _tile_dpbf16ps(0, 3, 5);
+    _tile_dpbf16ps(0, 3, 6);
+    _tile_dpbf16ps(0, 3, 7);
+    if (nb > 1) {
+        _tile_loadd(4, ap[1], as);
+        _tile_dpbf16ps(1, 4, 5);
+        _tile_dpbf16ps(1, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+    }
+    if (nb > 2) {
+        _tile_loadd(3, ap[2], as);
+        _tile_dpbf16ps(2, 3, 5);
+        _tile_dpbf16ps(2, 3, 6);
+        _tile_dpbf16ps(2, 3, 7);
+    }
+}
+
 __attribute__((target("amx-tile,amx-bf16"))) void q35_amx_matmul_blocks(const q35_tensor *w,
                                                                         const q35_acts *a, float *y,
                                                                         int64_t ldy, int64_t r0,
@@ -158,59 +184,39 @@ __attribute__((target("amx-tile,amx-bf16"))) void q35_amx_matmul_blocks(const q3
     const uint16_t *W = w->data;
     const uint32_t *packed = a->packed;
     int64_t b0 = r0 / 16, b1 = (r1 + 15) / 16;
-    _Alignas(64) uint16_t tail[2][16 * 32];
-    _Alignas(64) float cbuf[2][256];
+    _Alignas(64) uint16_t tail[3][16 * 32];
+    _Alignas(64) float cbuf[256];
 
     for (int tb = 0; tb < ntb; tb++) {
         const uint32_t *bt = packed + (size_t)tb * nkb * PARTS * 256;
-        for (int64_t b = b0; b < b1; b += 2) {
-            int two = b + 1 < b1;
-            const uint16_t *w0 = W + b * 16 * n, *w1 = w0 + 16 * n;
+        for (int64_t b = b0; b < b1; b += 3) {
+            int nb = b1 - b < 3 ? (int)(b1 - b) : 3;
+            const uint16_t *wb = W + b * 16 * n;
             _tile_zero(0);
             _tile_zero(1);
+            _tile_zero(2);
             for (int64_t kb = 0; kb < nfull; kb++) {
-                const uint32_t *bk = bt + kb * PARTS * 256;
-                _tile_loadd(4, bk, 64);
-                _tile_loadd(5, bk + 256, 64);
-                _tile_loadd(6, bk + 512, 64);
-                _tile_loadd(2, w0 + kb * 32, n * 2);
-                _tile_dpbf16ps(0, 2, 4);
-                _tile_dpbf16ps(0, 2, 5);
-                _tile_dpbf16ps(0, 2, 6);
-                if (two) {
-                    _tile_loadd(3, w1 + kb * 32, n * 2);
-                    _tile_dpbf16ps(1, 3, 4);
-                    _tile_dpbf16ps(1, 3, 5);
-                    _tile_dpbf16ps(1, 3, 6);
-                }
+                const void *ap[3] = {wb + kb * 32, wb + 16 * n + kb * 32, wb + 32 * n + kb * 32};
+                kstep(bt + kb * PARTS * 256, ap, n * 2, nb);
             }
             if (nfull < nkb) { /* column tail: zero-padded copies of the rows' ends */
                 int64_t k0 = nfull * 32, left = n - k0;
                 memset(tail, 0, sizeof tail);
-                for (int m = 0; m < 16; m++) {
-                    memcpy(tail[0] + m * 32, w0 + m * n + k0, (size_t)left * 2);
-                    if (two) memcpy(tail[1] + m * 32, w1 + m * n + k0, (size_t)left * 2);
-                }
-                const uint32_t *bk = bt + nfull * PARTS * 256;
-                _tile_loadd(4, bk, 64);
-                _tile_loadd(5, bk + 256, 64);
-                _tile_loadd(6, bk + 512, 64);
-                _tile_loadd(2, tail[0], 64);
-                _tile_dpbf16ps(0, 2, 4);
-                _tile_dpbf16ps(0, 2, 5);
-                _tile_dpbf16ps(0, 2, 6);
-                if (two) {
-                    _tile_loadd(3, tail[1], 64);
-                    _tile_dpbf16ps(1, 3, 4);
-                    _tile_dpbf16ps(1, 3, 5);
-                    _tile_dpbf16ps(1, 3, 6);
-                }
+                for (int i = 0; i < nb; i++)
+                    for (int m = 0; m < 16; m++)
+                        memcpy(tail[i] + m * 32, wb + (i * 16 + m) * n + k0, (size_t)left * 2);
+                const void *ap[3] = {tail[0], tail[1], tail[2]};
+                kstep(bt + nfull * PARTS * 256, ap, 64, nb);
             }
-            _tile_stored(0, cbuf[0], 64);
-            store_c(cbuf[0], y, ldy, b * 16, r0, r1, tb * 16, T);
-            if (two) {
-                _tile_stored(1, cbuf[1], 64);
-                store_c(cbuf[1], y, ldy, b * 16 + 16, r0, r1, tb * 16, T);
+            _tile_stored(0, cbuf, 64);
+            store_c(cbuf, y, ldy, b * 16, r0, r1, tb * 16, T);
+            if (nb > 1) {
+                _tile_stored(1, cbuf, 64);
+                store_c(cbuf, y, ldy, b * 16 + 16, r0, r1, tb * 16, T);
+            }
+            if (nb > 2) {
+                _tile_stored(2, cbuf, 64);
+                store_c(cbuf, y, ldy, b * 16 + 32, r0, r1, tb * 16, T);
             }
         }
     }
