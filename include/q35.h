@@ -609,7 +609,8 @@ typedef struct q35_chat_settings {
     int n_ctx;         /* context positions; 0 = 4096 (or the model's max) */
     int max_snapshots; /* turn snapshots kept besides the system prompt's;
                           0 = 2 (start and end of the last user message),
-                          -1 = none (no caching: every turn prefills all) */
+                          -1 = no caching at all: every turn prefills its
+                          whole prompt (q35_chat_warm does nothing) */
     q35_overflow_policy overflow;
 } q35_chat_settings;
 

@@ -211,6 +211,11 @@ static bool ids_prefix(const q35_tokens *a, const int32_t *ids, int n) {
 /* Brings the state to the longest cached prefix of ids[0..n) shorter than
  * max_len; returns its length (the reused tokens) or a negative error. */
 static int restore_best(q35_chat *c, const int32_t *ids, int n, int max_len, q35_err *e) {
+    if (c->set.max_snapshots < 0) { /* no caching: every turn starts empty */
+        q35_state_clear(c->state);
+        c->ctx.n = 0;
+        return 0;
+    }
     int have = ((int)c->ctx.n < max_len && ids_prefix(&c->ctx, ids, n)) ? (int)c->ctx.n : -1;
     int best = q35_snap_cache_best(&c->cache, ids, n, max_len);
     if (best >= 0 && c->cache.items[best].n > have) {
@@ -306,7 +311,7 @@ static int system_end(const q35_chat *c, const q35_tokens *p) {
 
 int q35_chat_warm(q35_chat *c, q35_err *e) {
     int rc = ensure_state(c, e);
-    if (rc || !c->conv.system) return rc;
+    if (rc || !c->conv.system || c->set.max_snapshots < 0) return rc;
     q35_tokens p = {0};
     q35_conversation only_system = {.system = c->conv.system};
     rc = q35_conv_render(&only_system, c->tok, 0, "", false, true, &p, e);
