@@ -5,8 +5,9 @@
  * the sigmoid output gate, and the output projection.
  *
  * The cache holds keys after norm and RoPE, so a position is computed once.
- * Scores are computed in full per (token, head) into a per-thread row of
- * n_ctx floats: exact two-pass softmax, no online rescaling. */
+ * Scores are computed in full per (token, KV head) into per-thread rows of
+ * n_ctx floats, one per query head of the group: exact two-pass softmax,
+ * no online rescaling. */
 #include <math.h>
 #include <string.h>
 
@@ -19,32 +20,35 @@ typedef struct attn_job {
     int T;
 } attn_job;
 
-/* Items are (token, query head) pairs: item = t * nh + head. */
+/* Items are (token, KV head) pairs: item = t * nkv + kv head. The g = nh/nkv
+ * query heads that share a KV head are done together, so each cached key
+ * and value row is read once for all of them. */
 static void attn_items(void *ctx, int64_t i0, int64_t i1, int tid) {
     const attn_job *a = ctx;
     const q35_config *c = &a->m->cfg;
     q35_scratch *sc = &a->s->sc;
     const q35_kernels *k = a->s->k;
-    int nh = c->n_heads, nkv = c->n_kv_heads, d = c->head_dim;
-    int64_t kvw = (int64_t)nkv * d; /* cache row width */
+    int nh = c->n_heads, nkv = c->n_kv_heads, d = c->head_dim, g = nh / nkv;
+    int64_t kvw = (int64_t)nkv * d, n_ctx = a->s->n_ctx; /* cache row width */
     float inv_sqrt_d = 1.0f / sqrtf((float)d);
-    float *scores = sc->scores + (int64_t)tid * a->s->n_ctx;
+    float *scores = sc->scores + (int64_t)tid * g * n_ctx; /* [g, n_ctx] */
     for (int64_t it = i0; it < i1; it++) {
-        int t = (int)(it / nh), head = (int)(it % nh);
-        int kvh = head / (nh / nkv);
+        int t = (int)(it / nkv), kvh = (int)(it % nkv);
         int n_pos = a->s->pos + t + 1; /* causal: positions 0 .. pos+t */
-        const float *q = sc->q + ((int64_t)t * nh + head) * 2 * d;
-        const float *gate = q + d;
-        /* softmax(q . k_p / sqrt(d)) over p */
-        for (int p = 0; p < n_pos; p++)
-            scores[p] = k->dot(q, a->kc + p * kvw + (int64_t)kvh * d, d) * inv_sqrt_d;
-        k->softmax(scores, n_pos);
+        const float *q =
+            sc->q + ((int64_t)t * nh + (int64_t)kvh * g) * 2 * d; /* g rows, 2d apart */
+        const float *keys = a->kc + (int64_t)kvh * d, *vals = a->vc + (int64_t)kvh * d;
+        /* softmax(q . k_p / sqrt(d)) over p, per query head */
+        k->dots(keys, kvw, n_pos, q, 2 * d, g, d, scores, n_ctx);
+        for (int h = 0; h < g; h++) {
+            k->scale(scores + h * n_ctx, inv_sqrt_d, n_pos);
+            k->softmax(scores + h * n_ctx, n_pos);
+        }
         /* o = sum_p softmax_p v_p;  o = o * sigmoid(gate) */
-        float *o = sc->o + ((int64_t)t * nh + head) * d;
-        memset(o, 0, (size_t)d * sizeof *o);
-        for (int p = 0; p < n_pos; p++)
-            k->axpy(o, scores[p], a->vc + p * kvw + (int64_t)kvh * d, d);
-        q35_sigmoid_mul(o, gate, d);
+        float *o = sc->o + ((int64_t)t * nh + (int64_t)kvh * g) * d;
+        k->wsum(scores, n_ctx, g, vals, kvw, n_pos, d, o, d);
+        for (int h = 0; h < g; h++)
+            q35_sigmoid_mul(o + (int64_t)h * d, q + (int64_t)h * 2 * d + d, d);
     }
 }
 
@@ -81,9 +85,9 @@ void q35_attn_forward(const q35_model *m, q35_state *s, int layer, int T) {
         }
     }
 
-    /* causal attention per (token, head) */
+    /* causal attention per (token, KV head) */
     attn_job job = {m, s, ls->kc, ls->vc, T};
-    q35_threadpool_for(s->pool, (int64_t)T * nh, 1, attn_items, &job);
+    q35_threadpool_for(s->pool, (int64_t)T * nkv, 1, attn_items, &job);
 
     /* out = W_o o */
     q35_acts o = q35_state_acts(s, sc->o, T, (int64_t)nh * d);

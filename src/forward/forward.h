@@ -51,7 +51,7 @@ typedef struct q35_scratch {
     float *up;    /* [B, I] */
     void *packed; /* a matmul input in the kernel set's packed form */
     /* per thread */
-    float *scores; /* [n_threads, n_ctx] */
+    float *scores; /* [n_threads, nh/nkv, n_ctx] */
     float *work;   /* [n_threads, dv] */
 } q35_scratch;
 

@@ -48,17 +48,13 @@ static void gdn_heads(void *ctx, int64_t j0, int64_t j1, int tid) {
 }
 
 /* y[t] = sum_j w[j] * win[t + j] per channel, over the K-tap window. */
-static void causal_conv(const float *restrict win, const float *restrict taps, int T, int K, int C,
-                        float *restrict y) {
+static void causal_conv(const q35_kernels *k, const float *win, const float *taps, int T, int K,
+                        int C, float *y) {
     for (int t = 0; t < T; t++) {
         float *yt = y + (int64_t)t * C;
         memset(yt, 0, (size_t)C * sizeof *yt);
-        for (int j = 0; j < K; j++) {
-            const float *xj = win + (int64_t)(t + j) * C;
-            const float *wj = taps + (int64_t)j * C;
-            for (int ch = 0; ch < C; ch++)
-                yt[ch] += wj[ch] * xj[ch];
-        }
+        for (int j = 0; j < K; j++)
+            k->mul_add(yt, taps + (int64_t)j * C, win + (int64_t)(t + j) * C, C);
     }
 }
 
@@ -86,7 +82,7 @@ void q35_gdn_forward(const q35_model *m, q35_state *s, int layer, int T) {
     for (int j = 0; j < K; j++)
         for (int ch = 0; ch < C; ch++)
             sc->conv_t[(int64_t)j * C + ch] = L->conv_w[(int64_t)ch * K + j];
-    causal_conv(sc->win, sc->conv_t, T, K, C, sc->qkv);
+    causal_conv(k, sc->win, sc->conv_t, T, K, C, sc->qkv);
     memcpy(ls->conv, sc->win + (int64_t)T * C, (size_t)(K - 1) * C * sizeof(float));
     k->silu(sc->qkv, sc->qkv, T * C);
 

@@ -82,7 +82,7 @@ static void layout(const q35_model *m, q35_state *s, carver *cv) {
         if (b > pb) pb = b;
     }
     sc->packed = carve(cv, (pb + 3) / 4);
-    sc->scores = carve(cv, nt * (size_t)s->n_ctx);
+    sc->scores = carve(cv, nt * (nh / (size_t)c->n_kv_heads) * (size_t)s->n_ctx);
     sc->work = carve(cv, nt * dv);
 }
 

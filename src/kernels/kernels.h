@@ -47,11 +47,22 @@ typedef struct q35_kernels {
     void (*matmul)(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
                    int64_t r1);
 
+    /* Dot products of float32 rows (attention scores): for o < nb, t < na
+     *     y[t*ldy + o] = sum_k b[o*ldb + k] * a[t*lda + k]      (k < n) */
+    void (*dots)(const float *b, int64_t ldb, int nb, const float *a, int64_t lda, int na, int n,
+                 float *y, int64_t ldy);
+    /* Weighted sums of float32 rows (attention values): for i < na
+     *     y[i*ldy + j] = sum_p w[i*ldw + p] * b[p*ldb + j]      (j < n) */
+    void (*wsum)(const float *w, int64_t ldw, int na, const float *b, int64_t ldb, int nb, int n,
+                 float *y, int64_t ldy);
+
     float (*dot)(const float *a, const float *b, int n);
     /* y += a * x */
     void (*axpy)(float *y, float a, const float *x, int n);
     /* x *= a */
     void (*scale)(float *x, float a, int n);
+    /* y += a * b, elementwise */
+    void (*mul_add)(float *y, const float *a, const float *b, int n);
     /* out = x / sqrt(mean(x^2) + eps) * w  (w: the weight as the math uses
      * it, e.g. 1+w for zero-centred norms); out may alias x. */
     void (*rmsnorm)(float *out, const float *x, const float *w, float eps, int n);

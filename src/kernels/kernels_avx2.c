@@ -97,14 +97,12 @@ static inline __attribute__((always_inline)) void tile_any(q35_dtype dt, const c
 #undef T_
 }
 
-static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const q35_tensor *w,
-                                                            const q35_acts *a, float *y,
+/* y[t*ldy + o] = w_o . x_t for rows o in [r0, r1) of w (row stride ldw
+ * bytes, n columns of dtype dt) and tokens t < T. */
+static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const char *base,
+                                                            int64_t ldw, int64_t n, const float *x,
+                                                            int64_t ldx, int T, float *y,
                                                             int64_t ldy, int64_t r0, int64_t r1) {
-    const float *x = a->x;
-    int64_t ldx = a->ldx, n = w->shape[1];
-    int64_t ldw = n * (int64_t)q35_dtype_size(dt);
-    const char *base = w->data;
-    int T = a->T;
     for (int64_t o = r0; o < r1; o += TILE_R) {
         int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
         const char *wr = base + o * ldw;
@@ -120,10 +118,52 @@ static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const 
 
 static void matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
                         int64_t r1) {
+    int64_t n = w->shape[1], ldw = n * (int64_t)q35_dtype_size(w->dtype);
     switch (w->dtype) {
-    case Q35_DT_BF16: matmul_dt(Q35_DT_BF16, w, a, y, ldy, r0, r1); break;
-    case Q35_DT_F16: matmul_dt(Q35_DT_F16, w, a, y, ldy, r0, r1); break;
-    default: matmul_dt(Q35_DT_F32, w, a, y, ldy, r0, r1); break;
+    case Q35_DT_BF16:
+        matmul_dt(Q35_DT_BF16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
+        break;
+    case Q35_DT_F16:
+        matmul_dt(Q35_DT_F16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
+        break;
+    default: matmul_dt(Q35_DT_F32, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1); break;
+    }
+}
+
+static void dots_avx2(const float *b, int64_t ldb, int nb, const float *a, int64_t lda, int na,
+                      int n, float *y, int64_t ldy) {
+    matmul_dt(Q35_DT_F32, (const char *)b, ldb * 4, n, a, lda, na, y, ldy, 0, nb);
+}
+
+/* y_i = sum_p w[i, p] b_p: 3 outputs x 32 columns of accumulators. */
+static void wsum_avx2(const float *w, int64_t ldw, int na, const float *b, int64_t ldb, int nb,
+                      int n, float *y, int64_t ldy) {
+    for (int i0 = 0; i0 < na; i0 += 3) {
+        int ni = na - i0 < 3 ? na - i0 : 3;
+        for (int j0 = 0; j0 < n; j0 += 32) {
+            __m256i m[4];
+            __m256 acc[3][4];
+            UNROLL for (int v = 0; v < 4; v++) {
+                m[v] = lane_mask(n - j0 - 8 * v);
+                UNROLL for (int i = 0; i < 3; i++) acc[i][v] = _mm256_setzero_ps();
+            }
+            for (int p = 0; p < nb; p++) {
+                __m256 bv[4];
+                UNROLL for (int v = 0; v < 4; v++) bv[v] =
+                    _mm256_maskload_ps(b + p * ldb + j0 + 8 * v, m[v]);
+                UNROLL for (int i = 0; i < 3; i++) {
+                    if (i >= ni) break;
+                    __m256 wi = _mm256_set1_ps(w[(i0 + i) * ldw + p]);
+                    UNROLL for (int v = 0; v < 4; v++) acc[i][v] =
+                        _mm256_fmadd_ps(wi, bv[v], acc[i][v]);
+                }
+            }
+            UNROLL for (int i = 0; i < 3; i++) {
+                if (i >= ni) break;
+                UNROLL for (int v = 0; v < 4; v++)
+                    _mm256_maskstore_ps(y + (i0 + i) * ldy + j0 + 8 * v, m[v], acc[i][v]);
+            }
+        }
     }
 }
 
@@ -154,6 +194,15 @@ static void axpy_avx2(float *y, float a, const float *x, int n) {
         __m256 r = _mm256_fmadd_ps(av, _mm256_maskload_ps(x + i, m), _mm256_maskload_ps(y + i, m));
         _mm256_maskstore_ps(y + i, m, r);
     }
+}
+
+static void mul_add_avx2(float *y, const float *a, const float *b, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i),
+                                                _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] += a[i] * b[i];
 }
 
 static void scale_avx2(float *x, float a, int n) {
@@ -300,9 +349,12 @@ static void gdn_scan_avx2(float *S, int dk, int dv, int T, const float *q, const
 static const q35_kernels avx2_set = {
     .name = "avx2",
     .matmul = matmul_avx2,
+    .dots = dots_avx2,
+    .wsum = wsum_avx2,
     .dot = dot_avx2,
     .axpy = axpy_avx2,
     .scale = scale_avx2,
+    .mul_add = mul_add_avx2,
     .rmsnorm = rmsnorm_avx2,
     .silu = silu_avx2,
     .silu_mul = silu_mul_avx2,

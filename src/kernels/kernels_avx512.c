@@ -80,19 +80,19 @@ static inline __attribute__((always_inline)) void tile_any(q35_dtype dt, const c
         T_(1, 1)
         T_(1, 2)
         T_(1, 3)
-        T_(1, 4) T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3) T_(3, 4) T_(4, 1)
-            T_(4, 2) T_(4, 3) T_(4, 4) default : break;
+        T_(1, 4)
+        T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3) T_(3, 4) T_(4, 1) T_(4, 2)
+            T_(4, 3) T_(4, 4) default : break;
     }
 #undef T_
 }
 
-static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const q35_tensor *w,
-                                                            const float *x, int64_t ldx, int T,
-                                                            float *y, int64_t ldy, int64_t r0,
-                                                            int64_t r1) {
-    int64_t n = w->shape[1];
-    int64_t ldw = n * (int64_t)q35_dtype_size(dt);
-    const char *base = w->data;
+/* y[t*ldy + o] = w_o . x_t for rows o in [r0, r1) of w (row stride ldw
+ * bytes, n columns of dtype dt) and tokens t < T. */
+static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const char *base,
+                                                            int64_t ldw, int64_t n, const float *x,
+                                                            int64_t ldx, int T, float *y,
+                                                            int64_t ldy, int64_t r0, int64_t r1) {
     for (int64_t o = r0; o < r1; o += TILE_R) {
         int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
         const char *wr = base + o * ldw;
@@ -108,10 +108,54 @@ static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const 
 
 static void matmul_avx512(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
                           int64_t r1) {
+    int64_t n = w->shape[1], ldw = n * (int64_t)q35_dtype_size(w->dtype);
     switch (w->dtype) {
-    case Q35_DT_BF16: matmul_dt(Q35_DT_BF16, w, a->x, a->ldx, a->T, y, ldy, r0, r1); break;
-    case Q35_DT_F16: matmul_dt(Q35_DT_F16, w, a->x, a->ldx, a->T, y, ldy, r0, r1); break;
-    default: matmul_dt(Q35_DT_F32, w, a->x, a->ldx, a->T, y, ldy, r0, r1); break;
+    case Q35_DT_BF16:
+        matmul_dt(Q35_DT_BF16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
+        break;
+    case Q35_DT_F16:
+        matmul_dt(Q35_DT_F16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
+        break;
+    default: matmul_dt(Q35_DT_F32, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1); break;
+    }
+}
+
+static void dots_avx512(const float *b, int64_t ldb, int nb, const float *a, int64_t lda, int na,
+                        int n, float *y, int64_t ldy) {
+    matmul_dt(Q35_DT_F32, (const char *)b, ldb * 4, n, a, lda, na, y, ldy, 0, nb);
+}
+
+/* y_i = sum_p w[i, p] b_p: 4 outputs x 64 columns of accumulators, each b
+ * row loaded once per 4 outputs. */
+static void wsum_avx512(const float *w, int64_t ldw, int na, const float *b, int64_t ldb, int nb,
+                        int n, float *y, int64_t ldy) {
+    for (int i0 = 0; i0 < na; i0 += 4) {
+        int ni = na - i0 < 4 ? na - i0 : 4;
+        for (int j0 = 0; j0 < n; j0 += 64) {
+            __mmask16 m[4];
+            __m512 acc[4][4];
+            UNROLL for (int v = 0; v < 4; v++) {
+                int left = n - j0 - 16 * v;
+                m[v] = left <= 0 ? 0 : left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+                UNROLL for (int i = 0; i < 4; i++) acc[i][v] = _mm512_setzero_ps();
+            }
+            for (int p = 0; p < nb; p++) {
+                __m512 bv[4];
+                UNROLL for (int v = 0; v < 4; v++) bv[v] =
+                    _mm512_maskz_loadu_ps(m[v], b + p * ldb + j0 + 16 * v);
+                UNROLL for (int i = 0; i < 4; i++) {
+                    if (i >= ni) break;
+                    __m512 wi = _mm512_set1_ps(w[(i0 + i) * ldw + p]);
+                    UNROLL for (int v = 0; v < 4; v++) acc[i][v] =
+                        _mm512_fmadd_ps(wi, bv[v], acc[i][v]);
+                }
+            }
+            UNROLL for (int i = 0; i < 4; i++) {
+                if (i >= ni) break;
+                UNROLL for (int v = 0; v < 4; v++)
+                    _mm512_mask_storeu_ps(y + (i0 + i) * ldy + j0 + 16 * v, m[v], acc[i][v]);
+            }
+        }
     }
 }
 
@@ -157,6 +201,15 @@ static void axpy_avx512(float *y, float a, const float *x, int n) {
         __mmask16 m = tail_mask(n - i);
         __m512 yv = _mm512_maskz_loadu_ps(m, y + i);
         _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), yv));
+    }
+}
+
+static void mul_add_avx512(float *y, const float *a, const float *b, int n) {
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        __m512 r = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i),
+                                   _mm512_maskz_loadu_ps(m, y + i));
+        _mm512_mask_storeu_ps(y + i, m, r);
     }
 }
 
@@ -293,9 +346,12 @@ static void gdn_scan_avx512(float *S, int dk, int dv, int T, const float *q, con
 static const q35_kernels avx512_set = {
     .name = "avx512",
     .matmul = matmul_avx512,
+    .dots = dots_avx512,
+    .wsum = wsum_avx512,
     .dot = dot_avx512,
     .axpy = axpy_avx512,
     .scale = scale_avx512,
+    .mul_add = mul_add_avx512,
     .rmsnorm = rmsnorm_avx512,
     .silu = silu_avx512,
     .silu_mul = silu_mul_avx512,
@@ -308,9 +364,12 @@ static const q35_kernels amx_set = {
     .pack_bytes = q35_amx_pack_bytes,
     .pack = q35_amx_pack,
     .matmul = matmul_amx,
+    .dots = dots_avx512,
+    .wsum = wsum_avx512,
     .dot = dot_avx512,
     .axpy = axpy_avx512,
     .scale = scale_avx512,
+    .mul_add = mul_add_avx512,
     .rmsnorm = rmsnorm_avx512,
     .silu = silu_avx512,
     .silu_mul = silu_mul_avx512,

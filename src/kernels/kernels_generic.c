@@ -64,6 +64,28 @@ static void matmul_generic(const q35_tensor *w, const q35_acts *a, float *y, int
     }
 }
 
+static void dots_generic(const float *b, int64_t ldb, int nb, const float *a, int64_t lda, int na,
+                         int n, float *y, int64_t ldy) {
+    for (int t = 0; t < na; t++)
+        for (int o = 0; o < nb; o++)
+            y[t * ldy + o] = dot_row_f32(b + o * ldb, a + t * lda, n);
+}
+
+static void wsum_generic(const float *w, int64_t ldw, int na, const float *b, int64_t ldb, int nb,
+                         int n, float *y, int64_t ldy) {
+    for (int i = 0; i < na; i++) {
+        float *yi = y + i * ldy;
+        for (int j = 0; j < n; j++)
+            yi[j] = 0;
+        for (int p = 0; p < nb; p++) {
+            float wp = w[i * ldw + p];
+            const float *bp = b + p * ldb;
+            for (int j = 0; j < n; j++)
+                yi[j] += wp * bp[j];
+        }
+    }
+}
+
 /* ------------------------------------------------------ vector ops */
 
 static float dot_generic(const float *a, const float *b, int n) {
@@ -73,6 +95,11 @@ static float dot_generic(const float *a, const float *b, int n) {
 static void axpy_generic(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++)
         y[i] += a * x[i];
+}
+
+static void mul_add_generic(float *y, const float *a, const float *b, int n) {
+    for (int i = 0; i < n; i++)
+        y[i] += a[i] * b[i];
 }
 
 static void scale_generic(float *x, float a, int n) {
@@ -143,9 +170,12 @@ static void gdn_scan_generic(float *S, int dk, int dv, int T, const float *q, co
 static const q35_kernels generic_set = {
     .name = "generic",
     .matmul = matmul_generic,
+    .dots = dots_generic,
+    .wsum = wsum_generic,
     .dot = dot_generic,
     .axpy = axpy_generic,
     .scale = scale_generic,
+    .mul_add = mul_add_generic,
     .rmsnorm = rmsnorm_generic,
     .silu = silu_generic,
     .silu_mul = silu_mul_generic,

@@ -77,20 +77,19 @@ static inline __attribute__((always_inline)) void tile_any(q35_dtype dt, const c
         T_(1, 1)
         T_(1, 2)
         T_(1, 3)
-        T_(1, 4) T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3) T_(3, 4) T_(4, 1)
-            T_(4, 2) T_(4, 3) T_(4, 4) default : break;
+        T_(1, 4)
+        T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3) T_(3, 4) T_(4, 1) T_(4, 2)
+            T_(4, 3) T_(4, 4) default : break;
     }
 #undef T_
 }
 
-static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const q35_tensor *w,
-                                                            const q35_acts *a, float *y,
+/* y[t*ldy + o] = w_o . x_t for rows o in [r0, r1) of w (row stride ldw
+ * bytes, n columns of dtype dt) and tokens t < T. */
+static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const char *base,
+                                                            int64_t ldw, int64_t n, const float *x,
+                                                            int64_t ldx, int T, float *y,
                                                             int64_t ldy, int64_t r0, int64_t r1) {
-    const float *x = a->x;
-    int64_t ldx = a->ldx, n = w->shape[1];
-    int64_t ldw = n * (int64_t)q35_dtype_size(dt);
-    const char *base = w->data;
-    int T = a->T;
     for (int64_t o = r0; o < r1; o += TILE_R) {
         int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
         const char *wr = base + o * ldw;
@@ -106,10 +105,59 @@ static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const 
 
 static void matmul_neon(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
                         int64_t r1) {
+    int64_t n = w->shape[1], ldw = n * (int64_t)q35_dtype_size(w->dtype);
     switch (w->dtype) {
-    case Q35_DT_BF16: matmul_dt(Q35_DT_BF16, w, a, y, ldy, r0, r1); break;
-    case Q35_DT_F16: matmul_dt(Q35_DT_F16, w, a, y, ldy, r0, r1); break;
-    default: matmul_dt(Q35_DT_F32, w, a, y, ldy, r0, r1); break;
+    case Q35_DT_BF16:
+        matmul_dt(Q35_DT_BF16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
+        break;
+    case Q35_DT_F16:
+        matmul_dt(Q35_DT_F16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
+        break;
+    default: matmul_dt(Q35_DT_F32, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1); break;
+    }
+}
+
+static void dots_neon(const float *b, int64_t ldb, int nb, const float *a, int64_t lda, int na,
+                      int n, float *y, int64_t ldy) {
+    matmul_dt(Q35_DT_F32, (const char *)b, ldb * 4, n, a, lda, na, y, ldy, 0, nb);
+}
+
+/* y_i = sum_p w[i, p] b_p: 4 outputs x 16 columns of accumulators; the last
+ * n % 4 columns in scalar form. */
+static void wsum_neon(const float *w, int64_t ldw, int na, const float *b, int64_t ldb, int nb,
+                      int n, float *y, int64_t ldy) {
+    int n4 = n / 4 * 4;
+    for (int i0 = 0; i0 < na; i0 += 4) {
+        int ni = na - i0 < 4 ? na - i0 : 4;
+        for (int j0 = 0; j0 < n4; j0 += 16) {
+            int nv = (n4 - j0) / 4 < 4 ? (n4 - j0) / 4 : 4;
+            float32x4_t acc[4][4];
+            UNROLL for (int i = 0; i < 4; i++) UNROLL for (int v = 0; v < 4; v++) acc[i][v] =
+                vdupq_n_f32(0);
+            for (int p = 0; p < nb; p++) {
+                float32x4_t bv[4];
+                UNROLL for (int v = 0; v < 4; v++) bv[v] =
+                    v < nv ? vld1q_f32(b + p * ldb + j0 + 4 * v) : vdupq_n_f32(0);
+                UNROLL for (int i = 0; i < 4; i++) {
+                    if (i >= ni) break;
+                    float wi = w[(i0 + i) * ldw + p];
+                    UNROLL for (int v = 0; v < 4; v++) acc[i][v] =
+                        vfmaq_n_f32(acc[i][v], bv[v], wi);
+                }
+            }
+            UNROLL for (int i = 0; i < 4; i++) {
+                if (i >= ni) break;
+                UNROLL for (int v = 0; v < 4; v++) if (v < nv)
+                    vst1q_f32(y + (i0 + i) * ldy + j0 + 4 * v, acc[i][v]);
+            }
+        }
+        for (int i = i0; i < i0 + ni; i++)
+            for (int j = n4; j < n; j++) {
+                float s = 0;
+                for (int p = 0; p < nb; p++)
+                    s += w[i * ldw + p] * b[p * ldb + j];
+                y[i * ldy + j] = s;
+            }
     }
 }
 
@@ -134,6 +182,14 @@ static void axpy_neon(float *y, float a, const float *x, int n) {
         vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
     for (; i < n; i++)
         y[i] += a * x[i];
+}
+
+static void mul_add_neon(float *y, const float *a, const float *b, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(y + i, vfmaq_f32(vld1q_f32(y + i), vld1q_f32(a + i), vld1q_f32(b + i)));
+    for (; i < n; i++)
+        y[i] += a[i] * b[i];
 }
 
 static void scale_neon(float *x, float a, int n) {
@@ -286,9 +342,12 @@ static void gdn_scan_neon(float *S, int dk, int dv, int T, const float *q, const
 static const q35_kernels neon_set = {
     .name = "neon",
     .matmul = matmul_neon,
+    .dots = dots_neon,
+    .wsum = wsum_neon,
     .dot = dot_neon,
     .axpy = axpy_neon,
     .scale = scale_neon,
+    .mul_add = mul_add_neon,
     .rmsnorm = rmsnorm_neon,
     .silu = silu_neon,
     .silu_mul = silu_mul_neon,

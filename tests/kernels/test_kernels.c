@@ -174,6 +174,64 @@ static void test_matmul_threaded(void **st) {
     free(y3);
 }
 
+/* Attention-shaped ops: dot products of strided rows and weighted sums of
+ * strided rows, against float64, on odd counts and widths. */
+static void test_dots_wsum(void **st) {
+    (void)st;
+    static const int shapes[][3] = {{1, 1, 1},   {4, 37, 256}, {3, 5, 17},
+                                    {7, 66, 33}, {2, 129, 8},  {5, 200, 70}};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        int na = shapes[si][0], nb = shapes[si][1], n = shapes[si][2];
+        int64_t lda = n + 5, ldb = 2 * n + 1, ldy = nb + 3, ldo = n + 2;
+        float *a = malloc((size_t)na * lda * 4), *b = malloc((size_t)nb * ldb * 4);
+        float *y = malloc((size_t)na * ldy * 4), *o = malloc((size_t)na * ldo * 4);
+        fill(a, (int64_t)na * lda, 1);
+        fill(b, (int64_t)nb * ldb, 1);
+        for (int v = 0; v < n_variants; v++) {
+            const q35_kernels *k = variants[v];
+            for (int64_t i = 0; i < (int64_t)na * ldy; i++)
+                y[i] = 55;
+            for (int64_t i = 0; i < (int64_t)na * ldo; i++)
+                o[i] = 66;
+            k->dots(b, ldb, nb, a, lda, na, n, y, ldy);
+            for (int t = 0; t < na; t++) {
+                for (int p = 0; p < nb; p++) {
+                    double ref = 0, mag = 0;
+                    for (int j = 0; j < n; j++) {
+                        ref += (double)a[t * lda + j] * b[p * ldb + j];
+                        mag += fabs((double)a[t * lda + j] * b[p * ldb + j]);
+                    }
+                    if (fabs(y[t * ldy + p] - ref) > 1e-6 * mag + 1e-30)
+                        fail_msg("%s dots %dx%dx%d [%d,%d]: %g vs %g", k->name, na, nb, n, t, p,
+                                 y[t * ldy + p], ref);
+                }
+                for (int64_t p = nb; p < ldy; p++)
+                    assert_true(y[t * ldy + p] == 55);
+            }
+            /* weights: the scores just computed, as attention would use them */
+            k->wsum(y, ldy, na, b, ldb, nb, n, o, ldo);
+            for (int i = 0; i < na; i++) {
+                for (int j = 0; j < n; j++) {
+                    double ref = 0, mag = 0;
+                    for (int p = 0; p < nb; p++) {
+                        ref += (double)y[i * ldy + p] * b[p * ldb + j];
+                        mag += fabs((double)y[i * ldy + p] * b[p * ldb + j]);
+                    }
+                    if (fabs(o[i * ldo + j] - ref) > 1e-6 * mag + 1e-30)
+                        fail_msg("%s wsum %dx%dx%d [%d,%d]: %g vs %g", k->name, na, nb, n, i, j,
+                                 o[i * ldo + j], ref);
+                }
+                for (int64_t j = n; j < ldo; j++)
+                    assert_true(o[i * ldo + j] == 66);
+            }
+        }
+        free(a);
+        free(b);
+        free(y);
+        free(o);
+    }
+}
+
 static void close_or_fail(const char *what, const char *name, int n, const float *a,
                           const double *ref, int len, double tol) {
     double mx = 0, err = 0;
@@ -210,6 +268,13 @@ static void test_vector_ops(void **st) {
                 ref[i] = b[i] + 0.37 * a[i];
             close_or_fail("axpy", k->name, n, y, ref, n, 1e-6);
             assert_true(y[n] == b[n]); /* nothing written past n */
+
+            memcpy(y, w, sizeof y);
+            k->mul_add(y, a, b, n);
+            for (int i = 0; i < n; i++)
+                ref[i] = w[i] + (double)a[i] * b[i];
+            close_or_fail("mul_add", k->name, n, y, ref, n, 1e-6);
+            assert_true(y[n] == w[n]);
 
             memcpy(y, a, sizeof y);
             k->scale(y, -1.7f, n);
@@ -406,9 +471,9 @@ static void test_small_ops(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matmul),     cmocka_unit_test(test_matmul_threaded),
-        cmocka_unit_test(test_vector_ops), cmocka_unit_test(test_gdn_scan),
-        cmocka_unit_test(test_small_ops),
+        cmocka_unit_test(test_matmul),    cmocka_unit_test(test_matmul_threaded),
+        cmocka_unit_test(test_dots_wsum), cmocka_unit_test(test_vector_ops),
+        cmocka_unit_test(test_gdn_scan),  cmocka_unit_test(test_small_ops),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
