@@ -118,6 +118,13 @@ static int split_level(tok_encode_ctx *c, uint32_t k, const char *s, size_t n) {
     pcre2_match_data *md = c->md[k];
     size_t pos = 0, last = 0;
     int rc;
+    /* PCRE2's default budget (10M steps per match) is too small for the
+     * Qwen patterns on a long whitespace run: "\s*[\r\n]+" walks the run
+     * and back before "\s+(?!\S)" takes it. Legitimate patterns need steps
+     * in proportion to the text; the budget grows with it and still stops a
+     * pathological regex from a hostile file. */
+    uint64_t limit = 10000000u + 64u * (uint64_t)n;
+    pcre2_set_match_limit(c->mctx, limit > UINT32_MAX ? UINT32_MAX : (uint32_t)limit);
     while (pos < n) {
         int m = pcre2_match(t->pretok[k], (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, md, c->mctx);
         if (m == PCRE2_ERROR_NOMATCH) break;
