@@ -162,13 +162,17 @@ void q35_snapshot_free(q35_snapshot *snap);
 typedef struct q35_tokenizer q35_tokenizer;
 
 /* Loads a tokenizer from `path`: a model directory holding tokenizer.json,
- * or the path of a tokenizer.json file. A tokenizer_config.json beside it,
- * when present, adds its added tokens and names eos/pad/bos. A compact
- * binary copy is cached under $XDG_CACHE_HOME/q35/tokenizers (or
+ * the path of a tokenizer.json file, or a .gguf file (its tokenizer.ggml.*
+ * metadata). A tokenizer_config.json beside tokenizer.json, when present,
+ * adds its added tokens and names eos/pad/bos. A compact binary image of
+ * the built tables is cached under $XDG_CACHE_HOME/q35/tokenizers (or
  * ~/.cache/q35/tokenizers; Q35_NO_TOKENIZER_CACHE=1 turns it off), keyed by
- * a hash of the sources' bytes, so a second load skips JSON parsing.
- * Returns NULL and fills `e` on failure. Caller frees with
- * q35_tokenizer_free. */
+ * a hash of the sources' bytes, so a second load skips JSON parsing (a
+ * 248k vocabulary: ~15 ms instead of ~400). A damaged or stale image is
+ * ignored. Unsupported tokenizer.json features (other models, normalizers,
+ * pre-tokenizers or decoders than the byte-level BPE family uses) fail
+ * with Q35_EFORMAT naming them. Returns NULL and fills `e` on failure.
+ * Caller frees with q35_tokenizer_free. Thread-safe (distinct calls). */
 q35_tokenizer *q35_tokenizer_load(const char *path, q35_err *e);
 void q35_tokenizer_free(q35_tokenizer *t);
 
