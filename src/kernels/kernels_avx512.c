@@ -1,6 +1,8 @@
-/* kernels_avx512.c — the kernel ops for AVX-512 (F/BW/VL/DQ) CPUs, compiled
- * with AVX-512 flags and only reached through q35_kernels_avx512() after a
- * run-time check.
+/* kernels_avx512.c — the kernel ops for AVX-512 (F/BW/VL/DQ + BF16) CPUs,
+ * compiled with AVX-512 flags and only reached through q35_kernels_avx512()
+ * or q35_kernels_amx() after a run-time check. Two sets live here: "avx512",
+ * and "amx", which is the same but multiplies inputs of many tokens on AMX
+ * tiles (matmul_amx_avx512.c).
  *
  * matmul: one register tile of R weight rows x C tokens; each weight vector
  * is loaded and widened to float32 once and used for C tokens, each token
@@ -81,8 +83,9 @@ static inline __attribute__((always_inline)) void tile_any(q35_dtype dt, const c
         T_(1, 2)
         T_(1, 3)
         T_(1, 4)
-        T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3) T_(3, 4) T_(4, 1) T_(4, 2)
-            T_(4, 3) T_(4, 4) default : break;
+        T_(2, 1)
+        T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3) T_(3, 4) T_(4, 1) T_(4, 2) T_(4, 3)
+            T_(4, 4) default : break;
     }
 #undef T_
 }
