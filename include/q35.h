@@ -484,12 +484,15 @@ int q35_hub_resolve(const char *path_or_repo, const q35_hub_opts *opts, char **l
  * earlier turns keep only their answer, as the template does.
  *
  * Prompt caching: a q35_chat keeps one q35_state and snapshots of it at
- * turn boundaries (end of the system prompt; start and end of the latest
- * user message). A turn re-renders the whole conversation, restores the
- * snapshot with the longest token prefix of it and feeds only the rest, so
- * the reply is the one a from-scratch render would give, token for token,
- * while the system prompt is computed once per conversation and turn N
- * costs only turn N's tokens (plus the re-rendered previous answer).
+ * turn boundaries: the end of the system prompt, and the start of the
+ * latest user messages ("the conversation so far"). A turn re-renders the
+ * whole conversation, restores the snapshot with the longest token prefix
+ * of it and feeds only the rest, so the reply is the one a from-scratch
+ * render would give, token for token, while the system prompt is computed
+ * once per conversation. After a reply, q35_chat_prepare computes the next
+ * turn's starting point in idle time (the answer re-rendered into the
+ * history); a prepared turn then prefills only its new message and the
+ * generation prompt. Without it, the next turn does that work itself.
  *
  * Context overflow policy: a turn needs room for its prompt plus
  * max_tokens (plus the forced "\n</think>\n\n" when thinking with a budget).
@@ -612,9 +615,9 @@ typedef enum q35_overflow_policy {
 typedef struct q35_chat_settings {
     int n_ctx;         /* context positions; 0 = 4096 (or the model's max) */
     int max_snapshots; /* turn snapshots kept besides the system prompt's;
-                          0 = 2 (start and end of the last user message),
+                          0 = 2 (the starts of the last two user messages),
                           -1 = no caching at all: every turn prefills its
-                          whole prompt (q35_chat_warm does nothing) */
+                          whole prompt (q35_chat_prepare does nothing) */
     q35_overflow_policy overflow;
 } q35_chat_settings;
 
@@ -622,15 +625,21 @@ typedef struct q35_chat_settings {
  * none; copied). `tok` is the model's tokenizer, borrowed (it must outlive
  * the chat; one tokenizer may serve many chats at once); NULL loads it from
  * the model's directory (tokenizer.json) and the chat owns it. `settings`
- * may be NULL (defaults). Nothing is computed yet (see q35_chat_warm). Returns NULL and
+ * may be NULL (defaults). Nothing is computed yet (see q35_chat_prepare). Returns NULL and
  * fills `e` on failure. Caller frees with q35_chat_free. */
 q35_chat *q35_chat_new(const q35_model *m, const q35_tokenizer *tok, const char *system_prompt,
                        const q35_chat_settings *settings, q35_err *e);
 void q35_chat_free(q35_chat *c);
 
-/* Computes the system prompt now (and snapshots it) so that the first
- * turn's time to first token covers only the user message. Optional. */
-int q35_chat_warm(q35_chat *c, q35_err *e);
+/* Computes and snapshots the conversation so far (system prompt and every
+ * turn, each answer as the next turn will render it), so that the next
+ * turn's time to first token covers only its own message. Meant for idle
+ * time: at start-up, while an answer is being spoken, while the user
+ * types. Optional (the next turn does the same work otherwise) and
+ * cancellable with q35_chat_cancel (then Q35_ECANCELLED, nothing lost). A
+ * no-op when there is nothing new to compute, when caching is off, or when
+ * the history no longer fits the context (the next turn drops turns). */
+int q35_chat_prepare(q35_chat *c, q35_err *e);
 
 /* Adds the user message `user` (NUL-terminated, any bytes) and generates
  * the reply. `s` may be NULL (q35_sampling_default). `on_piece` may be
@@ -642,8 +651,9 @@ int q35_chat_generate(q35_chat *c, const char *user, const q35_sampling *s,
                       q35_piece_fn on_piece, void *ud, q35_reply *reply, q35_err *e);
 
 /* Stops the reply being generated within one token, from any thread
- * (e.g. a voice app's barge-in). It affects the generate call running now;
- * a call starting after it is not cancelled. */
+ * (e.g. a voice app's barge-in), or a q35_chat_prepare in progress. It
+ * affects the call running now; a call starting after it is not
+ * cancelled. */
 void q35_chat_cancel(q35_chat *c);
 
 /* Clears the history and the cached state, except the system prompt's

@@ -68,6 +68,14 @@ static int command(q35_chat *c, chat_options *o, const char *line) {
     return 0;
 }
 
+/* Idle-time work: the next turn's starting state (see q35_chat_prepare). A
+ * failure here only costs speed; a Ctrl-C just stops it. */
+static void prepare(q35_chat *c) {
+    q35_err e = {0};
+    if (q35_chat_prepare(c, &e) && e.code != Q35_ECANCELLED) cli_fail_err("chat", &e);
+    chat_interrupted();
+}
+
 static int interactive(q35_chat *c, chat_options *o) {
     bool tty = isatty(STDIN_FILENO);
     if (tty)
@@ -82,6 +90,8 @@ static int interactive(q35_chat *c, chat_options *o) {
             fputs("> ", stdout);
             fflush(stdout);
         }
+        /* the user types while the conversation so far is computed */
+        prepare(c);
         errno = 0;
         ssize_t n = getline(&line, &cap, stdin);
         if (n < 0) {
@@ -189,7 +199,9 @@ static int jsonl(q35_chat *c, chat_options *o) {
     int status = 0, turn = 0;
     ssize_t n;
     chat_catch_interrupt(c);
-    while ((n = getline(&line, &cap, stdin)) >= 0) {
+    for (;;) {
+        prepare(c); /* before the next line: it may take a while to come */
+        if ((n = getline(&line, &cap, stdin)) < 0) break;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = 0;
         char *msg = line_message(line);
@@ -223,12 +235,7 @@ int cmd_chat(int argc, char **argv) {
     q35_model *m;
     q35_chat *c;
     if ((rc = chat_open("chat", &o, &m, &c))) return rc;
-    q35_err e = {0};
-    if (q35_chat_warm(c, &e)) {
-        rc = cli_fail_err("chat", &e);
-    } else {
-        rc = o.jsonl ? jsonl(c, &o) : interactive(c, &o);
-    }
+    rc = o.jsonl ? jsonl(c, &o) : interactive(c, &o);
     q35_chat_free(c);
     q35_model_free(m);
     return rc;

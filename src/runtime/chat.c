@@ -1,19 +1,24 @@
 /* chat.c — q35_chat, the conversation object of the public API: history,
  * prompt cache, overflow policy, cancel, counters (contract in q35.h).
  *
- * A turn: render the whole conversation to ids P (and P0, the same without
- * the generation prompt); make room by the overflow policy; bring the state
- * to the longest cached prefix of P (the state itself if it holds one, else
- * the best snapshot, else empty); feed the rest of P, stopping at the turn
- * boundaries to snapshot them; then run the token loop (generate.c). The
- * boundaries are cuts at <|im_start|> ids (and the end of P0), where the
- * safe prompt encoding starts a new piece, so every render of a longer
- * conversation has exactly the same ids up to them:
- *   - the start of the first block after the system prompt (pinned);
- *   - the start of the new user message (regenerate/edit restores this);
- *   - the end of the user message (the next turn restores this: after it
- *     the new render differs, since the answer is re-rendered without its
- *     think block).
+ * A turn: render the whole conversation to ids P; make room by the overflow
+ * policy; bring the state to the longest cached prefix of P (the state
+ * itself if it holds one, else the best snapshot, else empty); feed the
+ * rest of P; run the token loop (generate.c). Snapshots are taken at cuts
+ * on <|im_start|> ids, where the safe prompt encoding starts a new piece,
+ * so every render of a longer conversation has exactly the same ids up to
+ * them:
+ *   - the end of the system prompt's block (pinned: kept for the chat's
+ *     life, also across reset);
+ *   - the start of a user message: "the conversation so far", which the
+ *     next turn (and a regenerate or edit of this one) starts from.
+ * A cut inside a prompt splits its prefill in two evaluations, and each
+ * evaluation streams every weight once (a decode step's worth of time), so
+ * the turn itself cuts only where it must. q35_chat_prepare makes the next
+ * turn's starting snapshot ahead of time, in idle time (after a reply, the
+ * answer is re-rendered without its think block, so the state left by the
+ * reply is not a prefix of the next render): a prepared turn feeds its new
+ * message and the generation prompt in one evaluation and nothing else.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +35,9 @@
 
 #define DEFAULT_N_CTX 4096
 #define DEFAULT_SNAPSHOTS 2
-#define PREFILL_CHUNK 256 /* tokens per eval call: cancel is checked between */
+/* Tokens per evaluation of a long prompt: cancel is checked between them. A
+ * multiple of the forward pass's own chunk, so it adds no weight pass. */
+#define PREFILL_CHUNK (2 * Q35_MAX_BATCH)
 #define MAX_EOS 16
 #define MAX_THINK_END 16
 
@@ -288,18 +295,17 @@ static int prefill(q35_chat *c, const int32_t *ids, int n, const int *cuts, cons
     return feed_range(c, ids, from, n, want_logits, cancelled, e);
 }
 
-/* Index of the k-th (0-based) <|im_start|> in ids, or -1; `last` picks the
- * last one instead. */
-static int block_start(const q35_chat *c, const q35_tokens *p, int k, bool last) {
+/* Index of the k-th <|im_start|> in p (0-based), or with from_end of the
+ * k-th counted from the end (0 = the last); -1 when there is none. */
+static int block_start(const q35_chat *c, const q35_tokens *p, int k, bool from_end) {
     int32_t im_start = q35_token_id(c->tok, "<|im_start|>");
     if (im_start < 0) return -1;
-    int found = -1, seen = 0;
-    for (size_t i = 0; i < p->n; i++) {
-        if (p->ids[i] != im_start) continue;
-        if (!last && seen++ == k) return (int)i;
-        found = (int)i;
+    int seen = 0;
+    for (size_t j = 0; j < p->n; j++) {
+        size_t i = from_end ? p->n - 1 - j : j;
+        if (p->ids[i] == im_start && seen++ == k) return (int)i;
     }
-    return last ? found : -1;
+    return -1;
 }
 
 /* Where the system prompt's block ends in a render (0: no system prompt). */
@@ -309,21 +315,28 @@ static int system_end(const q35_chat *c, const q35_tokens *p) {
     return i > 0 ? i : 0;
 }
 
-int q35_chat_warm(q35_chat *c, q35_err *e) {
+int q35_chat_prepare(q35_chat *c, q35_err *e) {
+    if (!c) return q35_err_set(e, Q35_EINVAL, "q35_chat_prepare: NULL chat");
     int rc = ensure_state(c, e);
-    if (rc || !c->conv.system || c->set.max_snapshots < 0) return rc;
+    if (rc || c->set.max_snapshots < 0 || (!c->conv.system && !c->conv.n_turns)) return rc;
+    atomic_store(&c->cancel, false);
+    /* the conversation so far: everything before the next user message */
     q35_tokens p = {0};
-    q35_conversation only_system = {.system = c->conv.system};
-    rc = q35_conv_render(&only_system, c->tok, 0, "", false, true, &p, e);
-    int end = rc ? 0 : system_end(c, &p);
-    if (!rc && end > 0 && !q35_snap_cache_has(&c->cache, p.ids, end)) {
-        int cut = end, reused;
+    rc = q35_conv_render(&c->conv, c->tok, 0, "", false, true, &p, e);
+    int cut = rc ? -1 : block_start(c, &p, 0, true);
+    bool ready = cut <= 0 || cut >= c->set.n_ctx || /* the next turn drops turns anyway */
+                 ((int)c->ctx.n == cut && ids_prefix(&c->ctx, p.ids, cut)) ||
+                 q35_snap_cache_has(&c->cache, p.ids, cut);
+    if (!rc && !ready) {
+        int sys_end = system_end(c, &p), reused;
         bool pin = true, cancelled = false;
-        atomic_store(&c->cancel, false);
-        rc = prefill(c, p.ids, end, &cut, &pin, 1, false, &reused, &cancelled, e);
-        if (!rc && !q35_snap_cache_has(&c->cache, p.ids, end)) {
-            q35_snapshot *s = q35_state_snapshot(c->state, e);
-            rc = s ? q35_snap_cache_put(&c->cache, p.ids, end, s, true, e) : (e ? e->code : -1);
+        rc = prefill(c, p.ids, cut, &sys_end, &pin, sys_end > 0 ? 1 : 0, false, &reused, &cancelled,
+                     e);
+        if (!rc && cancelled) rc = q35_err_set(e, Q35_ECANCELLED, "q35_chat_prepare: cancelled");
+        if (!rc) {
+            q35_snapshot *snap = q35_state_snapshot(c->state, e);
+            rc = snap ? q35_snap_cache_put(&c->cache, p.ids, cut, snap, cut == sys_end, e)
+                      : (e ? e->code : Q35_ENOMEM);
         }
     }
     q35_tokens_free(&p);
@@ -332,24 +345,17 @@ int q35_chat_warm(q35_chat *c, q35_err *e) {
 
 /* ------------------------------------------------------------- a turn */
 
-/* Renders the turn with the oldest `drop` turns left out. */
-static int render_turn(q35_chat *c, int drop, const char *user, bool thinking, q35_tokens *p,
-                       q35_tokens *p0, q35_err *e) {
-    int rc = q35_conv_render(&c->conv, c->tok, drop, user, true, thinking, p, e);
-    if (!rc) rc = q35_conv_render(&c->conv, c->tok, drop, user, false, thinking, p0, e);
-    return rc;
-}
-
 /* The overflow policy (q35.h): how many of the oldest turns to leave out so
- * that the prompt and the reply fit; renders p/p0 accordingly. */
+ * that the prompt and the reply fit; renders p accordingly. */
 static int fit_context(q35_chat *c, const char *user, const q35_sampling *s, q35_tokens *p,
-                       q35_tokens *p0, int *dropped, q35_err *e) {
+                       int *dropped, q35_err *e) {
     const int n_ctx = c->set.n_ctx;
     const long reserve =
         (long)s->max_tokens + (s->thinking && s->thinking_budget >= 0 ? c->n_think_end : 0);
     int drop = 0, rc;
     for (;;) {
-        if ((rc = render_turn(c, drop, user, s->thinking, p, p0, e))) return rc;
+        if ((rc = q35_conv_render(&c->conv, c->tok, drop, user, true, s->thinking, p, e)))
+            return rc;
         if ((long)p->n + reserve <= n_ctx) break;
         if (c->set.overflow == Q35_OVERFLOW_ERROR)
             return q35_err_set(e, Q35_EOVERFLOW,
@@ -382,26 +388,22 @@ int q35_chat_generate(q35_chat *c, const char *user, const q35_sampling *s, q35_
     if (!rc) rc = ensure_state(c, e);
     if (rc) return rc;
 
-    q35_tokens p = {0}, p0 = {0};
+    q35_tokens p = {0};
     int dropped = 0;
-    if ((rc = fit_context(c, user, s, &p, &p0, &dropped, e))) goto done;
+    if ((rc = fit_context(c, user, s, &p, &dropped, e))) goto done;
 
-    /* cut points: after the system prompt (pinned), at the start and the
-     * end of this user message */
-    int cuts[3], n_cuts = 0;
-    bool pinned[3];
+    /* cut points: after the system prompt (pinned) and at the start of this
+     * user message (the block before the generation prompt's) */
+    int cuts[2], n_cuts = 0;
+    bool pinned[2];
     int sys_end = system_end(c, &p);
     if (sys_end > 0) {
         cuts[n_cuts] = sys_end;
         pinned[n_cuts++] = true;
     }
-    if (p0.n < p.n && ids_prefix(&p0, p.ids, (int)p.n)) {
-        int start = block_start(c, &p0, 0, true);
-        if (start > 0) {
-            cuts[n_cuts] = start;
-            pinned[n_cuts++] = false;
-        }
-        cuts[n_cuts] = (int)p0.n;
+    int user_start = block_start(c, &p, 1, true);
+    if (user_start > 0) {
+        cuts[n_cuts] = user_start;
         pinned[n_cuts++] = false;
     }
     int reused = 0;
@@ -460,7 +462,6 @@ int q35_chat_generate(q35_chat *c, const char *user, const q35_sampling *s, q35_
     c->st.last_reused = out->reused_tokens;
 done:
     q35_tokens_free(&p);
-    q35_tokens_free(&p0);
     if (!reply) q35_reply_free(&local);
     return rc;
 }

@@ -1,11 +1,12 @@
-/* test_chat_cache.c — prompt caching on the hybrid tiny-chat model:
- * turn 2 prefills only what is new (the re-rendered answer, the new user
- * message, the generation prompt) and reuses the snapshot taken at the end
- * of turn 1's user message; the system prompt is computed once per
- * conversation (also across reset); regenerate/edit after undo reuses the
- * snapshot at the start of the last user message; and every cached turn
- * gives exactly the ids of the same history replayed from scratch without
- * any cache (thinking on, off, and switched between turns). */
+/* test_chat_cache.c — prompt caching on the hybrid tiny-chat model: after
+ * q35_chat_prepare, turn 2 prefills only its new user message and the
+ * generation prompt (the re-rendered answer was computed by prepare);
+ * without prepare it starts from the previous turn's start and computes
+ * the rest; the system prompt is computed once per conversation (also
+ * across reset); regenerate/edit after undo reuse the snapshot at the start
+ * of the last user message; and every cached turn gives exactly the ids of
+ * the same history replayed from scratch without any cache (thinking on,
+ * off, and switched between turns). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,45 +35,86 @@ static int system_len(void) {
     return pos;
 }
 
+/* Ids of the text, added tokens matched (template text, as the renderer
+ * would emit it). */
+static int n_ids(const char *text) {
+    int32_t *ids;
+    size_t n;
+    assert_int_equal(q35_tokenize(g_tok, text, strlen(text), Q35_ADDED_MATCH, &ids, &n, NULL),
+                     Q35_OK);
+    free(ids);
+    return (int)n;
+}
+
+/* Where the last user message starts in the prompt of `user` as the next
+ * turn: the <|im_start|> before the generation prompt's. */
+static int user_start_of(const q35_chat *c, const char *user, bool thinking) {
+    int32_t *ids;
+    size_t n;
+    assert_int_equal(q35_chat_prompt_ids(c, user, thinking, &ids, &n, NULL), Q35_OK);
+    int32_t im_start = q35_token_id(g_tok, "<|im_start|>");
+    int seen = 0, at = -1;
+    for (size_t i = n; i-- > 0 && at < 0;)
+        if (ids[i] == im_start && seen++ == 1) at = (int)i;
+    free(ids);
+    assert_true(at > 0);
+    return at;
+}
+
 static void test_turn2_prefills_only_new(void **st) {
     (void)st;
     q35_sampling s = greedy(12, false);
-    q35_chat *c = new_chat(SYSTEM, 0, 0);
+    const int sys = system_len();
     const char *u1 = "My name is Alex and I live in Lyon.", *u2 = "Where do I live?";
+    q35_chat *c = new_chat(SYSTEM, 0, 0), *lazy = new_chat(SYSTEM, 0, 0);
 
     int p1 = prompt_len(c, u1, false);
-    q35_reply r1 = turn(c, u1, &s);
+    q35_reply r1 = turn(c, u1, &s), l1 = turn(lazy, u1, &s);
     assert_int_equal(r1.prompt_tokens, p1);
     assert_int_equal(r1.reused_tokens, 0);
     assert_int_equal(r1.prefilled_tokens, p1);
+    assert_true(same_ids(&r1, &l1));
 
+    /* prepared: turn 2 prefills its user block and the generation prompt */
     int p2 = prompt_len(c, u2, false);
-    int end_of_u1 = p1 - gen_prompt_len(false); /* turn 1's prompt without the generation prompt */
-    q35_reply r2 = turn(c, u2, &s);
-    assert_int_equal(r2.prompt_tokens, p2);
-    assert_int_equal(r2.reused_tokens, end_of_u1);
-    assert_int_equal(r2.prefilled_tokens, p2 - end_of_u1);
+    int start2 = user_start_of(c, u2, false);
     q35_chat_stats cs;
     q35_chat_get_stats(c, &cs);
-    assert_int_equal(cs.prefilled_tokens, p1 + (p2 - end_of_u1));
-    assert_int_equal(cs.last_prefilled, p2 - end_of_u1);
-    assert_int_equal(cs.last_reused, end_of_u1);
-    assert_true(cs.n_snapshots >= 1);
+    int64_t before = cs.prefilled_tokens;
+    assert_int_equal(q35_chat_prepare(c, NULL), Q35_OK);
+    q35_chat_get_stats(c, &cs);
+    assert_int_equal(cs.prefilled_tokens - before, start2 - sys); /* turn 1 re-rendered */
+    assert_int_equal(q35_chat_prepare(c, NULL), Q35_OK); /* nothing new: nothing computed */
+    q35_chat_get_stats(c, &cs);
+    assert_int_equal(cs.prefilled_tokens - before, start2 - sys);
+    q35_reply r2 = turn(c, u2, &s);
+    assert_int_equal(r2.prompt_tokens, p2);
+    assert_int_equal(r2.reused_tokens, start2);
+    char block[256];
+    snprintf(block, sizeof block, "<|im_start|>user\n%s<|im_end|>\n", u2);
+    assert_int_equal(r2.prefilled_tokens, n_ids(block) + gen_prompt_len(false));
+    q35_chat_get_stats(c, &cs);
+    assert_int_equal(cs.last_prefilled, r2.prefilled_tokens);
+    assert_int_equal(cs.last_reused, start2);
 
-    /* equal to the same history from scratch */
-    q35_chat *ref = new_chat(SYSTEM, 0, -1);
-    q35_reply f1 = turn(ref, u1, &s);
-    assert_true(same_ids(&r1, &f1));
-    q35_chat_free(ref);
-    q35_chat_undo(c, NULL); /* the history before turn 2, replayed from scratch */
+    /* not prepared: turn 2 starts from turn 1's start (the system prompt) */
+    q35_reply l2 = turn(lazy, u2, &s);
+    assert_int_equal(l2.reused_tokens, sys);
+    assert_int_equal(l2.prefilled_tokens, p2 - sys);
+    assert_true(same_ids(&r2, &l2));
+
+    /* both equal the same history from scratch */
+    q35_chat_undo(c, NULL);
     q35_reply f2 = from_scratch(c, SYSTEM, u2, &s);
     assert_true(same_ids(&r2, &f2));
 
     q35_reply_free(&r1);
     q35_reply_free(&r2);
-    q35_reply_free(&f1);
+    q35_reply_free(&l1);
+    q35_reply_free(&l2);
     q35_reply_free(&f2);
     q35_chat_free(c);
+    q35_chat_free(lazy);
 }
 
 static void test_system_prompt_once(void **st) {
@@ -80,11 +122,11 @@ static void test_system_prompt_once(void **st) {
     const int sys = system_len();
     q35_sampling s = greedy(6, false);
     q35_chat *c = new_chat(SYSTEM, 0, 0);
-    assert_int_equal(q35_chat_warm(c, NULL), Q35_OK);
+    assert_int_equal(q35_chat_prepare(c, NULL), Q35_OK);
     q35_chat_stats cs;
     q35_chat_get_stats(c, &cs);
     assert_int_equal(cs.prefilled_tokens, sys);
-    assert_int_equal(q35_chat_warm(c, NULL), Q35_OK); /* a second warm computes nothing */
+    assert_int_equal(q35_chat_prepare(c, NULL), Q35_OK); /* again: nothing to compute */
     q35_chat_get_stats(c, &cs);
     assert_int_equal(cs.prefilled_tokens, sys);
 
@@ -114,28 +156,15 @@ static void test_regenerate_and_edit(void **st) {
     q35_reply r1 = turn(c, "First question", &s);
     int p2 = prompt_len(c, "Second question", false);
     q35_reply r2 = turn(c, "Second question", &s);
-    /* where turn 2's user block starts: the last <|im_start|> of its prompt
-     * opens the generation prompt, the one before it the user message */
+    /* where turn 2's user message starts */
     assert_int_equal(q35_chat_undo(c, NULL), Q35_OK);
-    int32_t *ids;
-    size_t n;
-    assert_int_equal(q35_chat_prompt_ids(c, "Second question", false, &ids, &n, NULL), Q35_OK);
-    assert_int_equal((int)n, p2);
-    int32_t im_start = q35_token_id(g_tok, "<|im_start|>");
-    int starts[64], ns = 0;
-    for (size_t i = 0; i < n && ns < 64; i++)
-        if (ids[i] == im_start) starts[ns++] = (int)i;
-    free(ids);
-    assert_true(ns >= 2);
-    const int user_start = starts[ns - 2], user_end = starts[ns - 1];
+    const int user_start = user_start_of(c, "Second question", false);
 
-    /* regenerate: same message, same (greedy) reply; the snapshot at the
-     * end of the message matches, only the generation prompt is computed */
+    /* regenerate: same message, same (greedy) reply, only the turn computed */
     q35_reply again = turn(c, "Second question", &s);
     assert_true(same_ids(&r2, &again));
-    assert_int_equal(again.reused_tokens, user_end);
-    assert_int_equal(again.prefilled_tokens, p2 - user_end);
-    assert_int_equal(user_end, p2 - gen_prompt_len(false));
+    assert_int_equal(again.reused_tokens, user_start);
+    assert_int_equal(again.prefilled_tokens, p2 - user_start);
 
     /* edit: another message; the snapshot at the start of the message
      * matches, only that turn is computed */
@@ -173,8 +202,9 @@ static void test_many_turns_equal_scratch(void **st) {
             assert_true(same_ids(&r, &ref));
             assert_int_equal(r.answer_len, ref.answer_len);
             assert_memory_equal(r.answer, ref.answer, r.answer_len);
-            if (i > 0) assert_true(r.reused_tokens > 0);
+            if (i > 0 && (with_system || i > 1)) assert_true(r.reused_tokens > 0);
             if (think[i]) assert_int_equal(r.n_forced, 3); /* budget 5 < 10 tokens */
+            if (i % 2) assert_int_equal(q35_chat_prepare(c, NULL), Q35_OK);
             q35_reply_free(&ref);
             q35_reply_free(&r);
         }

@@ -175,6 +175,8 @@ static void run_one(const cJSON *run) {
         assert_int_equal(r.prompt_tokens, r.reused_tokens + r.prefilled_tokens);
         if (t > 0) assert_true(r.reused_tokens > 0);
         q35_reply_free(&r);
+        /* as an app would while the answer is spoken */
+        assert_int_equal(q35_chat_prepare(c, &e), Q35_OK);
         t++;
     }
     q35_chat_free(c);
