@@ -650,6 +650,15 @@ int q35_chat_prepare(q35_chat *c, q35_err *e);
 int q35_chat_generate(q35_chat *c, const char *user, const q35_sampling *s,
                       q35_piece_fn on_piece, void *ud, q35_reply *reply, q35_err *e);
 
+/* One reply without keeping a conversation (SPEC §1's generate(prompt,
+ * system_prompt, sampling)): a chat made for the call, with the same
+ * arguments and results as q35_chat_new + q35_chat_generate. `tok` may be
+ * NULL (loaded from the model's directory, which costs a tokenizer load per
+ * call: pass one to call often). */
+int q35_generate(const q35_model *m, const q35_tokenizer *tok, const char *system_prompt,
+                 const char *user, const q35_sampling *s, q35_piece_fn on_piece, void *ud,
+                 q35_reply *reply, q35_err *e);
+
 /* Stops the reply being generated within one token, from any thread
  * (e.g. a voice app's barge-in), or a q35_chat_prepare in progress. It
  * affects the call running now; a call starting after it is not

@@ -445,7 +445,7 @@ int q35_chat_generate(q35_chat *c, const char *user, const q35_sampling *s, q35_
         int prompt_tokens = out->prompt_tokens, reused_tokens = out->reused_tokens;
         int prefilled = out->prefilled_tokens, drop_n = out->dropped_turns;
         double prefill_ms = out->prefill_ms;
-        rc = q35_generate(&g, s, on_piece, ud, out, e);
+        rc = q35_gen_run(&g, s, on_piece, ud, out, e);
         out->prompt_tokens = prompt_tokens;
         out->reused_tokens = reused_tokens;
         out->prefilled_tokens = prefilled;
@@ -533,4 +533,16 @@ int q35_chat_prompt_ids(const q35_chat *c, const char *user, bool thinking, int3
     *ids = p.ids;
     *n_ids = p.n;
     return Q35_OK;
+}
+
+int q35_generate(const q35_model *m, const q35_tokenizer *tok, const char *system_prompt,
+                 const char *user, const q35_sampling *s, q35_piece_fn on_piece, void *ud,
+                 q35_reply *reply, q35_err *e) {
+    if (reply) memset(reply, 0, sizeof *reply);
+    q35_chat_settings set = {.max_snapshots = -1}; /* one turn: nothing to cache */
+    q35_chat *c = q35_chat_new(m, tok, system_prompt, &set, e);
+    if (!c) return e ? e->code : Q35_ENOMEM;
+    int rc = q35_chat_generate(c, user, s, on_piece, ud, reply, e);
+    q35_chat_free(c);
+    return rc;
 }

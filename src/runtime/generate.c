@@ -155,8 +155,8 @@ static void finish(run *r, q35_reply *out) {
     r->forced = NULL;
 }
 
-int q35_generate(const q35_gen_ctx *g, const q35_sampling *s, q35_piece_fn on_piece, void *ud,
-                 q35_reply *out, q35_err *e) {
+int q35_gen_run(const q35_gen_ctx *g, const q35_sampling *s, q35_piece_fn on_piece, void *ud,
+                q35_reply *out, q35_err *e) {
     run r = {0};
     r.g = g;
     r.on_piece = on_piece;

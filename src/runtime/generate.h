@@ -34,8 +34,8 @@ typedef struct q35_gen_ctx {
  * Q35_OK whatever the stop reason; an error only when something failed
  * (allocation, a forward pass), with `out` holding what was generated so
  * far (still to be freed). */
-int q35_generate(const q35_gen_ctx *g, const q35_sampling *s, q35_piece_fn on_piece, void *ud,
-                 q35_reply *out, q35_err *e);
+int q35_gen_run(const q35_gen_ctx *g, const q35_sampling *s, q35_piece_fn on_piece, void *ud,
+                q35_reply *out, q35_err *e);
 
 /* Milliseconds on a monotonic clock. */
 double q35_now_ms(void);

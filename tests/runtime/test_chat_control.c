@@ -245,6 +245,21 @@ static void test_sampling(void **st) {
     q35_chat_free(b);
 }
 
+/* The one-shot form gives what a fresh conversation gives. */
+static void test_one_shot(void **st) {
+    (void)st;
+    q35_sampling s = greedy(10, true);
+    q35_chat *c = new_chat("Sys.", 0, 0);
+    q35_reply a = turn(c, "Hi there", &s), b;
+    assert_int_equal(q35_generate(g_model, g_tok, "Sys.", "Hi there", &s, NULL, NULL, &b, NULL),
+                     Q35_OK);
+    assert_true(same_ids(&a, &b));
+    assert_int_equal(a.answer_len, b.answer_len);
+    q35_reply_free(&a);
+    q35_reply_free(&b);
+    q35_chat_free(c);
+}
+
 static void test_bad_calls(void **st) {
     (void)st;
     q35_chat *c = new_chat(NULL, 0, 0);
@@ -293,6 +308,7 @@ int main(void) {
         cmocka_unit_test(test_context_full),
         cmocka_unit_test(test_stop_string),
         cmocka_unit_test(test_sampling),
+        cmocka_unit_test(test_one_shot),
         cmocka_unit_test(test_bad_calls),
     };
     return cmocka_run_group_tests(tests, load_tiny_chat, free_tiny_chat);
