@@ -104,14 +104,19 @@ static void *grow_buf(void *p, size_t *cap, size_t need, size_t elem) {
 
 /* Remembering is an optimization: running out of memory here only means
  * the word is not remembered. */
-static void cache_put(tok_word_cache *wc, const unsigned char *s, size_t n, uint32_t h,
-                      const int32_t *ids, size_t count) {
-    if (wc->n >= WORD_CACHE_MAX) return;
+static void cache_put(tok_word_cache *wc, size_t text_len, const unsigned char *s, size_t n,
+                      uint32_t h, const int32_t *ids, size_t count) {
     if (!wc->slots) {
-        wc->slots = calloc(2 * WORD_CACHE_MAX, sizeof *wc->slots);
+        /* Sized by the text: a short call must not pay for a big table. */
+        uint32_t cap = 64;
+        while (cap < 2 * WORD_CACHE_MAX && cap < text_len / 2)
+            cap *= 2;
+        wc->slots = calloc(cap, sizeof *wc->slots);
         if (!wc->slots) return;
-        wc->mask = 2 * WORD_CACHE_MAX - 1;
+        wc->mask = cap - 1;
+        wc->max = cap / 2;
     }
+    if (wc->n >= wc->max) return;
     void *p;
     if (!(p = grow_buf(wc->entry_off, &wc->entries_cap, wc->n + 2, sizeof(uint32_t)))) return;
     wc->entry_off = p;
@@ -225,6 +230,6 @@ int tok_bpe_piece(tok_encode_ctx *c, const unsigned char *s, size_t n) {
     size_t k = 0;
     for (int32_t p = 0; p >= 0; p = c->next[p])
         c->sym[k++] = c->sym[p];
-    if (n <= WORD_CACHE_KEY) cache_put(&c->cache, s, n, h, c->sym, k);
+    if (n <= WORD_CACHE_KEY) cache_put(&c->cache, c->text_len, s, n, h, c->sym, k);
     return tok_push_ids(c, c->sym, k);
 }

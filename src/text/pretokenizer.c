@@ -90,10 +90,10 @@ void tok_pretok_free(q35_tokenizer *t) {
 int tok_pretok_ctx_init(tok_encode_ctx *c) {
     const q35_tokenizer *t = c->t;
     if (!t->n_pretok) return Q35_OK;
+    /* The JIT starts on its default 32 KB stack; a larger one is mapped
+     * only for a match that needs it (short calls stay cheap). */
     c->mctx = pcre2_match_context_create(NULL);
-    c->jit_stack = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, NULL);
-    if (!c->mctx || !c->jit_stack) return q35_err_set(c->e, Q35_ENOMEM, "tokenize: out of memory");
-    pcre2_jit_stack_assign(c->mctx, NULL, c->jit_stack);
+    if (!c->mctx) return q35_err_set(c->e, Q35_ENOMEM, "tokenize: out of memory");
     for (uint32_t k = 0; k < t->n_pretok; k++) {
         c->md[k] = pcre2_match_data_create_from_pattern(t->pretok[k], NULL);
         if (!c->md[k]) return q35_err_set(c->e, Q35_ENOMEM, "tokenize: out of memory");
@@ -127,6 +127,12 @@ static int split_level(tok_encode_ctx *c, uint32_t k, const char *s, size_t n) {
     pcre2_set_match_limit(c->mctx, limit > UINT32_MAX ? UINT32_MAX : (uint32_t)limit);
     while (pos < n) {
         int m = pcre2_match(t->pretok[k], (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, md, c->mctx);
+        if (m == PCRE2_ERROR_JIT_STACKLIMIT && !c->jit_stack) {
+            c->jit_stack = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, NULL);
+            if (!c->jit_stack) return q35_err_set(c->e, Q35_ENOMEM, "tokenize: out of memory");
+            pcre2_jit_stack_assign(c->mctx, NULL, c->jit_stack);
+            continue; /* the same match again, with room */
+        }
         if (m == PCRE2_ERROR_NOMATCH) break;
         if (m < 0) {
             PCRE2_UCHAR msg[256];

@@ -91,7 +91,7 @@ int q35_tokenize_append(const q35_tokenizer *t, const char *text, size_t len, q3
     q35_err local;
     if (!e) e = &local; /* errors travel through c.e: give them somewhere to land */
     q35_err_clear(e);
-    tok_encode_ctx c = {.t = t, .out = out, .e = e, .mode = mode};
+    tok_encode_ctx c = {.t = t, .out = out, .e = e, .mode = mode, .text_len = len};
     int rc = tok_pretok_ctx_init(&c);
     if (!rc) rc = tok_added_split(&c, &t->added_raw, mode, text, len, encode_raw);
     tok_pretok_ctx_free(&c);

@@ -159,6 +159,7 @@ typedef struct tok_encode_ctx {
     q35_tokens *out;
     q35_err *e;
     q35_added_mode mode;
+    size_t text_len;           /* of the whole call: sizes the word cache */
     q35_tok_piece_fn piece_fn; /* set by q35_tok_pretokenize: pieces go here, not to BPE */
     void *piece_ud;
     pcre2_match_data *md[TOK_MAX_PRETOK];
