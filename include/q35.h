@@ -597,7 +597,8 @@ typedef struct q35_reply {
     int reused_tokens;     /* prompt tokens restored from a snapshot */
     int prefilled_tokens;  /* prompt tokens computed for this reply */
     int dropped_turns;     /* turns dropped from the history to make room */
-    double prefill_ms;     /* restoring + prefill */
+    double prefill_ms;     /* from the call to the end of the prefill (render,
+                              restore, prefill) */
     double ttft_ms;        /* from the call to the first sampled id */
     double decode_ms;      /* from the first sampled id to the end */
     double tok_s;          /* ids after the first / decode time */
@@ -625,8 +626,9 @@ typedef struct q35_chat_settings {
  * none; copied). `tok` is the model's tokenizer, borrowed (it must outlive
  * the chat; one tokenizer may serve many chats at once); NULL loads it from
  * the model's directory (tokenizer.json) and the chat owns it. `settings`
- * may be NULL (defaults). Nothing is computed yet (see q35_chat_prepare). Returns NULL and
- * fills `e` on failure. Caller frees with q35_chat_free. */
+ * may be NULL (defaults). Nothing is computed yet (see q35_chat_prepare).
+ * Returns NULL and fills `e` on failure. Caller frees with q35_chat_free
+ * (before the model is freed). */
 q35_chat *q35_chat_new(const q35_model *m, const q35_tokenizer *tok, const char *system_prompt,
                        const q35_chat_settings *settings, q35_err *e);
 void q35_chat_free(q35_chat *c);
@@ -697,7 +699,7 @@ typedef struct q35_chat_stats {
     int context_tokens;     /* positions held by the state now */
     int n_snapshots;        /* snapshots held now */
     size_t memory_bytes;    /* state + snapshots held now */
-    int64_t prefilled_tokens; /* prompt tokens computed */
+    int64_t prefilled_tokens; /* prompt tokens computed (turns and prepare) */
     int64_t reused_tokens;    /* prompt tokens restored from snapshots */
     int64_t generated_tokens; /* ids generated (forced included) */
     int64_t dropped_turns;    /* turns dropped to fit the context */
