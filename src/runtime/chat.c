@@ -28,6 +28,7 @@
 #include "forward/forward.h"
 #include "model/model.h"
 #include "runtime/conversation.h"
+#include "runtime/eos_ids.h"
 #include "runtime/generate.h"
 #include "runtime/id_list.h"
 #include "runtime/sampler.h"
@@ -38,7 +39,6 @@
 /* Tokens per evaluation of a long prompt: cancel is checked between them. A
  * multiple of the forward pass's own chunk, so it adds no weight pass. */
 #define PREFILL_CHUNK (2 * Q35_MAX_BATCH)
-#define MAX_EOS 16
 #define MAX_THINK_END 16
 
 struct q35_chat {
@@ -55,8 +55,7 @@ struct q35_chat {
     float *logits; /* [n_logits] */
     int n_logits, n_valid;
 
-    int32_t eos[MAX_EOS];
-    int n_eos;
+    q35_eos_ids eos;
     int32_t think_end[MAX_THINK_END];
     int n_think_end;
 
@@ -65,13 +64,6 @@ struct q35_chat {
 };
 
 /* ------------------------------------------------------------ creation */
-
-static void add_eos(q35_chat *c, int32_t id) {
-    if (id < 0 || id >= c->n_logits || c->n_eos == MAX_EOS) return;
-    for (int i = 0; i < c->n_eos; i++)
-        if (c->eos[i] == id) return;
-    c->eos[c->n_eos++] = id;
-}
 
 static q35_tokenizer *load_model_tokenizer(const q35_model *m, q35_err *e) {
     q35_model_info info;
@@ -148,12 +140,7 @@ q35_chat *q35_chat_new(const q35_model *m, const q35_tokenizer *tok, const char 
         q35_err_set(e, Q35_ENOMEM, "q35_chat_new: out of memory for logits");
         goto fail;
     }
-    /* eos ids: the config's, the tokenizer's, and the chat format's own */
-    for (int i = 0; i < m->cfg.n_eos; i++)
-        add_eos(c, m->cfg.eos_ids[i]);
-    add_eos(c, q35_tokenizer_eos(c->tok));
-    add_eos(c, q35_token_id(c->tok, "<|im_end|>"));
-    add_eos(c, q35_token_id(c->tok, "<|endoftext|>"));
+    q35_eos_ids_collect(&c->eos, m, c->tok, c->n_logits);
 
     static const char think_end[] = "\n</think>\n\n";
     int32_t *ids = NULL;
@@ -433,8 +420,8 @@ int q35_chat_generate(q35_chat *c, const char *user, const q35_sampling *s, q35_
             .tok = c->tok,
             .n_logits = c->n_logits,
             .n_valid = c->n_valid,
-            .eos = c->eos,
-            .n_eos = c->n_eos,
+            .eos = c->eos.ids,
+            .n_eos = c->eos.n,
             .think_end = c->think_end,
             .n_think_end = c->n_think_end,
             .cancel = &c->cancel,

@@ -245,6 +245,51 @@ static void test_sampling(void **st) {
     q35_chat_free(b);
 }
 
+/* generation_config.json's eos ids end a reply too: a copy of tiny-chat
+ * whose generation config lists the first id the model picks stops right
+ * there. */
+static void test_generation_config_eos(void **st) {
+    (void)st;
+    q35_sampling s = greedy(5, false);
+    q35_reply r;
+    assert_int_equal(q35_generate(g_model, g_tok, NULL, "Hi", &s, NULL, NULL, &r, NULL), Q35_OK);
+    assert_int_equal(r.n_ids, 5);
+    const int32_t first = r.ids[0];
+    q35_reply_free(&r);
+
+    char dir[] = "/tmp/q35-gencfg-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *files[] = {"config.json", "model.safetensors", "tokenizer.json",
+                           "tokenizer_config.json"};
+    char a[512], b[512];
+    for (int i = 0; i < 4; i++) {
+        snprintf(a, sizeof a, "%s/%s", TINY_CHAT, files[i]);
+        snprintf(b, sizeof b, "%s/%s", dir, files[i]);
+        assert_int_equal(symlink(a, b), 0);
+    }
+    snprintf(b, sizeof b, "%s/generation_config.json", dir);
+    FILE *f = fopen(b, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"eos_token_id\": [151645, %d]}\n", first);
+    fclose(f);
+    q35_model *m = q35_model_load(dir, NULL, NULL);
+    assert_non_null(m);
+    assert_int_equal(q35_generate(m, g_tok, NULL, "Hi", &s, NULL, NULL, &r, NULL), Q35_OK);
+    assert_int_equal(r.n_ids, 1);
+    assert_int_equal(r.ids[0], first);
+    assert_true(r.stopped_at_eos);
+    assert_int_equal(r.answer_len, 0);
+    q35_reply_free(&r);
+    q35_model_free(m);
+    for (int i = 0; i < 4; i++) {
+        snprintf(b, sizeof b, "%s/%s", dir, files[i]);
+        unlink(b);
+    }
+    snprintf(b, sizeof b, "%s/generation_config.json", dir);
+    unlink(b);
+    rmdir(dir);
+}
+
 /* The one-shot form gives what a fresh conversation gives. */
 static void test_one_shot(void **st) {
     (void)st;
@@ -314,6 +359,7 @@ int main(void) {
         cmocka_unit_test(test_context_full),
         cmocka_unit_test(test_stop_string),
         cmocka_unit_test(test_sampling),
+        cmocka_unit_test(test_generation_config_eos),
         cmocka_unit_test(test_one_shot),
         cmocka_unit_test(test_bad_calls),
     };
