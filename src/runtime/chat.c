@@ -36,9 +36,9 @@
 
 #define DEFAULT_N_CTX 4096
 #define DEFAULT_SNAPSHOTS 2
-/* Tokens per evaluation of a long prompt: cancel is checked between them. A
- * multiple of the forward pass's own chunk, so it adds no weight pass. */
-#define PREFILL_CHUNK (2 * Q35_MAX_BATCH)
+/* Tokens per evaluation of a long prompt: cancel is checked between them.
+ * The forward pass's own chunk, so it adds no weight pass. */
+#define PREFILL_CHUNK Q35_MAX_BATCH
 #define MAX_THINK_END 16
 
 struct q35_chat {
