@@ -146,6 +146,17 @@ q35_snapshot *q35_state_snapshot(const q35_state *s, q35_err *e);
  * valid and may be restored again. Fails if snap came from another model or
  * a state of a different n_ctx smaller than the snapshot's position. */
 int q35_state_restore(q35_state *s, const q35_snapshot *snap, q35_err *e);
+
+/* q35_state_eval that also takes snapshots inside the evaluation: snaps[i]
+ * receives the state as it stands after the first at[i] of the n tokens
+ * (1 <= at[i] <= n, strictly increasing, at most 64 points), as
+ * q35_state_snapshot would between pieces fed separately — but the tokens
+ * go through in one pass (each weight streamed once per chunk, not once
+ * per piece). Caller frees each snapshot with q35_snapshot_free. On any
+ * failure no snapshot is returned and the state is unchanged. */
+int q35_state_eval_snapshots(const q35_model *m, q35_state *s, const int32_t *ids, int n,
+                             float *logits, bool all_logits, const int *at, int n_at,
+                             q35_snapshot **snaps, q35_err *e);
 int q35_snapshot_pos(const q35_snapshot *snap);
 size_t q35_snapshot_bytes(const q35_snapshot *snap);
 void q35_snapshot_free(q35_snapshot *snap);

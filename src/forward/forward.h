@@ -55,6 +55,14 @@ typedef struct q35_scratch {
     float *work;   /* [n_threads, dv] */
 } q35_scratch;
 
+/* A snapshot to fill during an evaluation: the state as it stands after
+ * position pos (q35_state_eval_snapshots). */
+typedef struct q35_capture {
+    int pos;
+    q35_snapshot *snap;
+} q35_capture;
+#define Q35_MAX_CAPTURES 64
+
 struct q35_state {
     const q35_model *model;
     unsigned model_generation; /* the load this state was made for */
@@ -67,7 +75,13 @@ struct q35_state {
     size_t mem_bytes;
     float *kv_mem; /* the KV caches, [n_attn_layers, 2, n_ctx, nkv*d] */
     size_t kv_bytes;
+    const q35_capture *caps; /* during q35_state_eval_snapshots only */
+    int n_caps;
 };
+
+/* Where layer `layer`'s part (0: conv window or keys, 1: recurrent state or
+ * values) sits in a snapshot's flat data. */
+float *q35_snapshot_part(q35_snapshot *snap, const q35_state *s, int layer, int part);
 
 /* Runs T (1 <= T <= max_batch) tokens, already validated, at s->pos, and
  * advances s->pos by T. logits: [T, V] rows when all_logits, else the last

@@ -17,6 +17,11 @@ typedef struct gdn_job {
     const q35_layer *L;
     float *S; /* the layer's [nv, dk, dv] */
     int T;
+    /* snapshots inside this chunk: after token cap_t[i] (1..T), S goes to
+     * cap_S[i] */
+    int n_cap;
+    int cap_t[Q35_MAX_CAPTURES];
+    float *cap_S[Q35_MAX_CAPTURES];
 } gdn_job;
 
 /* For value heads [j0, j1): the recurrence over the chunk's tokens, then
@@ -35,9 +40,19 @@ static void gdn_heads(void *ctx, int64_t j0, int64_t j1, int tid) {
         const float *v = sc->qkv + 2 * nk * dk + j * dv;
         float *o = sc->o + j * dv;
         int64_t ldo = (int64_t)nv * dv;
-        /* per token: S = exp(g) S;  u = beta (v - S^T k);  S += k u^T;  o = S^T q */
-        k->gdn_scan(g->S + j * dk * dv, dk, dv, g->T, q, kk, C, v, C, sc->ga + j, sc->gb + j, nv, o,
-                    ldo, work);
+        /* per token: S = exp(g) S;  u = beta (v - S^T k);  S += k u^T;  o = S^T q
+         * (in pieces where a snapshot wants S in between) */
+        float *S = g->S + j * dk * dv;
+        int t0 = 0;
+        for (int i = 0; i <= g->n_cap; i++) {
+            int t1 = i < g->n_cap ? g->cap_t[i] : g->T;
+            if (t1 > t0)
+                k->gdn_scan(S, dk, dv, t1 - t0, q + t0 * C, kk + t0 * C, C, v + t0 * C, C,
+                            sc->ga + j + t0 * nv, sc->gb + j + t0 * nv, nv, o + t0 * ldo, ldo,
+                            work);
+            if (i < g->n_cap) memcpy(g->cap_S[i] + j * dk * dv, S, (size_t)dk * dv * sizeof(float));
+            t0 = t1;
+        }
         /* o = rms(o) * w_norm * silu(z) */
         for (int t = 0; t < g->T; t++) {
             float *ot = o + t * ldo;
@@ -84,6 +99,15 @@ void q35_gdn_forward(const q35_model *m, q35_state *s, int layer, int T) {
             sc->conv_t[(int64_t)j * C + ch] = L->conv_w[(int64_t)ch * K + j];
     causal_conv(k, sc->win, sc->conv_t, T, K, C, sc->qkv);
     memcpy(ls->conv, sc->win + (int64_t)T * C, (size_t)(K - 1) * C * sizeof(float));
+    gdn_job job = {m, s, L, ls->ssm, T, 0, {0}, {0}};
+    for (int i = 0; i < s->n_caps; i++) { /* snapshots after token p of this chunk */
+        int p = s->caps[i].pos - s->pos;
+        if (p < 1 || p > T) continue;
+        memcpy(q35_snapshot_part(s->caps[i].snap, s, layer, 0), sc->win + (int64_t)p * C,
+               (size_t)(K - 1) * C * sizeof(float));
+        job.cap_t[job.n_cap] = p;
+        job.cap_S[job.n_cap++] = q35_snapshot_part(s->caps[i].snap, s, layer, 1);
+    }
     k->silu(sc->qkv, sc->qkv, T * C);
 
     /* q, k: L2-normalized per head, q scaled by 1/sqrt(dk);
@@ -102,7 +126,6 @@ void q35_gdn_forward(const q35_model *m, q35_state *s, int layer, int T) {
     }
 
     /* the recurrence and output gate, per value head */
-    gdn_job job = {m, s, L, ls->ssm, T};
     q35_threadpool_for(s->pool, nv, 1, gdn_heads, &job);
 
     /* out = W_out_proj o */

@@ -190,62 +190,70 @@ static int state_matches(const q35_model *m, const q35_state *s, const char *wha
 
 int q35_state_eval(const q35_model *m, q35_state *s, const int32_t *ids, int n, float *logits,
                    bool all_logits, q35_err *e) {
-    int rc = state_matches(m, s, "q35_state_eval", e);
-    if (rc) return rc;
-    if (n < 1 || !ids) return q35_err_set(e, Q35_EINVAL, "q35_state_eval: no tokens");
-    int V = m->cfg.vocab_size;
-    for (int i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= V)
-            return q35_err_set(e, Q35_EINVAL,
-                               "q35_state_eval: token %d (id %d) is outside the vocabulary 0..%d",
-                               i, ids[i], V - 1);
-    if (n > s->n_ctx - s->pos)
-        return q35_err_set(e, Q35_EOVERFLOW,
-                           "q35_state_eval: %d tokens at position %d do not fit in %d positions", n,
-                           s->pos, s->n_ctx);
-    for (int off = 0; off < n; off += s->max_batch) {
-        int T = n - off < s->max_batch ? n - off : s->max_batch;
-        bool last = off + T == n;
-        float *out = NULL;
-        if (logits && all_logits)
-            out = logits + (size_t)off * V;
-        else if (logits && last)
-            out = logits;
-        q35_forward(m, s, ids + off, T, out, all_logits);
-    }
-    return Q35_OK;
+    return q35_state_eval_snapshots(m, s, ids, n, logits, all_logits, NULL, 0, NULL, e);
 }
 
 /* ------------------------------------------------------------ snapshots */
 
-/* Copies between the state and a flat buffer (to_snap: state -> buf). */
-static size_t copy_state(const q35_state *s, float *buf, int pos, bool to_snap) {
+/* The flat form of a state at position P: per layer, two parts — the conv
+ * window and the recurrent state (DeltaNet) or the keys and values of
+ * positions < P (attention). */
+static size_t part_len(const q35_state *s, int P, int l, int part) {
     const q35_config *c = &s->model->cfg;
-    size_t C = (size_t)q35_config_conv_channels(c);
-    size_t conv = (size_t)(c->conv_kernel - 1) * C;
-    size_t ssm = (size_t)c->lin_v_heads * c->lin_k_dim * c->lin_v_dim;
-    size_t kv = (size_t)pos * c->n_kv_heads * c->head_dim;
+    if (s->layers[l].kc) return (size_t)P * c->n_kv_heads * c->head_dim;
+    if (part == 0) return (size_t)(c->conv_kernel - 1) * q35_config_conv_channels(c);
+    return (size_t)c->lin_v_heads * c->lin_k_dim * c->lin_v_dim;
+}
+
+static size_t part_offset(const q35_state *s, int P, int l, int part) {
     size_t off = 0;
-    for (int l = 0; l < c->n_layers; l++) {
-        const q35_layer_state *ls = &s->layers[l];
-        float *parts[2] = {ls->conv, ls->ssm};
-        size_t sizes[2] = {conv, ssm};
-        if (ls->kc) { /* an attention layer */
-            parts[0] = ls->kc;
-            parts[1] = ls->vc;
-            sizes[0] = sizes[1] = kv;
+    for (int i = 0; i < l; i++)
+        off += part_len(s, P, i, 0) + part_len(s, P, i, 1);
+    return part ? off + part_len(s, P, l, 0) : off;
+}
+
+static float *part_in_state(const q35_state *s, int l, int part) {
+    const q35_layer_state *ls = &s->layers[l];
+    if (ls->kc) return part ? ls->vc : ls->kc;
+    return part ? ls->ssm : ls->conv;
+}
+
+float *q35_snapshot_part(q35_snapshot *snap, const q35_state *s, int layer, int part) {
+    return snap->data + part_offset(s, snap->pos, layer, part);
+}
+
+/* Copies between the state and a flat buffer (to_snap: state -> buf);
+ * returns the size of the flat form. */
+static size_t copy_state(const q35_state *s, float *buf, int pos, bool to_snap) {
+    int L = s->model->cfg.n_layers;
+    for (int l = 0; l < L && buf; l++)
+        for (int part = 0; part < 2; part++) {
+            size_t n = part_len(s, pos, l, part);
+            float *flat = buf + part_offset(s, pos, l, part), *live = part_in_state(s, l, part);
+            if (!n) continue;
+            if (to_snap)
+                memcpy(flat, live, n * sizeof(float));
+            else
+                memcpy(live, flat, n * sizeof(float));
         }
-        for (int i = 0; i < 2; i++) {
-            if (buf && sizes[i]) {
-                if (to_snap)
-                    memcpy(buf + off, parts[i], sizes[i] * sizeof(float));
-                else
-                    memcpy(parts[i], buf + off, sizes[i] * sizeof(float));
-            }
-            off += sizes[i];
-        }
-    }
-    return off;
+    return L ? part_offset(s, pos, L - 1, 1) + part_len(s, pos, L - 1, 1) : 0;
+}
+
+/* An empty snapshot of the state at position P (contents to be filled). */
+static q35_snapshot *snapshot_alloc(const q35_state *s, int P, q35_err *e) {
+    q35_snapshot *snap = calloc(1, sizeof *snap);
+    if (!snap) goto oom;
+    snap->model = s->model;
+    snap->model_generation = s->model_generation;
+    snap->pos = P;
+    snap->n_floats = copy_state(s, NULL, P, true);
+    snap->data = malloc(snap->n_floats ? snap->n_floats * sizeof(float) : 1);
+    if (!snap->data) goto oom;
+    return snap;
+oom:
+    q35_snapshot_free(snap);
+    q35_err_set(e, Q35_ENOMEM, "snapshot: out of memory");
+    return NULL;
 }
 
 q35_snapshot *q35_state_snapshot(const q35_state *s, q35_err *e) {
@@ -253,20 +261,9 @@ q35_snapshot *q35_state_snapshot(const q35_state *s, q35_err *e) {
         q35_err_set(e, Q35_EINVAL, "q35_state_snapshot: no state");
         return NULL;
     }
-    q35_snapshot *snap = calloc(1, sizeof *snap);
-    if (!snap) goto oom;
-    snap->model = s->model;
-    snap->model_generation = s->model_generation;
-    snap->pos = s->pos;
-    snap->n_floats = copy_state(s, NULL, s->pos, true);
-    snap->data = malloc(snap->n_floats ? snap->n_floats * sizeof(float) : 1);
-    if (!snap->data) goto oom;
-    copy_state(s, snap->data, s->pos, true);
+    q35_snapshot *snap = snapshot_alloc(s, s->pos, e);
+    if (snap) copy_state(s, snap->data, s->pos, true);
     return snap;
-oom:
-    q35_snapshot_free(snap);
-    q35_err_set(e, Q35_ENOMEM, "q35_state_snapshot: out of memory");
-    return NULL;
 }
 
 int q35_state_restore(q35_state *s, const q35_snapshot *snap, q35_err *e) {
@@ -296,4 +293,76 @@ void q35_snapshot_free(q35_snapshot *snap) {
     if (!snap) return;
     free(snap->data);
     free(snap);
+}
+
+/* ------------------------------------- evaluation with snapshots inside */
+
+static q35_snapshot *snapshot_alloc(const q35_state *s, int P, q35_err *e);
+
+int q35_state_eval_snapshots(const q35_model *m, q35_state *s, const int32_t *ids, int n,
+                             float *logits, bool all_logits, const int *at, int n_at,
+                             q35_snapshot **snaps, q35_err *e) {
+    const char *what = n_at ? "q35_state_eval_snapshots" : "q35_state_eval";
+    int rc = state_matches(m, s, what, e);
+    if (rc) return rc;
+    if (n < 1 || !ids) return q35_err_set(e, Q35_EINVAL, "%s: no tokens", what);
+    int V = m->cfg.vocab_size;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return q35_err_set(e, Q35_EINVAL,
+                               "%s: token %d (id %d) is outside the vocabulary 0..%d", what, i,
+                               ids[i], V - 1);
+    if (n > s->n_ctx - s->pos)
+        return q35_err_set(e, Q35_EOVERFLOW,
+                           "%s: %d tokens at position %d do not fit in %d positions", what, n,
+                           s->pos, s->n_ctx);
+    if (n_at < 0 || n_at > n || (n_at > 0 && (!at || !snaps)))
+        return q35_err_set(e, Q35_EINVAL, "%s: bad snapshot list", what);
+    for (int i = 0; i < n_at; i++)
+        if (at[i] < 1 || at[i] > n || (i > 0 && at[i] <= at[i - 1]))
+            return q35_err_set(e, Q35_EINVAL,
+                               "%s: snapshot point %d (%d) is not in 1..%d or not increasing", what,
+                               i, at[i], n);
+
+    /* every snapshot is allocated before anything runs, so a failure leaves
+     * the state as it was */
+    q35_capture caps[Q35_MAX_CAPTURES];
+    if (n_at > Q35_MAX_CAPTURES)
+        return q35_err_set(e, Q35_EINVAL, "%s: more than %d snapshot points", what,
+                           Q35_MAX_CAPTURES);
+    for (int i = 0; i < n_at; i++) {
+        caps[i].pos = s->pos + at[i];
+        caps[i].snap = snapshot_alloc(s, caps[i].pos, e);
+        if (!caps[i].snap) {
+            for (int j = 0; j < i; j++)
+                q35_snapshot_free(caps[j].snap);
+            return e ? e->code : Q35_ENOMEM;
+        }
+    }
+    s->caps = caps;
+    s->n_caps = n_at;
+    for (int off = 0; off < n; off += s->max_batch) {
+        int T = n - off < s->max_batch ? n - off : s->max_batch;
+        bool last = off + T == n;
+        float *out = NULL;
+        if (logits && all_logits)
+            out = logits + (size_t)off * V;
+        else if (logits && last)
+            out = logits;
+        q35_forward(m, s, ids + off, T, out, all_logits);
+    }
+    s->caps = NULL;
+    s->n_caps = 0;
+    /* DeltaNet parts were captured during the pass; the attention parts are
+     * the cache rows below each point, untouched since */
+    for (int i = 0; i < n_at; i++) {
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            if (!s->layers[l].kc) continue;
+            for (int part = 0; part < 2; part++)
+                memcpy(q35_snapshot_part(caps[i].snap, s, l, part), part_in_state(s, l, part),
+                       part_len(s, caps[i].pos, l, part) * sizeof(float));
+        }
+        snaps[i] = caps[i].snap;
+    }
+    return Q35_OK;
 }

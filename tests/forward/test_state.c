@@ -6,6 +6,8 @@
  *    a time (within float32 tolerance), and a prompt longer than one chunk
  *    vs the same prompt in pieces;
  *  - results do not depend on the thread count (bit for bit);
+ *  - snapshots taken inside one evaluation equal the state after their
+ *    prefix;
  *  - bad ids and overflow fail and leave the state unchanged. */
 #include <math.h>
 #include <setjmp.h>
@@ -126,6 +128,83 @@ static void test_snapshot_restore(void **st) {
     }
 }
 
+/* Snapshots taken inside one evaluation (across chunk boundaries): each is
+ * the state after its point — continuing from it matches continuing from a
+ * state fed just that prefix; the one at the end is bit-identical to a
+ * q35_state_snapshot taken after the evaluation; bad points fail cleanly. */
+static void test_eval_snapshots(void **st) {
+    (void)st;
+    const char *models[] = {"tiny-a", "tiny-b"};
+    for (int mi = 0; mi < 2; mi++) {
+        q35_model *m = load(models[mi], 2);
+        int V = vocab(m);
+        q35_err e = {0};
+        enum { N = Q35_MAX_BATCH + 40, B = 9 };
+        int32_t ids[N], more[B];
+        make_ids(ids, N, V, 21 + mi);
+        make_ids(more, B, V, 5);
+        int at[] = {1, 37, Q35_MAX_BATCH, Q35_MAX_BATCH + 1, N};
+        enum { NA = sizeof at / sizeof *at };
+        q35_snapshot *snaps[NA] = {0};
+        q35_state *s = q35_state_new(m, 3 + N + B, &e), *r = q35_state_new(m, 3 + N + B, &e);
+        assert_non_null(s);
+        assert_non_null(r);
+        float *got = malloc((size_t)B * V * 4), *want = malloc((size_t)B * V * 4);
+        assert_int_equal(q35_state_eval(m, s, more, 3, NULL, false, &e), 0); /* not at 0 */
+        assert_int_equal(q35_state_eval_snapshots(m, s, ids, N, NULL, false, at, NA, snaps, &e), 0);
+        assert_int_equal(q35_state_pos(s), 3 + N);
+        for (int i = 0; i < NA; i++) {
+            assert_non_null(snaps[i]);
+            assert_int_equal(q35_snapshot_pos(snaps[i]), 3 + at[i]);
+            /* continue from the snapshot ... */
+            assert_int_equal(q35_state_restore(r, snaps[i], &e), 0);
+            assert_int_equal(q35_state_eval(m, r, more, B, got, true, &e), 0);
+            /* ... vs from a state fed exactly that prefix */
+            q35_state_clear(r);
+            assert_int_equal(q35_state_eval(m, r, more, 3, NULL, false, &e), 0);
+            assert_int_equal(q35_state_eval(m, r, ids, at[i], NULL, false, &e), 0);
+            assert_int_equal(q35_state_eval(m, r, more, B, want, true, &e), 0);
+            double d = rel_diff(got, want, (size_t)B * V);
+            printf("%s: snapshot after %d of %d: continuation differs by %.2e\n", models[mi], at[i],
+                   N, d);
+            assert_true(d < 1e-5);
+        }
+        /* the last one is the state after the evaluation, bit for bit */
+        q35_snapshot *end = q35_state_snapshot(s, &e);
+        assert_non_null(end);
+        assert_int_equal(q35_state_restore(r, snaps[NA - 1], &e), 0);
+        assert_int_equal(q35_state_eval(m, r, more, B, got, true, &e), 0);
+        assert_int_equal(q35_state_restore(r, end, &e), 0);
+        assert_int_equal(q35_state_eval(m, r, more, B, want, true, &e), 0);
+        assert_memory_equal(got, want, (size_t)B * V * 4);
+        assert_int_equal(q35_snapshot_bytes(end), q35_snapshot_bytes(snaps[NA - 1]));
+        /* bad points: refused, state unchanged, nothing returned */
+        int bad1[] = {5, 5}, bad2[] = {0}, bad3[] = {B + 1};
+        q35_snapshot *none[2] = {NULL, NULL};
+        q35_state_clear(r);
+        assert_int_equal(q35_state_eval(m, r, more, 2, NULL, false, &e), 0);
+        int pos = q35_state_pos(r);
+        assert_int_equal(q35_state_eval_snapshots(m, r, more, B, NULL, false, bad1, 2, none, &e),
+                         Q35_EINVAL);
+        assert_int_equal(q35_state_eval_snapshots(m, r, more, B, NULL, false, bad2, 1, none, &e),
+                         Q35_EINVAL);
+        assert_int_equal(q35_state_eval_snapshots(m, r, more, B, NULL, false, bad3, 1, none, &e),
+                         Q35_EINVAL);
+        assert_int_equal(q35_state_eval_snapshots(m, r, more, B, NULL, false, bad2, 1, NULL, &e),
+                         Q35_EINVAL);
+        assert_null(none[0]);
+        assert_int_equal(q35_state_pos(r), pos);
+        for (int i = 0; i < NA; i++)
+            q35_snapshot_free(snaps[i]);
+        q35_snapshot_free(end);
+        free(got);
+        free(want);
+        q35_state_free(s);
+        q35_state_free(r);
+        q35_model_free(m);
+    }
+}
+
 /* T tokens through prefill vs one by one through decode, and a prompt
  * longer than one chunk (Q35_MAX_BATCH) vs odd pieces. */
 static void test_prefill_equals_decode(void **st) {
@@ -242,9 +321,8 @@ static void test_errors(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_snapshot_restore),
-        cmocka_unit_test(test_prefill_equals_decode),
-        cmocka_unit_test(test_thread_count_independent),
+        cmocka_unit_test(test_snapshot_restore), cmocka_unit_test(test_prefill_equals_decode),
+        cmocka_unit_test(test_eval_snapshots),   cmocka_unit_test(test_thread_count_independent),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
