@@ -495,15 +495,18 @@ int q35_hub_resolve(const char *path_or_repo, const q35_hub_opts *opts, char **l
  * earlier turns keep only their answer, as the template does.
  *
  * Prompt caching: a q35_chat keeps one q35_state and snapshots of it at
- * turn boundaries: the end of the system prompt, and the start of the
- * latest user messages ("the conversation so far"). A turn re-renders the
- * whole conversation, restores the snapshot with the longest token prefix
- * of it and feeds only the rest, so the reply is the one a from-scratch
- * render would give, token for token, while the system prompt is computed
- * once per conversation. After a reply, q35_chat_prepare computes the next
+ * turn boundaries: the end of the system prompt, the start and the end of
+ * the latest user message (taken inside the prefill's single pass, at no
+ * extra cost in weight reads), and "the conversation so far" made by
+ * q35_chat_prepare. A turn re-renders the whole conversation, restores the
+ * snapshot with the longest token prefix of it and feeds only the rest, so
+ * the reply is the one a from-scratch render would give, token for token,
+ * while the system prompt is computed once per conversation. After a
+ * reply, q35_chat_prepare computes the next
  * turn's starting point in idle time (the answer re-rendered into the
  * history); a prepared turn then prefills only its new message and the
- * generation prompt. Without it, the next turn does that work itself.
+ * generation prompt. Without it, the next turn starts from the end of the
+ * previous user message and computes the re-rendered answer itself.
  *
  * Context overflow policy: a turn needs room for its prompt plus
  * max_tokens (plus the forced "\n</think>\n\n" when thinking with a budget).
@@ -627,7 +630,8 @@ typedef enum q35_overflow_policy {
 typedef struct q35_chat_settings {
     int n_ctx;         /* context positions; 0 = 4096 (or the model's max) */
     int max_snapshots; /* turn snapshots kept besides the system prompt's;
-                          0 = 2 (the starts of the last two user messages),
+                          0 = 3 (the last turn's start and end, and the
+                          prepared conversation so far),
                           -1 = no caching at all: every turn prefills its
                           whole prompt (q35_chat_prepare does nothing) */
     q35_overflow_policy overflow;

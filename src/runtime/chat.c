@@ -10,15 +10,17 @@
  * them:
  *   - the end of the system prompt's block (pinned: kept for the chat's
  *     life, also across reset);
- *   - the start of a user message: "the conversation so far", which the
- *     next turn (and a regenerate or edit of this one) starts from.
- * A cut inside a prompt splits its prefill in two evaluations, and each
- * evaluation streams every weight once (a decode step's worth of time), so
- * the turn itself cuts only where it must. q35_chat_prepare makes the next
- * turn's starting snapshot ahead of time, in idle time (after a reply, the
- * answer is re-rendered without its think block, so the state left by the
- * reply is not a prefix of the next render): a prepared turn feeds its new
- * message and the generation prompt in one evaluation and nothing else.
+ *   - the start of the user message (a regenerate or an edit of the turn
+ *     starts from here);
+ *   - its end, where the generation prompt starts (the next turn starts
+ *     from here: after it, the next render differs, since the answer is
+ *     re-rendered without its think block).
+ * The snapshots are taken inside the prefill's single pass
+ * (q35_state_eval_snapshots): splitting the prefill instead would stream
+ * every weight once more per cut. q35_chat_prepare goes one step further in
+ * idle time: it computes "the conversation so far" (the answer re-rendered
+ * into the history) and snapshots it, so that a prepared turn feeds only
+ * its new message and the generation prompt.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +37,7 @@
 #include "runtime/snapshot_cache.h"
 
 #define DEFAULT_N_CTX 4096
-#define DEFAULT_SNAPSHOTS 2
+#define DEFAULT_SNAPSHOTS 3
 /* Tokens per evaluation of a long prompt: cancel is checked between them.
  * The forward pass's own chunk, so it adds no weight pass. */
 #define PREFILL_CHUNK Q35_MAX_BATCH
@@ -226,10 +228,15 @@ static int restore_best(q35_chat *c, const int32_t *ids, int n, int max_len, q35
     return 0;
 }
 
-/* Feeds ids[from..to) (from == the state's position); with want_logits the
- * last position's logits land in c->logits. Checks cancel between chunks. */
-static int feed_range(q35_chat *c, const int32_t *ids, int from, int to, bool want_logits,
-                      bool *cancelled, q35_err *e) {
+/* Feeds ids[from..to) (from == the state's position) in chunks of
+ * PREFILL_CHUNK, checking cancel between them; snapshots the state after
+ * each of the cuts (ascending, inside (from, to]) within the same pass and
+ * caches them (pinned[i] for the system prompt's). With want_logits the
+ * last position's logits land in c->logits. */
+static int feed_range(q35_chat *c, const int32_t *ids, int from, int to, const int *cuts,
+                      const bool *pinned, int n_cuts, bool want_logits, bool *cancelled,
+                      q35_err *e) {
+    int next_cut = 0;
     while (from < to) {
         if (atomic_load(&c->cancel)) {
             *cancelled = true;
@@ -237,49 +244,73 @@ static int feed_range(q35_chat *c, const int32_t *ids, int from, int to, bool wa
         }
         int n = to - from < PREFILL_CHUNK ? to - from : PREFILL_CHUNK;
         bool last = from + n == to;
-        int rc = q35_state_eval(c->model, c->state, ids + from, n,
-                                last && want_logits ? c->logits : NULL, false, e);
+        int at[8], k = 0;
+        bool pin[8];
+        q35_snapshot *snaps[8];
+        while (next_cut < n_cuts && cuts[next_cut] <= from + n && k < 8) {
+            pin[k] = pinned[next_cut];
+            at[k++] = cuts[next_cut++] - from;
+        }
+        int rc = q35_state_eval_snapshots(c->model, c->state, ids + from, n,
+                                          last && want_logits ? c->logits : NULL, false, at, k,
+                                          snaps, e);
         if (rc) return rc;
-        if (q35_ids_append(&c->ctx, ids + from, (size_t)n))
-            return q35_err_set(e, Q35_ENOMEM, "chat: out of memory");
+        if (q35_ids_append(&c->ctx, ids + from, (size_t)n)) { /* keep state and ids in step */
+            q35_state_clear(c->state);
+            c->ctx.n = 0;
+            rc = q35_err_set(e, Q35_ENOMEM, "chat: out of memory");
+        }
+        for (int i = 0; i < k; i++) { /* the cache takes each snapshot (or frees it) */
+            if (rc)
+                q35_snapshot_free(snaps[i]);
+            else
+                rc = q35_snap_cache_put(&c->cache, ids, from + at[i], snaps[i], pin[i], e);
+        }
+        if (rc) return rc;
         c->st.prefilled_tokens += n;
         from += n;
     }
     return Q35_OK;
 }
 
-static int cmp_int(const void *a, const void *b) {
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
-
 /* Feeds ids[0..n) into the state from the best cached prefix, snapshotting
- * at the cut points (cut[i] < n; pinned[i] marks the system prompt's).
- * Returns the reused length in *reused. */
+ * at the cut points not cached yet (cut[i] < n; pinned[i] marks the system
+ * prompt's) within the same pass. Returns the reused length in *reused. */
 static int prefill(q35_chat *c, const int32_t *ids, int n, const int *cuts, const bool *pinned,
                    int n_cuts, bool want_logits, int *reused, bool *cancelled, q35_err *e) {
     int from = restore_best(c, ids, n, want_logits ? n : n + 1, e);
     if (from < 0) return from;
     *reused = from;
     c->st.reused_tokens += from;
+    /* the cuts still to take, ascending, each once */
     int order[8], k = 0;
-    for (int i = 0; i < n_cuts && k < 8; i++)
-        if (cuts[i] > from && cuts[i] < n) order[k++] = cuts[i];
-    qsort(order, (size_t)k, sizeof *order, cmp_int);
-    for (int i = 0; i < k; i++) {
-        if (i && order[i] == order[i - 1]) continue;
-        int rc = feed_range(c, ids, from, order[i], false, cancelled, e);
-        if (rc || *cancelled) return rc;
-        from = order[i];
-        bool pin = false;
-        for (int j = 0; j < n_cuts; j++)
-            pin |= cuts[j] == from && pinned[j];
-        if (q35_snap_cache_has(&c->cache, ids, from)) continue;
-        q35_snapshot *s = q35_state_snapshot(c->state, e);
-        if (!s) return e ? e->code : Q35_ENOMEM;
-        if ((rc = q35_snap_cache_put(&c->cache, ids, from, s, pin, e))) return rc;
+    bool pin[8];
+    for (int i = 0; i < n_cuts && k < 8; i++) {
+        if (cuts[i] <= from || cuts[i] >= n || q35_snap_cache_has(&c->cache, ids, cuts[i]))
+            continue;
+        order[k] = cuts[i];
+        pin[k++] = pinned[i];
     }
-    return feed_range(c, ids, from, n, want_logits, cancelled, e);
+    for (int i = 1; i < k; i++) /* insertion sort of a handful */
+        for (int j = i; j > 0 && order[j - 1] > order[j]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+            bool b = pin[j];
+            pin[j] = pin[j - 1];
+            pin[j - 1] = b;
+        }
+    int m = 0;
+    for (int i = 0; i < k; i++) {
+        if (m && order[m - 1] == order[i]) {
+            pin[m - 1] |= pin[i];
+            continue;
+        }
+        order[m] = order[i];
+        pin[m++] = pin[i];
+    }
+    k = m;
+    return feed_range(c, ids, from, n, order, pin, k, want_logits, cancelled, e);
 }
 
 /* Index of the k-th <|im_start|> in p (0-based), or with from_end of the
@@ -379,18 +410,23 @@ int q35_chat_generate(q35_chat *c, const char *user, const q35_sampling *s, q35_
     int dropped = 0;
     if ((rc = fit_context(c, user, s, &p, &dropped, e))) goto done;
 
-    /* cut points: after the system prompt (pinned) and at the start of this
-     * user message (the block before the generation prompt's) */
-    int cuts[2], n_cuts = 0;
-    bool pinned[2];
+    /* cut points: after the system prompt (pinned), at the start of this
+     * user message (the block before the generation prompt's) and at its
+     * end (where the generation prompt starts) */
+    int cuts[3], n_cuts = 0;
+    bool pinned[3];
     int sys_end = system_end(c, &p);
     if (sys_end > 0) {
         cuts[n_cuts] = sys_end;
         pinned[n_cuts++] = true;
     }
-    int user_start = block_start(c, &p, 1, true);
+    int user_start = block_start(c, &p, 1, true), user_end = block_start(c, &p, 0, true);
     if (user_start > 0) {
         cuts[n_cuts] = user_start;
+        pinned[n_cuts++] = false;
+    }
+    if (user_end > 0) {
+        cuts[n_cuts] = user_end;
         pinned[n_cuts++] = false;
     }
     int reused = 0;

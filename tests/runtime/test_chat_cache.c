@@ -1,8 +1,8 @@
 /* test_chat_cache.c — prompt caching on the hybrid tiny-chat model: after
  * q35_chat_prepare, turn 2 prefills only its new user message and the
  * generation prompt (the re-rendered answer was computed by prepare);
- * without prepare it starts from the previous turn's start and computes
- * the rest; the system prompt is computed once per conversation (also
+ * without prepare it starts from the end of turn 1's message and computes
+ * only what is new; the system prompt is computed once per conversation (also
  * across reset); regenerate/edit after undo reuse the snapshot at the start
  * of the last user message; and every cached turn gives exactly the ids of
  * the same history replayed from scratch without any cache (thinking on,
@@ -75,18 +75,21 @@ static void test_turn2_prefills_only_new(void **st) {
     assert_int_equal(r1.prefilled_tokens, p1);
     assert_true(same_ids(&r1, &l1));
 
-    /* prepared: turn 2 prefills its user block and the generation prompt */
+    /* prepared: turn 2 prefills its user block and the generation prompt;
+     * prepare computed the answer re-rendered, from the end of turn 1's
+     * user message (where turn 1's generation prompt starts) */
     int p2 = prompt_len(c, u2, false);
     int start2 = user_start_of(c, u2, false);
+    const int end1 = p1 - gen_prompt_len(false);
     q35_chat_stats cs;
     q35_chat_get_stats(c, &cs);
     int64_t before = cs.prefilled_tokens;
     assert_int_equal(q35_chat_prepare(c, NULL), Q35_OK);
     q35_chat_get_stats(c, &cs);
-    assert_int_equal(cs.prefilled_tokens - before, start2 - sys); /* turn 1 re-rendered */
+    assert_int_equal(cs.prefilled_tokens - before, start2 - end1);
     assert_int_equal(q35_chat_prepare(c, NULL), Q35_OK); /* nothing new: nothing computed */
     q35_chat_get_stats(c, &cs);
-    assert_int_equal(cs.prefilled_tokens - before, start2 - sys);
+    assert_int_equal(cs.prefilled_tokens - before, start2 - end1);
     q35_reply r2 = turn(c, u2, &s);
     assert_int_equal(r2.prompt_tokens, p2);
     assert_int_equal(r2.reused_tokens, start2);
@@ -97,10 +100,13 @@ static void test_turn2_prefills_only_new(void **st) {
     assert_int_equal(cs.last_prefilled, r2.prefilled_tokens);
     assert_int_equal(cs.last_reused, start2);
 
-    /* not prepared: turn 2 starts from turn 1's start (the system prompt) */
+    /* not prepared: turn 2 starts from the end of turn 1's user message and
+     * prefills what is new: the re-rendered answer, the new message, the
+     * generation prompt */
     q35_reply l2 = turn(lazy, u2, &s);
-    assert_int_equal(l2.reused_tokens, sys);
-    assert_int_equal(l2.prefilled_tokens, p2 - sys);
+    assert_int_equal(l2.reused_tokens, end1);
+    assert_int_equal(l2.prefilled_tokens, p2 - end1);
+    assert_true(end1 > sys);
     assert_true(same_ids(&r2, &l2));
 
     /* both equal the same history from scratch */
@@ -160,11 +166,12 @@ static void test_regenerate_and_edit(void **st) {
     assert_int_equal(q35_chat_undo(c, NULL), Q35_OK);
     const int user_start = user_start_of(c, "Second question", false);
 
-    /* regenerate: same message, same (greedy) reply, only the turn computed */
+    /* regenerate: same message, same (greedy) reply; the snapshot at the
+     * end of the message matches, only the generation prompt is computed */
     q35_reply again = turn(c, "Second question", &s);
     assert_true(same_ids(&r2, &again));
-    assert_int_equal(again.reused_tokens, user_start);
-    assert_int_equal(again.prefilled_tokens, p2 - user_start);
+    assert_int_equal(again.reused_tokens, p2 - gen_prompt_len(false));
+    assert_int_equal(again.prefilled_tokens, gen_prompt_len(false));
 
     /* edit: another message; the snapshot at the start of the message
      * matches, only that turn is computed */
