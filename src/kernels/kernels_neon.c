@@ -78,8 +78,9 @@ static inline __attribute__((always_inline)) void tile_any(q35_dtype dt, const c
         T_(1, 2)
         T_(1, 3)
         T_(1, 4)
-        T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3) T_(3, 4) T_(4, 1) T_(4, 2)
-            T_(4, 3) T_(4, 4) default : break;
+        T_(2, 1)
+        T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3) T_(3, 4) T_(4, 1) T_(4, 2) T_(4, 3)
+            T_(4, 4) default : break;
     }
 #undef T_
 }
