@@ -135,6 +135,30 @@ static inline __attribute__((always_inline)) void tile_eo(const uint16_t *w, int
         _mm512_reduce_add_ps(acc[r][c]);
 }
 
+static inline __attribute__((always_inline)) void tile_eo_r(const uint16_t *w, int64_t ldw,
+                                                            const float *xp, int64_t ldxp,
+                                                            int64_t n, float *y, int64_t ldy,
+                                                            const int R, int C) {
+    switch (C) {
+    case 1: tile_eo(w, ldw, xp, ldxp, n, y, ldy, R, 1); break;
+    case 2: tile_eo(w, ldw, xp, ldxp, n, y, ldy, R, 2); break;
+    case 3: tile_eo(w, ldw, xp, ldxp, n, y, ldy, R, 3); break;
+    default: tile_eo(w, ldw, xp, ldxp, n, y, ldy, R, 4); break;
+    }
+}
+
+static inline __attribute__((always_inline)) void tile_eo_any(const uint16_t *w, int64_t ldw,
+                                                              const float *xp, int64_t ldxp,
+                                                              int64_t n, float *y, int64_t ldy,
+                                                              int R, int C) {
+    switch (R) {
+    case 1: tile_eo_r(w, ldw, xp, ldxp, n, y, ldy, 1, C); break;
+    case 2: tile_eo_r(w, ldw, xp, ldxp, n, y, ldy, 2, C); break;
+    case 3: tile_eo_r(w, ldw, xp, ldxp, n, y, ldy, 3, C); break;
+    default: tile_eo_r(w, ldw, xp, ldxp, n, y, ldy, 4, C); break;
+    }
+}
+
 static void matmul_eo(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
                       int64_t r1) {
     int64_t n = w->shape[1], ldxp = (n + 31) / 32 * 32;
@@ -148,36 +172,35 @@ static void matmul_eo(const q35_tensor *w, const q35_acts *a, float *y, int64_t 
             int C = T - t < TILE_C ? T - t : TILE_C;
             const float *xt = xp + t * ldxp;
             float *yt = y + t * ldy + o;
-#define T_(r, c)                                                                                   \
-    case (r)*8 + (c): tile_eo(wr, n, xt, ldxp, n, yt, ldy, r, c); break;
-            switch (R * 8 + C) {
-                T_(1, 1)
-                T_(1, 2) T_(1, 3) T_(1, 4) T_(2, 1) T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2)
-                    T_(3, 3) T_(3, 4) T_(4, 1) T_(4, 2) T_(4, 3) T_(4, 4) default : break;
-            }
-#undef T_
+            tile_eo_any(wr, n, xt, ldxp, n, yt, ldy, R, C);
         }
     }
 }
 
-/* Dispatches a tile with run-time (rows, tokens) <= (4, 4) to its
- * specialization for a constant dtype. */
+/* A tile with run-time (rows, tokens) <= (TILE_R, TILE_C) through its
+ * specialization: R and C must be constants inside tile() for its loops to
+ * unroll into registers. */
+static inline __attribute__((always_inline)) void tile_r(q35_dtype dt, const char *w, int64_t ldw,
+                                                         const float *x, int64_t ldx, int64_t n,
+                                                         float *y, int64_t ldy, const int R,
+                                                         int C) {
+    switch (C) {
+    case 1: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 1); break;
+    case 2: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 2); break;
+    case 3: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 3); break;
+    default: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 4); break;
+    }
+}
+
 static inline __attribute__((always_inline)) void tile_any(q35_dtype dt, const char *w, int64_t ldw,
                                                            const float *x, int64_t ldx, int64_t n,
                                                            float *y, int64_t ldy, int R, int C) {
-#define T_(r, c)                                                                                   \
-    case (r)*8 + (c): tile(dt, w, ldw, x, ldx, n, y, ldy, r, c); break;
-    switch (R * 8 + C) {
-        T_(1, 1)
-        T_(1, 2)
-        T_(1, 3)
-        T_(1, 4)
-        T_(2, 1)
-        T_(2, 2)
-        T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3) T_(3, 4) T_(4, 1) T_(4, 2) T_(4, 3)
-            T_(4, 4) default : break;
+    switch (R) {
+    case 1: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 1, C); break;
+    case 2: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 2, C); break;
+    case 3: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 3, C); break;
+    default: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 4, C); break;
     }
-#undef T_
 }
 
 /* y[t*ldy + o] = w_o . x_t for rows o in [r0, r1) of w (row stride ldw

@@ -68,21 +68,30 @@ static inline __attribute__((always_inline)) void tile(q35_dtype dt, const char 
         vaddvq_f32(acc[r][c]);
 }
 
+/* A tile with run-time (rows, tokens) <= (TILE_R, TILE_C) through its
+ * specialization: R and C must be constants inside tile() for its loops to
+ * unroll into registers. */
+static inline __attribute__((always_inline)) void tile_r(q35_dtype dt, const char *w, int64_t ldw,
+                                                         const float *x, int64_t ldx, int64_t n,
+                                                         float *y, int64_t ldy, const int R,
+                                                         int C) {
+    switch (C) {
+    case 1: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 1); break;
+    case 2: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 2); break;
+    case 3: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 3); break;
+    default: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 4); break;
+    }
+}
+
 static inline __attribute__((always_inline)) void tile_any(q35_dtype dt, const char *w, int64_t ldw,
                                                            const float *x, int64_t ldx, int64_t n,
                                                            float *y, int64_t ldy, int R, int C) {
-#define T_(r, c)                                                                                   \
-    case (r)*8 + (c): tile(dt, w, ldw, x, ldx, n, y, ldy, r, c); break;
-    switch (R * 8 + C) {
-        T_(1, 1)
-        T_(1, 2)
-        T_(1, 3)
-        T_(1, 4)
-        T_(2, 1)
-        T_(2, 2) T_(2, 3) T_(2, 4) T_(3, 1) T_(3, 2) T_(3, 3) T_(3, 4) T_(4, 1) T_(4, 2) T_(4, 3)
-            T_(4, 4) default : break;
+    switch (R) {
+    case 1: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 1, C); break;
+    case 2: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 2, C); break;
+    case 3: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 3, C); break;
+    default: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 4, C); break;
     }
-#undef T_
 }
 
 /* y[t*ldy + o] = w_o . x_t for rows o in [r0, r1) of w (row stride ldw
