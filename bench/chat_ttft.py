@@ -4,7 +4,9 @@ system prompt cached (the chat computes it once, before the turn, as
 `q35 chat` does at start-up) and without any caching (--no-cache: the whole
 prompt is prefilled in the turn). Both through `q35 chat --jsonl`, whose
 ttft_ms runs from the q35_chat_generate call (render, tokenize, restore,
-prefill) to the first sampled id. Median of RUNS fresh processes each.
+prefill) to the first sampled id. Median of RUNS fresh processes each, each
+warmed up first (--warmup: one throw-away token, then the history is reset)
+so that the figure is a running chat's, not a cold start's page faults.
 
 usage: /usr/bin/python3 bench/chat_ttft.py [Q35] [MODEL_DIR] [THREADS] [RUNS]
 """
@@ -45,7 +47,7 @@ def text_of(n, offset):
 
 def ttft(system, user, extra):
     p = subprocess.run([Q35, "chat", "-m", MODEL, "-s", system, "--jsonl", "-q", "-t", THREADS,
-                        "--temp", "0", "-n", "1"] + extra,
+                        "--temp", "0", "-n", "1", "--warmup"] + extra,
                        input=(json.dumps(user) + "\n").encode(), capture_output=True, check=True)
     r = json.loads(p.stdout.decode().splitlines()[0])
     return r["ttft_ms"], r["prefilled_tokens"], r["reused_tokens"]

@@ -14,38 +14,41 @@
 
 static void usage(FILE *f, const char *cmd) {
     bool run = !strcmp(cmd, "run");
-    fprintf(f,
-            "usage: q35 %s -m MODEL [-s SYSTEM] %s[options]\n"
-            "%s"
-            "  -m, --model M          model directory (or .gguf file)\n"
-            "  -s, --system S         system prompt\n"
-            "%s"
-            "sampling (defaults of the reference app):\n"
-            "      --temp T           temperature, 0 = greedy (0.6)\n"
-            "      --top-k K          0 = off (50)\n"
-            "      --top-p P          1 = off (0.95)\n"
-            "      --repeat-penalty R 1 = off (1.1)\n"
-            "      --repeat-last-n N  tokens the penalty looks back on (64)\n"
-            "  -n, --max-tokens N     sampled tokens per reply (512)\n"
-            "      --seed S           PRNG seed (default: from the clock, printed)\n"
-            "      --no-think         answer without thinking\n"
-            "      --think-budget N   thinking tokens before </think> is forced;\n"
-            "                         -1 = no budget (100)\n"
-            "      --stop S           stop the answer at S (repeatable)\n"
-            "      --show-thinking    print the thinking too (between <think> and </think>)\n"
-            "other:\n"
-            "  -t, --threads N        compute threads (default: all cores)\n"
-            "  -c, --ctx N            context positions (4096)\n"
-            "      --no-cache         no prompt caching (every turn prefills everything)\n"
-            "  -q, --quiet            no timing summary on stderr\n",
-            cmd, run ? "[-p PROMPT | stdin] " : "[--jsonl] ",
-            run ? "  One reply to PROMPT (or all of stdin), streamed to stdout; timing on stderr.\n"
-                : "  Interactive multi-turn chat. Commands: /reset, /think on|off, /stats, /quit.\n"
-                  "  Ctrl-C stops the reply, not the program.\n",
-            run ? "  -p, --prompt P         the user message (default: read stdin)\n"
-                : "      --jsonl            read one user message per line from stdin (a line\n"
-                  "                         holding a JSON string is that string), write one\n"
-                  "                         JSON object per reply to stdout\n");
+    fprintf(
+        f,
+        "usage: q35 %s -m MODEL [-s SYSTEM] %s[options]\n"
+        "%s"
+        "  -m, --model M          model directory (or .gguf file)\n"
+        "  -s, --system S         system prompt\n"
+        "%s"
+        "sampling (defaults of the reference app):\n"
+        "      --temp T           temperature, 0 = greedy (0.6)\n"
+        "      --top-k K          0 = off (50)\n"
+        "      --top-p P          1 = off (0.95)\n"
+        "      --repeat-penalty R 1 = off (1.1)\n"
+        "      --repeat-last-n N  tokens the penalty looks back on (64)\n"
+        "  -n, --max-tokens N     sampled tokens per reply (512)\n"
+        "      --seed S           PRNG seed (default: from the clock, printed)\n"
+        "      --no-think         answer without thinking\n"
+        "      --think-budget N   thinking tokens before </think> is forced;\n"
+        "                         -1 = no budget (100)\n"
+        "      --stop S           stop the answer at S (repeatable)\n"
+        "      --show-thinking    print the thinking too (between <think> and </think>)\n"
+        "other:\n"
+        "  -t, --threads N        compute threads (default: all cores)\n"
+        "  -c, --ctx N            context positions (4096)\n"
+        "      --no-cache         no prompt caching (every turn prefills everything)\n"
+        "  -q, --quiet            no timing summary on stderr\n",
+        cmd, run ? "[-p PROMPT | stdin] " : "[--jsonl] ",
+        run ? "  One reply to PROMPT (or all of stdin), streamed to stdout; timing on stderr.\n"
+            : "  Interactive multi-turn chat. Commands: /reset, /think on|off, /stats, /quit.\n"
+              "  Ctrl-C stops the reply, not the program.\n",
+        run ? "  -p, --prompt P         the user message (default: read stdin)\n"
+            : "      --jsonl            read one user message per line from stdin (a line\n"
+              "                         holding a JSON string is that string), write one\n"
+              "                         JSON object per reply to stdout\n"
+              "      --warmup           generate one throw-away token at start-up (then\n"
+              "                         forget it), so the first reply is as fast as the rest\n");
 }
 
 enum {
@@ -61,6 +64,7 @@ enum {
     OPT_SHOW_THINKING,
     OPT_JSONL,
     OPT_NO_CACHE,
+    OPT_WARMUP,
 };
 
 int chat_options_parse(const char *cmd, int argc, char **argv, chat_options *o) {
@@ -87,6 +91,7 @@ int chat_options_parse(const char *cmd, int argc, char **argv, chat_options *o) 
         {"threads", required_argument, 0, 't'},
         {"ctx", required_argument, 0, 'c'},
         {"no-cache", no_argument, 0, OPT_NO_CACHE},
+        {"warmup", no_argument, 0, OPT_WARMUP},
         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -173,6 +178,10 @@ int chat_options_parse(const char *cmd, int argc, char **argv, chat_options *o) 
             o->n_ctx = (int)v;
             break;
         case OPT_NO_CACHE: o->no_cache = true; break;
+        case OPT_WARMUP:
+            if (run) goto bad;
+            o->warmup = true;
+            break;
         case 'q': o->quiet = true; break;
         case 'h': usage(stdout, cmd); return 0;
         default: goto bad;

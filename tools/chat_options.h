@@ -25,6 +25,7 @@ typedef struct chat_options {
     int threads; /* 0: the library's default */
     int n_ctx;   /* 0: the chat's default */
     bool no_cache;
+    bool warmup; /* chat: one throw-away token at start-up to page the model in */
 } chat_options;
 
 /* Parses argv for command `cmd` ("run" or "chat"). Returns -1 when parsing

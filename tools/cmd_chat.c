@@ -235,6 +235,14 @@ int cmd_chat(int argc, char **argv) {
     q35_model *m;
     q35_chat *c;
     if ((rc = chat_open("chat", &o, &m, &c))) return rc;
+    if (o.warmup) { /* pages every weight in: the first reply then costs what the others do */
+        q35_sampling s = o.sampling;
+        s.max_tokens = 1;
+        s.stop = NULL;
+        q35_err e = {0};
+        if (q35_chat_generate(c, "Hello", &s, NULL, NULL, NULL, &e)) cli_fail_err("chat", &e);
+        q35_chat_reset(c);
+    }
     rc = o.jsonl ? jsonl(c, &o) : interactive(c, &o);
     q35_chat_free(c);
     q35_model_free(m);
