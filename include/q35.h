@@ -89,15 +89,17 @@ int q35_model_reload(q35_model *m, q35_err *e);
 /* Static facts about a loaded model, for callers that drive the low-level
  * API. Pointers inside stay owned by the model. */
 typedef struct q35_model_info {
-    int vocab_size;  /* rows of the output head (logits per position) */
+    int vocab_size; /* rows of the output head (logits per position) */
     int hidden_size;
     int n_layers;
     int n_full_attn_layers;
     int n_threads;
     size_t weight_bytes; /* bytes of weights as held in memory */
     const char *path;
-    const char *format;  /* "safetensors", ... */
-    const char *dtype;   /* dominant weight type: "bf16", "f32", ... */
+    const char *format;       /* "safetensors", ... */
+    const char *dtype;        /* dominant weight type in memory: "bf16", "f32", ... */
+    const char *quantization; /* as stored in the files: "none", "Q4_K_M" (GGUF
+                               * file type), "MLX affine 4-bit, group 64" */
 } q35_model_info;
 
 void q35_model_get_info(const q35_model *m, q35_model_info *out);
@@ -134,8 +136,8 @@ void q35_state_clear(q35_state *s);
  * only the last position's; it may be NULL. Fails (state unchanged) with
  * Q35_EINVAL on an id outside the vocabulary and Q35_EOVERFLOW when the
  * tokens do not fit in n_ctx. */
-int q35_state_eval(const q35_model *m, q35_state *s, const int32_t *ids, int n,
-                   float *logits, bool all_logits, q35_err *e);
+int q35_state_eval(const q35_model *m, q35_state *s, const int32_t *ids, int n, float *logits,
+                   bool all_logits, q35_err *e);
 
 /* A copy of the whole state (cheap: DeltaNet states are fixed-size, the KV
  * cache is copied only up to the position). Caller frees with
@@ -211,8 +213,8 @@ void q35_tokens_free(q35_tokens *v); /* frees ids and zeroes *v */
 /* Tokenizes `len` bytes of `text` (any bytes: NUL is a character, invalid
  * UTF-8 is kept as raw byte tokens so that decoding gives the bytes back)
  * and appends the ids to `out`. On failure `out` is left as it was. */
-int q35_tokenize_append(const q35_tokenizer *t, const char *text, size_t len,
-                        q35_added_mode mode, q35_tokens *out, q35_err *e);
+int q35_tokenize_append(const q35_tokenizer *t, const char *text, size_t len, q35_added_mode mode,
+                        q35_tokens *out, q35_err *e);
 
 /* Same, into a new array: *ids (caller frees with free(); NULL when
  * *n_ids == 0) and *n_ids. */
@@ -293,7 +295,7 @@ void q35_detok_stream_free(q35_detok_stream *s);
 
 /* One call of a tool by the assistant. */
 typedef struct q35_tool_call {
-    const char *name;           /* the function name (required) */
+    const char *name; /* the function name (required) */
     /* JSON text of an object; each member becomes a <parameter=KEY> block
      * holding the value as the template prints it (strings as they are,
      * numbers/true/false/null as Python's str(), objects and arrays as
@@ -354,8 +356,8 @@ typedef struct q35_prompt {
  * not JSON. Text is used as bytes: invalid UTF-8 passes through unchanged.
  * On success *out holds the result; on failure *out is zeroed. Caller frees
  * with q35_prompt_free. `opts` may be NULL (defaults). */
-int q35_chat_render(const q35_message *msgs, size_t n, const q35_chat_opts *opts,
-                    q35_prompt *out, q35_err *e);
+int q35_chat_render(const q35_message *msgs, size_t n, const q35_chat_opts *opts, q35_prompt *out,
+                    q35_err *e);
 /* Frees the text and spans and zeroes *p. NULL or zeroed: no-op. */
 void q35_prompt_free(q35_prompt *p);
 
@@ -432,8 +434,7 @@ bool q35_chat_template_is_native(const char *jinja, size_t len);
  * size is unknown; done starts at the resumed offset). Called on the
  * caller's thread, about 10 times a second at most, and once with done ==
  * total when the file is complete. */
-typedef void (*q35_hub_progress_fn)(void *user, const char *file, uint64_t done,
-                                    uint64_t total);
+typedef void (*q35_hub_progress_fn)(void *user, const char *file, uint64_t done, uint64_t total);
 
 typedef struct q35_hub_opts {
     const char *endpoint;  /* NULL: $HF_ENDPOINT, else https://huggingface.co */
@@ -550,7 +551,7 @@ typedef struct q35_sampling {
      * "</think>", the tokens of "\n</think>\n\n" are appended (not sampled,
      * not counted in max_tokens). Negative = no budget. */
     int thinking_budget;
-    uint64_t seed;            /* 0 (any value is a valid seed) */
+    uint64_t seed; /* 0 (any value is a valid seed) */
     /* NULL-terminated list of strings that end the reply when they appear
      * in the answer text (the answer stops before them); NULL = none. The
      * strings are not copied: they must live through the call. */
@@ -592,30 +593,30 @@ const char *q35_stop_reason_name(q35_stop_reason r);
  * (which zeroes it). Strings are NUL-terminated and may hold NUL bytes: use
  * the lengths. */
 typedef struct q35_reply {
-    char *text;       /* all generated text: thinking, "</think>", answer
-                         (special tokens and the final eos not shown) */
+    char *text; /* all generated text: thinking, "</think>", answer
+                   (special tokens and the final eos not shown) */
     size_t text_len;
-    char *thinking;   /* the think block's text, newlines around it dropped */
+    char *thinking; /* the think block's text, newlines around it dropped */
     size_t thinking_len;
-    char *answer;     /* the answer, leading newlines dropped: what enters the
-                         history */
+    char *answer; /* the answer, leading newlines dropped: what enters the
+                     history */
     size_t answer_len;
-    int32_t *ids;     /* every id generated, forced ones and a final eos included */
+    int32_t *ids; /* every id generated, forced ones and a final eos included */
     int n_ids;
     int *forced_positions; /* indices into ids of the forced ids, ascending */
     int n_forced;
     q35_stop_reason stop;
-    bool stopped_at_eos;   /* stop == Q35_STOP_EOS */
-    int n_sampled;         /* ids drawn by the sampler (n_ids - n_forced) */
-    int prompt_tokens;     /* length of the rendered prompt */
-    int reused_tokens;     /* prompt tokens restored from a snapshot */
-    int prefilled_tokens;  /* prompt tokens computed for this reply */
-    int dropped_turns;     /* turns dropped from the history to make room */
-    double prefill_ms;     /* from the call to the end of the prefill (render,
-                              restore, prefill) */
-    double ttft_ms;        /* from the call to the first sampled id */
-    double decode_ms;      /* from the first sampled id to the end */
-    double tok_s;          /* ids after the first / decode time */
+    bool stopped_at_eos;  /* stop == Q35_STOP_EOS */
+    int n_sampled;        /* ids drawn by the sampler (n_ids - n_forced) */
+    int prompt_tokens;    /* length of the rendered prompt */
+    int reused_tokens;    /* prompt tokens restored from a snapshot */
+    int prefilled_tokens; /* prompt tokens computed for this reply */
+    int dropped_turns;    /* turns dropped from the history to make room */
+    double prefill_ms;    /* from the call to the end of the prefill (render,
+                             restore, prefill) */
+    double ttft_ms;       /* from the call to the first sampled id */
+    double decode_ms;     /* from the first sampled id to the end */
+    double tok_s;         /* ids after the first / decode time */
 } q35_reply;
 
 void q35_reply_free(q35_reply *r);
@@ -664,8 +665,8 @@ int q35_chat_prepare(q35_chat *c, q35_err *e);
  * On success (Q35_OK, whatever the stop reason) the turn is in the
  * history with the reply's answer, also after a cancel (partial answer;
  * q35_chat_undo removes the turn). On failure nothing was added. */
-int q35_chat_generate(q35_chat *c, const char *user, const q35_sampling *s,
-                      q35_piece_fn on_piece, void *ud, q35_reply *reply, q35_err *e);
+int q35_chat_generate(q35_chat *c, const char *user, const q35_sampling *s, q35_piece_fn on_piece,
+                      void *ud, q35_reply *reply, q35_err *e);
 
 /* One reply without keeping a conversation (SPEC §1's generate(prompt,
  * system_prompt, sampling)): a chat made for the call, with the same
@@ -709,16 +710,16 @@ void q35_chat_drop_cache(q35_chat *c);
 
 /* Counters since creation (reset does not clear them). */
 typedef struct q35_chat_stats {
-    int n_turns;            /* turns in the history */
-    int n_ctx;              /* context positions */
-    int context_tokens;     /* positions held by the state now */
-    int n_snapshots;        /* snapshots held now */
-    size_t memory_bytes;    /* state + snapshots held now */
+    int n_turns;              /* turns in the history */
+    int n_ctx;                /* context positions */
+    int context_tokens;       /* positions held by the state now */
+    int n_snapshots;          /* snapshots held now */
+    size_t memory_bytes;      /* state + snapshots held now */
     int64_t prefilled_tokens; /* prompt tokens computed (turns and prepare) */
     int64_t reused_tokens;    /* prompt tokens restored from snapshots */
     int64_t generated_tokens; /* ids generated (forced included) */
     int64_t dropped_turns;    /* turns dropped to fit the context */
-    int last_prefilled;     /* the last turn's prefilled / reused tokens */
+    int last_prefilled;       /* the last turn's prefilled / reused tokens */
     int last_reused;
 } q35_chat_stats;
 

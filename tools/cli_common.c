@@ -31,7 +31,8 @@ int32_t *cli_parse_ids(const char *s, int *n_out, char *err, size_t errlen) {
     }
     const char *p = s;
     for (;;) {
-        while (*p == ',' || *p == ' ' || *p == '\n' || *p == '\t') p++;
+        while (*p == ',' || *p == ' ' || *p == '\n' || *p == '\t')
+            p++;
         if (!*p) break;
         char *end;
         errno = 0;

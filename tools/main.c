@@ -11,7 +11,8 @@ typedef struct command {
 } command;
 
 static void usage(FILE *f, const command *cmds) {
-    fprintf(f, "usage: q35 COMMAND [options]   (q35 COMMAND --help for its options)\n\ncommands:\n");
+    fprintf(f,
+            "usage: q35 COMMAND [options]   (q35 COMMAND --help for its options)\n\ncommands:\n");
     for (const command *c = cmds; c->name; c++)
         fprintf(f, "  %-11s %s%s\n", c->name, c->summary, c->fn ? "" : " (not in this build)");
 }
@@ -31,7 +32,8 @@ int main(int argc, char **argv) {
         {"template", cmd_template, "render a conversation with the chat template"},
         {NULL, NULL, NULL},
     };
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+        !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout, cmds);
         return argc < 2 ? 2 : 0;
     }

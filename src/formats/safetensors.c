@@ -21,10 +21,10 @@ static const struct {
     q35_st_dtype dtype;
     size_t size;
 } dtype_table[] = {
-    {"F32", Q35_ST_F32, 4},   {"F16", Q35_ST_F16, 2},   {"BF16", Q35_ST_BF16, 2},
-    {"F64", Q35_ST_F64, 8},   {"I8", Q35_ST_I8, 1},     {"U8", Q35_ST_U8, 1},
-    {"I16", Q35_ST_I16, 2},   {"U16", Q35_ST_U16, 2},   {"I32", Q35_ST_I32, 4},
-    {"U32", Q35_ST_U32, 4},   {"I64", Q35_ST_I64, 8},   {"U64", Q35_ST_U64, 8},
+    {"F32", Q35_ST_F32, 4},   {"F16", Q35_ST_F16, 2},         {"BF16", Q35_ST_BF16, 2},
+    {"F64", Q35_ST_F64, 8},   {"I8", Q35_ST_I8, 1},           {"U8", Q35_ST_U8, 1},
+    {"I16", Q35_ST_I16, 2},   {"U16", Q35_ST_U16, 2},         {"I32", Q35_ST_I32, 4},
+    {"U32", Q35_ST_U32, 4},   {"I64", Q35_ST_I64, 8},         {"U64", Q35_ST_U64, 8},
     {"BOOL", Q35_ST_BOOL, 1}, {"F8_E4M3", Q35_ST_F8_E4M3, 1}, {"F8_E5M2", Q35_ST_F8_E5M2, 1},
 };
 #define N_DTYPES (sizeof dtype_table / sizeof dtype_table[0])
@@ -87,10 +87,12 @@ static int parse_file(q35_st_set *set, int fi, int *cap, q35_err *e) {
     const q35_mapped_file *f = &set->files[fi];
     const char *path = f->path;
     if (f->size < 8)
-        return q35_err_set(e, Q35_EFORMAT, "%s: truncated: %zu bytes, no room for the 8-byte header length",
-                           path, f->size);
+        return q35_err_set(e, Q35_EFORMAT,
+                           "%s: truncated: %zu bytes, no room for the 8-byte header length", path,
+                           f->size);
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | f->data[i];
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | f->data[i];
     if (hlen > MAX_HEADER_BYTES)
         return q35_err_set(e, Q35_EFORMAT, "%s: header length %llu is larger than the %u allowed",
                            path, (unsigned long long)hlen, MAX_HEADER_BYTES);
@@ -123,7 +125,8 @@ static int parse_file(q35_st_set *set, int fi, int *cap, q35_err *e) {
         const cJSON *js = cJSON_GetObjectItemCaseSensitive(it, "shape");
         const cJSON *jo = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
         if (!cJSON_IsString(jd)) {
-            rc = q35_err_set(e, Q35_EFORMAT, "%s: tensor '%s': missing or non-string dtype", path, name);
+            rc = q35_err_set(e, Q35_EFORMAT, "%s: tensor '%s': missing or non-string dtype", path,
+                             name);
             break;
         }
         if (!lookup_dtype(jd->valuestring, &t.dtype)) {
@@ -132,8 +135,9 @@ static int parse_file(q35_st_set *set, int fi, int *cap, q35_err *e) {
             break;
         }
         if (!cJSON_IsArray(js) || cJSON_GetArraySize(js) > Q35_ST_MAX_DIMS) {
-            rc = q35_err_set(e, Q35_EFORMAT, "%s: tensor '%s': shape is not an array of at most %d dims",
-                             path, name, Q35_ST_MAX_DIMS);
+            rc = q35_err_set(e, Q35_EFORMAT,
+                             "%s: tensor '%s': shape is not an array of at most %d dims", path,
+                             name, Q35_ST_MAX_DIMS);
             break;
         }
         /* numel * size must not overflow: each dim below 2^40, product checked. */
@@ -141,7 +145,8 @@ static int parse_file(q35_st_set *set, int fi, int *cap, q35_err *e) {
         for (const cJSON *d = js->child; d; d = d->next) {
             int64_t v;
             if (!json_uint(d, 1099511627776.0, &v)) {
-                rc = q35_err_set(e, Q35_EFORMAT, "%s: tensor '%s': bad dimension in shape", path, name);
+                rc = q35_err_set(e, Q35_EFORMAT, "%s: tensor '%s': bad dimension in shape", path,
+                                 name);
                 break;
             }
             t.shape[t.ndim++] = v;
@@ -153,27 +158,29 @@ static int parse_file(q35_st_set *set, int fi, int *cap, q35_err *e) {
         if (!cJSON_IsArray(jo) || cJSON_GetArraySize(jo) != 2 ||
             !json_uint(cJSON_GetArrayItem(jo, 0), 9007199254740992.0, &b) ||
             !json_uint(cJSON_GetArrayItem(jo, 1), 9007199254740992.0, &en)) {
-            rc = q35_err_set(e, Q35_EFORMAT, "%s: tensor '%s': data_offsets is not [begin, end]", path,
-                             name);
+            rc = q35_err_set(e, Q35_EFORMAT, "%s: tensor '%s': data_offsets is not [begin, end]",
+                             path, name);
             break;
         }
         if (b > en) {
-            rc = q35_err_set(e, Q35_EFORMAT, "%s: tensor '%s': data_offsets [%lld, %lld] end before begin",
-                             path, name, (long long)b, (long long)en);
+            rc = q35_err_set(e, Q35_EFORMAT,
+                             "%s: tensor '%s': data_offsets [%lld, %lld] end before begin", path,
+                             name, (long long)b, (long long)en);
             break;
         }
         if ((uint64_t)en > data_size) {
-            rc = q35_err_set(e, Q35_EFORMAT,
-                             "%s: tensor '%s': data_offsets [%lld, %lld] out of range: the data section "
-                             "has %zu bytes (file offset %zu)",
-                             path, name, (long long)b, (long long)en, data_size, data_start + (size_t)b);
+            rc = q35_err_set(
+                e, Q35_EFORMAT,
+                "%s: tensor '%s': data_offsets [%lld, %lld] out of range: the data section "
+                "has %zu bytes (file offset %zu)",
+                path, name, (long long)b, (long long)en, data_size, data_start + (size_t)b);
             break;
         }
         if ((unsigned __int128)(en - b) != bytes) {
-            rc = q35_err_set(e, Q35_EFORMAT,
-                             "%s: tensor '%s': %lld bytes of data but dtype %s and its shape need %llu",
-                             path, name, (long long)(en - b), jd->valuestring,
-                             (unsigned long long)bytes);
+            rc = q35_err_set(
+                e, Q35_EFORMAT,
+                "%s: tensor '%s': %lld bytes of data but dtype %s and its shape need %llu", path,
+                name, (long long)(en - b), jd->valuestring, (unsigned long long)bytes);
             break;
         }
         t.nbytes = (size_t)(en - b);
@@ -232,10 +239,12 @@ static int finish_set(q35_st_set *set, q35_err *e) {
 
 void q35_st_set_close(q35_st_set *set, int keep_files) {
     if (!set) return;
-    for (int i = 0; i < set->n_tensors; i++) free(set->tensors[i].name);
+    for (int i = 0; i < set->n_tensors; i++)
+        free(set->tensors[i].name);
     free(set->tensors);
     if (!keep_files) {
-        for (int i = 0; i < set->n_files; i++) q35_mapped_file_close(&set->files[i]);
+        for (int i = 0; i < set->n_files; i++)
+            q35_mapped_file_close(&set->files[i]);
         free(set->files);
     }
     memset(set, 0, sizeof *set);
@@ -268,8 +277,10 @@ const q35_st_tensor *q35_st_set_find(const q35_st_set *set, const char *name) {
         size_t mid = (lo + hi) / 2;
         int c = strcmp(set->tensors[mid].name, name);
         if (c == 0) return &set->tensors[mid];
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return NULL;
 }
@@ -305,7 +316,8 @@ static int open_index(q35_st_set *set, const char *dir, const char *index_path,
     }
     for (const cJSON *it = map->child; it && !rc; it = it->next) {
         if (!cJSON_IsString(it) || !valid_shard_name(it->valuestring)) {
-            rc = q35_err_set(e, Q35_EFORMAT, "%s: weight_map entry '%s' is not a .safetensors file name",
+            rc = q35_err_set(e, Q35_EFORMAT,
+                             "%s: weight_map entry '%s' is not a .safetensors file name",
                              index_path, it->string);
             break;
         }
@@ -330,7 +342,8 @@ static int open_index(q35_st_set *set, const char *dir, const char *index_path,
         }
         n_names++;
     }
-    if (!rc && n_names == 0) rc = q35_err_set(e, Q35_EFORMAT, "%s: weight_map names no shard", index_path);
+    if (!rc && n_names == 0)
+        rc = q35_err_set(e, Q35_EFORMAT, "%s: weight_map names no shard", index_path);
     if (!rc) rc = open_files(set, names, n_names, e);
     /* Every tensor the index places in a shard we opened must be there. */
     for (const cJSON *it = map->child; it && !rc; it = it->next) {
@@ -349,7 +362,8 @@ static int open_index(q35_st_set *set, const char *dir, const char *index_path,
         if (rc) q35_st_set_close(set, 0);
     }
 out:
-    for (int i = 0; i < n_names; i++) free(names[i]);
+    for (int i = 0; i < n_names; i++)
+        free(names[i]);
     free(names);
     cJSON_Delete(root);
     return rc;

@@ -17,9 +17,21 @@
 #include "q35.h"
 
 typedef enum q35_st_dtype {
-    Q35_ST_F32, Q35_ST_F16, Q35_ST_BF16, Q35_ST_F64,
-    Q35_ST_I8, Q35_ST_U8, Q35_ST_I16, Q35_ST_U16, Q35_ST_I32, Q35_ST_U32,
-    Q35_ST_I64, Q35_ST_U64, Q35_ST_BOOL, Q35_ST_F8_E4M3, Q35_ST_F8_E5M2,
+    Q35_ST_F32,
+    Q35_ST_F16,
+    Q35_ST_BF16,
+    Q35_ST_F64,
+    Q35_ST_I8,
+    Q35_ST_U8,
+    Q35_ST_I16,
+    Q35_ST_U16,
+    Q35_ST_I32,
+    Q35_ST_U32,
+    Q35_ST_I64,
+    Q35_ST_U64,
+    Q35_ST_BOOL,
+    Q35_ST_F8_E4M3,
+    Q35_ST_F8_E5M2,
 } q35_st_dtype;
 
 #define Q35_ST_MAX_DIMS 8

@@ -74,8 +74,8 @@ static int rope_setting(const parse_ctx *p, const cJSON *rp, const char *name, d
     if (b && (rc = get_number(b, p->where, name, lo, hi, &vb, p->e))) return rc;
     if (a && b && fabs(va - vb) > 1e-9 * fabs(va))
         return q35_err_set(p->e, Q35_EFORMAT,
-                           "%s: contradictory config: rope_parameters.%s = %g but %s = %g", p->where,
-                           name, va, name, vb);
+                           "%s: contradictory config: rope_parameters.%s = %g but %s = %g",
+                           p->where, name, va, name, vb);
     if (a || b) {
         *out = a ? va : vb;
         *found = 1;
@@ -122,7 +122,8 @@ static int parse_layers(const parse_ctx *p, q35_config *c) {
                                    p->where, i, every);
         }
     } else {
-        for (int i = 0; i < c->n_layers; i++) c->layer_full[i] = (i + 1) % every == 0;
+        for (int i = 0; i < c->n_layers; i++)
+            c->layer_full[i] = (i + 1) % every == 0;
     }
     return Q35_OK;
 }
@@ -158,13 +159,15 @@ static int parse(const parse_ctx *p, q35_config *c) {
     if ((rc = parse_layers(p, c))) return rc;
 
     int any_linear = 0;
-    for (int i = 0; i < c->n_layers; i++) any_linear |= !c->layer_full[i];
+    for (int i = 0; i < c->n_layers; i++)
+        any_linear |= !c->layer_full[i];
     long need = any_linear ? -1 : 1; /* DeltaNet fields are required only if used */
     if ((rc = get_int(p, "linear_num_key_heads", 1, MAX_HEADS, need, &c->lin_k_heads)) ||
         (rc = get_int(p, "linear_num_value_heads", 1, MAX_HEADS, need, &c->lin_v_heads)) ||
         (rc = get_int(p, "linear_key_head_dim", 1, MAX_HEAD_DIM, need, &c->lin_k_dim)) ||
         (rc = get_int(p, "linear_value_head_dim", 1, MAX_HEAD_DIM, need, &c->lin_v_dim)) ||
-        (rc = get_int(p, "linear_conv_kernel_dim", 1, MAX_CONV, need < 0 ? -1 : 4, &c->conv_kernel)))
+        (rc =
+             get_int(p, "linear_conv_kernel_dim", 1, MAX_CONV, need < 0 ? -1 : 4, &c->conv_kernel)))
         return rc;
 
     const cJSON *eps = field(p, "rms_norm_eps");
@@ -183,10 +186,11 @@ static int parse(const parse_ctx *p, q35_config *c) {
     c->rope_theta = theta;
     c->rotary_dim = (int)(c->head_dim * factor);
     if (c->rotary_dim < 2 || c->rotary_dim % 2)
-        return q35_err_set(p->e, Q35_EFORMAT,
-                           "%s: head_dim %d * partial_rotary_factor %g = %d rotary dims: must be even "
-                           "and at least 2",
-                           p->where, c->head_dim, factor, c->rotary_dim);
+        return q35_err_set(
+            p->e, Q35_EFORMAT,
+            "%s: head_dim %d * partial_rotary_factor %g = %d rotary dims: must be even "
+            "and at least 2",
+            p->where, c->head_dim, factor, c->rotary_dim);
     const cJSON *sec = rp ? cJSON_GetObjectItemCaseSensitive(rp, "mrope_section") : NULL;
     if (sec) {
         /* For text all three position components are equal, so the sections
@@ -196,7 +200,8 @@ static int parse(const parse_ctx *p, q35_config *c) {
             return q35_err_set(p->e, Q35_EFORMAT, "%s: mrope_section is not an array", p->where);
         for (const cJSON *s = sec->child; s; s = s->next) {
             if (!cJSON_IsNumber(s) || s->valuedouble < 0 || s->valuedouble > MAX_HEAD_DIM)
-                return q35_err_set(p->e, Q35_EFORMAT, "%s: mrope_section holds a bad value", p->where);
+                return q35_err_set(p->e, Q35_EFORMAT, "%s: mrope_section holds a bad value",
+                                   p->where);
             sum += (int)s->valuedouble;
         }
         if (sum != c->rotary_dim / 2)
@@ -209,7 +214,8 @@ static int parse(const parse_ctx *p, q35_config *c) {
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(p->text, "tie_word_embeddings");
     if (!tie) tie = cJSON_GetObjectItemCaseSensitive(p->root, "tie_word_embeddings");
     if (tie && !cJSON_IsBool(tie))
-        return q35_err_set(p->e, Q35_EFORMAT, "%s: \"tie_word_embeddings\" is not a boolean", p->where);
+        return q35_err_set(p->e, Q35_EFORMAT, "%s: \"tie_word_embeddings\" is not a boolean",
+                           p->where);
     c->tie_embeddings = tie && cJSON_IsTrue(tie);
     if ((rc = parse_eos(p, c))) return rc;
     return q35_config_validate(c, p->where, p->e);
@@ -224,11 +230,13 @@ int q35_config_validate(const q35_config *c, const char *where, q35_err *e) {
         return q35_err_set(e, Q35_EFORMAT, "%s: rotary dims %d exceed head_dim %d", where,
                            c->rotary_dim, c->head_dim);
     int any_linear = 0;
-    for (int i = 0; i < c->n_layers; i++) any_linear |= !c->layer_full[i];
+    for (int i = 0; i < c->n_layers; i++)
+        any_linear |= !c->layer_full[i];
     if (any_linear && (c->lin_v_heads < c->lin_k_heads || c->lin_v_heads % c->lin_k_heads))
-        return q35_err_set(e, Q35_EFORMAT,
-                           "%s: linear_num_value_heads %d is not a multiple of linear_num_key_heads %d",
-                           where, c->lin_v_heads, c->lin_k_heads);
+        return q35_err_set(
+            e, Q35_EFORMAT,
+            "%s: linear_num_value_heads %d is not a multiple of linear_num_key_heads %d", where,
+            c->lin_v_heads, c->lin_k_heads);
     if (any_linear && c->conv_kernel < 1)
         return q35_err_set(e, Q35_EFORMAT, "%s: linear_conv_kernel_dim must be positive", where);
     if (c->vocab_size < 1 || c->hidden_size < 1 || c->n_layers < 1)

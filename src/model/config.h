@@ -12,8 +12,8 @@
 #define Q35_MAX_EOS 8
 
 typedef struct q35_config {
-    int vocab_size;   /* V: rows of embed_tokens / lm_head */
-    int hidden_size;  /* H */
+    int vocab_size;        /* V: rows of embed_tokens / lm_head */
+    int hidden_size;       /* H */
     int intermediate_size; /* I */
     int n_layers;
     bool layer_full[Q35_MAX_LAYERS]; /* true: gated attention, false: DeltaNet */

@@ -14,9 +14,9 @@
 #include "core/half.h"
 #include "formats/safetensors.h"
 #include "model/load_gguf.h"
-#include "q35.h"
 #include "model/model.h"
 #include "model/quant_spec.h"
+#include "q35.h"
 
 #define MAX_CONFIG_BYTES (4u << 20)
 
@@ -36,13 +36,31 @@ void *q35_model_alloc(q35_model *m, size_t bytes) {
     return p;
 }
 
+void q35_model_note_stored(q35_model *m, const char *type, size_t bytes) {
+    int i = 0;
+    while (i < m->n_stored && strcmp(m->stored[i].name, type))
+        i++;
+    if (i == Q35_MAX_STORED_TYPES) {
+        i = Q35_MAX_STORED_TYPES - 1;
+        snprintf(m->stored[i].name, sizeof m->stored[i].name, "other");
+    } else if (i == m->n_stored) {
+        snprintf(m->stored[i].name, sizeof m->stored[i].name, "%s", type);
+        m->n_stored++;
+    }
+    m->stored[i].n_tensors++;
+    m->stored[i].bytes += bytes;
+}
+
 /* Releases everything a load produced; keeps path, threads, generation. */
 static void release_weights(q35_model *m) {
-    for (int i = 0; i < m->n_buffers; i++) free(m->buffers[i]);
+    for (int i = 0; i < m->n_buffers; i++)
+        free(m->buffers[i]);
     free(m->buffers);
-    for (int i = 0; i < m->n_files; i++) q35_mapped_file_close(&m->files[i]);
+    for (int i = 0; i < m->n_files; i++)
+        q35_mapped_file_close(&m->files[i]);
     free(m->files);
-    for (int i = 0; i < m->n_extra; i++) free(m->extra[i].name);
+    for (int i = 0; i < m->n_extra; i++)
+        free(m->extra[i].name);
     free(m->extra);
     free(m->layers);
     m->buffers = NULL;
@@ -57,6 +75,9 @@ static void release_weights(q35_model *m) {
     memset(&m->lm_head, 0, sizeof m->lm_head);
     m->final_norm = NULL;
     m->format = NULL;
+    m->quantization[0] = 0;
+    m->n_stored = 0;
+    memset(m->stored, 0, sizeof m->stored);
     m->loaded = false;
 }
 
@@ -74,7 +95,8 @@ bool q35_model_is_loaded(const q35_model *m) {
 size_t q35_model_memory_footprint(const q35_model *m) {
     if (!m || !m->loaded) return 0;
     size_t mapped = 0;
-    for (int i = 0; i < m->n_files; i++) mapped += m->files[i].size;
+    for (int i = 0; i < m->n_files; i++)
+        mapped += m->files[i].size;
     return mapped + m->owned_bytes;
 }
 
@@ -87,11 +109,13 @@ void q35_model_get_info(const q35_model *m, q35_model_info *out) {
     out->vocab_size = m->cfg.vocab_size;
     out->hidden_size = m->cfg.hidden_size;
     out->n_layers = m->cfg.n_layers;
-    for (int i = 0; i < m->cfg.n_layers; i++) out->n_full_attn_layers += m->cfg.layer_full[i];
+    for (int i = 0; i < m->cfg.n_layers; i++)
+        out->n_full_attn_layers += m->cfg.layer_full[i];
     out->n_threads = m->n_threads;
     out->path = m->path;
     out->format = m->format;
     out->dtype = q35_dtype_name(m->embed.dtype);
+    out->quantization = m->quantization;
     out->weight_bytes = q35_model_memory_footprint(m);
 }
 
@@ -130,13 +154,13 @@ static void shape_str(const int64_t *shape, int ndim, char *buf, size_t n) {
 static int check_shape(const binder *b, const char *full, const q35_st_tensor *t,
                        const int64_t *want, int ndim) {
     int ok = t->ndim == ndim;
-    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == want[i];
+    for (int i = 0; ok && i < ndim; i++)
+        ok = t->shape[i] == want[i];
     if (ok) return Q35_OK;
     char have[96], need[96];
     shape_str(t->shape, t->ndim, have, sizeof have);
     shape_str(want, ndim, need, sizeof need);
-    return q35_err_set(b->e, Q35_EFORMAT,
-                       "%s: tensor '%s' has shape %s but the config needs %s",
+    return q35_err_set(b->e, Q35_EFORMAT, "%s: tensor '%s' has shape %s but the config needs %s",
                        b->set->files[t->file_index].path, full, have, need);
 }
 
@@ -175,27 +199,32 @@ static int bind_mlx_quantized(binder *b, const char *full, const q35_st_tensor *
     const q35_st_tensor *bi = q35_st_set_find(b->set, bname);
     const char *path = b->set->files[w->file_index].path;
     if (!sc || !bi)
-        return q35_err_set(b->e, Q35_EFORMAT, "%s: tensor '%s' is U32 (quantized) but '%s' or '%s' is missing",
-                           path, full, sname, bname);
-    if (w->ndim != 2 || w->shape[0] != rows || w->shape[1] < 1 || (w->shape[1] * 32) % cols)
         return q35_err_set(b->e, Q35_EFORMAT,
-                           "%s: quantized tensor '%s' has %d dims [%lld, %lld]; the config needs %lld "
-                           "rows of %lld values",
-                           path, full, w->ndim, (long long)w->shape[0],
-                           (long long)(w->ndim > 1 ? w->shape[1] : 0), (long long)rows, (long long)cols);
+                           "%s: tensor '%s' is U32 (quantized) but '%s' or '%s' is missing", path,
+                           full, sname, bname);
+    if (w->ndim != 2 || w->shape[0] != rows || w->shape[1] < 1 || (w->shape[1] * 32) % cols)
+        return q35_err_set(
+            b->e, Q35_EFORMAT,
+            "%s: quantized tensor '%s' has %d dims [%lld, %lld]; the config needs %lld "
+            "rows of %lld values",
+            path, full, w->ndim, (long long)w->shape[0], (long long)(w->ndim > 1 ? w->shape[1] : 0),
+            (long long)rows, (long long)cols);
     int bits = (int)(w->shape[1] * 32 / cols);
     if (bits != 2 && bits != 4 && bits != 8)
-        return q35_err_set(b->e, Q35_EFORMAT, "%s: tensor '%s' packs %d bits per value; 2, 4 or 8 supported",
-                           path, full, bits);
+        return q35_err_set(b->e, Q35_EFORMAT,
+                           "%s: tensor '%s' packs %d bits per value; 2, 4 or 8 supported", path,
+                           full, bits);
     if (sc->ndim != 2 || sc->shape[0] != rows || sc->shape[1] < 1 || cols % sc->shape[1] ||
-        !is_float(sc->dtype) || bi->ndim != 2 || bi->shape[0] != rows || bi->shape[1] != sc->shape[1] ||
-        !is_float(bi->dtype))
-        return q35_err_set(b->e, Q35_EFORMAT, "%s: scales/biases of '%s' do not match its [%lld, %lld] shape",
-                           path, full, (long long)rows, (long long)cols);
+        !is_float(sc->dtype) || bi->ndim != 2 || bi->shape[0] != rows ||
+        bi->shape[1] != sc->shape[1] || !is_float(bi->dtype))
+        return q35_err_set(b->e, Q35_EFORMAT,
+                           "%s: scales/biases of '%s' do not match its [%lld, %lld] shape", path,
+                           full, (long long)rows, (long long)cols);
     int group = (int)(cols / sc->shape[1]);
     if (group % (32 / bits))
-        return q35_err_set(b->e, Q35_EFORMAT, "%s: tensor '%s': group size %d does not hold whole words",
-                           path, full, group);
+        return q35_err_set(b->e, Q35_EFORMAT,
+                           "%s: tensor '%s': group size %d does not hold whole words", path, full,
+                           group);
     if (b->quant && (b->quant->bits != bits || b->quant->group_size != group) &&
         !q35_quant_spec_has_override(b->quant, full))
         return q35_err_set(b->e, Q35_EFORMAT,
@@ -217,6 +246,9 @@ static int bind_mlx_quantized(binder *b, const char *full, const q35_st_tensor *
             dst[r * cols + c] = elem_f32(sc, g) * q + elem_f32(bi, g);
         }
     }
+    char type[24];
+    snprintf(type, sizeof type, "mlx%d/g%d", bits, group);
+    q35_model_note_stored(b->m, type, w->nbytes + sc->nbytes + bi->nbytes);
     out->dtype = Q35_DT_F32;
     out->ndim = 2;
     out->shape[0] = rows;
@@ -237,6 +269,7 @@ static int bind_matrix(binder *b, const char *name, int64_t rows, int64_t cols, 
     if (!rc) rc = check_shape(b, full, t, want, 2);
     if (rc) return rc;
     out->dtype = to_dtype(t->dtype);
+    q35_model_note_stored(b->m, q35_dtype_name(out->dtype), t->nbytes);
     out->ndim = 2;
     out->shape[0] = rows;
     out->shape[1] = cols;
@@ -326,7 +359,8 @@ static int bind_layer(binder *b, int i) {
 /* mtp.* tensors are kept (by pointer) for speculative decoding later. */
 static int keep_extras(q35_model *m, const q35_st_set *set, q35_err *e) {
     int n = 0;
-    for (int i = 0; i < set->n_tensors; i++) n += !strncmp(set->tensors[i].name, "mtp.", 4);
+    for (int i = 0; i < set->n_tensors; i++)
+        n += !strncmp(set->tensors[i].name, "mtp.", 4);
     if (!n) return Q35_OK;
     m->extra = calloc((size_t)n, sizeof *m->extra);
     if (!m->extra) return q35_err_set(e, Q35_ENOMEM, "out of memory");
@@ -362,7 +396,8 @@ static int bind_all(q35_model *m, const q35_st_set *set, const char *where,
         m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
         if (!m->layers) rc = q35_err_set(e, Q35_ENOMEM, "out of memory");
     }
-    for (int i = 0; i < c->n_layers && !rc; i++) rc = bind_layer(&b, i);
+    for (int i = 0; i < c->n_layers && !rc; i++)
+        rc = bind_layer(&b, i);
     if (!rc) {
         if (c->tie_embeddings) {
             m->lm_head = m->embed;
@@ -392,7 +427,8 @@ static int load_hf_dir(q35_model *m, const char *dir, q35_err *e) {
     if (!cfg_path) return q35_err_set(e, Q35_ENOMEM, "out of memory");
     size_t len;
     char *text = q35_read_text_file(cfg_path, MAX_CONFIG_BYTES, &len, e);
-    int rc = text ? q35_config_parse_json(text, len, cfg_path, &m->cfg, e) : (e ? e->code : Q35_EIO);
+    int rc =
+        text ? q35_config_parse_json(text, len, cfg_path, &m->cfg, e) : (e ? e->code : Q35_EIO);
     q35_quant_spec quant = {0};
     if (!rc) rc = q35_quant_spec_parse_json(text, len, cfg_path, &quant, e);
     free(text);
@@ -408,7 +444,17 @@ static int load_hf_dir(q35_model *m, const char *dir, q35_err *e) {
         return rc;
     }
     rc = bind_all(m, &set, dir, quant.bits ? &quant : NULL, e);
-    if (!rc && quant.bits) m->format = "mlx-quantized";
+    if (!rc && quant.bits) {
+        m->format = "mlx-quantized";
+        snprintf(m->quantization, sizeof m->quantization, "MLX affine %d-bit, group %d%s",
+                 quant.bits, quant.group_size, quant.n_overrides ? " (some modules differ)" : "");
+    } else if (!rc) {
+        bool affine = false;
+        for (int i = 0; i < m->n_stored; i++)
+            affine |= !strncmp(m->stored[i].name, "mlx", 3);
+        snprintf(m->quantization, sizeof m->quantization, "%s",
+                 affine ? "MLX affine (per tensor, no config block)" : "none");
+    }
     q35_quant_spec_free(&quant);
     /* The model takes the maps; the name table is no longer needed. */
     m->files = set.files;

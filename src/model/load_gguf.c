@@ -338,6 +338,7 @@ static int bind_matrix(binder *b, const char *name, int64_t rows, int64_t cols,
     const q35_gguf_tensor *t = find(b, name, rows, cols);
     if (!t) return Q35_EFORMAT;
     const q35_ggml_type_info *ti = q35_ggml_type_get(t->type);
+    q35_model_note_stored(b->m, q35_ggml_type_name(t->type), t->n_bytes);
     out->ndim = 2;
     out->shape[0] = rows;
     out->shape[1] = cols;
@@ -459,6 +460,36 @@ static int bind_layer(binder *b, int i) {
     return Q35_OK;
 }
 
+/* llama.cpp's llama_ftype (general.file_type): what llama-quantize was
+ * asked for; individual tensors may differ (the _M/_S mixes). */
+static const char *file_type_name(int64_t ft) {
+    static const char *const names[] = {
+        [0] = "F32",      [1] = "F16",      [2] = "Q4_0",      [3] = "Q4_1",    [7] = "Q8_0",
+        [8] = "Q5_0",     [9] = "Q5_1",     [10] = "Q2_K",     [11] = "Q3_K_S", [12] = "Q3_K_M",
+        [13] = "Q3_K_L",  [14] = "Q4_K_S",  [15] = "Q4_K_M",   [16] = "Q5_K_S", [17] = "Q5_K_M",
+        [18] = "Q6_K",    [19] = "IQ2_XXS", [20] = "IQ2_XS",   [21] = "Q2_K_S", [22] = "IQ3_XS",
+        [23] = "IQ3_XXS", [24] = "IQ1_S",   [25] = "IQ4_NL",   [26] = "IQ3_S",  [27] = "IQ3_M",
+        [28] = "IQ2_S",   [29] = "IQ2_M",   [30] = "IQ4_XS",   [31] = "IQ1_M",  [32] = "BF16",
+        [36] = "TQ1_0",   [37] = "TQ2_0",   [38] = "MXFP4_MOE"};
+    if (ft >= 0 && ft < (int64_t)(sizeof names / sizeof names[0]) && names[ft]) return names[ft];
+    return NULL;
+}
+
+/* Sets m->quantization from general.file_type, or says it is absent. */
+static void note_file_type(q35_model *m, const q35_gguf *g) {
+    int64_t ft;
+    if (!q35_gguf_find(g, "general.file_type") ||
+        q35_gguf_get_int(g, "general.file_type", 0, 1 << 20, &ft, NULL) != Q35_OK) {
+        snprintf(m->quantization, sizeof m->quantization, "unspecified (no general.file_type)");
+        return;
+    }
+    const char *name = file_type_name(ft);
+    if (name)
+        snprintf(m->quantization, sizeof m->quantization, "%s", name);
+    else
+        snprintf(m->quantization, sizeof m->quantization, "file type %lld", (long long)ft);
+}
+
 /* Binds everything; *uses_map tells whether some weight points into g. */
 static int bind_all(q35_model *m, const q35_gguf *g, bool *uses_map, q35_err *e) {
     meta mt = {g, "", e};
@@ -467,6 +498,7 @@ static int bind_all(q35_model *m, const q35_gguf *g, bool *uses_map, q35_err *e)
     const q35_config *c = &m->cfg;
     binder b = {m, g, e, false};
     m->format = "gguf";
+    note_file_type(m, g);
     rc = bind_matrix(&b, "token_embd.weight", c->vocab_size, c->hidden_size, NULL, NULL, &m->embed);
     if (!rc)
         rc = bind_f32(&b, "output_norm.weight", 1, c->hidden_size, c->hidden_size, NULL,

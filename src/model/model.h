@@ -26,24 +26,34 @@ typedef struct q35_layer {
     q35_tensor w_down;      /* [H, I] */
 
     /* Gated DeltaNet (full_attn == false) */
-    q35_tensor w_qkv;       /* [C, H], C = 2*nk*dk + nv*dv */
-    q35_tensor w_z;         /* [nv*dv, H] */
-    q35_tensor w_b;         /* [nv, H] */
-    q35_tensor w_a;         /* [nv, H] */
-    q35_tensor w_out;       /* [H, nv*dv] */
-    const float *conv_w;    /* [C, K] */
-    const float *A;         /* [nv], -exp(A_log) */
-    const float *dt_bias;   /* [nv] */
-    const float *gdn_norm;  /* [dv], plain weight */
+    q35_tensor w_qkv;      /* [C, H], C = 2*nk*dk + nv*dv */
+    q35_tensor w_z;        /* [nv*dv, H] */
+    q35_tensor w_b;        /* [nv, H] */
+    q35_tensor w_a;        /* [nv, H] */
+    q35_tensor w_out;      /* [H, nv*dv] */
+    const float *conv_w;   /* [C, K] */
+    const float *A;        /* [nv], -exp(A_log) */
+    const float *dt_bias;  /* [nv] */
+    const float *gdn_norm; /* [dv], plain weight */
 
     /* gated attention (full_attn == true) */
-    q35_tensor w_q;         /* [nh*2d, H]: per head, d query rows then d gate rows */
-    q35_tensor w_k;         /* [nkv*d, H] */
-    q35_tensor w_v;         /* [nkv*d, H] */
-    q35_tensor w_o;         /* [H, nh*d] */
-    const float *q_norm;    /* [d], 1+w */
-    const float *k_norm;    /* [d], 1+w */
+    q35_tensor w_q;      /* [nh*2d, H]: per head, d query rows then d gate rows */
+    q35_tensor w_k;      /* [nkv*d, H] */
+    q35_tensor w_v;      /* [nkv*d, H] */
+    q35_tensor w_o;      /* [H, nh*d] */
+    const float *q_norm; /* [d], 1+w */
+    const float *k_norm; /* [d], 1+w */
 } q35_layer;
+
+/* One way the matrices were stored in the source files, before any
+ * load-time conversion: what `q35 info` reports as the quantization. */
+typedef struct q35_stored_type {
+    char name[24]; /* "bf16", "q4_K", "mlx4/g64" */
+    int n_tensors;
+    size_t bytes; /* bytes those matrices take in the files */
+} q35_stored_type;
+
+#define Q35_MAX_STORED_TYPES 16
 
 /* A tensor the model keeps by name without using it (e.g. mtp.*). */
 typedef struct q35_named_tensor {
@@ -53,19 +63,22 @@ typedef struct q35_named_tensor {
 
 struct q35_model {
     q35_config cfg;
-    q35_tensor embed;          /* [V, H] */
-    q35_tensor lm_head;        /* [V, H]; same data as embed when tied */
-    const float *final_norm;   /* [H], 1+w */
-    q35_layer *layers;         /* [n_layers] */
+    q35_tensor embed;        /* [V, H] */
+    q35_tensor lm_head;      /* [V, H]; same data as embed when tied */
+    const float *final_norm; /* [H], 1+w */
+    q35_layer *layers;       /* [n_layers] */
 
-    q35_named_tensor *extra;   /* mtp.* tensors, kept for later use */
+    q35_named_tensor *extra; /* mtp.* tensors, kept for later use */
     int n_extra;
 
     int n_threads;
     bool loaded;
-    unsigned generation;       /* bumped by every (re)load: states check it */
+    unsigned generation; /* bumped by every (re)load: states check it */
     char *path;
-    const char *format;        /* static string */
+    const char *format;    /* static string */
+    char quantization[48]; /* "none", "Q4_K_M", "MLX affine 4-bit, group 64" */
+    q35_stored_type stored[Q35_MAX_STORED_TYPES]; /* matrices by stored type */
+    int n_stored;
 
     /* Memory the model owns: mapped files and heap buffers (float32 small
      * vectors, converted matrices). Freed by q35_model_free. */
@@ -73,8 +86,12 @@ struct q35_model {
     int n_files;
     void **buffers;
     int n_buffers, cap_buffers;
-    size_t owned_bytes;        /* heap bytes in buffers */
+    size_t owned_bytes; /* heap bytes in buffers */
 };
+
+/* Counts one matrix stored in the files as `type` taking `bytes` there
+ * (types past Q35_MAX_STORED_TYPES are summed under "other"). */
+void q35_model_note_stored(q35_model *m, const char *type, size_t bytes);
 
 /* Allocates `bytes` owned by the model (freed with it). NULL on failure. */
 void *q35_model_alloc(q35_model *m, size_t bytes);

@@ -8,7 +8,8 @@
 #include "core/err.h"
 
 void q35_quant_spec_free(q35_quant_spec *q) {
-    for (int i = 0; i < q->n_overrides; i++) free(q->override_paths[i]);
+    for (int i = 0; i < q->n_overrides; i++)
+        free(q->override_paths[i]);
     free(q->override_paths);
     memset(q, 0, sizeof *q);
 }
@@ -36,18 +37,19 @@ int q35_quant_spec_parse_json(const char *text, size_t len, const char *where, q
     if (!cJSON_IsObject(q) || !bits) {
         /* Not an MLX block (e.g. a transformers quantization_config of
          * another method): refuse rather than misread the weights. */
-        rc = q35_err_set(e, Q35_EFORMAT, "%s: \"quantization\" is not an MLX {bits, group_size} block",
-                         where);
+        rc = q35_err_set(e, Q35_EFORMAT,
+                         "%s: \"quantization\" is not an MLX {bits, group_size} block", where);
         goto done;
     }
     if (!valid_int(bits, 1, 8, &out->bits) || !valid_int(gs, 1, 4096, &out->group_size)) {
-        rc = q35_err_set(e, Q35_EFORMAT, "%s: quantization bits / group_size are not valid integers",
-                         where);
+        rc = q35_err_set(e, Q35_EFORMAT,
+                         "%s: quantization bits / group_size are not valid integers", where);
         goto done;
     }
     if (mode && (!cJSON_IsString(mode) || strcmp(mode->valuestring, "affine") != 0)) {
-        rc = q35_err_set(e, Q35_EFORMAT, "%s: quantization mode '%s' is not supported (affine only)",
-                         where, cJSON_IsString(mode) ? mode->valuestring : "?");
+        rc =
+            q35_err_set(e, Q35_EFORMAT, "%s: quantization mode '%s' is not supported (affine only)",
+                        where, cJSON_IsString(mode) ? mode->valuestring : "?");
         goto done;
     }
     for (const cJSON *it = q->child; it; it = it->next) {

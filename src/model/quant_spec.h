@@ -10,7 +10,7 @@
 #include "q35.h"
 
 typedef struct q35_quant_spec {
-    int bits;       /* 0: the config declares no quantization */
+    int bits; /* 0: the config declares no quantization */
     int group_size;
     char **override_paths; /* modules with their own settings (or none) */
     int n_overrides;

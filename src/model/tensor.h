@@ -7,12 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum q35_dtype {
-    Q35_DT_F32 = 0,
-    Q35_DT_F16,
-    Q35_DT_BF16,
-    Q35_DT_COUNT
-} q35_dtype;
+typedef enum q35_dtype { Q35_DT_F32 = 0, Q35_DT_F16, Q35_DT_BF16, Q35_DT_COUNT } q35_dtype;
 
 typedef struct q35_tensor {
     q35_dtype dtype;
@@ -23,7 +18,8 @@ typedef struct q35_tensor {
 
 static inline int64_t q35_tensor_numel(const q35_tensor *t) {
     int64_t n = 1;
-    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    for (int i = 0; i < t->ndim; i++)
+        n *= t->shape[i];
     return n;
 }
 

@@ -246,14 +246,16 @@ static void test_nested_sharded(void **st) {
         snprintf(name, sizeof name, "model.language_model.%s", t->string + strlen("model."));
         cJSON *target = (i++ % 2) ? h2 : h1;
         cJSON_AddItemToObject(target, name, cJSON_Duplicate(t, 1));
-        cJSON_AddStringToObject(map, name, target == h1 ? "model-00001-of-00003.safetensors"
-                                                        : "model-00002-of-00003.safetensors");
+        cJSON_AddStringToObject(map, name,
+                                target == h1 ? "model-00001-of-00003.safetensors"
+                                             : "model-00002-of-00003.safetensors");
     }
     /* An mtp tensor reusing bytes of the first shard's data. */
     cJSON *mtp = cJSON_Duplicate(entry(s.header, "model.norm.weight"), 1);
     cJSON_AddItemToObject(h1, "mtp.norm.weight", mtp);
     cJSON_AddStringToObject(map, "mtp.norm.weight", "model-00001-of-00003.safetensors");
-    cJSON_AddStringToObject(map, "model.visual.blocks.0.weight", "model-00003-of-00003.safetensors");
+    cJSON_AddStringToObject(map, "model.visual.blocks.0.weight",
+                            "model-00003-of-00003.safetensors");
     /* Shards carry the full data blob; only header offsets matter. The mtp
      * tensor overlaps model.norm.weight's bytes, which would be refused, so
      * give it a private copy at the end. */
@@ -261,7 +263,8 @@ static void test_nested_sharded(void **st) {
     unsigned char *data = malloc(n + 128);
     memcpy(data, s.data, n);
     cJSON *off = cJSON_GetObjectItemCaseSensitive(mtp, "data_offsets");
-    double b = cJSON_GetArrayItem(off, 0)->valuedouble, en = cJSON_GetArrayItem(off, 1)->valuedouble;
+    double b = cJSON_GetArrayItem(off, 0)->valuedouble,
+           en = cJSON_GetArrayItem(off, 1)->valuedouble;
     memcpy(data + n, s.data + (size_t)b, (size_t)(en - b));
     cJSON_ReplaceItemInArray(off, 0, cJSON_CreateNumber((double)n));
     cJSON_ReplaceItemInArray(off, 1, cJSON_CreateNumber((double)n + (en - b)));
@@ -343,7 +346,8 @@ static void edit_offsets_out_of_range(cJSON *h) {
 }
 static void edit_offsets_reversed(cJSON *h) {
     cJSON *off = cJSON_GetObjectItemCaseSensitive(entry(h, "model.norm.weight"), "data_offsets");
-    cJSON_ReplaceItemInArray(off, 0, cJSON_CreateNumber(cJSON_GetArrayItem(off, 1)->valuedouble + 2));
+    cJSON_ReplaceItemInArray(off, 0,
+                             cJSON_CreateNumber(cJSON_GetArrayItem(off, 1)->valuedouble + 2));
 }
 static void edit_overlap(cJSON *h) {
     /* Point the final norm at the bytes of layer 0's input norm. */

@@ -20,7 +20,8 @@ static char tmpdir[256];
 
 static void make(const char *name, int bits, int group) {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s/../tools/make_mlx.py %s/models/tiny-a %s/%s-q %s/%s-d --bits %d --group %d",
+    snprintf(cmd, sizeof cmd,
+             "%s %s/../tools/make_mlx.py %s/models/tiny-a %s/%s-q %s/%s-d --bits %d --group %d",
              Q35_PYTHON, Q35_TEST_DATA, Q35_GOLDEN, tmpdir, name, tmpdir, name, bits, group);
     assert_int_equal(system(cmd), 0);
 }
@@ -51,7 +52,8 @@ static void same_matrix(const q35_tensor *a, const q35_tensor *b, const char *wh
             uint32_t u = (uint32_t)((const uint16_t *)a->data)[i] << 16;
             memcpy(&va, &u, 4);
         }
-        if (va != fb[i]) fail_msg("layer %d %s differs at %zu: %g vs %g", layer, what, i, va, fb[i]);
+        if (va != fb[i])
+            fail_msg("layer %d %s differs at %zu: %g vs %g", layer, what, i, va, fb[i]);
     }
 }
 
