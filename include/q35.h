@@ -59,6 +59,9 @@ typedef struct q35_load_opts {
     const struct q35_hub_opts *hub;
 } q35_load_opts;
 
+/* The model `q35 run` and `q35 chat` use when none is named. */
+#define Q35_DEFAULT_MODEL "Qwen/Qwen3.5-0.8B"
+
 /* Loads a model from `path_or_repo`: a checkpoint directory (config.json +
  * safetensors, single or sharded; MLX-quantized safetensors too), a .gguf
  * file, or a hub id ("Qwen/Qwen3.5-0.8B[@REV]"), which is downloaded once

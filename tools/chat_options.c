@@ -16,9 +16,10 @@ static void usage(FILE *f, const char *cmd) {
     bool run = !strcmp(cmd, "run");
     fprintf(
         f,
-        "usage: q35 %s -m MODEL [-s SYSTEM] %s[options]\n"
+        "usage: q35 %s [-m MODEL] [-s SYSTEM] %s[options]\n"
         "%s"
-        "  -m, --model M          model directory (or .gguf file)\n"
+        "  -m, --model M          model directory, .gguf file or hub id\n"
+        "                         (" Q35_DEFAULT_MODEL ", downloaded once)\n"
         "  -s, --system S         system prompt\n"
         "%s"
         "sampling (defaults of the reference app):\n"
@@ -187,7 +188,8 @@ int chat_options_parse(const char *cmd, int argc, char **argv, chat_options *o) 
         default: goto bad;
         }
     }
-    if (!o->model || optind != argc) goto bad;
+    if (optind != argc) goto bad;
+    if (!o->model) o->model = Q35_DEFAULT_MODEL;
     o->stop[o->n_stop] = NULL;
     o->sampling.stop = o->n_stop ? o->stop : NULL;
     if (!o->seed_given)

@@ -102,6 +102,17 @@ def setUpModule():
     REPO["gguf"] = gguf
     HUB.add_repo("q35-test/gguf-only", gguf)
 
+    # The default model's id, served with a real (tiny) chat checkpoint, so
+    # `q35 run` without -m can be followed from download to reply.
+    chat_dir = os.path.join(GOLDEN, "models", "tiny-chat")
+    if GOLDEN and os.path.isdir(chat_dir):
+        default = {}
+        for name in os.listdir(chat_dir):
+            with open(os.path.join(chat_dir, name), "rb") as f:
+                default[name] = f.read()
+        REPO["default"] = default
+        HUB.add_repo("Qwen/Qwen3.5-0.8B", default)
+
     HUB.add_repo("q35-test/evil", {"config.json": b"{}", "../../escape.safetensors": b"x"})
 
 
@@ -283,6 +294,24 @@ class HubTest(unittest.TestCase):
         self.assertIn(snap, info("q35-test/tiny"))
         self.assertIn(snap, info("q35-test/tiny", HF_HUB_OFFLINE="1"))
         self.assertIn(snap, info(self.ok("q35-test/tiny").stdout.strip()))
+        self.assert_cache_consistent()
+
+    @unittest.skipUnless(GOLDEN and os.path.isdir(os.path.join(GOLDEN, "models", "tiny-chat")),
+                         "needs Q35_GOLDEN for the chat checkpoint")
+    def test_run_without_model_downloads_the_default_once(self):
+        def run(**env):
+            return subprocess.run([Q35, "run", "-p", "Hello", "-n", "4", "--temp", "0"],
+                                  capture_output=True, text=True, env=self.env(**env),
+                                  timeout=RUN_TIMEOUT)
+        r = run()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_snapshot_files("Qwen/Qwen3.5-0.8B", "default", set(REPO["default"]))
+        first = r.stdout
+        HUB.clear_log()
+        r = run(HF_HUB_OFFLINE="1")  # the second start needs no network
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, first, "same greedy reply from the cached copy")
+        self.assertEqual(HUB.log, [])
         self.assert_cache_consistent()
 
     def test_redirect_to_cdn_host_without_token(self):
