@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "formats/json_doc.h"
 
 /* Real headers are ~100 KB for a 0.8B model; 100 MB leaves room for huge
  * models while refusing absurd lengths before allocating anything. */
@@ -104,8 +105,8 @@ static int parse_file(q35_st_set *set, int fi, int *cap, q35_err *e) {
     size_t data_start = 8 + (size_t)hlen;
     size_t data_size = f->size - data_start;
 
-    cJSON *root = cJSON_ParseWithLength(htext, (size_t)hlen);
-    if (!root) return q35_err_set(e, Q35_EFORMAT, "%s: header is not valid JSON", path);
+    cJSON *root = q35_json_parse(htext, (size_t)hlen, path, "header", e);
+    if (!root) return Q35_EFORMAT;
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return q35_err_set(e, Q35_EFORMAT, "%s: header is not a JSON object", path);
@@ -303,9 +304,9 @@ static int open_index(q35_st_set *set, const char *dir, const char *index_path,
                       int (*skip)(const char *), q35_err *e) {
     char *text = q35_read_text_file(index_path, MAX_INDEX_BYTES, NULL, e);
     if (!text) return e ? e->code : Q35_EIO;
-    cJSON *root = cJSON_Parse(text);
+    cJSON *root = q35_json_parse(text, strlen(text), index_path, NULL, e);
     free(text);
-    if (!root) return q35_err_set(e, Q35_EFORMAT, "%s: not valid JSON", index_path);
+    if (!root) return Q35_EFORMAT;
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     int rc = Q35_OK;
     char **names = NULL;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "formats/json_doc.h"
 
 /* Limits far above any Qwen3.5 model; they exist so that a hostile config
  * cannot make the loader allocate absurd amounts before tensors are checked. */
@@ -246,8 +247,8 @@ int q35_config_validate(const q35_config *c, const char *where, q35_err *e) {
 
 int q35_config_parse_json(const char *text, size_t len, const char *where, q35_config *out,
                           q35_err *e) {
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    if (!root) return q35_err_set(e, Q35_EFORMAT, "%s: not valid JSON", where);
+    cJSON *root = q35_json_parse(text, len, where, NULL, e);
+    if (!root) return Q35_EFORMAT;
     int rc;
     if (!cJSON_IsObject(root)) {
         rc = q35_err_set(e, Q35_EFORMAT, "%s: not a JSON object", where);

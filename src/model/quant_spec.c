@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "formats/json_doc.h"
 
 void q35_quant_spec_free(q35_quant_spec *q) {
     for (int i = 0; i < q->n_overrides; i++)
@@ -25,8 +26,8 @@ static int valid_int(const cJSON *j, int lo, int hi, int *out) {
 int q35_quant_spec_parse_json(const char *text, size_t len, const char *where, q35_quant_spec *out,
                               q35_err *e) {
     memset(out, 0, sizeof *out);
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    if (!root) return q35_err_set(e, Q35_EFORMAT, "%s: not valid JSON", where);
+    cJSON *root = q35_json_parse(text, len, where, NULL, e);
+    if (!root) return Q35_EFORMAT;
     const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quantization");
     if (!q) q = cJSON_GetObjectItemCaseSensitive(root, "quantization_config");
     int rc = Q35_OK;

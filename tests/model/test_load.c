@@ -336,7 +336,7 @@ static void test_truncated(void **st) {
     memcpy(raw, &big, 8);
     memcpy(raw + 8, "{\"a\": [1, 2, 3 ", 16);
     write_file(dir, "model.safetensors", raw, 24);
-    expect_error(dir, "not valid JSON", NULL);
+    expect_error(dir, "header is not valid JSON at line 1, column", NULL);
     free(raw);
 }
 
@@ -432,7 +432,7 @@ static void config_case(const char *name, const char *from, const char *to, ...)
 }
 
 static void test_bad_configs(void **st) {
-    config_case("cfg_json", "{", "{{", "config.json", "not valid JSON", NULL);
+    config_case("cfg_json", "{", "{{", "config.json", "not valid JSON at line 1, column", NULL);
     config_case("cfg_layers", "\"num_hidden_layers\": 4", "\"num_hidden_layers\": 5",
                 "contradictory", "layer_types", NULL);
     config_case("cfg_interval", "\"max_position_embeddings\"",
