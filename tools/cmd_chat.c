@@ -105,6 +105,11 @@ static int interactive(q35_chat *c, chat_options *o) {
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = 0;
         if (!n) continue;
+        if (strlen(line) != (size_t)n) {
+            fprintf(stderr, "q35 chat: the line holds a NUL byte (a message is text)\n");
+            status = 1;
+            continue;
+        }
         if (line[0] == '/') {
             if (command(c, o, line)) break;
             continue;
@@ -178,19 +183,39 @@ static void json_reply(FILE *f, int turn, const q35_reply *r) {
     fflush(f);
 }
 
+/* True if a JSON text holds the escape \u0000 (cJSON would end the string
+ * there without a word). */
+static bool has_nul_escape(const char *s) {
+    for (const char *p = s; (p = strstr(p, "\\u0000")) != NULL; p++) {
+        size_t at = (size_t)(p - s), run = 1; /* backslashes ending at p, p's own included */
+        while (run <= at && s[at - run] == '\\')
+            run++;
+        if (run % 2 == 1) return true; /* an odd run: p's backslash starts an escape */
+    }
+    return false;
+}
+
 /* A line holding a JSON string is that string (so messages can hold
- * newlines); any other line is the message as it is. Caller frees. */
-static char *line_message(const char *line) {
+ * newlines); any other line is the message as it is. NULL with *why set
+ * when the line is not a usable message. Caller frees. */
+static char *line_message(const char *line, size_t len, const char **why) {
+    if (strlen(line) != len) {
+        *why = "the line holds a NUL byte (a message is text)";
+        return NULL;
+    }
     if (line[0] == '"') {
-        cJSON *j = cJSON_Parse(line);
+        cJSON *j = cJSON_ParseWithLength(line, len);
         if (cJSON_IsString(j)) {
-            char *s = strdup(j->valuestring);
+            char *s = has_nul_escape(line) ? NULL : strdup(j->valuestring);
             cJSON_Delete(j);
+            *why = s ? NULL : "the message holds \\u0000 (a message is text)";
             return s;
         }
         cJSON_Delete(j);
     }
-    return strdup(line);
+    char *s = strdup(line);
+    if (!s) *why = "out of memory";
+    return s;
 }
 
 static int jsonl(q35_chat *c, chat_options *o) {
@@ -204,12 +229,20 @@ static int jsonl(q35_chat *c, chat_options *o) {
         if ((n = getline(&line, &cap, stdin)) < 0) break;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = 0;
-        char *msg = line_message(line);
-        if (!msg) return cli_fail("chat", "out of memory");
+        const char *why = NULL;
+        char *msg = line_message(line, (size_t)n, &why);
         q35_reply r;
         q35_err e = {0};
-        int rc = q35_chat_generate(c, msg, &o->sampling, NULL, NULL, &r, &e);
-        free(msg);
+        int rc;
+        if (msg) {
+            rc = q35_chat_generate(c, msg, &o->sampling, NULL, NULL, &r, &e);
+            free(msg);
+        } else { /* answered like any failed turn: the conversation goes on */
+            memset(&r, 0, sizeof r);
+            e.code = Q35_EINVAL;
+            snprintf(e.msg, sizeof e.msg, "line %d: %s", turn + 1, why);
+            rc = e.code;
+        }
         if (rc) {
             fprintf(stdout, "{\"turn\":%d,\"error\":", turn);
             json_string(stdout, e.msg, strlen(e.msg));

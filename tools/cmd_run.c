@@ -29,7 +29,9 @@ static int print_piece(void *ud, q35_piece_kind kind, const char *text, size_t l
     return 0;
 }
 
-static char *read_all(FILE *f) {
+/* Reads all of `f` as the prompt; NULL with *why set on failure. A NUL
+ * byte is refused rather than silently ending the prompt there. */
+static char *read_all(FILE *f, const char **why) {
     size_t cap = 1 << 12, n = 0;
     char *buf = malloc(cap);
     while (buf) {
@@ -37,13 +39,28 @@ static char *read_all(FILE *f) {
         if (n < cap - 1) break;
         if (cap >= MAX_PROMPT_BYTES) {
             free(buf);
+            *why = "the prompt on stdin is larger than 64 MiB";
             return NULL;
         }
         char *b = realloc(buf, cap *= 2);
         if (!b) free(buf);
         buf = b;
     }
-    if (buf) buf[n] = 0;
+    if (!buf) {
+        *why = "out of memory reading the prompt";
+        return NULL;
+    }
+    if (ferror(f)) {
+        free(buf);
+        *why = "cannot read the prompt from stdin";
+        return NULL;
+    }
+    if (memchr(buf, 0, n)) {
+        free(buf);
+        *why = "the prompt on stdin holds a NUL byte (a prompt is text)";
+        return NULL;
+    }
+    buf[n] = 0;
     return buf;
 }
 
@@ -54,8 +71,9 @@ int cmd_run(int argc, char **argv) {
     char *owned = NULL;
     const char *prompt = o.prompt;
     if (!prompt) {
-        owned = read_all(stdin);
-        if (!owned) return cli_fail("run", "cannot read the prompt from stdin");
+        const char *why = NULL;
+        owned = read_all(stdin, &why);
+        if (!owned) return cli_fail("run", "%s", why);
         prompt = owned;
     }
     q35_model *m;

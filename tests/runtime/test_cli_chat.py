@@ -92,6 +92,33 @@ def test_run():
     check(p.returncode == 2 and b"top-p" in p.stderr, "run: a bad option is a usage error")
     p = subprocess.run([Q35, "run", "-m", "/nonexistent/model", "-p", "x"], capture_output=True)
     check(p.returncode == 1 and b"q35 run:" in p.stderr, "run: a missing model is an error")
+    # hostile stdin: a NUL byte is refused (not a prompt silently cut short),
+    # a prompt past the context is an overflow error; neither crashes
+    p = subprocess.run([Q35, "run", "-m", MODEL, "-n", "2"], input=b"hi\0there",
+                       capture_output=True, timeout=300)
+    check(p.returncode == 1 and b"NUL" in p.stderr and p.stdout == b"",
+          f"run: NUL in the prompt: exit {p.returncode}, {p.stderr[-200:]!r}")
+    p = subprocess.run([Q35, "run", "-m", MODEL, "-n", "2"], input=b"word " * 20000,
+                       capture_output=True, timeout=300)
+    check(p.returncode == 1 and b"overflow" in p.stderr,
+          f"run: an oversized prompt: exit {p.returncode}, {p.stderr[-200:]!r}")
+
+
+def test_jsonl_hostile_lines():
+    # a NUL (raw or as \u0000) is an error line for that turn, not a message
+    # silently cut at the NUL; the conversation goes on with the next line
+    stdin = b'"a\\u0000b"\n"a\\\\u0000b"\nhi\0x\n"ok"\n'
+    p = subprocess.run([Q35, "chat", "-m", MODEL, "--jsonl", "-q", "-n", "2", "--temp", "0"],
+                       input=stdin, capture_output=True, timeout=300)
+    out = [json.loads(x) for x in p.stdout.decode().splitlines()]
+    check(len(out) == 4, f"jsonl hostile: {len(out)} answers for 4 lines")
+    if len(out) == 4:
+        check("error" in out[0] and "u0000" in out[0]["error"], f"jsonl \\u0000: {out[0]}")
+        check("error" not in out[1], f"jsonl escaped backslash then u0000 is text: {out[1]}")
+        check("error" in out[2] and "NUL" in out[2]["error"], f"jsonl raw NUL: {out[2]}")
+        check("error" not in out[3] and out[3]["reused_tokens"] > 0,
+              f"jsonl: the conversation went on after the errors: {out[3]}")
+    check(p.returncode == 1, f"jsonl hostile: exit {p.returncode} (a turn failed)")
 
 
 def test_interactive_commands():
@@ -136,6 +163,7 @@ def test_ctrl_c_stops_the_reply():
 
 test_jsonl_golden()
 test_run()
+test_jsonl_hostile_lines()
 test_interactive_commands()
 test_ctrl_c_stops_the_reply()
 if failures:
