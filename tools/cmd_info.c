@@ -27,8 +27,7 @@ static void count_types(const q35_model *m, size_t bytes[Q35_DT_COUNT]) {
     memset(bytes, 0, sizeof(size_t) * Q35_DT_COUNT);
 #define ADD(t)                                                                                     \
     do {                                                                                           \
-        if ((t).data)                                                                              \
-            bytes[(t).dtype] += (size_t)q35_tensor_numel(&(t)) * q35_dtype_size((t).dtype);        \
+        if ((t).data) bytes[(t).dtype] += q35_tensor_bytes(&(t));                                  \
     } while (0)
     ADD(m->embed);
     if (m->lm_head.data != m->embed.data) ADD(m->lm_head);

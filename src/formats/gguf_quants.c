@@ -34,6 +34,7 @@
  */
 #include "formats/gguf_quants.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -364,5 +365,61 @@ int q35_ggml_dequantize(uint32_t type, const void *src, float *dst, int64_t n, q
     int64_t nb = n / t->block_elems;
     for (int64_t i = 0; i < nb; i++)
         dec(p + i * t->block_bytes, dst + i * t->block_elems);
+    return Q35_OK;
+}
+
+/* -------------------------------------------------------------- quantizing */
+
+static void put_f16(uint8_t *p, float v) {
+    uint16_t h = q35_f32_to_f16(v);
+    p[0] = (uint8_t)h;
+    p[1] = (uint8_t)(h >> 8);
+}
+
+static void q_q8_0(const float *x, uint8_t *b) {
+    float amax = 0.0f;
+    for (int j = 0; j < 32; j++)
+        amax = fmaxf(amax, fabsf(x[j]));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    put_f16(b, d);
+    for (int j = 0; j < 32; j++)
+        b[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+}
+
+static void q_q4_0(const float *x, uint8_t *b) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < 32; j++) {
+        if (amax < fabsf(x[j])) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    }
+    const float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    put_f16(b, d);
+    for (int j = 0; j < 16; j++) {
+        /* ggml truncates toward zero through int8_t; the +8.5 makes it a
+         * rounding, and the values stay in [0.5, 16.5] for finite x */
+        float v0 = x[j] * id + 8.5f, v1 = x[j + 16] * id + 8.5f;
+        int n0 = v0 >= 0.0f && v0 < 16.0f ? (int)v0 : v0 >= 16.0f ? 15 : 0;
+        int n1 = v1 >= 0.0f && v1 < 16.0f ? (int)v1 : v1 >= 16.0f ? 15 : 0;
+        b[2 + j] = (uint8_t)(n0 | (n1 << 4));
+    }
+}
+
+int q35_ggml_quantize(uint32_t type, const float *src, void *dst, int64_t n, q35_err *e) {
+    if (n < 0 || n % 32)
+        return q35_err_set(e, Q35_EINVAL, "quantize: %lld elements is not whole blocks of 32",
+                           (long long)n);
+    uint8_t *out = dst;
+    if (type == Q35_GGML_Q8_0) {
+        for (int64_t i = 0; i < n / 32; i++)
+            q_q8_0(src + 32 * i, out + 34 * i);
+    } else if (type == Q35_GGML_Q4_0) {
+        for (int64_t i = 0; i < n / 32; i++)
+            q_q4_0(src + 32 * i, out + 18 * i);
+    } else {
+        return q35_err_set(e, Q35_EINVAL, "quantize: type %s is not Q8_0 or Q4_0",
+                           q35_ggml_type_name(type));
+    }
     return Q35_OK;
 }

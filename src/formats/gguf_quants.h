@@ -68,4 +68,16 @@ const char *q35_ggml_type_name(uint32_t type);
  * that is not dequantizable or an n that is not whole blocks. */
 int q35_ggml_dequantize(uint32_t type, const void *src, float *dst, int64_t n, q35_err *e);
 
+/* Encodes `n` float32 values (n a multiple of 32) as Q8_0 or Q4_0 blocks
+ * into `dst` (n/32 blocks), rounding exactly as ggml's reference quantizers
+ * (quantize_row_q8_0_ref, quantize_row_q4_0_ref) do, so a tensor q35
+ * quantizes is byte-identical to llama-quantize's from the same float32
+ * values:
+ *   Q8_0: d = max|x| / 127, q = round(x / d) (half away from zero);
+ *   Q4_0: m = the x of largest |x|, d = m / -8, n = min(15, trunc(x / d + 8.5)).
+ * Fails with Q35_EINVAL for another type or an n that is not whole blocks.
+ * Not-a-number inputs are the caller's problem (they give unspecified
+ * blocks, never a crash). */
+int q35_ggml_quantize(uint32_t type, const float *src, void *dst, int64_t n, q35_err *e);
+
 #endif

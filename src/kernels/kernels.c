@@ -65,7 +65,7 @@ void q35_matmul(const q35_kernels *k, q35_threadpool *pool, const q35_tensor *w,
      * rows are streamed through the cache once per chunk rather than once
      * per few rows, but still >= ~8 chunks. A multiple of 48 rows: whole
      * tiles for every kernel set (4-row tiles, 3 x 16-row AMX blocks). */
-    int64_t row_bytes = w->shape[1] * (int64_t)q35_dtype_size(w->dtype);
+    int64_t row_bytes = (int64_t)q35_row_bytes(w->dtype, w->shape[1]);
     int64_t target = a->T >= 8 ? 512 * 1024 : 64 * 1024;
     int64_t chunk = (target + row_bytes - 1) / row_bytes;
     if (chunk > rows / 8) chunk = rows / 8;
