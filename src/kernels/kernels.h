@@ -40,10 +40,15 @@ typedef struct q35_kernels {
     void (*pack)(const float *x, int64_t ldx, int T, int64_t cols, void *out);
 
     /* Matrix times token rows: for rows o in [r0, r1) of w ([rows, cols],
-     * f32/f16/bf16, row-major) and tokens t in [0, T):
+     * f32/f16/bf16/q8_0/q4_0, row-major) and tokens t in [0, T):
      *     y[t*ldy + o] = sum_k w[o, k] * a->x[t*ldx + k]      (k < cols)
      * Threads split the rows (see q35_matmul); one call must give each y
-     * element the same value whatever [r0, r1) it sits in. */
+     * element the same value whatever [r0, r1) it sits in.
+     * A quantized weight is the float32 product d * q (model/tensor.h) and
+     * x stays float32 (no activation quantization): the result is the
+     * matmul over the dequantized matrix, only the summation order may
+     * differ. (The sets here compute d * q in registers and keep their
+     * float32 FMA order, so each gives exactly its float32 result.) */
     void (*matmul)(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
                    int64_t r1);
 
@@ -112,7 +117,8 @@ q35_acts q35_acts_prepare(const q35_kernels *k, const float *x, int64_t ldx, int
 void q35_matmul(const q35_kernels *k, q35_threadpool *pool, const q35_tensor *w, const q35_acts *a,
                 float *y, int64_t ldy);
 
-/* Row `row` of a [rows, cols] matrix (an embedding lookup) as float32. */
+/* Row `row` of a [rows, cols] matrix of any dtype (an embedding lookup) as
+ * float32; quantized rows decode to the exact d * q values. */
 void q35_tensor_row_f32(const q35_tensor *w, int64_t row, float *out);
 
 /* ---- small scalar and per-head ops (plain C; cheap next to the above) */

@@ -13,10 +13,12 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "kernels/cpu_features.h"
 #include "kernels/kernels.h"
 #include "kernels/matmul_amx.h"
+#include "kernels/quant_block.h"
 
 #define TILE_R 4
 #define TILE_C 4
@@ -222,11 +224,168 @@ static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const 
     }
 }
 
+/* ------------------------------------------------ quantized weights */
+
+/* The 32 weights of a Q8_0 / Q4_0 block as two float32 vectors holding the
+ * exact products d * q, i.e. the numbers the float32 path would read from
+ * the dequantized matrix: with tile()'s FMA order on top, a quantized
+ * matmul gives bit for bit this set's float32 matmul over the dequantized
+ * matrix. Q4_0 goes through a 16-entry table d * (n - 8) indexed by the
+ * nibble (vpermps reads only an index's low 4 bits, so the low nibble
+ * needs no mask). */
+static inline __attribute__((always_inline)) void qblock_f32(q35_dtype dt, const uint8_t *b,
+                                                             __m512 *w0, __m512 *w1) {
+    __m512 d = _mm512_cvtph_ps(_mm256_set1_epi16((short)q35_qblock_d16(b)));
+    __m128i q = _mm_loadu_si128((const __m128i *)(b + 2));
+    if (dt == Q35_DT_Q8_0) {
+        __m128i q1 = _mm_loadu_si128((const __m128i *)(b + 18));
+        *w0 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
+        *w1 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)));
+    } else {
+        const __m512 n8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+        __m512 tbl = _mm512_mul_ps(d, n8);
+        __m512i v = _mm512_cvtepu8_epi32(q);
+        *w0 = _mm512_permutexvar_ps(v, tbl);
+        *w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tbl);
+    }
+}
+
+/* R x C tile over quantized rows (row stride ldw bytes, n columns): the
+ * weights are widened in registers and used for C tokens. */
+static inline __attribute__((always_inline)) void qtile(q35_dtype dt, const uint8_t *w, int64_t ldw,
+                                                        const float *x, int64_t ldx, int64_t n,
+                                                        float *y, int64_t ldy, const int R,
+                                                        const int C) {
+    __m512 acc[TILE_R][TILE_C];
+    size_t bb = q35_dtype_block_bytes(dt);
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) acc[r][c] =
+        _mm512_setzero_ps();
+    const uint8_t *wk = w;
+    for (int64_t k = 0; k < n; k += Q35_QBLOCK, wk += bb) {
+        __m512 w0[TILE_R], w1[TILE_R];
+        if (C == 1) /* memory-bound: keep more of the R row streams in flight */
+            UNROLL for (int r = 0; r < R; r++) _mm_prefetch(wk + r * ldw + 512, _MM_HINT_T0);
+        UNROLL for (int r = 0; r < R; r++) qblock_f32(dt, wk + r * ldw, &w0[r], &w1[r]);
+        UNROLL for (int c = 0; c < C; c++) {
+            __m512 x0 = _mm512_loadu_ps(x + c * ldx + k);
+            UNROLL for (int r = 0; r < R; r++) acc[r][c] = _mm512_fmadd_ps(w0[r], x0, acc[r][c]);
+            __m512 x1 = _mm512_loadu_ps(x + c * ldx + k + 16);
+            UNROLL for (int r = 0; r < R; r++) acc[r][c] = _mm512_fmadd_ps(w1[r], x1, acc[r][c]);
+        }
+    }
+    UNROLL for (int c = 0; c < C; c++) UNROLL for (int r = 0; r < R; r++) y[c * ldy + r] =
+        _mm512_reduce_add_ps(acc[r][c]);
+}
+
+static inline __attribute__((always_inline)) void qtile_r(q35_dtype dt, const uint8_t *w,
+                                                          int64_t ldw, const float *x, int64_t ldx,
+                                                          int64_t n, float *y, int64_t ldy,
+                                                          const int R, int C) {
+    switch (C) {
+    case 1: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 1); break;
+    case 2: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 2); break;
+    case 3: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 3); break;
+    default: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 4); break;
+    }
+}
+
+static inline __attribute__((always_inline)) void qtile_any(q35_dtype dt, const uint8_t *w,
+                                                            int64_t ldw, const float *x,
+                                                            int64_t ldx, int64_t n, float *y,
+                                                            int64_t ldy, int R, int C) {
+    switch (R) {
+    case 1: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 1, C); break;
+    case 2: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 2, C); break;
+    case 3: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 3, C); break;
+    default: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 4, C); break;
+    }
+}
+
+/* Few tokens: every weight is widened once per group of TILE_C tokens,
+ * straight from the stream. */
+static inline __attribute__((always_inline)) void qmatmul_regs(q35_dtype dt, const q35_tensor *w,
+                                                               const q35_acts *a, float *y,
+                                                               int64_t ldy, int64_t r0,
+                                                               int64_t r1) {
+    int64_t n = w->shape[1], ldw = (int64_t)q35_row_bytes(dt, n), ldx = a->ldx;
+    const uint8_t *base = w->data;
+    int T = a->T;
+    for (int64_t o = r0; o < r1; o += TILE_R) {
+        int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
+        for (int t = 0; t < T; t += TILE_C) {
+            int C = T - t < TILE_C ? T - t : TILE_C;
+            qtile_any(dt, base + o * ldw, ldw, a->x + t * ldx, ldx, n, y + t * ldy + o, ldy, R, C);
+        }
+    }
+}
+
+/* Rows per dequantized panel for many tokens, and the token count from
+ * which that beats widening in registers (measured: see BENCHMARKS.md). */
+#define QPANEL 16
+#define QPANEL_MIN_T 5
+
+/* Many tokens: a panel of QPANEL rows is dequantized once into float32
+ * scratch and multiplied by every token with the float32 tile, tokens
+ * outer, so a group of token rows stays in L1 while the panel (in L2)
+ * streams past it. Same products, same FMA order as qmatmul_regs. Returns
+ * false, having done nothing, when scratch cannot be had. */
+static bool qmatmul_panel(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
+                          int64_t r1) {
+    q35_dtype dt = w->dtype;
+    int64_t n = w->shape[1], ldw = (int64_t)q35_row_bytes(dt, n), ldx = a->ldx;
+    size_t bb = q35_dtype_block_bytes(dt);
+    float *panel = aligned_alloc(64, (size_t)QPANEL * (size_t)n * sizeof(float));
+    if (!panel) return false;
+    int T = a->T;
+    for (int64_t p = r0; p < r1; p += QPANEL) {
+        int P = r1 - p < QPANEL ? (int)(r1 - p) : QPANEL;
+        for (int i = 0; i < P; i++) {
+            const uint8_t *row = (const uint8_t *)w->data + (p + i) * ldw;
+            float *dst = panel + (int64_t)i * n;
+            for (int64_t kb = 0; kb < n / Q35_QBLOCK; kb++) {
+                __m512 w0, w1;
+                if (dt == Q35_DT_Q8_0)
+                    qblock_f32(Q35_DT_Q8_0, row + kb * bb, &w0, &w1);
+                else
+                    qblock_f32(Q35_DT_Q4_0, row + kb * bb, &w0, &w1);
+                _mm512_store_ps(dst + kb * Q35_QBLOCK, w0);
+                _mm512_store_ps(dst + kb * Q35_QBLOCK + 16, w1);
+            }
+        }
+        for (int t = 0; t < T; t += TILE_C) {
+            int C = T - t < TILE_C ? T - t : TILE_C;
+            const float *xt = a->x + t * ldx;
+            for (int r = 0; r < P; r += TILE_R) {
+                int R = P - r < TILE_R ? P - r : TILE_R;
+                const char *wr = (const char *)(panel + (int64_t)r * n);
+                float *yt = y + t * ldy + p + r;
+                if (R == TILE_R && C == TILE_C)
+                    tile(Q35_DT_F32, wr, n * 4, xt, ldx, n, yt, ldy, TILE_R, TILE_C);
+                else
+                    tile_any(Q35_DT_F32, wr, n * 4, xt, ldx, n, yt, ldy, R, C);
+            }
+        }
+    }
+    free(panel);
+    return true;
+}
+
+static void matmul_quant(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
+                         int64_t r1) {
+    if (a->T >= QPANEL_MIN_T && qmatmul_panel(w, a, y, ldy, r0, r1)) return;
+    if (w->dtype == Q35_DT_Q8_0)
+        qmatmul_regs(Q35_DT_Q8_0, w, a, y, ldy, r0, r1);
+    else
+        qmatmul_regs(Q35_DT_Q4_0, w, a, y, ldy, r0, r1);
+}
+
 /* The plain path: weights widened to float32 as they are loaded, x as is. */
 static void matmul_plain(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
                          int64_t r1) {
     int64_t n = w->shape[1], ldw = n * (int64_t)q35_dtype_size(w->dtype);
     switch (w->dtype) {
+    case Q35_DT_Q8_0:
+    case Q35_DT_Q4_0: matmul_quant(w, a, y, ldy, r0, r1); break;
     case Q35_DT_BF16:
         matmul_dt(Q35_DT_BF16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
         break;

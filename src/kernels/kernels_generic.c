@@ -7,6 +7,7 @@
 
 #include "core/half.h"
 #include "kernels/kernels.h"
+#include "kernels/quant_block.h"
 
 /* ------------------------------------------------------------- matmul */
 
@@ -43,8 +44,41 @@ static float dot_row_f16(const uint16_t *w, const float *x, int64_t n) {
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
+/* Quantized rows: each block is decoded once into float32 and used for up
+ * to QTOK tokens, whose partial sums follow dot_row_f32's order exactly, so
+ * the result is bit for bit the float32 matmul over the dequantized
+ * matrix. */
+#define QTOK 8
+static void matmul_quant(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
+                         int64_t r1) {
+    int64_t cols = w->shape[1], ldx = a->ldx;
+    size_t bb = q35_dtype_block_bytes(w->dtype), rb = q35_row_bytes(w->dtype, cols);
+    for (int64_t o = r0; o < r1; o++) {
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)o * rb;
+        for (int t0 = 0; t0 < a->T; t0 += QTOK) {
+            int nt = a->T - t0 < QTOK ? a->T - t0 : QTOK;
+            float s[QTOK][4] = {{0}}, wb[Q35_QBLOCK];
+            for (int64_t kb = 0; kb < cols / Q35_QBLOCK; kb++) {
+                q35_qblock_decode(w->dtype, row + (size_t)kb * bb, wb);
+                for (int t = 0; t < nt; t++) {
+                    const float *xk = a->x + (int64_t)(t0 + t) * ldx + kb * Q35_QBLOCK;
+                    for (int i = 0; i < Q35_QBLOCK; i += 4)
+                        for (int j = 0; j < 4; j++)
+                            s[t][j] += wb[i + j] * xk[i + j];
+                }
+            }
+            for (int t = 0; t < nt; t++)
+                y[(int64_t)(t0 + t) * ldy + o] = (s[t][0] + s[t][1]) + (s[t][2] + s[t][3]);
+        }
+    }
+}
+
 static void matmul_generic(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy,
                            int64_t r0, int64_t r1) {
+    if (q35_dtype_is_quant(w->dtype)) {
+        matmul_quant(w, a, y, ldy, r0, r1);
+        return;
+    }
     const float *x = a->x;
     int64_t cols = w->shape[1], ldx = a->ldx;
     int T = a->T;
@@ -239,6 +273,14 @@ void q35_tensor_row_f32(const q35_tensor *w, int64_t row, float *out) {
         const uint16_t *p = (const uint16_t *)w->data + row * cols;
         for (int64_t i = 0; i < cols; i++)
             out[i] = q35_f16_to_f32(p[i]);
+        break;
+    }
+    case Q35_DT_Q8_0:
+    case Q35_DT_Q4_0: {
+        size_t bb = q35_dtype_block_bytes(w->dtype);
+        const uint8_t *p = (const uint8_t *)w->data + (size_t)row * q35_row_bytes(w->dtype, cols);
+        for (int64_t kb = 0; kb < cols / Q35_QBLOCK; kb++)
+            q35_qblock_decode(w->dtype, p + (size_t)kb * bb, out + kb * Q35_QBLOCK);
         break;
     }
     default: memcpy(out, (const float *)w->data + row * cols, (size_t)cols * sizeof(float)); break;

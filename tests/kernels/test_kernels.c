@@ -69,23 +69,35 @@ static void *make_weights(q35_dtype dt, float *wf, int64_t n) {
     return w;
 }
 
-static void check_matmul_shape(q35_dtype dt, int rows, int cols, int T) {
+/* y = w x by set k, x packed as the set wants it. */
+static void run_matmul(const q35_kernels *k, const q35_tensor *w, const float *x, int64_t ldx,
+                       int T, float *y, int64_t ldy, int64_t r0, int64_t r1) {
+    int64_t cols = w->shape[1];
+    size_t pb = q35_acts_bytes(k, T, cols);
+    void *buf = pb ? aligned_alloc(64, (pb + 63) / 64 * 64) : NULL;
+    q35_acts acts = q35_acts_prepare(k, x, ldx, T, cols, buf);
+    k->matmul(w, &acts, y, ldy, r0, r1);
+    free(buf);
+}
+
+/* Every set's matmul of w (dtype dt, data wd) whose weights are the floats
+ * wf: against a float64 recomputation; bit-identical for any row split
+ * and, for sets that read x as is, any grouping of tokens. For quantized
+ * dtypes also: bit-identical to the same set's float32 matmul over wf (the
+ * sets compute d * q exactly and keep their float32 FMA order; for the
+ * generic set this is the definition the golden tests rely on). */
+static void check_matmul(q35_dtype dt, const void *wd, const float *wf, int rows, int cols, int T) {
     int64_t ldx = cols + 3, ldy = rows + 5; /* strides wider than the rows */
-    float *wf = malloc((size_t)rows * cols * 4);
     float *x = malloc((size_t)T * ldx * 4);
-    fill(wf, (int64_t)rows * cols, 1.0f);
     fill(x, (int64_t)T * ldx, 2.0f);
-    void *wd = make_weights(dt, wf, (int64_t)rows * cols);
-    q35_tensor w = {dt, 2, {rows, cols}, wd};
+    q35_tensor w = {dt, 2, {rows, cols}, wd}, wf32 = {Q35_DT_F32, 2, {rows, cols}, wf};
     float *y = malloc((size_t)T * ldy * 4), *y2 = malloc((size_t)T * ldy * 4);
+    double tol = 4e-6 * (cols > 1000 ? sqrt(cols / 1000.0) : 1.0);
     for (int v = 0; v < n_variants; v++) {
         const q35_kernels *k = variants[v];
         for (int64_t i = 0; i < (int64_t)T * ldy; i++)
             y[i] = y2[i] = 12345.0f;
-        size_t pb = q35_acts_bytes(k, T, cols);
-        void *buf = pb ? aligned_alloc(64, (pb + 63) / 64 * 64) : NULL;
-        q35_acts acts = q35_acts_prepare(k, x, ldx, T, cols, buf);
-        k->matmul(&w, &acts, y, ldy, 0, rows);
+        run_matmul(k, &w, x, ldx, T, y, ldy, 0, rows);
         double worst = 0;
         for (int t = 0; t < T; t++) {
             for (int o = 0; o < rows; o++) {
@@ -96,43 +108,58 @@ static void check_matmul_shape(q35_dtype dt, int rows, int cols, int T) {
                     mag += fabs(p);
                 }
                 double err = fabs(y[(int64_t)t * ldy + o] - ref) / (mag + 1e-30);
-                if (err > worst) worst = err;
+                if (!(err <= worst)) worst = err; /* NaN counts as the worst */
             }
             /* padding between rows of y stays untouched */
             for (int64_t i = rows; i < ldy; i++)
                 assert_true(y[(int64_t)t * ldy + i] == 12345.0f);
         }
-        if (worst > 4e-6)
+        if (!(worst <= tol))
             fail_msg("%s matmul %s %dx%d T=%d: rel err %.3g", k->name, q35_dtype_name(dt), rows,
                      cols, T, worst);
+        if (q35_dtype_is_quant(dt)) {
+            run_matmul(k, &wf32, x, ldx, T, y2, ldy, 0, rows);
+            for (int t = 0; t < T; t++)
+                for (int o = 0; o < rows; o++)
+                    if (memcmp(&y[(int64_t)t * ldy + o], &y2[(int64_t)t * ldy + o], 4))
+                        fail_msg("%s matmul %s %dx%d T=%d: row %d token %d: %.9g, but %.9g over "
+                                 "the dequantized float32 matrix",
+                                 k->name, q35_dtype_name(dt), rows, cols, T, o, t,
+                                 y[(int64_t)t * ldy + o], y2[(int64_t)t * ldy + o]);
+        }
         /* Rows split at odd places: bit-identical. */
         for (int64_t r = 0; r < rows;) {
             int64_t e = r + 1 + (r * 7 + 3) % 11;
             if (e > rows) e = rows;
-            k->matmul(&w, &acts, y2, ldy, r, e);
+            run_matmul(k, &w, x, ldx, T, y2, ldy, r, e);
             r = e;
         }
         for (int t = 0; t < T; t++)
             for (int o = 0; o < rows; o++)
-                if (y[(int64_t)t * ldy + o] != y2[(int64_t)t * ldy + o])
+                if (memcmp(&y[(int64_t)t * ldy + o], &y2[(int64_t)t * ldy + o], 4))
                     fail_msg("%s matmul %s %dx%d T=%d: row %d token %d depends on the split",
                              k->name, q35_dtype_name(dt), rows, cols, T, o, t);
         /* Sets that read x directly also give each token the same bits
          * whatever tokens it is grouped with. */
-        if (!pb) {
-            for (int t = 0; t < T; t++) {
-                q35_acts one = q35_acts_prepare(k, x + (int64_t)t * ldx, ldx, 1, cols, NULL);
-                k->matmul(&w, &one, y2 + (int64_t)t * ldy, ldy, 0, rows);
-            }
+        if (!q35_acts_bytes(k, T, cols)) {
+            for (int t = 0; t < T; t++)
+                run_matmul(k, &w, x + (int64_t)t * ldx, ldx, 1, y2 + (int64_t)t * ldy, ldy, 0,
+                           rows);
             assert_memory_equal(y, y2, (size_t)T * ldy * 4);
         }
-        free(buf);
     }
-    free(wf);
     free(x);
-    free(wd);
     free(y);
     free(y2);
+}
+
+static void check_matmul_shape(q35_dtype dt, int rows, int cols, int T) {
+    float *wf = malloc((size_t)rows * cols * 4);
+    fill(wf, (int64_t)rows * cols, 1.0f);
+    void *wd = make_weights(dt, wf, (int64_t)rows * cols);
+    check_matmul(dt, wd, wf, rows, cols, T);
+    free(wf);
+    free(wd);
 }
 
 static void test_matmul(void **st) {
@@ -146,32 +173,197 @@ static void test_matmul(void **st) {
             check_matmul_shape((q35_dtype)dt, shapes[s][0], shapes[s][1], shapes[s][2]);
 }
 
+/* ---- quantized weights. The blocks are written here (this test links
+ * the kernels layer only, not the formats layer's quantizer) and decoded by
+ * a reference that shares no code with the kernels. */
+
+static size_t qblock_bytes(q35_dtype dt) {
+    return dt == Q35_DT_Q8_0 ? 34 : 18;
+}
+
+/* q: 32 values, -128..127 (Q8_0) or nibbles 0..15 (Q4_0). */
+static void put_block(q35_dtype dt, uint8_t *b, uint16_t d, const int *q) {
+    b[0] = (uint8_t)(d & 0xff);
+    b[1] = (uint8_t)(d >> 8);
+    if (dt == Q35_DT_Q8_0)
+        for (int j = 0; j < 32; j++)
+            b[2 + j] = (uint8_t)(q[j] & 0xff);
+    else
+        for (int j = 0; j < 16; j++)
+            b[2 + j] = (uint8_t)(q[j] | q[j + 16] << 4);
+}
+
+static double ref_f16(uint16_t h) { /* finite f16 only */
+    int e = (h >> 10) & 31, m = h & 1023;
+    double v = e ? ldexp(1024 + m, e - 25) : ldexp(m, -24);
+    return h & 0x8000 ? -v : v;
+}
+
+static void ref_decode_row(q35_dtype dt, const uint8_t *row, int cols, float *out) {
+    for (int kb = 0; kb < cols / 32; kb++) {
+        const uint8_t *b = row + (size_t)kb * qblock_bytes(dt);
+        double d = ref_f16((uint16_t)(b[0] | b[1] << 8));
+        for (int j = 0; j < 32; j++) {
+            int q = dt == Q35_DT_Q8_0 ? (b[2 + j] ^ 0x80) - 0x80
+                    : j < 16          ? (b[2 + j] & 15) - 8
+                                      : (b[2 + j - 16] >> 4) - 8;
+            out[kb * 32 + j] = (float)(d * q); /* exact */
+        }
+    }
+}
+
+/* ggml's reference rounding, near enough: Q8_0 d = max|x| / 127; Q4_0
+ * d = (the x of largest |x|) / -8. */
+static void quantize_block(q35_dtype dt, const float *x, uint8_t *b) {
+    float amax = 0, mx = 0;
+    for (int j = 0; j < 32; j++)
+        if (fabsf(x[j]) > amax) {
+            amax = fabsf(x[j]);
+            mx = x[j];
+        }
+    int q[32];
+    float d = dt == Q35_DT_Q8_0 ? amax / 127 : mx / -8, id = d != 0 ? 1 / d : 0;
+    for (int j = 0; j < 32; j++) {
+        if (dt == Q35_DT_Q8_0) {
+            q[j] = (int)roundf(x[j] * id);
+        } else {
+            int n = (int)(x[j] * id + 8.5f);
+            q[j] = n > 15 ? 15 : n;
+        }
+    }
+    put_block(dt, b, q35_f32_to_f16(d), q);
+}
+
+/* A [rows, cols] quantized matrix at an odd address inside *mem (caller
+ * frees *mem): blocks quantized from floats at scales 2^-8..2^2, one in
+ * five raw random bytes (every q, d up to ~4). wf gets its values. */
+static const uint8_t *make_quant(q35_dtype dt, int rows, int cols, float *wf, void **mem) {
+    size_t bb = qblock_bytes(dt), n = (size_t)rows * (cols / 32);
+    uint8_t *buf = malloc(n * bb + 1), *w = buf + 1;
+    float x[32];
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *b = w + i * bb;
+        if (i % 5 == 3) {
+            for (size_t j = 0; j < bb; j++)
+                b[j] = (uint8_t)(frand() * 128 + 128);
+            b[1] &= 0x47; /* sign and exponent up to 2^2 */
+        } else {
+            fill(x, 32, ldexpf(1, (int)(i % 11) - 8));
+            quantize_block(dt, x, b);
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        ref_decode_row(dt, w + (size_t)r * (cols / 32) * bb, cols, wf + (int64_t)r * cols);
+    *mem = buf;
+    return w;
+}
+
+static void check_quant_shape(q35_dtype dt, int rows, int cols, int T) {
+    float *wf = malloc((size_t)rows * cols * 4);
+    void *mem;
+    const uint8_t *w = make_quant(dt, rows, cols, wf, &mem);
+    check_matmul(dt, w, wf, rows, cols, T);
+    free(wf);
+    free(mem);
+}
+
+static void test_matmul_quant(void **st) {
+    (void)st;
+    static const int shapes[][3] = {
+        {1, 32, 1},   {7, 32, 3},     {3, 64, 1},   {5, 96, 4},    {13, 160, 5},  {33, 256, 8},
+        {4, 1024, 2}, {17, 3008, 1},  {9, 2976, 7}, {21, 512, 37}, {50, 128, 40}, {65, 320, 12},
+        {48, 64, 9},  {19, 2048, 17}, {101, 96, 6}, {6, 2912, 33}, {2, 32, 16},   {31, 64, 2}};
+    for (int dt = Q35_DT_Q8_0; dt <= Q35_DT_Q4_0; dt++)
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+            check_quant_shape((q35_dtype)dt, shapes[s][0], shapes[s][1], shapes[s][2]);
+}
+
+/* Hand-made blocks at the edges of the formats: d = +-0, +-1, the f16
+ * subnormals, +-65504 (the largest f16); q = -128 and 127, nibbles 0 and
+ * 15, ramps, alternations. Matmuls as above, and the embedding lookup
+ * decodes them exactly. */
+static void test_quant_edges(void **st) {
+    (void)st;
+    static const uint16_t ds[] = {0x0000, 0x8000, 0x3c00, 0xbc00, 0x0001, 0x83ff,
+                                  0x7bff, 0xfbff, 0x2e66, 0x1800, 0xa001};
+    enum { ND = sizeof ds / sizeof *ds, NP = 7, ROWS = 7, COLS = 32 * 13 };
+    for (int dt = Q35_DT_Q8_0; dt <= Q35_DT_Q4_0; dt++) {
+        size_t bb = qblock_bytes((q35_dtype)dt);
+        bool q8 = dt == Q35_DT_Q8_0;
+        int lo = q8 ? -128 : 0, hi = q8 ? 127 : 15;
+        uint8_t *mem = malloc((size_t)ROWS * (COLS / 32) * bb + 3), *w = mem + 3;
+        for (int i = 0; i < ROWS * (COLS / 32); i++) {
+            int q[32];
+            for (int j = 0; j < 32; j++) {
+                switch ((i * 3 + i / ND) % NP) {
+                case 0: q[j] = lo; break;
+                case 1: q[j] = hi; break;
+                case 2: q[j] = j % 2 ? lo : hi; break;
+                case 3: q[j] = lo + j * (hi - lo) / 31; break;
+                case 4: q[j] = q8 ? 0 : 8; break; /* zero weights */
+                case 5: q[j] = j == 7 ? lo : q8 ? 1 : 9; break;
+                default: q[j] = lo + (int)((frand() + 1) / 2 * (hi - lo + 1)); break;
+                }
+                if (q[j] > hi) q[j] = hi;
+            }
+            put_block((q35_dtype)dt, w + (size_t)i * bb, ds[i % ND], q);
+        }
+        float *wf = malloc((size_t)ROWS * COLS * 4), out[COLS];
+        for (int r = 0; r < ROWS; r++)
+            ref_decode_row((q35_dtype)dt, w + (size_t)r * (COLS / 32) * bb, COLS, wf + r * COLS);
+        q35_tensor t = {(q35_dtype)dt, 2, {ROWS, COLS}, w};
+        for (int r = 0; r < ROWS; r++) {
+            memset(out, 0x55, sizeof out);
+            q35_tensor_row_f32(&t, r, out);
+            assert_memory_equal(out, wf + r * COLS, sizeof out);
+        }
+        for (int T = 1; T <= 33; T += 4)
+            check_matmul((q35_dtype)dt, w, wf, ROWS, COLS, T);
+        free(wf);
+        free(mem);
+    }
+}
+
 static void test_matmul_threaded(void **st) {
     (void)st;
-    int rows = 301, cols = 77, T = 19;
-    float *wf = malloc((size_t)rows * cols * 4), *x = malloc((size_t)T * cols * 4);
-    fill(wf, (int64_t)rows * cols, 1);
-    fill(x, (int64_t)T * cols, 1);
-    void *wd = make_weights(Q35_DT_BF16, wf, (int64_t)rows * cols);
-    q35_tensor w = {Q35_DT_BF16, 2, {rows, cols}, wd};
-    float *y1 = calloc((size_t)T * rows, 4), *y3 = calloc((size_t)T * rows, 4);
-    for (int v = 0; v < n_variants; v++) {
-        q35_threadpool *p = q35_threadpool_new(3, NULL);
-        assert_non_null(p);
-        size_t pb = q35_acts_bytes(variants[v], T, cols);
-        void *buf = pb ? aligned_alloc(64, (pb + 63) / 64 * 64) : NULL;
-        q35_acts a = q35_acts_prepare(variants[v], x, cols, T, cols, buf);
-        q35_matmul(variants[v], NULL, &w, &a, y1, rows);
-        q35_matmul(variants[v], p, &w, &a, y3, rows);
-        assert_memory_equal(y1, y3, (size_t)T * rows * 4);
-        q35_threadpool_free(p);
-        free(buf);
+    static const struct {
+        q35_dtype dt;
+        int cols;
+    } cases[] = {{Q35_DT_BF16, 77}, {Q35_DT_Q8_0, 96}, {Q35_DT_Q4_0, 160}};
+    int rows = 301;
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+        for (int T = 1; T <= 19; T += 18) {
+            int cols = cases[ci].cols;
+            float *wf = malloc((size_t)rows * cols * 4), *x = malloc((size_t)T * cols * 4);
+            void *mem = NULL, *wd;
+            fill(x, (int64_t)T * cols, 1);
+            if (q35_dtype_is_quant(cases[ci].dt)) {
+                wd = (void *)make_quant(cases[ci].dt, rows, cols, wf, &mem);
+            } else {
+                fill(wf, (int64_t)rows * cols, 1);
+                wd = mem = make_weights(cases[ci].dt, wf, (int64_t)rows * cols);
+            }
+            q35_tensor w = {cases[ci].dt, 2, {rows, cols}, wd};
+            float *y1 = calloc((size_t)T * rows, 4), *y3 = calloc((size_t)T * rows, 4);
+            for (int v = 0; v < n_variants; v++) {
+                q35_threadpool *p = q35_threadpool_new(3, NULL);
+                assert_non_null(p);
+                size_t pb = q35_acts_bytes(variants[v], T, cols);
+                void *buf = pb ? aligned_alloc(64, (pb + 63) / 64 * 64) : NULL;
+                q35_acts a = q35_acts_prepare(variants[v], x, cols, T, cols, buf);
+                q35_matmul(variants[v], NULL, &w, &a, y1, rows);
+                q35_matmul(variants[v], p, &w, &a, y3, rows);
+                assert_memory_equal(y1, y3, (size_t)T * rows * 4);
+                q35_threadpool_free(p);
+                free(buf);
+            }
+            free(wf);
+            free(x);
+            free(mem);
+            free(y1);
+            free(y3);
+        }
     }
-    free(wf);
-    free(x);
-    free(wd);
-    free(y1);
-    free(y3);
 }
 
 /* Attention-shaped ops: dot products of strided rows and weighted sums of
@@ -471,9 +663,10 @@ static void test_small_ops(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matmul),    cmocka_unit_test(test_matmul_threaded),
-        cmocka_unit_test(test_dots_wsum), cmocka_unit_test(test_vector_ops),
-        cmocka_unit_test(test_gdn_scan),  cmocka_unit_test(test_small_ops),
+        cmocka_unit_test(test_matmul),      cmocka_unit_test(test_matmul_quant),
+        cmocka_unit_test(test_quant_edges), cmocka_unit_test(test_matmul_threaded),
+        cmocka_unit_test(test_dots_wsum),   cmocka_unit_test(test_vector_ops),
+        cmocka_unit_test(test_gdn_scan),    cmocka_unit_test(test_small_ops),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
