@@ -8,10 +8,12 @@
 #include <arm_neon.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/cpu_features.h"
 #include "kernels/kernels.h"
+#include "kernels/quant_block.h"
 
 #define TILE_R 4
 #define TILE_C 4
@@ -113,10 +115,176 @@ static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const 
     }
 }
 
+/* ------------------------------------------------ quantized weights */
+
+static inline float32x4_t qblock_scale(const uint8_t *b) {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(q35_qblock_d16(b))));
+}
+
+/* Weights e .. e+7 (e = 0, 8, 16, 24) of the block at b as two float32
+ * vectors holding the exact products d * q: the numbers the float32 path
+ * would read from the dequantized matrix, so with tile()'s FMA order a
+ * quantized matmul gives bit for bit this set's float32 matmul over the
+ * dequantized matrix. */
+static inline __attribute__((always_inline)) void
+qblock_f32(q35_dtype dt, const uint8_t *b, int e, float32x4_t d, float32x4_t *lo, float32x4_t *hi) {
+    int8x8_t q;
+    if (dt == Q35_DT_Q8_0) {
+        q = vld1_s8((const int8_t *)(b + 2 + e));
+    } else { /* Q4_0: elements 0..15 low nibbles of bytes 0..15, 16..31 high */
+        uint8x8_t u = vld1_u8(b + 2 + (e & 8));
+        u = e < 16 ? vand_u8(u, vdup_n_u8(15)) : vshr_n_u8(u, 4);
+        q = vsub_s8(vreinterpret_s8_u8(u), vdup_n_s8(8));
+    }
+    int16x8_t s = vmovl_s8(q);
+    *lo = vmulq_f32(d, vcvtq_f32_s32(vmovl_s16(vget_low_s16(s))));
+    *hi = vmulq_f32(d, vcvtq_f32_s32(vmovl_high_s16(s)));
+}
+
+/* R x C tile over quantized rows (row stride ldw bytes, n columns): the
+ * weights are widened in registers, 8 at a time (16 accumulators leave
+ * room for no more), and used for C tokens. */
+static inline __attribute__((always_inline)) void qtile(q35_dtype dt, const uint8_t *w, int64_t ldw,
+                                                        const float *x, int64_t ldx, int64_t n,
+                                                        float *y, int64_t ldy, const int R,
+                                                        const int C) {
+    float32x4_t acc[TILE_R][TILE_C];
+    size_t bb = q35_dtype_block_bytes(dt);
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) acc[r][c] =
+        vdupq_n_f32(0);
+    const uint8_t *wk = w;
+    for (int64_t k = 0; k < n; k += Q35_QBLOCK, wk += bb) {
+        float32x4_t d[TILE_R];
+        UNROLL for (int r = 0; r < R; r++) d[r] = qblock_scale(wk + r * ldw);
+        UNROLL for (int e = 0; e < Q35_QBLOCK; e += 8) {
+            float32x4_t lo[TILE_R], hi[TILE_R];
+            UNROLL for (int r = 0; r < R; r++)
+                qblock_f32(dt, wk + r * ldw, e, d[r], &lo[r], &hi[r]);
+            UNROLL for (int c = 0; c < C; c++) {
+                float32x4_t x0 = vld1q_f32(x + c * ldx + k + e);
+                float32x4_t x1 = vld1q_f32(x + c * ldx + k + e + 4);
+                UNROLL for (int r = 0; r < R; r++) {
+                    acc[r][c] = vfmaq_f32(acc[r][c], lo[r], x0);
+                    acc[r][c] = vfmaq_f32(acc[r][c], hi[r], x1);
+                }
+            }
+        }
+    }
+    UNROLL for (int c = 0; c < C; c++) UNROLL for (int r = 0; r < R; r++) y[c * ldy + r] =
+        vaddvq_f32(acc[r][c]);
+}
+
+static inline __attribute__((always_inline)) void qtile_r(q35_dtype dt, const uint8_t *w,
+                                                          int64_t ldw, const float *x, int64_t ldx,
+                                                          int64_t n, float *y, int64_t ldy,
+                                                          const int R, int C) {
+    switch (C) {
+    case 1: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 1); break;
+    case 2: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 2); break;
+    case 3: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 3); break;
+    default: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 4); break;
+    }
+}
+
+static inline __attribute__((always_inline)) void qtile_any(q35_dtype dt, const uint8_t *w,
+                                                            int64_t ldw, const float *x,
+                                                            int64_t ldx, int64_t n, float *y,
+                                                            int64_t ldy, int R, int C) {
+    switch (R) {
+    case 1: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 1, C); break;
+    case 2: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 2, C); break;
+    case 3: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 3, C); break;
+    default: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 4, C); break;
+    }
+}
+
+/* Few tokens: every weight is widened once per group of TILE_C tokens,
+ * straight from the stream. */
+static inline __attribute__((always_inline)) void qmatmul_regs(q35_dtype dt, const q35_tensor *w,
+                                                               const q35_acts *a, float *y,
+                                                               int64_t ldy, int64_t r0,
+                                                               int64_t r1) {
+    int64_t n = w->shape[1], ldw = (int64_t)q35_row_bytes(dt, n), ldx = a->ldx;
+    const uint8_t *base = w->data;
+    int T = a->T;
+    for (int64_t o = r0; o < r1; o += TILE_R) {
+        int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
+        for (int t = 0; t < T; t += TILE_C) {
+            int C = T - t < TILE_C ? T - t : TILE_C;
+            qtile_any(dt, base + o * ldw, ldw, a->x + t * ldx, ldx, n, y + t * ldy + o, ldy, R, C);
+        }
+    }
+}
+
+/* Rows per dequantized panel for many tokens, and the token count from
+ * which that is used (as on x86; not measured on an AArch64 machine). */
+#define QPANEL 16
+#define QPANEL_MIN_T 5
+
+/* Many tokens: a panel of QPANEL rows is dequantized once into float32
+ * scratch and multiplied by every token with the float32 tile, tokens
+ * outer, so a group of token rows stays in L1 while the panel streams past
+ * it. Same products, same FMA order as qmatmul_regs. Returns false, having
+ * done nothing, when scratch cannot be had. */
+static bool qmatmul_panel(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
+                          int64_t r1) {
+    q35_dtype dt = w->dtype;
+    int64_t n = w->shape[1], ldw = (int64_t)q35_row_bytes(dt, n), ldx = a->ldx;
+    size_t bb = q35_dtype_block_bytes(dt);
+    float *panel = aligned_alloc(16, (size_t)QPANEL * (size_t)n * sizeof(float));
+    if (!panel) return false;
+    int T = a->T;
+    for (int64_t p = r0; p < r1; p += QPANEL) {
+        int P = r1 - p < QPANEL ? (int)(r1 - p) : QPANEL;
+        for (int i = 0; i < P; i++) {
+            const uint8_t *row = (const uint8_t *)w->data + (p + i) * ldw;
+            float *dst = panel + (int64_t)i * n;
+            for (int64_t kb = 0; kb < n / Q35_QBLOCK; kb++) {
+                const uint8_t *b = row + kb * bb;
+                float32x4_t d = qblock_scale(b), lo, hi;
+                UNROLL for (int e = 0; e < Q35_QBLOCK; e += 8) {
+                    if (dt == Q35_DT_Q8_0)
+                        qblock_f32(Q35_DT_Q8_0, b, e, d, &lo, &hi);
+                    else
+                        qblock_f32(Q35_DT_Q4_0, b, e, d, &lo, &hi);
+                    vst1q_f32(dst + kb * Q35_QBLOCK + e, lo);
+                    vst1q_f32(dst + kb * Q35_QBLOCK + e + 4, hi);
+                }
+            }
+        }
+        for (int t = 0; t < T; t += TILE_C) {
+            int C = T - t < TILE_C ? T - t : TILE_C;
+            const float *xt = a->x + t * ldx;
+            for (int r = 0; r < P; r += TILE_R) {
+                int R = P - r < TILE_R ? P - r : TILE_R;
+                const char *wr = (const char *)(panel + (int64_t)r * n);
+                float *yt = y + t * ldy + p + r;
+                if (R == TILE_R && C == TILE_C)
+                    tile(Q35_DT_F32, wr, n * 4, xt, ldx, n, yt, ldy, TILE_R, TILE_C);
+                else
+                    tile_any(Q35_DT_F32, wr, n * 4, xt, ldx, n, yt, ldy, R, C);
+            }
+        }
+    }
+    free(panel);
+    return true;
+}
+
+static void matmul_quant(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
+                         int64_t r1) {
+    if (a->T >= QPANEL_MIN_T && qmatmul_panel(w, a, y, ldy, r0, r1)) return;
+    if (w->dtype == Q35_DT_Q8_0)
+        qmatmul_regs(Q35_DT_Q8_0, w, a, y, ldy, r0, r1);
+    else
+        qmatmul_regs(Q35_DT_Q4_0, w, a, y, ldy, r0, r1);
+}
+
 static void matmul_neon(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
                         int64_t r1) {
     int64_t n = w->shape[1], ldw = n * (int64_t)q35_dtype_size(w->dtype);
     switch (w->dtype) {
+    case Q35_DT_Q8_0:
+    case Q35_DT_Q4_0: matmul_quant(w, a, y, ldy, r0, r1); break;
     case Q35_DT_BF16:
         matmul_dt(Q35_DT_BF16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
         break;
