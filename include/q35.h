@@ -53,8 +53,20 @@ const char *q35_status_name(q35_status s);
 
 typedef struct q35_model q35_model;
 
+/* The form weight matrices are computed in. */
+typedef enum q35_weight_format {
+    Q35_WEIGHTS_AS_STORED = 0, /* bf16/f16/f32 and GGUF Q8_0/Q4_0 as in the files (mapped);
+                                * other quantized types decoded to float32 */
+    Q35_WEIGHTS_Q8_0,          /* every matrix converted to Q8_0 at load (8.5 bits/weight) */
+    Q35_WEIGHTS_Q4_0,          /* every matrix converted to Q4_0 at load (4.5 bits/weight) */
+} q35_weight_format;
+
 typedef struct q35_load_opts {
     int n_threads; /* compute threads for this model; 0 = all cores */
+    /* Converting at load costs a pass over the weights each start (about a
+     * second per GB); `q35 convert` writes the converted model once. A
+     * matrix whose column count is not a multiple of 32 keeps its form. */
+    q35_weight_format weights;
     /* How hub ids are fetched (see q35_hub_opts); NULL: environment defaults. */
     const struct q35_hub_opts *hub;
 } q35_load_opts;

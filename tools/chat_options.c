@@ -36,7 +36,7 @@ static void usage(FILE *f, const char *cmd) {
         "      --stop S           stop the answer at S (repeatable)\n"
         "      --show-thinking    print the thinking too (between <think> and </think>)\n"
         "other:\n"
-        "  -t, --threads N        compute threads (default: all cores)\n"
+        "  -t, --threads N        compute threads (default: all cores)\n" CLI_QUANT_HELP
         "  -c, --ctx N            context positions (4096)\n"
         "      --no-cache         no prompt caching (every turn prefills everything)\n"
         "  -q, --quiet            no timing summary on stderr\n",
@@ -90,6 +90,7 @@ int chat_options_parse(const char *cmd, int argc, char **argv, chat_options *o) 
         {"show-thinking", no_argument, 0, OPT_SHOW_THINKING},
         {"jsonl", no_argument, 0, OPT_JSONL},
         {"threads", required_argument, 0, 't'},
+        {"quant", required_argument, 0, 'Q'},
         {"ctx", required_argument, 0, 'c'},
         {"no-cache", no_argument, 0, OPT_NO_CACHE},
         {"warmup", no_argument, 0, OPT_WARMUP},
@@ -168,6 +169,10 @@ int chat_options_parse(const char *cmd, int argc, char **argv, chat_options *o) 
             if (run) goto bad;
             o->jsonl = true;
             break;
+        case 'Q':
+            if (!cli_parse_quant(optarg, &o->weights))
+                return cli_fail(cmd, "bad --quant '%s' (q8, q4 or none)", optarg) + 1;
+            break;
         case 't':
             if (!cli_parse_int(optarg, 1, 1024, &v))
                 return cli_fail(cmd, "bad --threads '%s'", optarg) + 1;
@@ -202,7 +207,7 @@ bad:
 
 int chat_open(const char *cmd, const chat_options *o, q35_model **m, q35_chat **c) {
     q35_err e = {0};
-    q35_load_opts lo = {.n_threads = o->threads};
+    q35_load_opts lo = {.n_threads = o->threads, .weights = o->weights};
     *c = NULL;
     *m = q35_model_load(o->model, &lo, &e);
     if (!*m) return cli_fail_err(cmd, &e);

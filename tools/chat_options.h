@@ -23,7 +23,8 @@ typedef struct chat_options {
     const char *stop[CHAT_MAX_STOP + 1];
     int n_stop;
     int threads; /* 0: the library's default */
-    int n_ctx;   /* 0: the chat's default */
+    q35_weight_format weights;
+    int n_ctx; /* 0: the chat's default */
     bool no_cache;
     bool warmup; /* chat: one throw-away token at start-up to page the model in */
 } chat_options;

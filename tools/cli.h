@@ -38,4 +38,11 @@ int32_t *cli_parse_ids(const char *s, int *n_out, char *err, size_t errlen);
 int cli_parse_int(const char *s, long min, long max, long *out);
 int cli_parse_float(const char *s, double *out);
 
+/* Parses a --quant value: "q8" / "q8_0", "q4" / "q4_0", or "none" (the
+ * weights as stored). False if unknown. */
+int cli_parse_quant(const char *s, q35_weight_format *out);
+
+#define CLI_QUANT_HELP                                                                             \
+    "      --quant q8|q4      compute with weights converted to Q8_0 / Q4_0 at load\n"
+
 #endif

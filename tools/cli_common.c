@@ -75,3 +75,15 @@ int cli_parse_float(const char *s, double *out) {
     *out = v;
     return 1;
 }
+
+int cli_parse_quant(const char *s, q35_weight_format *out) {
+    if (!strcmp(s, "q8") || !strcmp(s, "q8_0"))
+        *out = Q35_WEIGHTS_Q8_0;
+    else if (!strcmp(s, "q4") || !strcmp(s, "q4_0"))
+        *out = Q35_WEIGHTS_Q4_0;
+    else if (!strcmp(s, "none"))
+        *out = Q35_WEIGHTS_AS_STORED;
+    else
+        return 0;
+    return 1;
+}

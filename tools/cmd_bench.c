@@ -12,11 +12,13 @@
 #include "cli.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: q35 bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]\n"
-               "  Prefill: one prompt of -p random tokens (tokens/s; time to first token =\n"
-               "  the prompt's time until its logits). Decode: -n tokens one at a time, each\n"
-               "  the argmax of the last logits (tokens/s). Best of -r runs (default 1),\n"
-               "  after an untimed warm-up. Peak memory is the process's maximum RSS.\n");
+    fprintf(
+        f,
+        "usage: q35 bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]\n"
+        "  Prefill: one prompt of -p random tokens (tokens/s; time to first token =\n"
+        "  the prompt's time until its logits). Decode: -n tokens one at a time, each\n"
+        "  the argmax of the last logits (tokens/s). Best of -r runs (default 1),\n"
+        "  after an untimed warm-up. Peak memory is the process's maximum RSS.\n" CLI_QUANT_HELP);
 }
 
 static double now_s(void) {
@@ -58,11 +60,16 @@ int cmd_bench(int argc, char **argv) {
     const char *model = NULL;
     long p = 512, n = 128, threads = 0, reps = 1;
     int json = 0;
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
-        {"n-gen", required_argument, 0, 'n'}, {"threads", required_argument, 0, 't'},
-        {"reps", required_argument, 0, 'r'},  {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"prompt", required_argument, 0, 'p'},
+                                         {"n-gen", required_argument, 0, 'n'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"reps", required_argument, 0, 'r'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"quant", required_argument, 0, 'Q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    q35_weight_format quant = Q35_WEIGHTS_AS_STORED;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:p:n:t:r:h", opts, NULL)) != -1) {
@@ -81,6 +88,10 @@ int cmd_bench(int argc, char **argv) {
             if (!cli_parse_int(optarg, 1, 1000, &reps)) return cli_fail("bench", "bad -r");
             break;
         case 'j': json = 1; break;
+        case 'Q':
+            if (!cli_parse_quant(optarg, &quant))
+                return cli_fail("bench", "bad --quant '%s' (q8, q4 or none)", optarg);
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -95,7 +106,7 @@ int cmd_bench(int argc, char **argv) {
     q35_state *s = NULL;
     float *logits = NULL;
     int32_t *prompt = NULL;
-    q35_load_opts lo = {.n_threads = (int)threads};
+    q35_load_opts lo = {.n_threads = (int)threads, .weights = quant};
     double t_load = now_s();
     q35_model *m = q35_model_load(model, &lo, &e);
     t_load = now_s() - t_load;

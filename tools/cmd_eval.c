@@ -16,7 +16,8 @@ static void usage(FILE *f) {
                "  Writes the logits of every position as float32 little-endian [T, vocab].\n"
                "  --decode-from N  prefill ids[0:N], then feed the rest one token at a time\n"
                "                   through the decode path; writes rows N-1 .. T-1\n"
-               "  --threads N      compute threads (default: all cores)\n");
+               "  --threads N      compute threads (default: all cores)\n"
+               "  --quant q8|q4    weights converted to Q8_0 / Q4_0 at load\n");
 }
 
 /* Writes n floats as little-endian. */
@@ -42,8 +43,10 @@ int cmd_eval(int argc, char **argv) {
                                          {"logits-out", required_argument, 0, 'o'},
                                          {"decode-from", required_argument, 0, 'd'},
                                          {"threads", required_argument, 0, 't'},
+                                         {"quant", required_argument, 0, 'Q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
+    q35_weight_format quant = Q35_WEIGHTS_AS_STORED;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:t:h", opts, NULL)) != -1) {
@@ -58,6 +61,10 @@ int cmd_eval(int argc, char **argv) {
         case 't':
             if (!cli_parse_int(optarg, 1, 1024, &threads))
                 return cli_fail("eval", "bad --threads '%s'", optarg);
+            break;
+        case 'Q':
+            if (!cli_parse_quant(optarg, &quant))
+                return cli_fail("eval", "bad --quant '%s' (q8, q4 or none)", optarg);
             break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -86,7 +93,7 @@ int cmd_eval(int argc, char **argv) {
     q35_state *s = NULL;
     float *logits = NULL;
     FILE *f = NULL;
-    q35_load_opts lo = {.n_threads = (int)threads};
+    q35_load_opts lo = {.n_threads = (int)threads, .weights = quant};
     if (!(m = q35_model_load(model, &lo, &e)) || !(s = q35_state_new(m, T, &e))) {
         status = cli_fail_err("eval", &e);
         goto done;

@@ -18,7 +18,7 @@ typedef struct source_file {
 } source_file;
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: q35 info -m MODEL [--json] [--threads N]\n"
+    fprintf(f, "usage: q35 info -m MODEL [--json] [--threads N] [--quant q8|q4]\n"
                "  Prints the model's format, shape, weight types, sizes and files.\n");
 }
 
@@ -53,11 +53,11 @@ int cmd_info(int argc, char **argv) {
     const char *model = NULL;
     int json = 0;
     long threads = 0;
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"threads", required_argument, 0, 't'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},   {"json", no_argument, 0, 'j'},
+        {"threads", required_argument, 0, 't'}, {"quant", required_argument, 0, 'Q'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    q35_weight_format quant = Q35_WEIGHTS_AS_STORED;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:t:h", opts, NULL)) != -1) {
@@ -66,6 +66,10 @@ int cmd_info(int argc, char **argv) {
         case 'j': json = 1; break;
         case 't':
             if (!cli_parse_int(optarg, 1, 1024, &threads)) return cli_fail("info", "bad --threads");
+            break;
+        case 'Q':
+            if (!cli_parse_quant(optarg, &quant))
+                return cli_fail("info", "bad --quant '%s' (q8, q4 or none)", optarg);
             break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -76,7 +80,7 @@ int cmd_info(int argc, char **argv) {
         return 2;
     }
     q35_err e = {0};
-    q35_load_opts lo = {.n_threads = (int)threads};
+    q35_load_opts lo = {.n_threads = (int)threads, .weights = quant};
     q35_model *m = q35_model_load(model, &lo, &e);
     if (!m) return cli_fail_err("info", &e);
     const q35_config *cf = &m->cfg;
@@ -185,6 +189,7 @@ int cmd_info(int argc, char **argv) {
         for (int i = 0; i < n_src; i++)
             printf("  %s (%.1f MiB%s)\n", src[i].path, src[i].bytes / 1048576.0,
                    src[i].mapped ? ", mapped" : ", read once at load");
+        if (!n_src) printf("  (none kept open: the weights were converted at load)\n");
     }
     if (src != &one) free(src);
     q35_model_free(m);

@@ -26,14 +26,30 @@ void *q35_model_alloc(q35_model *m, size_t bytes) {
         void **nb = realloc(m->buffers, (size_t)cap * sizeof *nb);
         if (!nb) return NULL;
         m->buffers = nb;
+        size_t *ns = realloc(m->buffer_bytes, (size_t)cap * sizeof *ns);
+        if (!ns) return NULL;
+        m->buffer_bytes = ns;
         m->cap_buffers = cap;
     }
     /* 64-byte alignment: SIMD kernels may use aligned loads on owned data. */
     void *p = NULL;
     if (posix_memalign(&p, 64, bytes ? (bytes + 63) / 64 * 64 : 64) != 0) return NULL;
-    m->buffers[m->n_buffers++] = p;
+    m->buffers[m->n_buffers] = p;
+    m->buffer_bytes[m->n_buffers++] = bytes;
     m->owned_bytes += bytes;
     return p;
+}
+
+void q35_model_release(q35_model *m, const void *p) {
+    for (int i = 0; i < m->n_buffers; i++) {
+        if (m->buffers[i] != p) continue;
+        free(m->buffers[i]);
+        m->owned_bytes -= m->buffer_bytes[i];
+        m->buffers[i] = m->buffers[m->n_buffers - 1];
+        m->buffer_bytes[i] = m->buffer_bytes[m->n_buffers - 1];
+        m->n_buffers--;
+        return;
+    }
 }
 
 void q35_model_note_stored(q35_model *m, const char *type, size_t bytes) {
@@ -56,6 +72,8 @@ static void release_weights(q35_model *m) {
     for (int i = 0; i < m->n_buffers; i++)
         free(m->buffers[i]);
     free(m->buffers);
+    free(m->buffer_bytes);
+    m->buffer_bytes = NULL;
     for (int i = 0; i < m->n_files; i++)
         q35_mapped_file_close(&m->files[i]);
     free(m->files);
@@ -478,6 +496,13 @@ static int load_into(q35_model *m, q35_err *e) {
     } else {
         rc = q35_err_set(e, Q35_EINVAL, "%s: not a model directory or .gguf file", path);
     }
+    if (!rc && m->requant != Q35_DT_F32) {
+        rc = q35_model_requantize(m, m->requant, e);
+        if (!rc)
+            snprintf(m->quantization + strlen(m->quantization),
+                     sizeof m->quantization - strlen(m->quantization), ", computed as %s",
+                     q35_dtype_name(m->requant));
+    }
     if (rc) {
         release_weights(m);
         return rc;
@@ -511,6 +536,15 @@ q35_model *q35_model_load(const char *path, const q35_load_opts *opts, q35_err *
     }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     m->n_threads = opts && opts->n_threads > 0 ? opts->n_threads : (ncpu > 0 ? (int)ncpu : 1);
+    q35_weight_format wf = opts ? opts->weights : Q35_WEIGHTS_AS_STORED;
+    if (wf != Q35_WEIGHTS_AS_STORED && wf != Q35_WEIGHTS_Q8_0 && wf != Q35_WEIGHTS_Q4_0) {
+        q35_err_set(e, Q35_EINVAL, "load options: unknown weight format %d", (int)wf);
+        q35_model_free(m);
+        return NULL;
+    }
+    m->requant = wf == Q35_WEIGHTS_Q8_0   ? Q35_DT_Q8_0
+                 : wf == Q35_WEIGHTS_Q4_0 ? Q35_DT_Q4_0
+                                          : Q35_DT_F32;
     if (load_into(m, e)) {
         q35_model_free(m);
         return NULL;

@@ -18,9 +18,11 @@
  *    ssm_out are permuted back here (checked against the safetensors of the
  *    same model in tests/forward/test_gguf_logits.c). q/k parts and ssm_norm
  *    (shared by all heads) are not reordered.
- *  - Quantized tensors are decoded to float32 once at load time until the
- *    kernels learn ggml's block formats; F32/F16/BF16 matrices needing no
- *    permutation stay in the file map.
+ *  - Q8_0 and Q4_0 matrices are q35 compute types (model/tensor.h uses
+ *    ggml's block layouts): they stay in the file map, or are copied block
+ *    by block when heads must be reordered. Other quantized types are
+ *    decoded to float32 once at load time; F32/F16/BF16 matrices needing
+ *    no permutation stay in the file map.
  */
 #include "model/load_gguf.h"
 
@@ -330,9 +332,48 @@ static void *alloc_or_fail(binder *b, size_t bytes, const char *name) {
     return p;
 }
 
+/* True if putting columns back in head order moves whole 32-element
+ * blocks (each moved run starts and ends on a block boundary). */
+static bool blocks_stay_whole(const head_order *col_order) {
+    return is_identity(col_order) ||
+           (col_order->start % Q35_QBLOCK == 0 && col_order->unit % Q35_QBLOCK == 0);
+}
+
+/* A Q8_0/Q4_0 matrix in the compute form q35 shares with ggml: in place
+ * when nothing moves, else its blocks copied into head order (rows whole,
+ * columns a block at a time). */
+static int bind_blocks(binder *b, const q35_gguf_tensor *t, const char *name, int64_t rows,
+                       int64_t cols, const head_order *row_order, const head_order *col_order,
+                       q35_tensor *out) {
+    const q35_dtype dt = t->type == Q35_GGML_Q8_0 ? Q35_DT_Q8_0 : Q35_DT_Q4_0;
+    out->dtype = dt;
+    if (is_identity(row_order) && is_identity(col_order)) {
+        out->data = t->data; /* blocks need no alignment */
+        b->uses_map = true;
+        return Q35_OK;
+    }
+    const size_t rb = q35_row_bytes(dt, cols), bb = q35_dtype_block_bytes(dt);
+    unsigned char *dst = alloc_or_fail(b, (size_t)rows * rb, name);
+    if (!dst) return Q35_ENOMEM;
+    for (int64_t r = 0; r < rows; r++) {
+        const unsigned char *src = t->data + (size_t)gguf_index(row_order, r) * rb;
+        unsigned char *drow = dst + (size_t)r * rb;
+        if (is_identity(col_order)) {
+            memcpy(drow, src, rb);
+            continue;
+        }
+        for (int64_t j = 0; j < cols / Q35_QBLOCK; j++)
+            memcpy(drow + (size_t)j * bb,
+                   src + (size_t)(gguf_index(col_order, j * Q35_QBLOCK) / Q35_QBLOCK) * bb, bb);
+    }
+    out->data = dst;
+    return Q35_OK;
+}
+
 /* Binds a [rows, cols] matrix whose rows (and/or columns) may need putting
  * back in HF head order. Plain float types keep their dtype (in place when
- * nothing moves and the data is aligned); quantized ones become float32. */
+ * nothing moves and the data is aligned), as do Q8_0 and Q4_0 (the kernels
+ * compute on their blocks); other quantized types become float32. */
 static int bind_matrix(binder *b, const char *name, int64_t rows, int64_t cols,
                        const head_order *row_order, const head_order *col_order, q35_tensor *out) {
     const q35_gguf_tensor *t = find(b, name, rows, cols);
@@ -342,6 +383,8 @@ static int bind_matrix(binder *b, const char *name, int64_t rows, int64_t cols,
     out->ndim = 2;
     out->shape[0] = rows;
     out->shape[1] = cols;
+    if ((t->type == Q35_GGML_Q8_0 || t->type == Q35_GGML_Q4_0) && blocks_stay_whole(col_order))
+        return bind_blocks(b, t, name, rows, cols, row_order, col_order, out);
     bool plain = t->type == Q35_GGML_F32 || t->type == Q35_GGML_F16 || t->type == Q35_GGML_BF16;
     out->dtype = t->type == Q35_GGML_F16    ? Q35_DT_F16
                  : t->type == Q35_GGML_BF16 ? Q35_DT_BF16

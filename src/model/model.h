@@ -74,6 +74,7 @@ struct q35_model {
     int n_threads;
     bool loaded;
     unsigned generation; /* bumped by every (re)load: states check it */
+    q35_dtype requant;   /* Q35_DT_Q8_0/Q4_0: matrices converted at load; F32: off */
     char *path;
     const char *format;    /* static string */
     char quantization[48]; /* "none", "Q4_K_M", "MLX affine 4-bit, group 64" */
@@ -85,6 +86,7 @@ struct q35_model {
     q35_mapped_file *files;
     int n_files;
     void **buffers;
+    size_t *buffer_bytes; /* size of each buffer, for release */
     int n_buffers, cap_buffers;
     size_t owned_bytes; /* heap bytes in buffers */
 };
@@ -95,5 +97,16 @@ void q35_model_note_stored(q35_model *m, const char *type, size_t bytes);
 
 /* Allocates `bytes` owned by the model (freed with it). NULL on failure. */
 void *q35_model_alloc(q35_model *m, size_t bytes);
+
+/* Frees a buffer from q35_model_alloc before the model goes (no-op for a
+ * pointer that is not the start of one, e.g. into a mapped file). */
+void q35_model_release(q35_model *m, const void *p);
+
+/* Converts every matrix whose column count is a multiple of 32 to `target`
+ * (Q35_DT_Q8_0 or Q35_DT_Q4_0) from its float32 value, frees what the old
+ * forms held, copies whatever else still points into the weight files
+ * (matrices that cannot be converted, mtp.* tensors) and unmaps them: the
+ * model then lives in its own memory, sized by the target format. */
+int q35_model_requantize(q35_model *m, q35_dtype target, q35_err *e);
 
 #endif

@@ -34,6 +34,16 @@
 static float elem(const q35_tensor *t, int64_t i) {
     const unsigned char *p = t->data;
     float f;
+    if (q35_dtype_is_quant(t->dtype)) { /* Q8_0 / Q4_0 blocks, used in place */
+        const int64_t cols = t->shape[t->ndim - 1], c = i % cols;
+        const unsigned char *b = p + (size_t)(i / cols) * q35_row_bytes(t->dtype, cols) +
+                                 (size_t)(c / 32) * q35_dtype_block_bytes(t->dtype);
+        const float d = q35_f16_to_f32((uint16_t)(b[0] | (b[1] << 8)));
+        const int j = (int)(c % 32);
+        if (t->dtype == Q35_DT_Q8_0) return d * (float)(int8_t)b[2 + j];
+        const int n = j < 16 ? (b[2 + j] & 15) : (b[2 + j - 16] >> 4);
+        return d * (float)(n - 8);
+    }
     switch (t->dtype) {
     case Q35_DT_F32: memcpy(&f, p + 4 * i, 4); return f;
     case Q35_DT_F16: return q35_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));

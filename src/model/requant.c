@@ -1,0 +1,120 @@
+/* requant.c — converting a loaded model's matrices to Q8_0 or Q4_0
+ * (q35_load_opts.weights), for checkpoints published in bf16: decode is
+ * memory-bound, and 8-bit weights halve (4-bit: quarter) the bytes every
+ * token reads. The conversion is q35_ggml_quantize's, so a model quantized
+ * here computes what the same model converted by `q35 convert` (or by
+ * llama-quantize from the same float32 values) computes.
+ *
+ * Afterwards nothing points into the weight files: matrices that cannot be
+ * converted (columns not a multiple of 32) and mtp.* tensors are copied, and
+ * the files are unmapped, so memory_footprint and the process's resident
+ * memory are the converted model's, not the source's. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/half.h"
+#include "formats/gguf_quants.h"
+#include "model/model.h"
+
+/* Row r of a plain or quantized matrix as float32. */
+static int row_f32(const q35_tensor *t, int64_t r, float *out, q35_err *e) {
+    const int64_t cols = t->shape[1];
+    const unsigned char *p =
+        (const unsigned char *)t->data + (size_t)r * q35_row_bytes(t->dtype, cols);
+    switch (t->dtype) {
+    case Q35_DT_F32: memcpy(out, p, (size_t)cols * sizeof *out); return Q35_OK;
+    case Q35_DT_BF16:
+    case Q35_DT_F16:
+        for (int64_t c = 0; c < cols; c++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * c, 2);
+            out[c] = t->dtype == Q35_DT_BF16 ? q35_bf16_to_f32(h) : q35_f16_to_f32(h);
+        }
+        return Q35_OK;
+    case Q35_DT_Q8_0: return q35_ggml_dequantize(Q35_GGML_Q8_0, p, out, cols, e);
+    case Q35_DT_Q4_0: return q35_ggml_dequantize(Q35_GGML_Q4_0, p, out, cols, e);
+    default: return q35_err_set(e, Q35_EINVAL, "requantize: unknown dtype %d", (int)t->dtype);
+    }
+}
+
+static bool in_files(const q35_model *m, const void *p) {
+    for (int i = 0; i < m->n_files; i++) {
+        const unsigned char *base = m->files[i].data;
+        if (base && (const unsigned char *)p >= base &&
+            (const unsigned char *)p < base + m->files[i].size)
+            return true;
+    }
+    return false;
+}
+
+/* Gives t its own copy of its bytes if they are in a weight file. */
+static int own(q35_model *m, q35_tensor *t, const char *what, q35_err *e) {
+    if (!t->data || !in_files(m, t->data)) return Q35_OK;
+    size_t n = q35_tensor_bytes(t);
+    void *copy = q35_model_alloc(m, n);
+    if (!copy) return q35_err_set(e, Q35_ENOMEM, "out of memory copying %s", what);
+    memcpy(copy, t->data, n);
+    t->data = copy;
+    return Q35_OK;
+}
+
+static int convert(q35_model *m, q35_tensor *t, q35_dtype target, float *row, const char *what,
+                   q35_err *e) {
+    if (!t->data || t->dtype == target) return Q35_OK;
+    const int64_t rows = t->shape[0], cols = t->shape[1];
+    if (cols % Q35_QBLOCK) return own(m, t, what, e); /* stays as it is */
+    const uint32_t gt = target == Q35_DT_Q8_0 ? Q35_GGML_Q8_0 : Q35_GGML_Q4_0;
+    const size_t rb = q35_row_bytes(target, cols);
+    unsigned char *dst = q35_model_alloc(m, (size_t)rows * rb);
+    if (!dst) return q35_err_set(e, Q35_ENOMEM, "out of memory quantizing %s", what);
+    for (int64_t r = 0; r < rows; r++) {
+        int rc = row_f32(t, r, row, e);
+        if (!rc) rc = q35_ggml_quantize(gt, row, dst + (size_t)r * rb, cols, e);
+        if (rc) return rc;
+    }
+    q35_model_release(m, t->data); /* a converted buffer (no-op for a file map) */
+    t->data = dst;
+    t->dtype = target;
+    return Q35_OK;
+}
+
+int q35_model_requantize(q35_model *m, q35_dtype target, q35_err *e) {
+    if (target != Q35_DT_Q8_0 && target != Q35_DT_Q4_0)
+        return q35_err_set(e, Q35_EINVAL, "requantize: target must be q8_0 or q4_0");
+    int64_t widest = m->cfg.hidden_size;
+    if (m->cfg.intermediate_size > widest) widest = m->cfg.intermediate_size;
+    for (int i = 0; i < m->cfg.n_layers; i++) {
+        const q35_layer *L = &m->layers[i];
+        const q35_tensor *ts[] = {&L->w_down, &L->w_out, &L->w_o};
+        for (int k = 0; k < 3; k++)
+            if (ts[k]->data && ts[k]->shape[1] > widest) widest = ts[k]->shape[1];
+    }
+    float *row = malloc((size_t)widest * sizeof *row);
+    if (!row) return q35_err_set(e, Q35_ENOMEM, "out of memory");
+    const bool tied = m->lm_head.data == m->embed.data;
+    int rc = convert(m, &m->embed, target, row, "the embedding", e);
+    if (!rc) rc = tied ? Q35_OK : convert(m, &m->lm_head, target, row, "the output head", e);
+    if (!rc && tied) m->lm_head = m->embed;
+    for (int i = 0; i < m->cfg.n_layers && !rc; i++) {
+        q35_layer *L = &m->layers[i];
+        q35_tensor *ts[] = {&L->w_gate, &L->w_up,  &L->w_down, &L->w_qkv, &L->w_z, &L->w_b,
+                            &L->w_a,    &L->w_out, &L->w_q,    &L->w_k,   &L->w_v, &L->w_o};
+        for (size_t k = 0; k < sizeof ts / sizeof ts[0] && !rc; k++) {
+            char what[48];
+            snprintf(what, sizeof what, "layer %d's matrix %zu", i, k);
+            rc = convert(m, ts[k], target, row, what, e);
+        }
+    }
+    free(row);
+    for (int i = 0; i < m->n_extra && !rc; i++)
+        rc = own(m, &m->extra[i].t, m->extra[i].name, e);
+    if (rc) return rc;
+    for (int i = 0; i < m->n_files; i++)
+        q35_mapped_file_close(&m->files[i]);
+    free(m->files);
+    m->files = NULL;
+    m->n_files = 0;
+    return Q35_OK;
+}
