@@ -93,8 +93,10 @@ static void model_name(const char *src, char *out, size_t n) {
     char *at = strchr(base, '@');
     if (at) *at = 0;
     len = strlen(base);
-    if (len > 5 && !strcasecmp(base + len - 5, ".gguf")) base[len - 5] = 0;
-    snprintf(out, n, "%s", base);
+    if (len > 5 && !strcasecmp(base + len - 5, ".gguf")) len -= 5;
+    if (len >= n) len = n - 1;
+    memcpy(out, base, len);
+    out[len] = 0;
 }
 
 static bool file_exists(const char *dir, const char *name) {

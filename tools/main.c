@@ -22,7 +22,7 @@ int main(int argc, char **argv) {
         {"chat", cmd_chat, "interactive multi-turn chat"},
         {"run", cmd_run, "one reply to a prompt, streamed"},
         {"pull", cmd_pull, "download a model from the hub into the HF cache"},
-        {"convert", cmd_convert, "convert a checkpoint to q4 / q8 / bf16"},
+        {"convert", cmd_convert, "write a model as GGUF (q8 / q4 / bf16 / f16 / f32)"},
         {"bench", cmd_bench, "prefill and decode speed, time to first token, peak memory"},
         {"serve", cmd_serve, "OpenAI-compatible HTTP server"},
         {"info", cmd_info, "what a model is and where its files live"},
