@@ -13,13 +13,15 @@ description (independent of q35's parser):
     the tokenizer keys of tiny-chat's have llama.cpp's types; `q35 eval`
     logits of the bf16 file equal the checkpoint's byte for byte, those of
     the q8 file the golden Q8_0 file's; q4 with --output-type q8 gives
-    llama-quantize's Q4_0 tensors exactly;
+    llama-quantize's Q4_0 tensors exactly; an MLX 4-bit checkpoint converted
+    to f32 gives its logits to float32 rounding;
   - a GGUF converted to GGUF keeps every tensor and metadata value;
   - errors (DST in a missing directory, under a file, a directory, not
     writable; bad or missing --type; SRC missing): exit status, a message
     naming the problem, and no file left behind (an existing DST untouched).
 Env: Q35 (binary), Q35_GOLDEN.
 """
+import array
 import json
 import os
 import shutil
@@ -223,6 +225,28 @@ _, t = read_gguf(out("a-q4.gguf"))
 _, g = read_gguf(os.path.join(GG, "tiny-a-Q4_0.gguf"))
 check("tiny-a --type q4 --output-type q8: llama-quantize's Q4_0 file, tensor for tensor",
       rc == 0 and t == g, se)
+
+# MLX affine 4-bit checkpoint (decoded to float32 at load)
+mlx, deq = out("mlx"), out("mlx-deq")
+p = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "..", "tools",
+                                                 "make_mlx.py"),
+                    os.path.join(MODELS, "tiny-b"), mlx, deq, "--bits", "4", "--group", "32"],
+                   capture_output=True)
+if p.returncode == 0:
+    rc, so, se = run("convert", mlx, out("mlx.gguf"), "--type", "f32", "-q")
+    a = run("eval", "-m", mlx, "--ids", ids, "--logits-out", out("s.f32"))
+    b = run("eval", "-m", out("mlx.gguf"), "--ids", ids, "--logits-out", out("c.f32"))
+    # its bf16-stored matrices become f32 here: float32 rounding apart
+    x, y = array.array("f"), array.array("f")
+    if a[0] == 0 and b[0] == 0:
+        x.frombytes(open(out("s.f32"), "rb").read())
+        y.frombytes(open(out("c.f32"), "rb").read())
+    rel = (max(abs(u - v) for u, v in zip(x, y)) / max(abs(u) for u in x)
+           if x and len(x) == len(y) else 1)
+    check(f"MLX 4-bit tiny-b --type f32: q35 eval agrees with the MLX checkpoint (rel {rel:.2g})",
+          rc == 0 and rel <= 1e-4, se + a[2] + b[2])
+else:
+    check("make_mlx.py wrote the MLX copy", False, p.stderr.decode())
 
 # GGUF to GGUF
 src = os.path.join(GG, "tiny-b-bf16.gguf")
