@@ -405,6 +405,7 @@ int q35_model_save_gguf(const q35_model *m, const char *path, const q35_gguf_sav
         rc = q35_gguf_writer_add_tensor(&w, it->name, ggml_type_of(it->out), it->n_dims, ne, e);
         if (it->src.shape[1] > max_cols) max_cols = it->src.shape[1];
     }
+    if (rc) q35_err_prefix(e, "%s", path); /* the writer's own messages name it already */
     if (!rc) {
         row = malloc((size_t)max_cols * 4);
         f = malloc((size_t)max_cols * sizeof *f);
