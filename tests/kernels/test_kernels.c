@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -269,10 +270,11 @@ static void check_quant_shape(q35_dtype dt, int rows, int cols, int T) {
 
 static void test_matmul_quant(void **st) {
     (void)st;
-    static const int shapes[][3] = {
-        {1, 32, 1},   {7, 32, 3},     {3, 64, 1},   {5, 96, 4},    {13, 160, 5},  {33, 256, 8},
-        {4, 1024, 2}, {17, 3008, 1},  {9, 2976, 7}, {21, 512, 37}, {50, 128, 40}, {65, 320, 12},
-        {48, 64, 9},  {19, 2048, 17}, {101, 96, 6}, {6, 2912, 33}, {2, 32, 16},   {31, 64, 2}};
+    static const int shapes[][3] = {{1, 32, 1},   {7, 32, 3},     {3, 64, 1},    {5, 96, 4},
+                                    {13, 160, 5}, {33, 256, 8},   {4, 1024, 2},  {17, 3008, 1},
+                                    {9, 2976, 7}, {21, 512, 37},  {50, 128, 40}, {65, 320, 12},
+                                    {48, 64, 9},  {19, 2048, 17}, {101, 96, 6},  {6, 2912, 33},
+                                    {2, 32, 16},  {31, 64, 2},    {101, 64, 13}, {97, 128, 24}};
     for (int dt = Q35_DT_Q8_0; dt <= Q35_DT_Q4_0; dt++)
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
             check_quant_shape((q35_dtype)dt, shapes[s][0], shapes[s][1], shapes[s][2]);
@@ -661,7 +663,101 @@ static void test_small_ops(void **st) {
     assert_true(out[1] == -2);
 }
 
-int main(void) {
+/* ---- `test_kernels bench [threads] [reps]`: matmul speed by dtype, not a
+ * test (no assertions, never run by ctest). Decode (T = 1) streams a
+ * model's worth of matrices (NMAT x [1024, 3584], 1.5 GB in bf16, like
+ * Qwen3.5-0.8B) so weights come from memory, not cache; prefill (T = 64,
+ * 512) reuses a few. Best of `reps`, dtypes interleaved in each rep so a
+ * busy moment of this shared machine hits all of them alike. */
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void *bench_matrix(q35_dtype dt, int rows, int cols) {
+    size_t bytes = q35_row_bytes(dt, cols) * (size_t)rows;
+    uint8_t *w = malloc(bytes + 1), *p = w + 1; /* odd address, like a mapped GGUF */
+    if (!w) return NULL;
+    for (size_t i = 0; i < bytes; i += 8) {
+        frand();
+        memcpy(p + i, &rng_state, bytes - i < 8 ? bytes - i : 8);
+    }
+    if (dt == Q35_DT_BF16) /* keep exponents sane: values in +-[2^-8, 2^0) */
+        for (size_t i = 1; i < bytes; i += 2)
+            p[i] = (uint8_t)((p[i] & 0x80) | 0x3b | (p[i] & 0x04));
+    else
+        for (size_t b = 0; b < bytes; b += qblock_bytes(dt))
+            p[b + 1] = (uint8_t)((p[b + 1] & 0x83) | 0x1c); /* d ~ 2^-8 */
+    return w;
+}
+
+static int bench(int argc, char **argv) {
+    enum { ROWS = 1024, COLS = 3584, NMAT = 204, NPRE = 4, MAXT = 512 };
+    int nthreads = argc > 0 ? atoi(argv[0]) : 2, reps = argc > 1 ? atoi(argv[1]) : 5;
+    /* fewer decode matrices (a third argument) measure from cache */
+    int ndec = argc > 2 ? atoi(argv[2]) : NMAT;
+    const char *only = getenv("Q35_BENCH_SET");
+    static const q35_dtype dts[] = {Q35_DT_BF16, Q35_DT_Q8_0, Q35_DT_Q4_0};
+    enum { ND = sizeof dts / sizeof *dts };
+    static const int Ts[] = {1, 2, 4, 8, 64, 512};
+    int nT = argc > 3 ? atoi(argv[3]) : (int)(sizeof Ts / sizeof *Ts);
+    void *mats[ND][NMAT];
+    for (int d = 0; d < ND; d++)
+        for (int m = 0; m < NMAT; m++)
+            if (!(mats[d][m] = bench_matrix(dts[d], ROWS, COLS))) return 1;
+    float *x = malloc((size_t)MAXT * COLS * 4), *y = malloc((size_t)MAXT * ROWS * 4);
+    void *buf = aligned_alloc(64, 64u << 20);
+    fill(x, (int64_t)MAXT * COLS, 1);
+    q35_threadpool *pool = q35_threadpool_new(nthreads, NULL);
+    printf("matmul [%d x %d], %d thread(s), best of %d\n", ROWS, COLS, nthreads, reps);
+    printf("%-7s %4s %-5s %10s %9s %9s %8s\n", "set", "T", "dtype", "GB/s", "Gw/s", "tok/s",
+           "vs bf16");
+    for (int v = 1; v < n_variants; v++) { /* the SIMD sets */
+        const q35_kernels *k = variants[v];
+        if (only && strcmp(only, k->name)) continue;
+        for (int ti = 0; ti < nT; ti++) {
+            int T = Ts[ti], nm = T < 8 ? ndec : NPRE;
+            q35_acts a = q35_acts_prepare(k, x, COLS, T, COLS, buf);
+            double best[ND];
+            for (int d = 0; d < ND; d++)
+                best[d] = 1e30;
+            for (int r = 0; r < reps; r++)
+                for (int d = 0; d < ND; d++) {
+                    double t0 = now_s();
+                    for (int m = 0; m < nm; m++) {
+                        q35_tensor w = {dts[d], 2, {ROWS, COLS}, (uint8_t *)mats[d][m] + 1};
+                        q35_matmul(k, pool, &w, &a, y, ROWS);
+                    }
+                    double dt = now_s() - t0;
+                    if (dt < best[d]) best[d] = dt;
+                }
+            for (int d = 0; d < ND; d++) {
+                double bytes = (double)q35_row_bytes(dts[d], COLS) * ROWS * nm;
+                double weights = (double)ROWS * COLS * nm;
+                /* tok/s: tokens through all NMAT matrices (a model's worth) */
+                double tps = T * (double)nm / NMAT / best[d];
+                printf("%-7s %4d %-5s %10.2f %9.2f %9.2f %7.2fx\n", k->name, T,
+                       q35_dtype_name(dts[d]), bytes / best[d] * 1e-9, weights / best[d] * 1e-9,
+                       tps, best[0] / best[d]);
+            }
+        }
+    }
+    q35_threadpool_free(pool);
+    for (int d = 0; d < ND; d++)
+        for (int m = 0; m < NMAT; m++)
+            free(mats[d][m]);
+    free(x);
+    free(y);
+    free(buf);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "bench")) {
+        setup(NULL);
+        return bench(argc - 2, argv + 2);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul),      cmocka_unit_test(test_matmul_quant),
         cmocka_unit_test(test_quant_edges), cmocka_unit_test(test_matmul_threaded),
