@@ -151,6 +151,13 @@ static inline __attribute__((always_inline)) __m256 qblock_f32(q35_dtype dt, con
     return _mm256_mul_ps(d, _mm256_cvtepi32_ps(q));
 }
 
+/* An address to prefetch, possibly past the matrix (prefetches never
+ * fault); computed as an integer, as pointer arithmetic past an object is
+ * undefined. */
+static inline const char *ahead(const uint8_t *p, int64_t bytes) {
+    return (const char *)((uintptr_t)p + (uintptr_t)bytes);
+}
+
 /* R x C tile over quantized rows (row stride ldw bytes, n columns): the
  * weights are widened in registers and used for C tokens. */
 static inline __attribute__((always_inline)) void qtile(q35_dtype dt, const uint8_t *w, int64_t ldw,
@@ -164,12 +171,11 @@ static inline __attribute__((always_inline)) void qtile(q35_dtype dt, const uint
     const uint8_t *wk = w;
     for (int64_t k = 0; k < n; k += Q35_QBLOCK, wk += bb) {
         __m256 d[TILE_R];
-        /* Few tokens: memory-bound, and widening keeps the core busy enough
-         * that loads issued as the loop reaches them arrive late; fetching
-         * the next tile's rows one tile ahead measured +55% (Q8_0) and +65%
-         * (Q4_0) from memory, 2 threads. */
-        if (C == 1)
-            UNROLL for (int r = 0; r < R; r++) _mm_prefetch(wk + (R + r) * ldw, _MM_HINT_T0);
+        /* Widening keeps the core busy enough that loads issued as the loop
+         * reaches them arrive late; fetching the next tile's rows one tile
+         * ahead measured +55% (Q8_0) and +65% (Q4_0) for one token, +30%
+         * for two (from memory, 2 threads). */
+        UNROLL for (int r = 0; r < R; r++) _mm_prefetch(ahead(wk, (R + r) * ldw), _MM_HINT_T0);
         UNROLL for (int r = 0; r < R; r++) d[r] = qblock_scale(wk + r * ldw);
         UNROLL for (int i = 0; i < 4; i++) {
             __m256 wv[TILE_R];
@@ -229,11 +235,11 @@ static inline __attribute__((always_inline)) void qmatmul_regs(q35_dtype dt, con
 /* Many tokens: rows per dequantized panel (48 rows of 3584 columns are
  * 688 KB of float32, inside L2), and the token counts from which the panel
  * beats widening in registers (same-process A/B, 2 threads, [1024, 3584]:
- * Q8_0 equal at 8 tokens, Q4_0, whose widening costs more, ahead from 6,
- * behind at 4). */
+ * Q8_0 equal at 12 tokens, ahead from 16; Q4_0, whose widening costs
+ * more, equal at 6, ahead from 8). */
 #define QPANEL 48
-#define QPANEL_MIN_T_Q8_0 8
-#define QPANEL_MIN_T_Q4_0 5
+#define QPANEL_MIN_T_Q8_0 12
+#define QPANEL_MIN_T_Q4_0 6
 
 /* Many tokens: a panel of QPANEL rows is dequantized once into float32
  * scratch and multiplied by every token with the float32 tile, tokens

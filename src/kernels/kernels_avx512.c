@@ -253,6 +253,13 @@ static inline __m512 qblock_scale(const uint8_t *b) {
     return _mm512_cvtph_ps(_mm256_set1_epi16((short)q35_qblock_d16(b)));
 }
 
+/* An address to prefetch, possibly past the matrix (prefetches never
+ * fault); computed as an integer, as pointer arithmetic past an object is
+ * undefined. */
+static inline const char *ahead(const uint8_t *p, int64_t bytes) {
+    return (const char *)((uintptr_t)p + (uintptr_t)bytes);
+}
+
 /* R x C tile over quantized rows (row stride ldw bytes, n columns): the
  * weights are widened in registers and used for C tokens. */
 static inline __attribute__((always_inline)) void qtile(q35_dtype dt, const uint8_t *w, int64_t ldw,
@@ -266,12 +273,11 @@ static inline __attribute__((always_inline)) void qtile(q35_dtype dt, const uint
     const uint8_t *wk = w;
     for (int64_t k = 0; k < n; k += Q35_QBLOCK, wk += bb) {
         __m512 w0[TILE_R], w1[TILE_R];
-        /* Few tokens: memory-bound, and widening keeps the core busy enough
-         * that loads issued as the loop reaches them arrive late. Fetching
-         * the next tile's rows (R rows further) one tile ahead measured
-         * +18% (Q8_0) and +27% (Q4_0) over prefetching 512 bytes ahead. */
-        if (C == 1)
-            UNROLL for (int r = 0; r < R; r++) _mm_prefetch(wk + (R + r) * ldw, _MM_HINT_T0);
+        /* Widening keeps the core busy enough that loads issued as the loop
+         * reaches them arrive late: fetching the next tile's rows (R rows
+         * further) one tile ahead measured +18% (Q8_0) and +27% (Q4_0) over
+         * prefetching 512 bytes ahead for one token, +35-70% for 2-8. */
+        UNROLL for (int r = 0; r < R; r++) _mm_prefetch(ahead(wk, (R + r) * ldw), _MM_HINT_T0);
         UNROLL for (int r = 0; r < R; r++)
             qblock_f32(dt, wk + r * ldw, qblock_scale(wk + r * ldw), &w0[r], &w1[r]);
         UNROLL for (int c = 0; c < C; c++) {
@@ -329,15 +335,14 @@ static inline __attribute__((always_inline)) void qmatmul_regs(q35_dtype dt, con
 
 /* Many tokens: rows per dequantized panel (a multiple of PT_R; 48 rows of
  * 3584 columns are 688 KB of float32, inside L2), the panel's register
- * tile, and the token counts from which the panel beats widening in
- * registers (same-process A/B, 2 threads, [1024, 3584]: Q8_0 even at 12
- * tokens, ahead from 16; Q4_0, whose widening costs more, ahead from 8;
- * 6 x 4 tiles +15% over 4 x 4, 48-row panels +5% over 24). */
+ * tile, and the token count from which the panel beats widening in
+ * registers (same-process A/B, 2 threads, [1024, 3584], both dtypes: even
+ * at 32 tokens, +8% at 40, +12% at 48-64, even again from 128 where both
+ * wait on L2; 6 x 4 tiles +15% over 4 x 4, 48-row panels +5% over 24). */
 #define QPANEL 48
 #define PT_R 6
 #define PT_C 4
-#define QPANEL_MIN_T_Q8_0 12
-#define QPANEL_MIN_T_Q4_0 8
+#define QPANEL_MIN_T 32
 
 /* The register tile of the panel path, PT_R rows x PT_C tokens of float32
  * weights (n a multiple of 16): wider than tile()'s, as the panel's
@@ -421,8 +426,7 @@ static bool qmatmul_panel(const q35_tensor *w, const q35_acts *a, float *y, int6
 
 static void matmul_quant(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
                          int64_t r1) {
-    int min_t = w->dtype == Q35_DT_Q8_0 ? QPANEL_MIN_T_Q8_0 : QPANEL_MIN_T_Q4_0;
-    if (a->T >= min_t && qmatmul_panel(w, a, y, ldy, r0, r1)) return;
+    if (a->T >= QPANEL_MIN_T && qmatmul_panel(w, a, y, ldy, r0, r1)) return;
     if (w->dtype == Q35_DT_Q8_0)
         qmatmul_regs(Q35_DT_Q8_0, w, a, y, ldy, r0, r1);
     else
