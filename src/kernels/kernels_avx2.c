@@ -173,7 +173,7 @@ static inline __attribute__((always_inline)) void qtile(q35_dtype dt, const uint
         __m256 d[TILE_R];
         /* Widening keeps the core busy enough that loads issued as the loop
          * reaches them arrive late; fetching the next tile's rows one tile
-         * ahead measured +55% (Q8_0) and +65% (Q4_0) for one token, +30%
+         * ahead measured +56% (Q8_0) and +67% (Q4_0) for one token, +30-40%
          * for two (from memory, 2 threads). */
         UNROLL for (int r = 0; r < R; r++) _mm_prefetch(ahead(wk, (R + r) * ldw), _MM_HINT_T0);
         UNROLL for (int r = 0; r < R; r++) d[r] = qblock_scale(wk + r * ldw);

@@ -276,7 +276,7 @@ static inline __attribute__((always_inline)) void qtile(q35_dtype dt, const uint
         /* Widening keeps the core busy enough that loads issued as the loop
          * reaches them arrive late: fetching the next tile's rows (R rows
          * further) one tile ahead measured +18% (Q8_0) and +27% (Q4_0) over
-         * prefetching 512 bytes ahead for one token, +35-70% for 2-8. */
+         * prefetching 512 bytes ahead for one token, +30-65% for 2-8. */
         UNROLL for (int r = 0; r < R; r++) _mm_prefetch(ahead(wk, (R + r) * ldw), _MM_HINT_T0);
         UNROLL for (int r = 0; r < R; r++)
             qblock_f32(dt, wk + r * ldw, qblock_scale(wk + r * ldw), &w0[r], &w1[r]);
@@ -338,7 +338,7 @@ static inline __attribute__((always_inline)) void qmatmul_regs(q35_dtype dt, con
  * tile, and the token count from which the panel beats widening in
  * registers (same-process A/B, 2 threads, [1024, 3584], both dtypes: even
  * at 32 tokens, +8% at 40, +12% at 48-64, even again from 128 where both
- * wait on L2; 6 x 4 tiles +15% over 4 x 4, 48-row panels +5% over 24). */
+ * wait on L2; 6 x 4 tiles +14-20% over 4 x 4, 48-row panels +2-7% over 24). */
 #define QPANEL 48
 #define PT_R 6
 #define PT_C 4
