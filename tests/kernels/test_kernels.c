@@ -237,7 +237,8 @@ static void quantize_block(q35_dtype dt, const float *x, uint8_t *b) {
 
 /* A [rows, cols] quantized matrix at an odd address inside *mem (caller
  * frees *mem): blocks quantized from floats at scales 2^-8..2^2, one in
- * five raw random bytes (every q, d up to ~4). wf gets its values. */
+ * five raw random bytes (every q; d of either sign, subnormal to ~4). wf
+ * gets its values. */
 static const uint8_t *make_quant(q35_dtype dt, int rows, int cols, float *wf, void **mem) {
     size_t bb = qblock_bytes(dt), n = (size_t)rows * (cols / 32);
     uint8_t *buf = malloc(n * bb + 1), *w = buf + 1;
@@ -247,7 +248,7 @@ static const uint8_t *make_quant(q35_dtype dt, int rows, int cols, float *wf, vo
         if (i % 5 == 3) {
             for (size_t j = 0; j < bb; j++)
                 b[j] = (uint8_t)(frand() * 128 + 128);
-            b[1] &= 0x47; /* sign and exponent up to 2^2 */
+            b[1] &= 0xc7; /* any sign; exponent 0, 1, 16, 17: subnormal, tiny, up to 2^2 */
         } else {
             fill(x, 32, ldexpf(1, (int)(i % 11) - 8));
             quantize_block(dt, x, b);
