@@ -19,6 +19,7 @@
 #include "kernels/kernels.h"
 #include "kernels/matmul_amx.h"
 #include "kernels/quant_block.h"
+#include "kernels/quant_block_avx512.h"
 
 #define TILE_R 4
 #define TILE_C 4
@@ -225,33 +226,6 @@ static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const 
 }
 
 /* ------------------------------------------------ quantized weights */
-
-/* The 32 weights of a Q8_0 / Q4_0 block as two float32 vectors holding the
- * exact products d * q (d: the block's scale, broadcast), i.e. the numbers
- * the float32 path would read from the dequantized matrix: with tile()'s
- * FMA order on top, a quantized matmul gives bit for bit this set's float32
- * matmul over the dequantized matrix. Q4_0 goes through a 16-entry table
- * d * (n - 8) indexed by the nibble (vpermps reads only an index's low 4
- * bits, so the low nibble needs no mask). */
-static inline __attribute__((always_inline)) void qblock_f32(q35_dtype dt, const uint8_t *b,
-                                                             __m512 d, __m512 *w0, __m512 *w1) {
-    __m128i q = _mm_loadu_si128((const __m128i *)(b + 2));
-    if (dt == Q35_DT_Q8_0) {
-        __m128i q1 = _mm_loadu_si128((const __m128i *)(b + 18));
-        *w0 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
-        *w1 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)));
-    } else {
-        const __m512 n8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
-        __m512 tbl = _mm512_mul_ps(d, n8);
-        __m512i v = _mm512_cvtepu8_epi32(q);
-        *w0 = _mm512_permutexvar_ps(v, tbl);
-        *w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tbl);
-    }
-}
-
-static inline __m512 qblock_scale(const uint8_t *b) {
-    return _mm512_cvtph_ps(_mm256_set1_epi16((short)q35_qblock_d16(b)));
-}
 
 /* An address to prefetch, possibly past the matrix (prefetches never
  * fault); computed as an integer, as pointer arithmetic past an object is
@@ -520,6 +494,10 @@ static void matmul_amx(const q35_tensor *w, const q35_acts *a, float *y, int64_t
                        int64_t r1) {
     if (!a->packed || !q35_amx_pack_bytes(a->T, a->cols)) { /* few tokens: even/odd form */
         matmul_avx512(w, a, y, ldy, r0, r1);
+        return;
+    }
+    if (q35_dtype_is_quant(w->dtype) && a->T >= q35_amx_quant_min_t(w->dtype)) {
+        q35_amx_qmatmul(w, a, y, ldy, r0, r1);
         return;
     }
     if (w->dtype != Q35_DT_BF16) {

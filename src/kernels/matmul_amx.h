@@ -33,4 +33,34 @@ void q35_amx_pack(const float *x, int64_t ldx, int T, int64_t cols, void *out);
 void q35_amx_matmul_blocks(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy,
                            int64_t r0, int64_t r1);
 
+/* Quantized weights on AMX. A Q8_0 weight d * q (f16 d times int8 q: at
+ * most 18 significant bits) is the exact sum of 3 bf16 parts, a Q4_0 one
+ * (at most 14 bits) of 2, split as x is (each part = bf16 of what the parts
+ * before it leave, exact subtractions); part products that cannot reach
+ * float32 resolution are left out (see matmul_amx_avx512.c). Rows are
+ * dequantized and split into bf16 tiles once per 48-row panel, in per-call
+ * scratch, and reused for every token block. */
+
+/* Token count from which the "amx" set sends Q8_0 / Q4_0 weights here
+ * (below it, the AVX-512 code; at least the packing threshold). Splitting
+ * costs about as much as multiplying 16-20 (Q8_0) / 12 (Q4_0) tokens on the
+ * FMA path: same-process A/B, 2 threads, [1024, 3584] from cache, AMX vs
+ * AVX-512 at T = 16: 0.99x / 1.19x, 20: 0.94x / 1.18x, 24: 1.12x / 1.34x,
+ * 32: 1.36x / 1.80x, 64: 1.60x / 2.10x. */
+static inline int q35_amx_quant_min_t(q35_dtype dt) {
+    return dt == Q35_DT_Q8_0 ? 24 : 16;
+}
+/* y rows [r0, r1) of a Q8_0 / Q4_0 w (any rows: a partial last 16-row block
+ * is zero-padded); a->packed from q35_amx_pack. Each y element gets the same
+ * value whatever [r0, r1) it sits in, also when scratch cannot be had (a
+ * slower path then splits each 32-column step as it goes, same
+ * arithmetic). */
+void q35_amx_qmatmul(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
+                     int64_t r1);
+/* The same without the panel scratch: each step split again for every
+ * token block (the fallback when malloc fails; public for the tests, which
+ * check that it gives the same bits). */
+void q35_amx_qmatmul_stepwise(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy,
+                              int64_t r0, int64_t r1);
+
 #endif

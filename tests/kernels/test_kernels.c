@@ -16,6 +16,7 @@
 
 #include "core/half.h"
 #include "kernels/kernels.h"
+#include "kernels/matmul_amx.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -70,6 +71,13 @@ static void *make_weights(q35_dtype dt, float *wf, int64_t n) {
     return w;
 }
 
+/* Whether set k multiplies quantized w over T tokens on AMX tiles: a
+ * different float32 summation than its float32 path (so no bit equality
+ * with it), checked instead against q35_amx_qmatmul called directly. */
+static bool amx_quant_path(const q35_kernels *k, q35_dtype dt, int T) {
+    return k == q35_kernels_amx() && q35_dtype_is_quant(dt) && T >= q35_amx_quant_min_t(dt);
+}
+
 /* y = w x by set k, x packed as the set wants it. */
 static void run_matmul(const q35_kernels *k, const q35_tensor *w, const float *x, int64_t ldx,
                        int T, float *y, int64_t ldy, int64_t r0, int64_t r1) {
@@ -118,7 +126,26 @@ static void check_matmul(q35_dtype dt, const void *wd, const float *wf, int rows
         if (!(worst <= tol))
             fail_msg("%s matmul %s %dx%d T=%d: rel err %.3g", k->name, q35_dtype_name(dt), rows,
                      cols, T, worst);
-        if (q35_dtype_is_quant(dt)) {
+        if (amx_quant_path(k, dt, T)) {
+#if defined(__x86_64__)
+            /* the set took the AMX path; the scratch-less fallback, the same bits */
+            size_t pb = q35_acts_bytes(k, T, cols);
+            void *buf = aligned_alloc(64, (pb + 63) / 64 * 64);
+            q35_acts acts = q35_acts_prepare(k, x, ldx, T, cols, buf);
+            for (int pass = 0; pass < 2; pass++) {
+                for (int64_t i = 0; i < (int64_t)T * ldy; i++)
+                    y2[i] = 12345.0f;
+                if (pass == 0)
+                    q35_amx_qmatmul(&w, &acts, y2, ldy, 0, rows);
+                else
+                    q35_amx_qmatmul_stepwise(&w, &acts, y2, ldy, 0, rows);
+                if (memcmp(y, y2, (size_t)T * ldy * 4))
+                    fail_msg("amx matmul %s %dx%d T=%d: not the AMX quantized path's bits (%s)",
+                             q35_dtype_name(dt), rows, cols, T, pass ? "stepwise" : "direct");
+            }
+            free(buf);
+#endif
+        } else if (q35_dtype_is_quant(dt)) {
             run_matmul(k, &wf32, x, ldx, T, y2, ldy, 0, rows);
             for (int t = 0; t < T; t++)
                 for (int o = 0; o < rows; o++)
@@ -281,6 +308,28 @@ static void test_matmul_quant(void **st) {
             check_quant_shape((q35_dtype)dt, shapes[s][0], shapes[s][1], shapes[s][2]);
 }
 
+/* The amx set's AMX path for quantized weights (from its token threshold
+ * up): odd row counts (partial 16-row blocks, panels of 1-3 blocks), 32 to
+ * ~3000 columns, against float64 and the split checks of check_matmul,
+ * which also checks that the path was taken. */
+static void test_matmul_quant_amx(void **st) {
+    (void)st;
+    if (!q35_kernels_amx()) {
+        printf("no AMX on this machine: skipped\n");
+        return;
+    }
+    static const int shapes[][3] = {{1, 32, 0},     {17, 32, 1},  {33, 64, 9},   {47, 3008, 0},
+                                    {50, 96, 76},   {7, 2976, 7}, {97, 160, 24}, {16, 512, 1},
+                                    {49, 1024, 9},  {3, 288, 40}, {65, 224, 2},  {130, 64, 60},
+                                    {23, 2048, 17}, {1, 3008, 3}, {48, 320, 31}, {111, 96, 84}};
+    for (int dt = Q35_DT_Q8_0; dt <= Q35_DT_Q4_0; dt++)
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+            /* T: the threshold plus an offset, so both dtypes start at it */
+            int T = q35_amx_quant_min_t((q35_dtype)dt) + shapes[s][2];
+            check_quant_shape((q35_dtype)dt, shapes[s][0], shapes[s][1], T);
+        }
+}
+
 /* Hand-made blocks at the edges of the formats: d = +-0, +-1, the f16
  * subnormals, +-65504 (the largest f16); q = -128 and 127, nibbles 0 and
  * 15, ramps, alternations. Matmuls as above, and the embedding lookup
@@ -335,7 +384,7 @@ static void test_matmul_threaded(void **st) {
     } cases[] = {{Q35_DT_BF16, 77}, {Q35_DT_Q8_0, 96}, {Q35_DT_Q4_0, 160}};
     int rows = 301;
     for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
-        for (int T = 1; T <= 19; T += 18) {
+        for (int T = 1; T <= 41; T += 20) { /* 41: the amx set's AMX path for both */
             int cols = cases[ci].cols;
             float *wf = malloc((size_t)rows * cols * 4), *x = malloc((size_t)T * cols * 4);
             void *mem = NULL, *wd;
@@ -760,10 +809,11 @@ int main(int argc, char **argv) {
         return bench(argc - 2, argv + 2);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matmul),      cmocka_unit_test(test_matmul_quant),
-        cmocka_unit_test(test_quant_edges), cmocka_unit_test(test_matmul_threaded),
-        cmocka_unit_test(test_dots_wsum),   cmocka_unit_test(test_vector_ops),
-        cmocka_unit_test(test_gdn_scan),    cmocka_unit_test(test_small_ops),
+        cmocka_unit_test(test_matmul),           cmocka_unit_test(test_matmul_quant),
+        cmocka_unit_test(test_matmul_quant_amx), cmocka_unit_test(test_quant_edges),
+        cmocka_unit_test(test_matmul_threaded),  cmocka_unit_test(test_dots_wsum),
+        cmocka_unit_test(test_vector_ops),       cmocka_unit_test(test_gdn_scan),
+        cmocka_unit_test(test_small_ops),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -1,0 +1,42 @@
+/* quant_block_avx512.h — one Q8_0 / Q4_0 block widened in AVX-512
+ * registers to its exact float32 weights d * q. Shared by the FMA kernels
+ * (kernels_avx512.c) and the AMX panels (matmul_amx_avx512.c), which must
+ * see the same weight values; include only from files compiled with the
+ * AVX-512 flags. */
+#ifndef Q35_KERNELS_QUANT_BLOCK_AVX512_H
+#define Q35_KERNELS_QUANT_BLOCK_AVX512_H
+
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "kernels/quant_block.h"
+#include "model/tensor.h"
+
+/* The 32 weights of a Q8_0 / Q4_0 block as two float32 vectors holding the
+ * exact products d * q (d: the block's scale, broadcast), i.e. the numbers
+ * the float32 path would read from the dequantized matrix: with tile()'s
+ * FMA order on top, a quantized matmul gives bit for bit this set's float32
+ * matmul over the dequantized matrix. Q4_0 goes through a 16-entry table
+ * d * (n - 8) indexed by the nibble (vpermps reads only an index's low 4
+ * bits, so the low nibble needs no mask). */
+static inline __attribute__((always_inline)) void qblock_f32(q35_dtype dt, const uint8_t *b,
+                                                             __m512 d, __m512 *w0, __m512 *w1) {
+    __m128i q = _mm_loadu_si128((const __m128i *)(b + 2));
+    if (dt == Q35_DT_Q8_0) {
+        __m128i q1 = _mm_loadu_si128((const __m128i *)(b + 18));
+        *w0 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
+        *w1 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)));
+    } else {
+        const __m512 n8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+        __m512 tbl = _mm512_mul_ps(d, n8);
+        __m512i v = _mm512_cvtepu8_epi32(q);
+        *w0 = _mm512_permutexvar_ps(v, tbl);
+        *w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tbl);
+    }
+}
+
+static inline __m512 qblock_scale(const uint8_t *b) {
+    return _mm512_cvtph_ps(_mm256_set1_epi16((short)q35_qblock_d16(b)));
+}
+
+#endif
