@@ -104,9 +104,9 @@ void q35_model_release(q35_model *m, const void *p);
 
 /* Converts every matrix whose column count is a multiple of 32 to `target`
  * (Q35_DT_Q8_0 or Q35_DT_Q4_0) from its float32 value, frees what the old
- * forms held, copies whatever else still points into the weight files
- * (matrices that cannot be converted, mtp.* tensors) and unmaps them: the
- * model then lives in its own memory, sized by the target format. */
+ * forms held and unmaps the weight files nothing points into any more
+ * (matrices already in `target`, matrices that cannot be converted and
+ * mtp.* tensors stay where they were). */
 int q35_model_requantize(q35_model *m, q35_dtype target, q35_err *e);
 
 #endif

@@ -5,10 +5,12 @@
  * here computes what the same model converted by `q35 convert` (or by
  * llama-quantize from the same float32 values) computes.
  *
- * Afterwards nothing points into the weight files: matrices that cannot be
- * converted (columns not a multiple of 32) and mtp.* tensors are copied, and
- * the files are unmapped, so memory_footprint and the process's resident
- * memory are the converted model's, not the source's. */
+ * Matrices already in the target type (a GGUF's Q4_0 blocks) and those that
+ * cannot be converted (columns not a multiple of 32) stay where they are,
+ * in a file map if that is where they were. The pages of converted
+ * tensors are dropped as they go, and files nothing points into any more
+ * are unmapped, so memory_footprint and the process's resident memory are
+ * the converted model's, not the source's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,25 +43,30 @@ static int row_f32(const q35_tensor *t, int64_t r, float *out, q35_err *e) {
     }
 }
 
-static bool in_files(const q35_model *m, const void *p) {
-    for (int i = 0; i < m->n_files; i++) {
-        const unsigned char *base = m->files[i].data;
-        if (base && (const unsigned char *)p >= base &&
-            (const unsigned char *)p < base + m->files[i].size)
-            return true;
+static bool in_file(const q35_mapped_file *f, const void *p) {
+    const unsigned char *base = f->data;
+    return base && p && (const unsigned char *)p >= base &&
+           (const unsigned char *)p < base + f->size;
+}
+
+static bool file_in_use(const q35_model *m, const q35_mapped_file *f) {
+    if (in_file(f, m->embed.data) || in_file(f, m->lm_head.data)) return true;
+    for (int i = 0; i < m->cfg.n_layers; i++) {
+        const q35_layer *L = &m->layers[i];
+        const q35_tensor *ts[] = {&L->w_gate, &L->w_up,  &L->w_down, &L->w_qkv, &L->w_z, &L->w_b,
+                                  &L->w_a,    &L->w_out, &L->w_q,    &L->w_k,   &L->w_v, &L->w_o};
+        for (size_t k = 0; k < sizeof ts / sizeof ts[0]; k++)
+            if (in_file(f, ts[k]->data)) return true;
     }
+    for (int i = 0; i < m->n_extra; i++)
+        if (in_file(f, m->extra[i].t.data)) return true;
     return false;
 }
 
-/* Gives t its own copy of its bytes if they are in a weight file. */
-static int own(q35_model *m, q35_tensor *t, const char *what, q35_err *e) {
-    if (!t->data || !in_files(m, t->data)) return Q35_OK;
-    size_t n = q35_tensor_bytes(t);
-    void *copy = q35_model_alloc(m, n);
-    if (!copy) return q35_err_set(e, Q35_ENOMEM, "out of memory copying %s", what);
-    memcpy(copy, t->data, n);
-    t->data = copy;
-    return Q35_OK;
+static bool in_files(const q35_model *m, const void *p) {
+    for (int i = 0; i < m->n_files; i++)
+        if (in_file(&m->files[i], p)) return true;
+    return false;
 }
 
 /* Drops the resident pages of a converted tensor's old bytes in a weight
@@ -77,7 +84,7 @@ static int convert(q35_model *m, q35_tensor *t, q35_dtype target, float *row, co
                    q35_err *e) {
     if (!t->data || t->dtype == target) return Q35_OK;
     const int64_t rows = t->shape[0], cols = t->shape[1];
-    if (cols % Q35_QBLOCK) return own(m, t, what, e); /* stays as it is */
+    if (cols % Q35_QBLOCK) return Q35_OK; /* stays as it is */
     const uint32_t gt = target == Q35_DT_Q8_0 ? Q35_GGML_Q8_0 : Q35_GGML_Q4_0;
     const size_t rb = q35_row_bytes(target, cols);
     unsigned char *dst = q35_model_alloc(m, (size_t)rows * rb);
@@ -122,13 +129,20 @@ int q35_model_requantize(q35_model *m, q35_dtype target, q35_err *e) {
         }
     }
     free(row);
-    for (int i = 0; i < m->n_extra && !rc; i++)
-        rc = own(m, &m->extra[i].t, m->extra[i].name, e);
     if (rc) return rc;
-    for (int i = 0; i < m->n_files; i++)
-        q35_mapped_file_close(&m->files[i]);
-    free(m->files);
-    m->files = NULL;
-    m->n_files = 0;
+    /* Unmap the files nothing points into any more (all of them, unless
+     * some matrix stayed as it was or mtp.* tensors are kept). */
+    int kept = 0;
+    for (int f = 0; f < m->n_files; f++) {
+        if (file_in_use(m, &m->files[f]))
+            m->files[kept++] = m->files[f];
+        else
+            q35_mapped_file_close(&m->files[f]);
+    }
+    m->n_files = kept;
+    if (!kept) {
+        free(m->files);
+        m->files = NULL;
+    }
     return Q35_OK;
 }

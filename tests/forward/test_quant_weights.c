@@ -212,6 +212,37 @@ static void same_logits(const char *model, const char *gguf, q35_weight_format w
     q35_model_free(ref);
 }
 
+/* A GGUF already in Q4_0, converted with --quant q4: its Q4_0 matrices stay
+ * in the file map (which must then stay mapped), the rest is converted; it
+ * runs and gives what the safetensors model converted to Q4_0 gives, but
+ * for the blocks the GGUF quantized in another order (tiny-a's out_proj)
+ * and the one matrix llama-quantize kept at Q8_0. */
+static void test_gguf_partly_converted(void **state) {
+    (void)state;
+    q35_model *g = load(GGUF "tiny-b-Q4_0.gguf", Q35_WEIGHTS_Q4_0);
+    assert_int_equal(g->n_files, 1);                 /* its Q4_0 blocks are used in place */
+    assert_int_equal(g->lm_head.dtype, Q35_DT_Q4_0); /* the Q6_K head, converted */
+    q35_model *s = load(MODELS "tiny-b", Q35_WEIGHTS_Q4_0);
+    enum { T = 12 };
+    int32_t ids[T];
+    for (int t = 0; t < T; t++)
+        ids[t] = (int32_t)((t * 31 + 5) % 1024);
+    float *lg = logits_of(g, ids, T, 8), *ls = logits_of(s, ids, T, 8);
+    size_t n = (size_t)T * 1024;
+    double diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff = fmax(diff, fabs((double)lg[i] - ls[i]));
+    /* The head: ours is Q4_0 of the bf16 values, the GGUF's of its Q6_K
+     * values; everything else is the same bytes. */
+    fprintf(stderr, "tiny-b Q4_0 GGUF --quant q4 vs safetensors --quant q4: max diff %g (max %g)\n",
+            diff, max_abs(ls, n));
+    assert_true(diff < 0.2 * max_abs(ls, n));
+    free(lg);
+    free(ls);
+    q35_model_free(g);
+    q35_model_free(s);
+}
+
 static void test_same_logits_as_gguf(void **state) {
     (void)state;
     /* tiny-b: heads of 128, every block the same on both sides (tiny-a's
@@ -228,6 +259,7 @@ int main(void) {
         cmocka_unit_test(test_owns_its_memory),
         cmocka_unit_test(test_bad_option),
         cmocka_unit_test(test_same_logits_as_gguf),
+        cmocka_unit_test(test_gguf_partly_converted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
