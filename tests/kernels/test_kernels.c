@@ -490,7 +490,8 @@ static void close_or_fail(const char *what, const char *name, int n, const float
 static void test_vector_ops(void **st) {
     (void)st;
     enum { N = 300 };
-    float a[N], b[N], w[N], y[N], out[N];
+    /* zeroed: the checks that nothing is written past n compare a[n], w[n] */
+    float a[N] = {0}, b[N] = {0}, w[N] = {0}, y[N], out[N];
     double ref[N];
     for (int v = 0; v < n_variants; v++) {
         const q35_kernels *k = variants[v];
