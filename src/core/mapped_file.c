@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,4 +88,10 @@ char *q35_read_text_file(const char *path, size_t max_bytes, size_t *len_out, q3
     buf[n] = 0;
     if (len_out) *len_out = n;
     return buf;
+}
+
+void q35_mapped_file_drop_pages(const void *p, size_t n) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + page - 1) / page * page, b = ((uintptr_t)p + n) / page * page;
+    if (p && b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }

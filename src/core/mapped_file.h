@@ -18,6 +18,12 @@ int q35_mapped_file_open(q35_mapped_file *f, const char *path, q35_err *e);
 /* Unmaps and frees; safe on a zeroed or already closed struct. */
 void q35_mapped_file_close(q35_mapped_file *f);
 
+/* Tells the kernel that [p, p+n) inside a read-only file map will not be
+ * read again, so its resident pages can go (whole pages inside the range
+ * only; advice, so it cannot fail). The map stays valid: a later read just
+ * faults the page in again. */
+void q35_mapped_file_drop_pages(const void *p, size_t n);
+
 /* Reads a whole (small) file into a NUL-terminated heap buffer, refusing
  * files over max_bytes. Caller frees. */
 char *q35_read_text_file(const char *path, size_t max_bytes, size_t *len_out, q35_err *e);

@@ -370,6 +370,49 @@ static int bind_blocks(binder *b, const q35_gguf_tensor *t, const char *name, in
     return Q35_OK;
 }
 
+/* A quantized matrix q35 has no kernel for (Q4_K, Q6_K, ...), when the
+ * model is to be converted at load anyway (q35_load_opts.weights): decoded
+ * a row at a time and encoded straight into the target type, so the whole
+ * float32 matrix never exists (the 0.8B's Q6_K embedding would take 1 GB),
+ * and the file pages read are dropped after. */
+static int bind_requantized(binder *b, const q35_gguf_tensor *t, const char *name, int64_t rows,
+                            int64_t cols, const head_order *row_order, const head_order *col_order,
+                            q35_tensor *out) {
+    const q35_dtype dt = b->m->requant;
+    const q35_ggml_type_info *ti = q35_ggml_type_get(t->type);
+    const size_t src_rb = (size_t)(cols / ti->block_elems) * (size_t)ti->block_bytes;
+    const size_t rb = q35_row_bytes(dt, cols);
+    unsigned char *dst = alloc_or_fail(b, (size_t)rows * rb, name);
+    float *row = malloc(2 * (size_t)cols * sizeof *row);
+    if (!dst || !row) {
+        free(row);
+        return dst ? q35_err_set(b->e, Q35_ENOMEM, "%s: out of memory for tensor %s", b->g->where,
+                                 name)
+                   : Q35_ENOMEM;
+    }
+    float *moved = row + cols;
+    int rc = Q35_OK;
+    for (int64_t r = 0; r < rows && !rc; r++) {
+        const unsigned char *src = t->data + (size_t)gguf_index(row_order, r) * src_rb;
+        rc = q35_ggml_dequantize(t->type, src, row, cols, b->e);
+        if (rc) break;
+        const float *use = row;
+        if (!is_identity(col_order)) {
+            for (int64_t c = 0; c < cols; c++)
+                moved[c] = row[gguf_index(col_order, c)];
+            use = moved;
+        }
+        rc = q35_ggml_quantize(dt == Q35_DT_Q8_0 ? Q35_GGML_Q8_0 : Q35_GGML_Q4_0, use,
+                               dst + (size_t)r * rb, cols, b->e);
+    }
+    free(row);
+    if (rc) return rc;
+    q35_mapped_file_drop_pages(t->data, t->n_bytes);
+    out->dtype = dt;
+    out->data = dst;
+    return Q35_OK;
+}
+
 /* Binds a [rows, cols] matrix whose rows (and/or columns) may need putting
  * back in HF head order. Plain float types keep their dtype (in place when
  * nothing moves and the data is aligned), as do Q8_0 and Q4_0 (the kernels
@@ -386,6 +429,8 @@ static int bind_matrix(binder *b, const char *name, int64_t rows, int64_t cols,
     if ((t->type == Q35_GGML_Q8_0 || t->type == Q35_GGML_Q4_0) && blocks_stay_whole(col_order))
         return bind_blocks(b, t, name, rows, cols, row_order, col_order, out);
     bool plain = t->type == Q35_GGML_F32 || t->type == Q35_GGML_F16 || t->type == Q35_GGML_BF16;
+    if (!plain && q35_dtype_is_quant(b->m->requant) && cols % Q35_QBLOCK == 0)
+        return bind_requantized(b, t, name, rows, cols, row_order, col_order, out);
     out->dtype = t->type == Q35_GGML_F16    ? Q35_DT_F16
                  : t->type == Q35_GGML_BF16 ? Q35_DT_BF16
                                             : Q35_DT_F32;

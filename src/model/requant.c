@@ -14,8 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "core/err.h"
 #include "core/half.h"
@@ -74,10 +72,7 @@ static bool in_files(const q35_model *m, const void *p) {
  * whole file plus the result, since every page read stays mapped until the
  * file is unmapped at the end. */
 static void drop_pages(const q35_model *m, const void *p, size_t n) {
-    if (!in_files(m, p)) return;
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = ((uintptr_t)p + page - 1) / page * page, b = ((uintptr_t)p + n) / page * page;
-    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED); /* advice only: failure is harmless */
+    if (in_files(m, p)) q35_mapped_file_drop_pages(p, n);
 }
 
 static int convert(q35_model *m, q35_tensor *t, q35_dtype target, float *row, const char *what,
