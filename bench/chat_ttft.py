@@ -8,7 +8,8 @@ prefill) to the first sampled id. Median of RUNS fresh processes each, each
 warmed up first (--warmup: one throw-away token, then the history is reset)
 so that the figure is a running chat's, not a cold start's page faults.
 
-usage: /usr/bin/python3 bench/chat_ttft.py [Q35] [MODEL_DIR] [THREADS] [RUNS]
+usage: /usr/bin/python3 bench/chat_ttft.py [Q35] [MODEL_DIR] [THREADS] [RUNS] [q35 options...]
+(options after RUNS, e.g. --quant q4, go to every `q35 chat`)
 """
 import json
 import statistics
@@ -19,6 +20,7 @@ Q35 = sys.argv[1] if len(sys.argv) > 1 else "build/q35"
 MODEL = sys.argv[2] if len(sys.argv) > 2 else "/tmp/q35-0.8b"
 THREADS = sys.argv[3] if len(sys.argv) > 3 else "2"
 RUNS = int(sys.argv[4]) if len(sys.argv) > 4 else 5
+OPTIONS = sys.argv[5:]
 
 WORDS = ("the quick brown fox jumps over a lazy dog while seven wizards quietly "
          "judge boxing matches and a voice assistant answers questions about the "
@@ -47,7 +49,7 @@ def text_of(n, offset):
 
 def ttft(system, user, extra):
     p = subprocess.run([Q35, "chat", "-m", MODEL, "-s", system, "--jsonl", "-q", "-t", THREADS,
-                        "--temp", "0", "-n", "1", "--warmup"] + extra,
+                        "--temp", "0", "-n", "1", "--warmup"] + OPTIONS + extra,
                        input=(json.dumps(user) + "\n").encode(), capture_output=True, check=True)
     r = json.loads(p.stdout.decode().splitlines()[0])
     return r["ttft_ms"], r["prefilled_tokens"], r["reused_tokens"]
@@ -57,7 +59,7 @@ def main():
     system = text_of(200, 0)
     user = text_of(64, 17)
     print(f"system prompt {n_tokens(system)} tokens, user message {n_tokens(user)} tokens; "
-          f"{THREADS} threads, median of {RUNS}")
+          f"{THREADS} threads, median of {RUNS} {' '.join(OPTIONS)}")
     for name, extra in (("cached system prompt", []), ("no caching", ["--no-cache"])):
         rows = [ttft(system, user, extra) for _ in range(RUNS)]
         times = [r[0] for r in rows]
