@@ -102,6 +102,10 @@ void *q35_model_alloc(q35_model *m, size_t bytes);
  * pointer that is not the start of one, e.g. into a mapped file). */
 void q35_model_release(q35_model *m, const void *p);
 
+/* Row r of a [rows, cols] matrix of any dtype as float32 (cols floats in
+ * `out`). Fails only on an unknown dtype. */
+int q35_tensor_row_to_f32(const q35_tensor *t, int64_t r, float *out, q35_err *e);
+
 /* Converts every matrix whose column count is a multiple of 32 to `target`
  * (Q35_DT_Q8_0 or Q35_DT_Q4_0) from its float32 value, frees what the old
  * forms held and unmaps the weight files nothing points into any more

@@ -16,30 +16,8 @@
 #include <string.h>
 
 #include "core/err.h"
-#include "core/half.h"
 #include "formats/gguf_quants.h"
 #include "model/model.h"
-
-/* Row r of a plain or quantized matrix as float32. */
-static int row_f32(const q35_tensor *t, int64_t r, float *out, q35_err *e) {
-    const int64_t cols = t->shape[1];
-    const unsigned char *p =
-        (const unsigned char *)t->data + (size_t)r * q35_row_bytes(t->dtype, cols);
-    switch (t->dtype) {
-    case Q35_DT_F32: memcpy(out, p, (size_t)cols * sizeof *out); return Q35_OK;
-    case Q35_DT_BF16:
-    case Q35_DT_F16:
-        for (int64_t c = 0; c < cols; c++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * c, 2);
-            out[c] = t->dtype == Q35_DT_BF16 ? q35_bf16_to_f32(h) : q35_f16_to_f32(h);
-        }
-        return Q35_OK;
-    case Q35_DT_Q8_0: return q35_ggml_dequantize(Q35_GGML_Q8_0, p, out, cols, e);
-    case Q35_DT_Q4_0: return q35_ggml_dequantize(Q35_GGML_Q4_0, p, out, cols, e);
-    default: return q35_err_set(e, Q35_EINVAL, "requantize: unknown dtype %d", (int)t->dtype);
-    }
-}
 
 static bool in_file(const q35_mapped_file *f, const void *p) {
     const unsigned char *base = f->data;
@@ -85,7 +63,7 @@ static int convert(q35_model *m, q35_tensor *t, q35_dtype target, float *row, co
     unsigned char *dst = q35_model_alloc(m, (size_t)rows * rb);
     if (!dst) return q35_err_set(e, Q35_ENOMEM, "out of memory quantizing %s", what);
     for (int64_t r = 0; r < rows; r++) {
-        int rc = row_f32(t, r, row, e);
+        int rc = q35_tensor_row_to_f32(t, r, row, e);
         if (!rc) rc = q35_ggml_quantize(gt, row, dst + (size_t)r * rb, cols, e);
         if (rc) return rc;
     }

@@ -298,27 +298,6 @@ static int model_kvs(q35_gguf_kvs *l, const q35_model *m, const q35_gguf_save_op
 
 /* ----------------------------------------------------------------- data */
 
-/* Row r of a matrix as float32. */
-static int row_f32(const q35_tensor *t, int64_t r, float *out, q35_err *e) {
-    const int64_t cols = t->shape[1];
-    const unsigned char *p =
-        (const unsigned char *)t->data + (size_t)r * q35_row_bytes(t->dtype, cols);
-    switch (t->dtype) {
-    case Q35_DT_F32: memcpy(out, p, (size_t)cols * sizeof *out); return Q35_OK;
-    case Q35_DT_F16:
-    case Q35_DT_BF16:
-        for (int64_t c = 0; c < cols; c++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * c, 2);
-            out[c] = t->dtype == Q35_DT_BF16 ? q35_bf16_to_f32(h) : q35_f16_to_f32(h);
-        }
-        return Q35_OK;
-    case Q35_DT_Q8_0:
-    case Q35_DT_Q4_0: return q35_ggml_dequantize(ggml_type_of(t->dtype), p, out, cols, e);
-    default: return q35_err_set(e, Q35_EINVAL, "unknown dtype %d", (int)t->dtype);
-    }
-}
-
 static int encode_row(q35_dtype d, const float *x, int64_t n, unsigned char *dst, q35_err *e) {
     switch (d) {
     case Q35_DT_F32: memcpy(dst, x, (size_t)n * sizeof *x); return Q35_OK;
@@ -355,7 +334,7 @@ static int write_item(q35_gguf_writer *w, const item *it, unsigned char *row, fl
                 memcpy(row + (size_t)j * bb, src + (size_t)(hf_index(co, j * bel) / bel) * bb, bb);
             out = row;
         } else if (!raw) {
-            rc = row_f32(t, hf_index(ro, r), f, e);
+            rc = q35_tensor_row_to_f32(t, hf_index(ro, r), f, e);
             const float *x = f;
             if (!rc && moves(co)) {
                 for (int64_t c = 0; c < cols; c++)

@@ -1,0 +1,30 @@
+/* tensor_row.c — one row of a weight matrix as float32, whatever its
+ * dtype: what converting (requant.c) and saving (save_gguf.c) read their
+ * source through. The kernels have their own, faster, lookup for the
+ * forward pass; this one is for load-time work and says what went wrong. */
+#include <string.h>
+
+#include "core/err.h"
+#include "core/half.h"
+#include "formats/gguf_quants.h"
+#include "model/model.h"
+
+int q35_tensor_row_to_f32(const q35_tensor *t, int64_t r, float *out, q35_err *e) {
+    const int64_t cols = t->shape[1];
+    const unsigned char *p =
+        (const unsigned char *)t->data + (size_t)r * q35_row_bytes(t->dtype, cols);
+    switch (t->dtype) {
+    case Q35_DT_F32: memcpy(out, p, (size_t)cols * sizeof *out); return Q35_OK;
+    case Q35_DT_BF16:
+    case Q35_DT_F16:
+        for (int64_t c = 0; c < cols; c++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * c, 2);
+            out[c] = t->dtype == Q35_DT_BF16 ? q35_bf16_to_f32(h) : q35_f16_to_f32(h);
+        }
+        return Q35_OK;
+    case Q35_DT_Q8_0: return q35_ggml_dequantize(Q35_GGML_Q8_0, p, out, cols, e);
+    case Q35_DT_Q4_0: return q35_ggml_dequantize(Q35_GGML_Q4_0, p, out, cols, e);
+    default: return q35_err_set(e, Q35_EINVAL, "unknown weight dtype %d", (int)t->dtype);
+    }
+}
