@@ -6,7 +6,6 @@
  * tokenizer) and to warn when the model ships a chat template of another
  * format, in which case the Qwen3.5 rendering is probably not what it
  * expects. */
-#include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,6 +17,7 @@
 #include "core/err.h"
 #include "core/mapped_file.h"
 #include "text/tokenizer_gguf.h"
+#include "text/tokenizer_gguf_write.h"
 
 #define MAX_JSON_BYTES ((size_t)64 << 20)
 
@@ -106,31 +106,9 @@ static char *read_model_template(const char *path, size_t *len) {
         else
             snprintf(dir, sizeof dir, ".");
     }
-    char file[4200];
-    snprintf(file, sizeof file, "%s/chat_template.jinja", dir);
-    char *text = q35_read_text_file(file, MAX_JSON_BYTES, len, NULL);
-    if (text) return text;
-    snprintf(file, sizeof file, "%s/tokenizer_config.json", dir);
-    size_t n;
-    char *cfg = q35_read_text_file(file, MAX_JSON_BYTES, &n, NULL);
-    if (!cfg) return NULL;
-    cJSON *root = cJSON_ParseWithLength(cfg, n);
-    free(cfg);
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "chat_template");
-    if (cJSON_IsArray(t)) {
-        const cJSON *item, *pick = NULL;
-        cJSON_ArrayForEach(item, t) {
-            const cJSON *name = cJSON_GetObjectItemCaseSensitive(item, "name");
-            if (!pick || (cJSON_IsString(name) && !strcmp(name->valuestring, "default")))
-                pick = item;
-        }
-        t = cJSON_GetObjectItemCaseSensitive(pick, "template");
-    }
-    if (cJSON_IsString(t)) {
-        text = strdup(t->valuestring);
-        if (text) *len = strlen(text);
-    }
-    cJSON_Delete(root);
+    char *text = NULL;
+    if (q35_chat_template_of_dir(dir, &text, NULL) || !text) return NULL;
+    *len = strlen(text);
     return text;
 }
 

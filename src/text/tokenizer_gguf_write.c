@@ -22,6 +22,7 @@
 
 #include "core/err.h"
 #include "core/mapped_file.h"
+#include "formats/json_doc.h"
 #include "text/tokenizer_internal.h"
 
 #define MAX_JSON_BYTES (64u << 20)
@@ -202,9 +203,9 @@ int q35_chat_template_of_dir(const char *dir, char **out, q35_err *e) {
         if (e) *e = probe;
         return probe.code;
     }
-    cJSON *root = cJSON_ParseWithLength(cfg, len);
+    cJSON *root = q35_json_parse(cfg, len, path, NULL, e);
     free(cfg);
-    if (!root) return q35_err_set(e, Q35_EFORMAT, "%s: not valid JSON", path);
+    if (!root) return Q35_EFORMAT;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "chat_template");
     if (cJSON_IsArray(t)) {
         const cJSON *item, *pick = NULL;
