@@ -12,7 +12,12 @@
  * The value of a weight is the float32 product d * q (exact: an f16 times a
  * small integer fits float32's mantissa), so a quantized matmul computes
  * what the same matmul over the dequantized float32 matrix computes, up to
- * float32 summation order. */
+ * float32 summation order.
+ *
+ * Q4_K (144 bytes) and Q6_K (210 bytes) are ggml's k-quant super-blocks of
+ * 256 elements (rows are cols/256 of them); a weight's value is what
+ * formats/gguf_quants.c's decoder computes, float operation for float
+ * operation (Q4_K: (d*sc)*q - (dmin*m); Q6_K: (d*sc)*q). */
 #ifndef Q35_MODEL_TENSOR_H
 #define Q35_MODEL_TENSOR_H
 
@@ -26,6 +31,8 @@ typedef enum q35_dtype {
     Q35_DT_BF16,
     Q35_DT_Q8_0,
     Q35_DT_Q4_0,
+    Q35_DT_Q4_K, /* ggml's 256-element super-blocks (see below) */
+    Q35_DT_Q6_K,
     Q35_DT_COUNT
 } q35_dtype;
 
@@ -46,7 +53,7 @@ static inline int64_t q35_tensor_numel(const q35_tensor *t) {
 }
 
 static inline bool q35_dtype_is_quant(q35_dtype d) {
-    return d == Q35_DT_Q8_0 || d == Q35_DT_Q4_0;
+    return d == Q35_DT_Q8_0 || d == Q35_DT_Q4_0 || d == Q35_DT_Q4_K || d == Q35_DT_Q6_K;
 }
 
 /* Bytes per block of a quantized type; for plain types, bytes per element
@@ -56,12 +63,18 @@ static inline size_t q35_dtype_block_bytes(q35_dtype d) {
     case Q35_DT_F32: return 4;
     case Q35_DT_Q8_0: return 34;
     case Q35_DT_Q4_0: return 18;
+    case Q35_DT_Q4_K: return 144;
+    case Q35_DT_Q6_K: return 210;
     default: return 2;
     }
 }
 
+#define Q35_KBLOCK 256 /* elements per k-quant super-block */
+
 static inline int q35_dtype_block_elems(q35_dtype d) {
-    return q35_dtype_is_quant(d) ? Q35_QBLOCK : 1;
+    return d == Q35_DT_Q4_K || d == Q35_DT_Q6_K ? Q35_KBLOCK
+           : q35_dtype_is_quant(d)              ? Q35_QBLOCK
+                                                : 1;
 }
 
 /* Bytes per element of a plain type. Quantized types have no whole-byte
@@ -71,7 +84,7 @@ static inline size_t q35_dtype_size(q35_dtype d) {
 }
 
 /* Bytes of one row of `cols` elements (for quantized types cols must be a
- * multiple of Q35_QBLOCK). */
+ * multiple of the type's block, q35_dtype_block_elems). */
 static inline size_t q35_row_bytes(q35_dtype d, int64_t cols) {
     return (size_t)(cols / q35_dtype_block_elems(d)) * q35_dtype_block_bytes(d);
 }
@@ -90,6 +103,8 @@ static inline const char *q35_dtype_name(q35_dtype d) {
     case Q35_DT_BF16: return "bf16";
     case Q35_DT_Q8_0: return "q8_0";
     case Q35_DT_Q4_0: return "q4_0";
+    case Q35_DT_Q4_K: return "q4_K";
+    case Q35_DT_Q6_K: return "q6_K";
     default: return "?";
     }
 }
