@@ -289,6 +289,85 @@ static inline __attribute__((always_inline)) void qtile_any(q35_dtype dt, const 
     }
 }
 
+/* R x C tile over Q4_K / Q6_K rows: per super-block, each row's float
+ * multipliers are computed once (scalar, 8 or 16 products), then its 256
+ * weights are widened 16 at a time in registers and used for C tokens, in
+ * tile()'s FMA order (k ascending by 16), so the bits are this set's
+ * float32 matmul over the dequantized matrix. */
+static inline __attribute__((always_inline)) void ktile(q35_dtype dt, const uint8_t *w, int64_t ldw,
+                                                        const float *x, int64_t ldx, int64_t n,
+                                                        float *y, int64_t ldy, const int R,
+                                                        const int C) {
+    __m512 acc[TILE_R][TILE_C];
+    size_t bb = q35_dtype_block_bytes(dt);
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) acc[r][c] =
+        _mm512_setzero_ps();
+    const uint8_t *wk = w;
+    for (int64_t k = 0; k < n; k += Q35_KBLOCK, wk += bb) {
+        float mul[TILE_R][16], sub[TILE_R][8];
+        /* the next tile's rows, one tile ahead, as for Q8_0 / Q4_0 (a
+         * super-block spans 3 or 4 cache lines) */
+        UNROLL for (int r = 0; r < R; r++) for (size_t off = 0; off < bb; off += 64)
+            _mm_prefetch(ahead(wk, (R + r) * ldw + (int64_t)off), _MM_HINT_T0);
+        UNROLL for (int r = 0; r < R; r++) q35_kblock_scales(dt, wk + r * ldw, mul[r], sub[r]);
+        _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) {
+            __m512 wv[TILE_R];
+            UNROLL for (int r = 0; r < R; r++) wv[r] =
+                kblock_f32(dt, wk + r * ldw, i, mul[r], sub[r]);
+            UNROLL for (int c = 0; c < C; c++) {
+                __m512 xv = _mm512_loadu_ps(x + c * ldx + k + 16 * i);
+                UNROLL for (int r = 0; r < R; r++) acc[r][c] =
+                    _mm512_fmadd_ps(wv[r], xv, acc[r][c]);
+            }
+        }
+    }
+    UNROLL for (int c = 0; c < C; c++) UNROLL for (int r = 0; r < R; r++) y[c * ldy + r] =
+        _mm512_reduce_add_ps(acc[r][c]);
+}
+
+static inline __attribute__((always_inline)) void ktile_r(q35_dtype dt, const uint8_t *w,
+                                                          int64_t ldw, const float *x, int64_t ldx,
+                                                          int64_t n, float *y, int64_t ldy,
+                                                          const int R, int C) {
+    switch (C) {
+    case 1: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 1); break;
+    case 2: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 2); break;
+    case 3: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 3); break;
+    default: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 4); break;
+    }
+}
+
+static inline __attribute__((always_inline)) void ktile_any(q35_dtype dt, const uint8_t *w,
+                                                            int64_t ldw, const float *x,
+                                                            int64_t ldx, int64_t n, float *y,
+                                                            int64_t ldy, int R, int C) {
+    switch (R) {
+    case 1: ktile_r(dt, w, ldw, x, ldx, n, y, ldy, 1, C); break;
+    case 2: ktile_r(dt, w, ldw, x, ldx, n, y, ldy, 2, C); break;
+    case 3: ktile_r(dt, w, ldw, x, ldx, n, y, ldy, 3, C); break;
+    default: ktile_r(dt, w, ldw, x, ldx, n, y, ldy, 4, C); break;
+    }
+}
+
+static void kmatmul_regs(q35_dtype dt, const q35_tensor *w, const q35_acts *a, float *y,
+                         int64_t ldy, int64_t r0, int64_t r1) {
+    int64_t n = w->shape[1], ldw = (int64_t)q35_row_bytes(dt, n), ldx = a->ldx;
+    const uint8_t *base = w->data;
+    int T = a->T;
+    for (int64_t o = r0; o < r1; o += TILE_R) {
+        int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
+        for (int t = 0; t < T; t += TILE_C) {
+            int C = T - t < TILE_C ? T - t : TILE_C;
+            if (dt == Q35_DT_Q4_K)
+                ktile_any(Q35_DT_Q4_K, base + o * ldw, ldw, a->x + t * ldx, ldx, n, y + t * ldy + o,
+                          ldy, R, C);
+            else
+                ktile_any(Q35_DT_Q6_K, base + o * ldw, ldw, a->x + t * ldx, ldx, n, y + t * ldy + o,
+                          ldy, R, C);
+        }
+    }
+}
+
 /* Few tokens: every weight is widened once per group of TILE_C tokens,
  * straight from the stream. */
 static inline __attribute__((always_inline)) void qmatmul_regs(q35_dtype dt, const q35_tensor *w,
@@ -360,6 +439,19 @@ static bool qmatmul_panel(const q35_tensor *w, const q35_acts *a, float *y, int6
         for (int i = 0; i < P; i++) {
             const uint8_t *row = (const uint8_t *)w->data + (p + i) * ldw;
             float *dst = panel + (int64_t)i * n;
+            if (dt == Q35_DT_Q4_K || dt == Q35_DT_Q6_K) {
+                for (int64_t kb = 0; kb < n / Q35_KBLOCK; kb++) {
+                    const uint8_t *b = row + kb * bb;
+                    float mul[16], sub[8];
+                    q35_kblock_scales(dt, b, mul, sub);
+                    for (int i = 0; i < 16; i++)
+                        _mm512_store_ps(dst + kb * Q35_KBLOCK + 16 * i,
+                                        dt == Q35_DT_Q4_K
+                                            ? kblock_f32(Q35_DT_Q4_K, b, i, mul, sub)
+                                            : kblock_f32(Q35_DT_Q6_K, b, i, mul, sub));
+                }
+                continue;
+            }
             for (int64_t kb = 0; kb < n / Q35_QBLOCK; kb++) {
                 __m512 w0, w1, d = qblock_scale(row + kb * bb);
                 if (dt == Q35_DT_Q8_0)
@@ -401,7 +493,9 @@ static bool qmatmul_panel(const q35_tensor *w, const q35_acts *a, float *y, int6
 static void matmul_quant(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
                          int64_t r1) {
     if (a->T >= QPANEL_MIN_T && qmatmul_panel(w, a, y, ldy, r0, r1)) return;
-    if (w->dtype == Q35_DT_Q8_0)
+    if (w->dtype == Q35_DT_Q4_K || w->dtype == Q35_DT_Q6_K)
+        kmatmul_regs(w->dtype, w, a, y, ldy, r0, r1);
+    else if (w->dtype == Q35_DT_Q8_0)
         qmatmul_regs(Q35_DT_Q8_0, w, a, y, ldy, r0, r1);
     else
         qmatmul_regs(Q35_DT_Q4_0, w, a, y, ldy, r0, r1);
@@ -413,7 +507,9 @@ static void matmul_plain(const q35_tensor *w, const q35_acts *a, float *y, int64
     int64_t n = w->shape[1], ldw = n * (int64_t)q35_dtype_size(w->dtype);
     switch (w->dtype) {
     case Q35_DT_Q8_0:
-    case Q35_DT_Q4_0: matmul_quant(w, a, y, ldy, r0, r1); break;
+    case Q35_DT_Q4_0:
+    case Q35_DT_Q4_K:
+    case Q35_DT_Q6_K: matmul_quant(w, a, y, ldy, r0, r1); break;
     case Q35_DT_BF16:
         matmul_dt(Q35_DT_BF16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
         break;
@@ -496,7 +592,9 @@ static void matmul_amx(const q35_tensor *w, const q35_acts *a, float *y, int64_t
         matmul_avx512(w, a, y, ldy, r0, r1);
         return;
     }
-    if (q35_dtype_is_quant(w->dtype) && a->T >= q35_amx_quant_min_t(w->dtype)) {
+    /* k-quants have no AMX path: their AVX-512 panels */
+    if ((w->dtype == Q35_DT_Q8_0 || w->dtype == Q35_DT_Q4_0) &&
+        a->T >= q35_amx_quant_min_t(w->dtype)) {
         q35_amx_qmatmul(w, a, y, ldy, r0, r1);
         return;
     }

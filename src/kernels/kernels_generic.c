@@ -53,16 +53,17 @@ static void matmul_quant(const q35_tensor *w, const q35_acts *a, float *y, int64
                          int64_t r1) {
     int64_t cols = w->shape[1], ldx = a->ldx;
     size_t bb = q35_dtype_block_bytes(w->dtype), rb = q35_row_bytes(w->dtype, cols);
+    int be = q35_dtype_block_elems(w->dtype); /* a multiple of 4: dot_row_f32's order holds */
     for (int64_t o = r0; o < r1; o++) {
         const uint8_t *row = (const uint8_t *)w->data + (size_t)o * rb;
         for (int t0 = 0; t0 < a->T; t0 += QTOK) {
             int nt = a->T - t0 < QTOK ? a->T - t0 : QTOK;
-            float s[QTOK][4] = {{0}}, wb[Q35_QBLOCK];
-            for (int64_t kb = 0; kb < cols / Q35_QBLOCK; kb++) {
-                q35_qblock_decode(w->dtype, row + (size_t)kb * bb, wb);
+            float s[QTOK][4] = {{0}}, wb[Q35_KBLOCK];
+            for (int64_t kb = 0; kb < cols / be; kb++) {
+                q35_block_decode(w->dtype, row + (size_t)kb * bb, wb);
                 for (int t = 0; t < nt; t++) {
-                    const float *xk = a->x + (int64_t)(t0 + t) * ldx + kb * Q35_QBLOCK;
-                    for (int i = 0; i < Q35_QBLOCK; i += 4)
+                    const float *xk = a->x + (int64_t)(t0 + t) * ldx + kb * be;
+                    for (int i = 0; i < be; i += 4)
                         for (int j = 0; j < 4; j++)
                             s[t][j] += wb[i + j] * xk[i + j];
                 }
@@ -276,11 +277,14 @@ void q35_tensor_row_f32(const q35_tensor *w, int64_t row, float *out) {
         break;
     }
     case Q35_DT_Q8_0:
-    case Q35_DT_Q4_0: {
+    case Q35_DT_Q4_0:
+    case Q35_DT_Q4_K:
+    case Q35_DT_Q6_K: {
         size_t bb = q35_dtype_block_bytes(w->dtype);
+        int be = q35_dtype_block_elems(w->dtype);
         const uint8_t *p = (const uint8_t *)w->data + (size_t)row * q35_row_bytes(w->dtype, cols);
-        for (int64_t kb = 0; kb < cols / Q35_QBLOCK; kb++)
-            q35_qblock_decode(w->dtype, p + (size_t)kb * bb, out + kb * Q35_QBLOCK);
+        for (int64_t kb = 0; kb < cols / be; kb++)
+            q35_block_decode(w->dtype, p + (size_t)kb * bb, out + kb * be);
         break;
     }
     default: memcpy(out, (const float *)w->data + row * cols, (size_t)cols * sizeof(float)); break;

@@ -208,6 +208,73 @@ static inline __attribute__((always_inline)) void qtile_any(q35_dtype dt, const 
     }
 }
 
+/* R x C tile over Q4_K / Q6_K rows: each row's super-block is decoded
+ * by the plain C decoder (quant_block.h) into an L1 buffer and multiplied
+ * from there in tile()'s FMA order (k ascending by 4), so the bits are
+ * this set's float32 matmul over the dequantized matrix. Simpler than
+ * widening in registers (what the AVX-512 set does) at some decode cost. */
+static inline __attribute__((always_inline)) void ktile(q35_dtype dt, const uint8_t *w, int64_t ldw,
+                                                        const float *x, int64_t ldx, int64_t n,
+                                                        float *y, int64_t ldy, const int R,
+                                                        const int C) {
+    float32x4_t acc[TILE_R][TILE_C];
+    _Alignas(16) float wb[TILE_R][Q35_KBLOCK];
+    size_t bb = q35_dtype_block_bytes(dt);
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) acc[r][c] =
+        vdupq_n_f32(0);
+    const uint8_t *wk = w;
+    for (int64_t k = 0; k < n; k += Q35_KBLOCK, wk += bb) {
+        /* the next tile's rows, one tile ahead, as for Q8_0 / Q4_0 */
+        UNROLL for (int r = 0; r < R; r++) for (size_t off = 0; off < bb; off += 64)
+            __builtin_prefetch(ahead(wk, (R + r) * ldw + (int64_t)off));
+        UNROLL for (int r = 0; r < R; r++) q35_kblock_decode(dt, wk + r * ldw, wb[r]);
+        for (int i = 0; i < Q35_KBLOCK; i += 4) {
+            float32x4_t wv[TILE_R];
+            UNROLL for (int r = 0; r < R; r++) wv[r] = vld1q_f32(wb[r] + i);
+            UNROLL for (int c = 0; c < C; c++) {
+                float32x4_t xv = vld1q_f32(x + c * ldx + k + i);
+                UNROLL for (int r = 0; r < R; r++) acc[r][c] = vfmaq_f32(acc[r][c], wv[r], xv);
+            }
+        }
+    }
+    UNROLL for (int c = 0; c < C; c++) UNROLL for (int r = 0; r < R; r++) y[c * ldy + r] =
+        vaddvq_f32(acc[r][c]);
+}
+
+static inline __attribute__((always_inline)) void ktile_r(q35_dtype dt, const uint8_t *w,
+                                                          int64_t ldw, const float *x, int64_t ldx,
+                                                          int64_t n, float *y, int64_t ldy,
+                                                          const int R, int C) {
+    switch (C) {
+    case 1: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 1); break;
+    case 2: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 2); break;
+    case 3: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 3); break;
+    default: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 4); break;
+    }
+}
+
+static void kmatmul_regs(q35_dtype dt, const q35_tensor *w, const q35_acts *a, float *y,
+                         int64_t ldy, int64_t r0, int64_t r1) {
+    int64_t n = w->shape[1], ldw = (int64_t)q35_row_bytes(dt, n), ldx = a->ldx;
+    const uint8_t *base = w->data;
+    int T = a->T;
+    for (int64_t o = r0; o < r1; o += TILE_R) {
+        int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
+        for (int t = 0; t < T; t += TILE_C) {
+            int C = T - t < TILE_C ? T - t : TILE_C;
+            const uint8_t *wr = base + o * ldw;
+            const float *xt = a->x + t * ldx;
+            float *yt = y + t * ldy + o;
+            switch (R) {
+            case 1: ktile_r(dt, wr, ldw, xt, ldx, n, yt, ldy, 1, C); break;
+            case 2: ktile_r(dt, wr, ldw, xt, ldx, n, yt, ldy, 2, C); break;
+            case 3: ktile_r(dt, wr, ldw, xt, ldx, n, yt, ldy, 3, C); break;
+            default: ktile_r(dt, wr, ldw, xt, ldx, n, yt, ldy, 4, C); break;
+            }
+        }
+    }
+}
+
 /* Few tokens: every weight is widened once per group of TILE_C tokens,
  * straight from the stream. */
 static inline __attribute__((always_inline)) void qmatmul_regs(q35_dtype dt, const q35_tensor *w,
@@ -252,6 +319,11 @@ static bool qmatmul_panel(const q35_tensor *w, const q35_acts *a, float *y, int6
         for (int i = 0; i < P; i++) {
             const uint8_t *row = (const uint8_t *)w->data + (p + i) * ldw;
             float *dst = panel + (int64_t)i * n;
+            if (dt == Q35_DT_Q4_K || dt == Q35_DT_Q6_K) {
+                for (int64_t kb = 0; kb < n / Q35_KBLOCK; kb++)
+                    q35_kblock_decode(dt, row + kb * bb, dst + kb * Q35_KBLOCK);
+                continue;
+            }
             for (int64_t kb = 0; kb < n / Q35_QBLOCK; kb++) {
                 const uint8_t *b = row + kb * bb;
                 float32x4_t d = qblock_scale(b), lo, hi;
@@ -286,7 +358,9 @@ static bool qmatmul_panel(const q35_tensor *w, const q35_acts *a, float *y, int6
 static void matmul_quant(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
                          int64_t r1) {
     if (a->T >= QPANEL_MIN_T && qmatmul_panel(w, a, y, ldy, r0, r1)) return;
-    if (w->dtype == Q35_DT_Q8_0)
+    if (w->dtype == Q35_DT_Q4_K || w->dtype == Q35_DT_Q6_K)
+        kmatmul_regs(w->dtype, w, a, y, ldy, r0, r1);
+    else if (w->dtype == Q35_DT_Q8_0)
         qmatmul_regs(Q35_DT_Q8_0, w, a, y, ldy, r0, r1);
     else
         qmatmul_regs(Q35_DT_Q4_0, w, a, y, ldy, r0, r1);
@@ -297,7 +371,9 @@ static void matmul_neon(const q35_tensor *w, const q35_acts *a, float *y, int64_
     int64_t n = w->shape[1], ldw = n * (int64_t)q35_dtype_size(w->dtype);
     switch (w->dtype) {
     case Q35_DT_Q8_0:
-    case Q35_DT_Q4_0: matmul_quant(w, a, y, ldy, r0, r1); break;
+    case Q35_DT_Q4_0:
+    case Q35_DT_Q4_K:
+    case Q35_DT_Q6_K: matmul_quant(w, a, y, ldy, r0, r1); break;
     case Q35_DT_BF16:
         matmul_dt(Q35_DT_BF16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
         break;

@@ -35,6 +35,33 @@ static inline __attribute__((always_inline)) void qblock_f32(q35_dtype dt, const
     }
 }
 
+/* Weights 16i .. 16i+15 (i < 16) of the Q4_K / Q6_K super-block at b as
+ * float32, from its multipliers (q35_kblock_scales): the products the
+ * plain C decoder forms, in its order (a multiply, then for Q4_K a
+ * subtract; never fused), so the values are its values. The 16 weights
+ * share one multiplier: Q4_K sub-block i/2, Q6_K sub-block i. */
+static inline __attribute__((always_inline)) __m512
+kblock_f32(q35_dtype dt, const uint8_t *b, int i, const float *mul, const float *sub) {
+    const __m512i m15 = _mm512_set1_epi32(15);
+    if (dt == Q35_DT_Q4_K) {
+        int j = i / 2;
+        __m512i v = _mm512_cvtepu8_epi32(
+            _mm_loadu_si128((const __m128i *)(b + 16 + 32 * (j / 2) + 16 * (i & 1))));
+        v = _mm512_and_si512(_mm512_srli_epi32(v, (unsigned)(4 * (j & 1))), m15);
+        __m512 p = _mm512_mul_ps(_mm512_set1_ps(mul[j]), _mm512_cvtepi32_ps(v));
+        return _mm512_sub_ps(p, _mm512_set1_ps(sub[j]));
+    }
+    int h = i / 8, k = (i % 8) / 2, l0 = 16 * (i & 1);
+    __m512i lo =
+        _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 64 * h + 32 * (k & 1) + l0)));
+    __m512i hi = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 128 + 32 * h + l0)));
+    lo = _mm512_and_si512(_mm512_srli_epi32(lo, (unsigned)(4 * (k >> 1))), m15);
+    hi = _mm512_slli_epi32(
+        _mm512_and_si512(_mm512_srli_epi32(hi, (unsigned)(2 * k)), _mm512_set1_epi32(3)), 4);
+    __m512i q = _mm512_sub_epi32(_mm512_or_si512(lo, hi), _mm512_set1_epi32(32));
+    return _mm512_mul_ps(_mm512_set1_ps(mul[i]), _mm512_cvtepi32_ps(q));
+}
+
 static inline __m512 qblock_scale(const uint8_t *b) {
     return _mm512_cvtph_ps(_mm256_set1_epi16((short)q35_qblock_d16(b)));
 }

@@ -75,7 +75,8 @@ static void *make_weights(q35_dtype dt, float *wf, int64_t n) {
  * different float32 summation than its float32 path (so no bit equality
  * with it), checked instead against q35_amx_qmatmul called directly. */
 static bool amx_quant_path(const q35_kernels *k, q35_dtype dt, int T) {
-    return k == q35_kernels_amx() && q35_dtype_is_quant(dt) && T >= q35_amx_quant_min_t(dt);
+    return k == q35_kernels_amx() && (dt == Q35_DT_Q8_0 || dt == Q35_DT_Q4_0) &&
+           T >= q35_amx_quant_min_t(dt);
 }
 
 /* y = w x by set k, x packed as the set wants it. */
@@ -376,12 +377,184 @@ static void test_quant_edges(void **st) {
     }
 }
 
+/* ------------------------------------------------ Q4_K / Q6_K weights */
+
+static bool is_kquant(q35_dtype dt) {
+    return dt == Q35_DT_Q4_K || dt == Q35_DT_Q6_K;
+}
+
+/* The k-quant decoders written from ggml's layout (dequantize_row_q4_K /
+ * _q6_K) with formats/gguf_quants.c's float operations, sharing no code
+ * with the kernels: per 64 elements of Q4_K two (scale, min) pairs from the
+ * 12 packed bytes, y = (d*sc)*q - (dmin*m); Q6_K per 128 elements four
+ * quarter-groups, y = (d*sc)*q. */
+static void ref_kdecode(q35_dtype dt, const uint8_t *b, float *y) {
+    if (dt == Q35_DT_Q4_K) {
+        float d = (float)ref_f16((uint16_t)(b[0] | b[1] << 8));
+        float dmin = (float)ref_f16((uint16_t)(b[2] | b[3] << 8));
+        const uint8_t *sc = b + 4, *q = b + 16;
+        for (int is = 0; is < 8; is += 2, q += 32) {
+            int s[2], m[2];
+            for (int u = 0; u < 2; u++) {
+                int j = is + u;
+                s[u] = j < 4 ? sc[j] & 63 : (sc[j + 4] & 15) | ((sc[j - 4] >> 6) << 4);
+                m[u] = j < 4 ? sc[j + 4] & 63 : (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
+            }
+            float d1 = d * (float)s[0], m1 = dmin * (float)m[0];
+            float d2 = d * (float)s[1], m2 = dmin * (float)m[1];
+            for (int l = 0; l < 32; l++)
+                *y++ = d1 * (float)(q[l] & 15) - m1;
+            for (int l = 0; l < 32; l++)
+                *y++ = d2 * (float)(q[l] >> 4) - m2;
+        }
+    } else {
+        float d = (float)ref_f16((uint16_t)(b[208] | b[209] << 8));
+        const uint8_t *ql = b, *qh = b + 128;
+        const int8_t *sc = (const int8_t *)(b + 192);
+        for (int n = 0; n < 256; n += 128, y += 128, ql += 64, qh += 32, sc += 8)
+            for (int l = 0; l < 32; l++) {
+                int is = l / 16;
+                int q1 = ((ql[l] & 15) | ((qh[l] & 3) << 4)) - 32;
+                int q2 = ((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l] = d * (float)sc[is] * (float)q1;
+                y[l + 32] = d * (float)sc[is + 2] * (float)q2;
+                y[l + 64] = d * (float)sc[is + 4] * (float)q3;
+                y[l + 96] = d * (float)sc[is + 6] * (float)q4;
+            }
+    }
+}
+
+static void put_f16(uint8_t *p, uint16_t h) {
+    p[0] = (uint8_t)(h & 0xff);
+    p[1] = (uint8_t)(h >> 8);
+}
+
+/* Packs Q4_K's eight 6-bit (scale, min) pairs into its 12 bytes. */
+static void put_k4_scales(uint8_t *s, const int *sc, const int *mn) {
+    for (int j = 0; j < 4; j++) {
+        s[j] = (uint8_t)((sc[j] & 63) | (sc[j + 4] >> 4) << 6);
+        s[j + 4] = (uint8_t)((mn[j] & 63) | (mn[j + 4] >> 4) << 6);
+        s[j + 8] = (uint8_t)((sc[j + 4] & 15) | (mn[j + 4] & 15) << 4);
+    }
+}
+
+/* A [rows, cols] k-quant matrix at an odd address (caller frees *mem):
+ * random nibbles / 6-bit values and scales, d (and dmin) ~2^-9..2^-5 of
+ * either sign, one super-block in five with d, dmin anywhere from the
+ * subnormals to 2^2. wf gets its values. */
+static const uint8_t *make_kquant(q35_dtype dt, int rows, int cols, float *wf, void **mem) {
+    size_t bb = q35_dtype_block_bytes(dt), n = (size_t)rows * (cols / 256);
+    uint8_t *buf = malloc(n * bb + 1), *w = buf + 1;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *b = w + i * bb;
+        for (size_t j = 0; j < bb; j++)
+            b[j] = (uint8_t)(frand() * 128 + 128);
+        size_t d = dt == Q35_DT_Q4_K ? 0 : 208;
+        for (int k = 0; k < (dt == Q35_DT_Q4_K ? 2 : 1); k++) {
+            uint8_t *hi = b + d + 2 * k + 1;
+            if (i % 5 == 3)
+                *hi &= 0xc7; /* exponent 0, 1, 16, 17 */
+            else
+                *hi = (uint8_t)((*hi & 0x83) | (0x14 + (int)(i % 5) * 4)); /* 2^-10 .. 2^-6 */
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        ref_kdecode(dt, w + i * bb, wf + i * 256);
+    *mem = buf;
+    return w;
+}
+
+static void check_kquant_shape(q35_dtype dt, int rows, int cols, int T) {
+    float *wf = malloc((size_t)rows * cols * 4), *out = malloc((size_t)cols * 4);
+    void *mem;
+    const uint8_t *w = make_kquant(dt, rows, cols, wf, &mem);
+    q35_tensor t = {dt, 2, {rows, cols}, w};
+    for (int r = 0; r < rows; r += 3) { /* the embedding lookup: the same bits */
+        q35_tensor_row_f32(&t, r, out);
+        assert_memory_equal(out, wf + (int64_t)r * cols, (size_t)cols * 4);
+    }
+    check_matmul(dt, w, wf, rows, cols, T);
+    free(wf);
+    free(out);
+    free(mem);
+}
+
+static void test_matmul_kquant(void **st) {
+    (void)st;
+    static const int shapes[][3] = {{1, 256, 1},    {7, 256, 3},    {3, 512, 1},   {5, 768, 4},
+                                    {13, 1024, 5},  {33, 256, 8},   {4, 3584, 2},  {17, 2816, 1},
+                                    {9, 3584, 7},   {21, 512, 37},  {50, 256, 40}, {65, 1280, 12},
+                                    {19, 2048, 17}, {6, 3072, 33},  {2, 256, 16},  {101, 256, 13},
+                                    {97, 512, 24},  {11, 1536, 32}, {3, 3584, 40}, {49, 768, 31}};
+    for (int dt = Q35_DT_Q4_K; dt <= Q35_DT_Q6_K; dt++)
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+            check_kquant_shape((q35_dtype)dt, shapes[s][0], shapes[s][1], shapes[s][2]);
+}
+
+/* Hand-made super-blocks: d and dmin = +-0, +-1, f16 subnormals, +-65504;
+ * every 6-bit scale and min value (0..63) and every int8 Q6_K scale
+ * (-128..127) in turn; q all 0, all at the top (15 / 63), alternating,
+ * random. Embedding lookup bit-exact, matmuls as above for T up to 40. */
+static void test_kquant_edges(void **st) {
+    (void)st;
+    static const uint16_t ds[] = {0x0000, 0x8000, 0x3c00, 0xbc00, 0x0001, 0x83ff,
+                                  0x7bff, 0xfbff, 0x2e66, 0x1800, 0xa001};
+    enum { ND = sizeof ds / sizeof *ds, ROWS = 5, KB = 9, COLS = 256 * KB };
+    for (int dt = Q35_DT_Q4_K; dt <= Q35_DT_Q6_K; dt++) {
+        size_t bb = q35_dtype_block_bytes((q35_dtype)dt);
+        uint8_t *mem = malloc((size_t)ROWS * KB * bb + 3), *w = mem + 3;
+        for (int i = 0; i < ROWS * KB; i++) {
+            uint8_t *b = w + (size_t)i * bb;
+            for (size_t j = 0; j < bb; j++) /* q pattern */
+                switch (i % 4) {
+                case 0: b[j] = 0; break;
+                case 1: b[j] = 0xff; break;
+                case 2: b[j] = j % 2 ? 0xf0 : 0x0f; break;
+                default: b[j] = (uint8_t)(frand() * 128 + 128); break;
+                }
+            if (dt == Q35_DT_Q4_K) {
+                int sc[8], mn[8];
+                for (int j = 0; j < 8; j++) { /* 45 blocks x 8: every value 0..63 */
+                    sc[j] = (i * 8 + j) % 64;
+                    mn[j] = (i * 8 + j * 5 + 63) % 64;
+                }
+                put_k4_scales(b + 4, sc, mn);
+                put_f16(b, ds[i % ND]);
+                put_f16(b + 2, ds[(i / ND + i) % ND]);
+            } else {
+                for (int j = 0; j < 16; j++) /* 45 x 16: every int8 */
+                    b[192 + j] = (uint8_t)((i * 16 + j * 7) & 0xff);
+                put_f16(b + 208, ds[i % ND]);
+            }
+        }
+        float *wf = malloc((size_t)ROWS * COLS * 4), out[COLS];
+        for (int i = 0; i < ROWS * KB; i++)
+            ref_kdecode((q35_dtype)dt, w + (size_t)i * bb, wf + i * 256);
+        q35_tensor t = {(q35_dtype)dt, 2, {ROWS, COLS}, w};
+        for (int r = 0; r < ROWS; r++) {
+            memset(out, 0x55, sizeof out);
+            q35_tensor_row_f32(&t, r, out);
+            assert_memory_equal(out, wf + r * COLS, sizeof out);
+        }
+        for (int T = 1; T <= 40; T += 3)
+            check_matmul((q35_dtype)dt, w, wf, ROWS, COLS, T);
+        free(wf);
+        free(mem);
+    }
+}
+
 static void test_matmul_threaded(void **st) {
     (void)st;
     static const struct {
         q35_dtype dt;
         int cols;
-    } cases[] = {{Q35_DT_BF16, 77}, {Q35_DT_Q8_0, 96}, {Q35_DT_Q4_0, 160}};
+    } cases[] = {{Q35_DT_BF16, 77},
+                 {Q35_DT_Q8_0, 96},
+                 {Q35_DT_Q4_0, 160},
+                 {Q35_DT_Q4_K, 512},
+                 {Q35_DT_Q6_K, 768}};
     int rows = 301;
     for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
         for (int T = 1; T <= 41; T += 20) { /* 41: the amx set's AMX path for both */
@@ -389,7 +562,9 @@ static void test_matmul_threaded(void **st) {
             float *wf = malloc((size_t)rows * cols * 4), *x = malloc((size_t)T * cols * 4);
             void *mem = NULL, *wd;
             fill(x, (int64_t)T * cols, 1);
-            if (q35_dtype_is_quant(cases[ci].dt)) {
+            if (is_kquant(cases[ci].dt)) {
+                wd = (void *)make_kquant(cases[ci].dt, rows, cols, wf, &mem);
+            } else if (q35_dtype_is_quant(cases[ci].dt)) {
                 wd = (void *)make_quant(cases[ci].dt, rows, cols, wf, &mem);
             } else {
                 fill(wf, (int64_t)rows * cols, 1);
@@ -737,6 +912,14 @@ static void *bench_matrix(q35_dtype dt, int rows, int cols) {
     if (dt == Q35_DT_BF16) /* keep exponents sane: values in +-[2^-8, 2^0) */
         for (size_t i = 1; i < bytes; i += 2)
             p[i] = (uint8_t)((p[i] & 0x80) | 0x3b | (p[i] & 0x04));
+    else if (dt == Q35_DT_Q4_K)
+        for (size_t b = 0; b < bytes; b += 144) { /* d, dmin ~ 2^-12 */
+            p[b + 1] = (uint8_t)((p[b + 1] & 0x83) | 0x0c);
+            p[b + 3] = (uint8_t)((p[b + 3] & 0x83) | 0x0c);
+        }
+    else if (dt == Q35_DT_Q6_K)
+        for (size_t b = 0; b < bytes; b += 210) /* d ~ 2^-14 */
+            p[b + 209] = (uint8_t)((p[b + 209] & 0x83) | 0x04);
     else
         for (size_t b = 0; b < bytes; b += qblock_bytes(dt))
             p[b + 1] = (uint8_t)((p[b + 1] & 0x83) | 0x1c); /* d ~ 2^-8 */
@@ -749,7 +932,8 @@ static int bench(int argc, char **argv) {
     /* fewer decode matrices (a third argument) measure from cache */
     int ndec = argc > 2 ? atoi(argv[2]) : NMAT;
     const char *only = getenv("Q35_BENCH_SET");
-    static const q35_dtype dts[] = {Q35_DT_BF16, Q35_DT_Q8_0, Q35_DT_Q4_0};
+    static const q35_dtype dts[] = {Q35_DT_BF16, Q35_DT_Q8_0, Q35_DT_Q4_0, Q35_DT_Q4_K,
+                                    Q35_DT_Q6_K};
     enum { ND = sizeof dts / sizeof *dts };
     static const int Ts[] = {1, 2, 4, 8, 64, 512};
     int nT = argc > 3 ? atoi(argv[3]) : (int)(sizeof Ts / sizeof *Ts);
@@ -814,7 +998,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_matmul_quant_amx), cmocka_unit_test(test_quant_edges),
         cmocka_unit_test(test_matmul_threaded),  cmocka_unit_test(test_dots_wsum),
         cmocka_unit_test(test_vector_ops),       cmocka_unit_test(test_gdn_scan),
-        cmocka_unit_test(test_small_ops),
+        cmocka_unit_test(test_small_ops),        cmocka_unit_test(test_matmul_kquant),
+        cmocka_unit_test(test_kquant_edges),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
