@@ -332,20 +332,33 @@ static void *alloc_or_fail(binder *b, size_t bytes, const char *name) {
     return p;
 }
 
-/* True if putting columns back in head order moves whole 32-element
- * blocks (each moved run starts and ends on a block boundary). */
-static bool blocks_stay_whole(const head_order *col_order) {
-    return is_identity(col_order) ||
-           (col_order->start % Q35_QBLOCK == 0 && col_order->unit % Q35_QBLOCK == 0);
+/* The compute dtype of a GGUF quantized type the kernels work on in
+ * place, or Q35_DT_F32 for one they do not. */
+static q35_dtype block_dtype(uint32_t type) {
+    switch (type) {
+    case Q35_GGML_Q8_0: return Q35_DT_Q8_0;
+    case Q35_GGML_Q4_0: return Q35_DT_Q4_0;
+    case Q35_GGML_Q4_K: return Q35_DT_Q4_K;
+    case Q35_GGML_Q6_K: return Q35_DT_Q6_K;
+    default: return Q35_DT_F32;
+    }
 }
 
-/* A Q8_0/Q4_0 matrix in the compute form q35 shares with ggml: in place
- * when nothing moves, else its blocks copied into head order (rows whole,
- * columns a block at a time). */
+/* True if putting columns back in head order moves whole blocks of
+ * `block` elements (each moved run starts and ends on a block boundary). */
+static bool blocks_stay_whole(const head_order *col_order, int64_t block) {
+    return is_identity(col_order) ||
+           (col_order->start % block == 0 && col_order->unit % block == 0);
+}
+
+/* A Q8_0 / Q4_0 / Q4_K / Q6_K matrix in the compute form q35 shares with
+ * ggml: in place when nothing moves, else its blocks copied into head
+ * order (rows whole, columns a block at a time). */
 static int bind_blocks(binder *b, const q35_gguf_tensor *t, const char *name, int64_t rows,
                        int64_t cols, const head_order *row_order, const head_order *col_order,
                        q35_tensor *out) {
-    const q35_dtype dt = t->type == Q35_GGML_Q8_0 ? Q35_DT_Q8_0 : Q35_DT_Q4_0;
+    const q35_dtype dt = block_dtype(t->type);
+    const int64_t be = q35_dtype_block_elems(dt);
     out->dtype = dt;
     if (is_identity(row_order) && is_identity(col_order)) {
         out->data = t->data; /* blocks need no alignment */
@@ -362,15 +375,16 @@ static int bind_blocks(binder *b, const q35_gguf_tensor *t, const char *name, in
             memcpy(drow, src, rb);
             continue;
         }
-        for (int64_t j = 0; j < cols / Q35_QBLOCK; j++)
-            memcpy(drow + (size_t)j * bb,
-                   src + (size_t)(gguf_index(col_order, j * Q35_QBLOCK) / Q35_QBLOCK) * bb, bb);
+        for (int64_t j = 0; j < cols / be; j++)
+            memcpy(drow + (size_t)j * bb, src + (size_t)(gguf_index(col_order, j * be) / be) * bb,
+                   bb);
     }
     out->data = dst;
     return Q35_OK;
 }
 
-/* A quantized matrix q35 has no kernel for (Q4_K, Q6_K, ...), when the
+/* A quantized matrix q35 has no kernel for (Q5_K, IQ4_NL, ...; Q4_K and
+ * Q6_K too, when requested), when the
  * model is to be converted at load anyway (q35_load_opts.weights): decoded
  * a row at a time and encoded straight into the target type, so the whole
  * float32 matrix never exists (the 0.8B's Q6_K embedding would take 1 GB),
@@ -416,7 +430,9 @@ static int bind_requantized(binder *b, const q35_gguf_tensor *t, const char *nam
 /* Binds a [rows, cols] matrix whose rows (and/or columns) may need putting
  * back in HF head order. Plain float types keep their dtype (in place when
  * nothing moves and the data is aligned), as do Q8_0 and Q4_0 (the kernels
- * compute on their blocks); other quantized types become float32. */
+ * compute on their blocks) and Q4_K and Q6_K unless the model is being
+ * converted to Q8_0 / Q4_0 at load (their columns must then move in whole
+ * 256-element runs); other quantized types become float32. */
 static int bind_matrix(binder *b, const char *name, int64_t rows, int64_t cols,
                        const head_order *row_order, const head_order *col_order, q35_tensor *out) {
     const q35_gguf_tensor *t = find(b, name, rows, cols);
@@ -426,7 +442,11 @@ static int bind_matrix(binder *b, const char *name, int64_t rows, int64_t cols,
     out->ndim = 2;
     out->shape[0] = rows;
     out->shape[1] = cols;
-    if ((t->type == Q35_GGML_Q8_0 || t->type == Q35_GGML_Q4_0) && blocks_stay_whole(col_order))
+    if ((t->type == Q35_GGML_Q8_0 || t->type == Q35_GGML_Q4_0) &&
+        blocks_stay_whole(col_order, Q35_QBLOCK))
+        return bind_blocks(b, t, name, rows, cols, row_order, col_order, out);
+    if ((t->type == Q35_GGML_Q4_K || t->type == Q35_GGML_Q6_K) &&
+        !q35_dtype_is_quant(b->m->requant) && blocks_stay_whole(col_order, Q35_KBLOCK))
         return bind_blocks(b, t, name, rows, cols, row_order, col_order, out);
     bool plain = t->type == Q35_GGML_F32 || t->type == Q35_GGML_F16 || t->type == Q35_GGML_BF16;
     if (!plain && q35_dtype_is_quant(b->m->requant) && cols % Q35_QBLOCK == 0)

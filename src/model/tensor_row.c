@@ -25,6 +25,8 @@ int q35_tensor_row_to_f32(const q35_tensor *t, int64_t r, float *out, q35_err *e
         return Q35_OK;
     case Q35_DT_Q8_0: return q35_ggml_dequantize(Q35_GGML_Q8_0, p, out, cols, e);
     case Q35_DT_Q4_0: return q35_ggml_dequantize(Q35_GGML_Q4_0, p, out, cols, e);
+    case Q35_DT_Q4_K: return q35_ggml_dequantize(Q35_GGML_Q4_K, p, out, cols, e);
+    case Q35_DT_Q6_K: return q35_ggml_dequantize(Q35_GGML_Q6_K, p, out, cols, e);
     default: return q35_err_set(e, Q35_EINVAL, "unknown weight dtype %d", (int)t->dtype);
     }
 }

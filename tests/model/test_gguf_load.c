@@ -34,6 +34,18 @@
 static float elem(const q35_tensor *t, int64_t i) {
     const unsigned char *p = t->data;
     float f;
+    if (t->dtype == Q35_DT_Q4_K || t->dtype == Q35_DT_Q6_K) { /* super-blocks, in place */
+        const int64_t cols = t->shape[t->ndim - 1], c = i % cols;
+        const unsigned char *b = p + (size_t)(i / cols) * q35_row_bytes(t->dtype, cols) +
+                                 (size_t)(c / 256) * q35_dtype_block_bytes(t->dtype);
+        float y[256];
+        q35_err e = {0};
+        assert_int_equal(
+            q35_ggml_dequantize(t->dtype == Q35_DT_Q4_K ? Q35_GGML_Q4_K : Q35_GGML_Q6_K, b, y, 256,
+                                &e),
+            Q35_OK);
+        return y[c % 256];
+    }
     if (q35_dtype_is_quant(t->dtype)) { /* Q8_0 / Q4_0 blocks, used in place */
         const int64_t cols = t->shape[t->ndim - 1], c = i % cols;
         const unsigned char *b = p + (size_t)(i / cols) * q35_row_bytes(t->dtype, cols) +
@@ -200,10 +212,17 @@ static void test_quantized_close_to_safetensors(void **state) {
     check_same_as_safetensors("tiny-b", "Q8_0", 0.01);
     check_same_as_safetensors("tiny-b", "Q4_0", 0.15);
     check_same_as_safetensors("tiny-b", "Q4_K_M", 0.12);
-    /* all decoded: nothing points into the file, so it is not kept */
+    /* Q4_K / Q6_K matrices are used in place: the file stays mapped and
+     * the model owns little beyond what had to move or be decoded */
     q35_model *g = load(GOLDEN "gguf/tiny-b-Q4_K_M.gguf");
-    assert_int_equal(g->n_files, 0);
-    assert_int_equal(g->embed.dtype, Q35_DT_F32);
+    assert_int_equal(g->n_files, 1);
+    assert_int_equal(g->embed.dtype, Q35_DT_Q4_K);
+    assert_int_equal(g->lm_head.dtype, Q35_DT_Q6_K);
+    assert_int_equal(g->layers[0].w_gate.dtype, Q35_DT_Q4_K);
+    assert_true((const unsigned char *)g->embed.data >= (const unsigned char *)g->files[0].data &&
+                (const unsigned char *)g->embed.data <
+                    (const unsigned char *)g->files[0].data + g->files[0].size);
+    assert_true(g->owned_bytes < g->files[0].size / 2);
     q35_model_free(g);
 }
 

@@ -1,0 +1,188 @@
+/* test_kquant_weights.c — Q4_K / Q6_K as compute formats, end to end, on
+ * golden tiny-b-Q4_K_M.gguf (llama-quantize's Q4_K_M: Q4_K matrices, some
+ * Q6_K):
+ *  - loaded as stored, its k-quant matrices stay in the file map, and the
+ *    model's footprint is about the file's size (decoding them to float32,
+ *    as q35 did before, takes several times that);
+ *  - its logits (a prefill long enough for every kernel set's many-token
+ *    path, then decode steps) are those of the same file with each k-quant
+ *    matrix replaced, here in the test, by its float32 decode
+ *    (q35_tensor_row_to_f32, i.e. formats/gguf_quants.c's decoder): the
+ *    kernels compute on the weights that decoder defines;
+ *  - the best kernel set agrees with the plain C definition
+ *    (Q35_KERNELS=generic) up to float32 summation order. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "model/model.h"
+#include "q35.h"
+
+#define GGUF_FILE Q35_GOLDEN "/gguf/tiny-b-Q4_K_M.gguf"
+
+static q35_model *load(const char *path) {
+    q35_err e = {0};
+    q35_load_opts lo = {.n_threads = 2, .weights = Q35_WEIGHTS_AS_STORED};
+    q35_model *m = q35_model_load(path, &lo, &e);
+    if (!m) fail_msg("%s: %s", path, e.msg);
+    return m;
+}
+
+/* Every matrix of m, embedding and head first. */
+static int matrices(q35_model *m, q35_tensor **out) {
+    int n = 0;
+    out[n++] = &m->embed;
+    if (m->lm_head.data != m->embed.data) out[n++] = &m->lm_head;
+    for (int i = 0; i < m->cfg.n_layers; i++) {
+        q35_layer *L = &m->layers[i];
+        q35_tensor *ts[] = {&L->w_gate, &L->w_up,  &L->w_down, &L->w_qkv, &L->w_z, &L->w_b,
+                            &L->w_a,    &L->w_out, &L->w_q,    &L->w_k,   &L->w_v, &L->w_o};
+        for (int k = 0; k < 12; k++)
+            if (ts[k]->data) out[n++] = ts[k];
+    }
+    return n;
+}
+
+static bool is_kquant(q35_dtype dt) {
+    return dt == Q35_DT_Q4_K || dt == Q35_DT_Q6_K;
+}
+
+/* Replaces every k-quant matrix of m by its float32 decode (in buffers m
+ * owns). Returns how many were replaced. */
+static int decode_kquants(q35_model *m) {
+    q35_tensor *t[256];
+    int n = matrices(m, t), done = 0;
+    const void *embed = m->embed.data;
+    for (int i = 0; i < n; i++) {
+        if (!is_kquant(t[i]->dtype)) continue;
+        int64_t rows = t[i]->shape[0], cols = t[i]->shape[1];
+        float *f = q35_model_alloc(m, (size_t)(rows * cols) * sizeof *f);
+        assert_non_null(f);
+        q35_err e = {0};
+        for (int64_t r = 0; r < rows; r++)
+            assert_int_equal(q35_tensor_row_to_f32(t[i], r, f + r * cols, &e), Q35_OK);
+        t[i]->data = f;
+        t[i]->dtype = Q35_DT_F32;
+        done++;
+    }
+    if (m->lm_head.data == embed) m->lm_head = m->embed; /* tied */
+    return done;
+}
+
+/* Logits of ids, all positions: a prefill of `prefill` tokens, then one
+ * token at a time. */
+static float *logits_of(q35_model *m, const int32_t *ids, int T, int prefill) {
+    q35_model_info in;
+    q35_model_get_info(m, &in);
+    q35_err e = {0};
+    q35_state *s = q35_state_new(m, T, &e);
+    assert_non_null(s);
+    float *out = malloc((size_t)T * in.vocab_size * sizeof *out);
+    assert_int_equal(q35_state_eval(m, s, ids, prefill, out, true, &e), Q35_OK);
+    for (int t = prefill; t < T; t++)
+        assert_int_equal(
+            q35_state_eval(m, s, ids + t, 1, out + (size_t)t * in.vocab_size, false, &e), Q35_OK);
+    q35_state_free(s);
+    return out;
+}
+
+static double rel_diff(const float *a, const float *ref, size_t n) {
+    double diff = 0, mag = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - ref[i]);
+        if (!(d <= diff)) diff = d; /* NaN counts as the worst */
+        mag = fmax(mag, fabs(ref[i]));
+    }
+    return diff / mag;
+}
+
+enum { T = 56, P = 48 };
+
+static void prompt(int32_t *ids, int vocab) {
+    for (int t = 0; t < T; t++)
+        ids[t] = (int32_t)((t * 613 + 29) % vocab);
+}
+
+static void test_in_place_and_small(void **state) {
+    (void)state;
+    q35_model *m = load(GGUF_FILE), *d = load(GGUF_FILE);
+    q35_tensor *t[256];
+    int n = matrices(m, t), nk = 0;
+    for (int i = 0; i < n; i++)
+        nk += is_kquant(t[i]->dtype);
+    assert_int_equal(m->n_files, 1);
+    assert_true(nk >= n / 2); /* most matrices; those whose heads move stay float32 */
+    assert_int_equal(decode_kquants(d), nk);
+    size_t file = m->files[0].size, fp = q35_model_memory_footprint(m);
+    size_t fp_dec = q35_model_memory_footprint(d);
+    fprintf(stderr,
+            "tiny-b Q4_K_M: %d of %d matrices k-quant in place; footprint %zu (file %zu); "
+            "with them decoded to float32 %zu\n",
+            nk, n, fp, file, fp_dec);
+    assert_true(fp < file + file / 2);
+    assert_true(fp_dec > 3 * fp);
+    q35_model_free(m);
+    q35_model_free(d);
+}
+
+static void test_logits_as_decoded(void **state) {
+    (void)state;
+    q35_model *m = load(GGUF_FILE), *d = load(GGUF_FILE);
+    decode_kquants(d);
+    q35_model_info in;
+    q35_model_get_info(m, &in);
+    int32_t ids[T];
+    prompt(ids, in.vocab_size);
+    float *lm = logits_of(m, ids, T, P), *ld = logits_of(d, ids, T, P);
+    size_t n = (size_t)T * in.vocab_size;
+    double rel = rel_diff(lm, ld, n);
+    fprintf(stderr,
+            "tiny-b Q4_K_M, %d-token prefill + %d decode: in place vs float32 decode %.3g\n", P,
+            T - P, rel);
+    assert_true(rel <= 1e-5);
+    free(lm);
+    free(ld);
+    q35_model_free(m);
+    q35_model_free(d);
+}
+
+static void test_best_vs_generic(void **state) {
+    (void)state;
+    q35_model *m = load(GGUF_FILE);
+    q35_model_info in;
+    q35_model_get_info(m, &in);
+    int32_t ids[T];
+    prompt(ids, in.vocab_size);
+    const char *old = getenv("Q35_KERNELS");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("Q35_KERNELS", "generic", 1); /* read when a state is made */
+    float *ref = logits_of(m, ids, T, P);
+    if (saved)
+        setenv("Q35_KERNELS", saved, 1);
+    else
+        unsetenv("Q35_KERNELS");
+    free(saved);
+    float *got = logits_of(m, ids, T, P);
+    double rel = rel_diff(got, ref, (size_t)T * in.vocab_size);
+    fprintf(stderr, "tiny-b Q4_K_M: best set vs generic %.3g\n", rel);
+    assert_true(rel <= 1e-5);
+    free(ref);
+    free(got);
+    q35_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_in_place_and_small),
+        cmocka_unit_test(test_logits_as_decoded),
+        cmocka_unit_test(test_best_vs_generic),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
