@@ -214,17 +214,41 @@ static inline __attribute__((always_inline)) void qtile_any(q35_dtype dt, const 
     }
 }
 
-/* R x C tile over Q4_K / Q6_K rows: each row's super-block is decoded
- * by the plain C decoder (quant_block.h) into an L1 buffer and multiplied
- * from there in tile()'s FMA order (k ascending by 8), so the bits are
- * this set's float32 matmul over the dequantized matrix. Simpler than
- * widening in registers (what the AVX-512 set does) at some decode cost. */
+/* Weights 8i .. 8i+7 (i < 32) of the Q4_K / Q6_K super-block at b as
+ * float32, from its multipliers (q35_kblock_scales): the plain C decoder's
+ * products in its order (a multiply, then for Q4_K a subtract; never
+ * fused), so the values are its values. */
+static inline __attribute__((always_inline)) __m256
+kblock_f32(q35_dtype dt, const uint8_t *b, int i, const float *mul, const float *sub) {
+    const __m256i m15 = _mm256_set1_epi32(15);
+    if (dt == Q35_DT_Q4_K) {
+        int j = i / 4;
+        __m256i v = _mm256_cvtepu8_epi32(
+            _mm_loadl_epi64((const __m128i *)(b + 16 + 32 * (j / 2) + 8 * (i % 4))));
+        v = _mm256_and_si256(_mm256_srli_epi32(v, 4 * (j & 1)), m15);
+        __m256 p = _mm256_mul_ps(_mm256_set1_ps(mul[j]), _mm256_cvtepi32_ps(v));
+        return _mm256_sub_ps(p, _mm256_set1_ps(sub[j]));
+    }
+    int h = i / 16, k = (i % 16) / 4, l0 = 8 * (i % 4);
+    __m256i lo =
+        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + 64 * h + 32 * (k & 1) + l0)));
+    __m256i hi = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + 128 + 32 * h + l0)));
+    lo = _mm256_and_si256(_mm256_srli_epi32(lo, 4 * (k >> 1)), m15);
+    hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hi, 2 * k), _mm256_set1_epi32(3)), 4);
+    __m256i q = _mm256_sub_epi32(_mm256_or_si256(lo, hi), _mm256_set1_epi32(32));
+    return _mm256_mul_ps(_mm256_set1_ps(mul[8 * h + 2 * k + l0 / 16]), _mm256_cvtepi32_ps(q));
+}
+
+/* R x C tile over Q4_K / Q6_K rows: per super-block, each row's float
+ * multipliers are computed once, then its weights are widened 8 at a time
+ * in registers and used for C tokens, in tile()'s FMA order (k ascending
+ * by 8), so the bits are this set's float32 matmul over the dequantized
+ * matrix. */
 static inline __attribute__((always_inline)) void ktile(q35_dtype dt, const uint8_t *w, int64_t ldw,
                                                         const float *x, int64_t ldx, int64_t n,
                                                         float *y, int64_t ldy, const int R,
                                                         const int C) {
     __m256 acc[TILE_R][TILE_C];
-    _Alignas(32) float wb[TILE_R][Q35_KBLOCK];
     size_t bb = q35_dtype_block_bytes(dt);
     UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) acc[r][c] =
         _mm256_setzero_ps();
@@ -233,12 +257,14 @@ static inline __attribute__((always_inline)) void ktile(q35_dtype dt, const uint
         /* the next tile's rows, one tile ahead, as for Q8_0 / Q4_0 */
         UNROLL for (int r = 0; r < R; r++) for (size_t off = 0; off < bb; off += 64)
             _mm_prefetch(ahead(wk, (R + r) * ldw + (int64_t)off), _MM_HINT_T0);
-        UNROLL for (int r = 0; r < R; r++) q35_kblock_decode(dt, wk + r * ldw, wb[r]);
-        for (int i = 0; i < Q35_KBLOCK; i += 8) {
+        float mul[TILE_R][16], sub[TILE_R][8];
+        UNROLL for (int r = 0; r < R; r++) q35_kblock_scales(dt, wk + r * ldw, mul[r], sub[r]);
+        _Pragma("GCC unroll 32") for (int i = 0; i < 32; i++) {
             __m256 wv[TILE_R];
-            UNROLL for (int r = 0; r < R; r++) wv[r] = _mm256_load_ps(wb[r] + i);
+            UNROLL for (int r = 0; r < R; r++) wv[r] =
+                kblock_f32(dt, wk + r * ldw, i, mul[r], sub[r]);
             UNROLL for (int c = 0; c < C; c++) {
-                __m256 xv = _mm256_loadu_ps(x + c * ldx + k + i);
+                __m256 xv = _mm256_loadu_ps(x + c * ldx + k + 8 * i);
                 UNROLL for (int r = 0; r < R; r++) acc[r][c] =
                     _mm256_fmadd_ps(wv[r], xv, acc[r][c]);
             }
@@ -259,6 +285,18 @@ static inline __attribute__((always_inline)) void ktile_r(q35_dtype dt, const ui
     }
 }
 
+static inline __attribute__((always_inline)) void ktile_any(q35_dtype dt, const uint8_t *w,
+                                                            int64_t ldw, const float *x,
+                                                            int64_t ldx, int64_t n, float *y,
+                                                            int64_t ldy, int R, int C) {
+    switch (R) {
+    case 1: ktile_r(dt, w, ldw, x, ldx, n, y, ldy, 1, C); break;
+    case 2: ktile_r(dt, w, ldw, x, ldx, n, y, ldy, 2, C); break;
+    case 3: ktile_r(dt, w, ldw, x, ldx, n, y, ldy, 3, C); break;
+    default: ktile_r(dt, w, ldw, x, ldx, n, y, ldy, 4, C); break;
+    }
+}
+
 static void kmatmul_regs(q35_dtype dt, const q35_tensor *w, const q35_acts *a, float *y,
                          int64_t ldy, int64_t r0, int64_t r1) {
     int64_t n = w->shape[1], ldw = (int64_t)q35_row_bytes(dt, n), ldx = a->ldx;
@@ -271,12 +309,10 @@ static void kmatmul_regs(q35_dtype dt, const q35_tensor *w, const q35_acts *a, f
             const uint8_t *wr = base + o * ldw;
             const float *xt = a->x + t * ldx;
             float *yt = y + t * ldy + o;
-            switch (R) {
-            case 1: ktile_r(dt, wr, ldw, xt, ldx, n, yt, ldy, 1, C); break;
-            case 2: ktile_r(dt, wr, ldw, xt, ldx, n, yt, ldy, 2, C); break;
-            case 3: ktile_r(dt, wr, ldw, xt, ldx, n, yt, ldy, 3, C); break;
-            default: ktile_r(dt, wr, ldw, xt, ldx, n, yt, ldy, 4, C); break;
-            }
+            if (dt == Q35_DT_Q4_K)
+                ktile_any(Q35_DT_Q4_K, wr, ldw, xt, ldx, n, yt, ldy, R, C);
+            else
+                ktile_any(Q35_DT_Q6_K, wr, ldw, xt, ldx, n, yt, ldy, R, C);
         }
     }
 }
@@ -327,8 +363,16 @@ static bool qmatmul_panel(const q35_tensor *w, const q35_acts *a, float *y, int6
             const uint8_t *row = (const uint8_t *)w->data + (p + i) * ldw;
             float *dst = panel + (int64_t)i * n;
             if (dt == Q35_DT_Q4_K || dt == Q35_DT_Q6_K) {
-                for (int64_t kb = 0; kb < n / Q35_KBLOCK; kb++)
-                    q35_kblock_decode(dt, row + kb * bb, dst + kb * Q35_KBLOCK);
+                for (int64_t kb = 0; kb < n / Q35_KBLOCK; kb++) {
+                    const uint8_t *b = row + kb * bb;
+                    float mul[16], sub[8];
+                    q35_kblock_scales(dt, b, mul, sub);
+                    for (int i = 0; i < 32; i++)
+                        _mm256_store_ps(dst + kb * Q35_KBLOCK + 8 * i,
+                                        dt == Q35_DT_Q4_K
+                                            ? kblock_f32(Q35_DT_Q4_K, b, i, mul, sub)
+                                            : kblock_f32(Q35_DT_Q6_K, b, i, mul, sub));
+                }
                 continue;
             }
             for (int64_t kb = 0; kb < n / Q35_QBLOCK; kb++) {

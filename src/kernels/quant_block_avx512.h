@@ -44,12 +44,18 @@ static inline __attribute__((always_inline)) __m512
 kblock_f32(q35_dtype dt, const uint8_t *b, int i, const float *mul, const float *sub) {
     const __m512i m15 = _mm512_set1_epi32(15);
     if (dt == Q35_DT_Q4_K) {
+        /* a 16-entry table mul * n - sub (n = 0..15, the same two float
+         * operations per entry) indexed by the nibble, as Q4_0 does: vpermps
+         * reads only an index's low 4 bits, so no mask; the table is the
+         * same for both halves of a sub-block (the compiler shares it) */
+        const __m512 n16 = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         int j = i / 2;
+        __m512 tbl =
+            _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(mul[j]), n16), _mm512_set1_ps(sub[j]));
         __m512i v = _mm512_cvtepu8_epi32(
             _mm_loadu_si128((const __m128i *)(b + 16 + 32 * (j / 2) + 16 * (i & 1))));
-        v = _mm512_and_si512(_mm512_srli_epi32(v, (unsigned)(4 * (j & 1))), m15);
-        __m512 p = _mm512_mul_ps(_mm512_set1_ps(mul[j]), _mm512_cvtepi32_ps(v));
-        return _mm512_sub_ps(p, _mm512_set1_ps(sub[j]));
+        if (j & 1) v = _mm512_srli_epi32(v, 4);
+        return _mm512_permutexvar_ps(v, tbl);
     }
     int h = i / 8, k = (i % 8) / 2, l0 = 16 * (i & 1);
     __m512i lo =
