@@ -40,7 +40,7 @@ typedef struct q35_kernels {
     void (*pack)(const float *x, int64_t ldx, int T, int64_t cols, void *out);
 
     /* Matrix times token rows: for rows o in [r0, r1) of w ([rows, cols],
-     * f32/f16/bf16/q8_0/q4_0, row-major) and tokens t in [0, T):
+     * f32/f16/bf16/q8_0/q4_0/q4_K/q6_K, row-major) and tokens t in [0, T):
      *     y[t*ldy + o] = sum_k w[o, k] * a->x[t*ldx + k]      (k < cols)
      * Threads split the rows (see q35_matmul); one call must give each y
      * element the same value whatever [r0, r1) it sits in.
