@@ -44,6 +44,8 @@ static uint32_t ggml_type_of(q35_dtype d) {
     case Q35_DT_F16: return Q35_GGML_F16;
     case Q35_DT_BF16: return Q35_GGML_BF16;
     case Q35_DT_Q8_0: return Q35_GGML_Q8_0;
+    case Q35_DT_Q4_K: return Q35_GGML_Q4_K;
+    case Q35_DT_Q6_K: return Q35_GGML_Q6_K;
     default: return Q35_GGML_Q4_0;
     }
 }
