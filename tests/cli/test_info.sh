@@ -14,20 +14,24 @@ txt=$("$Q35" info -m "$Q35_GOLDEN/models/tiny-a")
 check "text output names the format and file" "grep -q 'format: *safetensors' <<<\"\$txt\" && grep -q 'model.safetensors' <<<\"\$txt\""
 gguf="$Q35_GOLDEN/gguf/tiny-b-Q4_K_M.gguf"
 out=$("$Q35" info -m "$gguf" --json)
-check "quantized GGUF: file type, stored types, the file read at load" "python3 -c '
+check "quantized GGUF: file type, stored types, used in place" "python3 -c '
 import json,os,sys; d=json.loads(sys.argv[1])
 assert d[\"format\"]==\"gguf\" and d[\"quantization\"]==\"Q4_K_M\", d
 types={s[\"type\"]:s for s in d[\"stored\"]}
 assert set(types)=={\"Q4_K\",\"Q6_K\"}, types
 # 8 layers: 6 DeltaNet x 8 matrices + 2 attention x 7 + embedding + head
 assert sum(s[\"tensors\"] for s in d[\"stored\"])==6*8+2*7+2, types
-f=d[\"files\"]; assert len(f)==1 and f[0][\"bytes\"]==os.path.getsize(sys.argv[2]) and not f[0][\"mapped\"], f
+f=d[\"files\"]; assert len(f)==1 and f[0][\"bytes\"]==os.path.getsize(sys.argv[2]) and f[0][\"mapped\"], f
+# computed in place as the k-quant blocks they are
+assert set(d[\"bytes_by_type\"])=={\"q4_K\",\"q6_K\"}, d[\"bytes_by_type\"]
 ' \"\$out\" \"\$gguf\""
 out=$("$Q35" info -m "$Q35_GOLDEN/gguf/tiny-a-bf16.gguf" --json)
 check "bf16 GGUF: mapped in place" "python3 -c '
 import json,sys; d=json.loads(sys.argv[1])
 assert d[\"quantization\"]==\"BF16\" and d[\"stored\"][0][\"type\"]==\"BF16\" and d[\"files\"][0][\"mapped\"], d
 ' \"\$out\""
+txt=$("$Q35" info -m "$Q35_GOLDEN/models/tiny-b" --quant q4)
+check "--quant q4: converted at load, no file kept open" "grep -q 'quantization: *none, computed as q4_0' <<<\"\$txt\" && grep -q 'computed as: *q4_0' <<<\"\$txt\" && grep -q 'none kept open' <<<\"\$txt\""
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 if "$Q35_PYTHON" "$(dirname "$0")/../tools/make_mlx.py" "$Q35_GOLDEN/models/tiny-a" "$tmp/q" "$tmp/d" \
     --bits 4 --group 32 >/dev/null; then
