@@ -383,12 +383,12 @@ static int bind_blocks(binder *b, const q35_gguf_tensor *t, const char *name, in
     return Q35_OK;
 }
 
-/* A quantized matrix q35 has no kernel for (Q5_K, IQ4_NL, ...; Q4_K and
- * Q6_K too, when requested), when the
- * model is to be converted at load anyway (q35_load_opts.weights): decoded
- * a row at a time and encoded straight into the target type, so the whole
- * float32 matrix never exists (the 0.8B's Q6_K embedding would take 1 GB),
- * and the file pages read are dropped after. */
+/* A quantized matrix of a type other than the target, when the model is to
+ * be converted at load anyway (q35_load_opts.weights; Q5_K, IQ4_NL, ... and
+ * also Q4_K / Q6_K then): decoded a row at a time and encoded straight into
+ * the target type, so the whole float32 matrix never exists (the 0.8B's
+ * Q6_K embedding would take 1 GB), and the file pages read are dropped
+ * after. */
 static int bind_requantized(binder *b, const q35_gguf_tensor *t, const char *name, int64_t rows,
                             int64_t cols, const head_order *row_order, const head_order *col_order,
                             q35_tensor *out) {
