@@ -55,8 +55,9 @@ typedef struct q35_model q35_model;
 
 /* The form weight matrices are computed in. */
 typedef enum q35_weight_format {
-    Q35_WEIGHTS_AS_STORED = 0, /* bf16/f16/f32 and GGUF Q8_0/Q4_0 as in the files (mapped);
-                                * other quantized types decoded to float32 */
+    Q35_WEIGHTS_AS_STORED = 0, /* bf16/f16/f32 and GGUF Q8_0/Q4_0/Q4_K/Q6_K as in the
+                                * files (mapped); other quantized types (Q5_K, IQ*,
+                                * MLX affine) decoded to float32 */
     Q35_WEIGHTS_Q8_0,          /* every matrix converted to Q8_0 at load (8.5 bits/weight) */
     Q35_WEIGHTS_Q4_0,          /* every matrix converted to Q4_0 at load (4.5 bits/weight) */
 } q35_weight_format;
