@@ -304,20 +304,47 @@ static inline __attribute__((always_inline)) void ktile(q35_dtype dt, const uint
         _mm512_setzero_ps();
     const uint8_t *wk = w;
     for (int64_t k = 0; k < n; k += Q35_KBLOCK, wk += bb) {
-        float mul[TILE_R][16], sub[TILE_R][8];
+        float ms[TILE_R][16];
         /* the next tile's rows, one tile ahead, as for Q8_0 / Q4_0 (a
          * super-block spans 3 or 4 cache lines) */
         UNROLL for (int r = 0; r < R; r++) for (size_t off = 0; off < bb; off += 64)
             _mm_prefetch(ahead(wk, (R + r) * ldw + (int64_t)off), _MM_HINT_T0);
-        UNROLL for (int r = 0; r < R; r++) q35_kblock_scales(dt, wk + r * ldw, mul[r], sub[r]);
-        _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) {
-            __m512 wv[TILE_R];
-            UNROLL for (int r = 0; r < R; r++) wv[r] =
-                kblock_f32(dt, wk + r * ldw, i, mul[r], sub[r]);
-            UNROLL for (int c = 0; c < C; c++) {
-                __m512 xv = _mm512_loadu_ps(x + c * ldx + k + 16 * i);
-                UNROLL for (int r = 0; r < R; r++) acc[r][c] =
-                    _mm512_fmadd_ps(wv[r], xv, acc[r][c]);
+        UNROLL for (int r = 0; r < R; r++) kblock_scales16(dt, wk + r * ldw, ms[r]);
+        if (dt == Q35_DT_Q4_K) {
+            _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) {
+                __m512 wv[TILE_R];
+                UNROLL for (int r = 0; r < R; r++) wv[r] =
+                    kblock_f32(dt, wk + r * ldw, i, ms[r], ms[r] + 8);
+                UNROLL for (int c = 0; c < C; c++) {
+                    __m512 xv = _mm512_loadu_ps(x + c * ldx + k + 16 * i);
+                    UNROLL for (int r = 0; r < R; r++) acc[r][c] =
+                        _mm512_fmadd_ps(wv[r], xv, acc[r][c]);
+                }
+            }
+        } else {
+            /* Q6_K: 64 values q - 32 at a time as bytes (q6k_group), then
+             * 16 at a time widened, converted and multiplied by their
+             * sub-block's multiplier: the decoder's one product */
+            _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
+                __m512i q[TILE_R];
+                UNROLL for (int r = 0; r < R; r++) q[r] = q6k_group(wk + r * ldw, g);
+                _Pragma("GCC unroll 4") for (int m = 0; m < 4; m++) {
+                    int i = 4 * g + m;
+                    __m512 wv[TILE_R];
+                    UNROLL for (int r = 0; r < R; r++) {
+                        __m128i q16 = m == 0   ? _mm512_castsi512_si128(q[r])
+                                      : m == 1 ? _mm512_extracti32x4_epi32(q[r], 1)
+                                      : m == 2 ? _mm512_extracti32x4_epi32(q[r], 2)
+                                               : _mm512_extracti32x4_epi32(q[r], 3);
+                        wv[r] = _mm512_mul_ps(_mm512_set1_ps(ms[r][i]),
+                                              _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q16)));
+                    }
+                    UNROLL for (int c = 0; c < C; c++) {
+                        __m512 xv = _mm512_loadu_ps(x + c * ldx + k + 16 * i);
+                        UNROLL for (int r = 0; r < R; r++) acc[r][c] =
+                            _mm512_fmadd_ps(wv[r], xv, acc[r][c]);
+                    }
+                }
             }
         }
     }

@@ -68,6 +68,59 @@ kblock_f32(q35_dtype dt, const uint8_t *b, int i, const float *mul, const float 
     return _mm512_mul_ps(_mm512_set1_ps(mul[i]), _mm512_cvtepi32_ps(q));
 }
 
+/* The multipliers of q35_kblock_scales, computed 16 at a time: the same
+ * products float(d) * float(sc) (one rounding each), so the same values.
+ * Q4_K: mul[0..7] and sub[0..7] (in buf[8..15]) from one vector; Q6_K:
+ * mul[0..15]. The 6-bit Q4_K fields are unpacked from the 12 bytes as
+ * three 32-bit words: bytes j (scale) and j + 4 (min) give fields j < 4;
+ * fields j >= 4 are byte j + 4's nibbles under the top bit pairs of bytes
+ * j - 4 (scale) and j (min). */
+static inline __attribute__((always_inline)) void kblock_scales16(q35_dtype dt, const uint8_t *b,
+                                                                  float buf[16]) {
+    __m512 f, i;
+    if (dt == Q35_DT_Q4_K) {
+        uint32_t w0, w1, w2;
+        memcpy(&w0, b + 4, 4);
+        memcpy(&w1, b + 8, 4);
+        memcpy(&w2, b + 12, 4);
+        uint32_t sc_lo = w0 & 0x3f3f3f3fu, mn_lo = w1 & 0x3f3f3f3fu;
+        uint32_t sc_hi = (w2 & 0x0f0f0f0fu) | ((w0 >> 2) & 0x30303030u);
+        uint32_t mn_hi = ((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 2) & 0x30303030u);
+        __m128i v = _mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)mn_lo, (int)mn_hi);
+        __m512 d = _mm512_cvtph_ps(_mm256_set1_epi16((short)q35_qblock_d16(b)));
+        __m512 dm = _mm512_cvtph_ps(_mm256_set1_epi16((short)q35_qblock_d16(b + 2)));
+        f = _mm512_mask_mov_ps(d, 0xff00, dm);
+        i = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v));
+    } else {
+        f = _mm512_cvtph_ps(_mm256_set1_epi16((short)q35_qblock_d16(b + 208)));
+        i = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 192))));
+    }
+    _mm512_storeu_ps(buf, _mm512_mul_ps(f, i));
+}
+
+/* The 64 Q6_K values q - 32 (int8) of elements 64g .. 64g+63 (g < 4) of
+ * the super-block at b, in element order: half h = g/2's low nibbles (64
+ * bytes: elements l and l + 32 of the pair, low nibbles for g even, high
+ * for g odd) under the bit pairs of its 32 high bytes, broadcast to both
+ * 256-bit halves and shifted per qword so that element l + 32k's pair
+ * (bits 2k, 2k+1) lands at bits 4-5: left 4, 2 for k = 0, 1, right 0, 2
+ * for k = 2, 3 (bits shifted in from a neighbour byte are masked off). */
+static inline __attribute__((always_inline)) __m512i q6k_group(const uint8_t *b, int g) {
+    int h = g / 2;
+    __m512i ql = _mm512_loadu_si512((const void *)(b + 64 * h));
+    __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h)));
+    __m512i hi;
+    if (g & 1) {
+        ql = _mm512_srli_epi16(ql, 4);
+        hi = _mm512_srlv_epi64(qh, _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2));
+    } else {
+        hi = _mm512_sllv_epi64(qh, _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2));
+    }
+    __m512i q = _mm512_or_si512(_mm512_and_si512(ql, _mm512_set1_epi8(0x0f)),
+                                _mm512_and_si512(hi, _mm512_set1_epi8(0x30)));
+    return _mm512_sub_epi8(q, _mm512_set1_epi8(32));
+}
+
 static inline __m512 qblock_scale(const uint8_t *b) {
     return _mm512_cvtph_ps(_mm256_set1_epi16((short)q35_qblock_d16(b)));
 }
