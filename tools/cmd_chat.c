@@ -206,9 +206,10 @@ static char *line_message(const char *line, size_t len, const char **why) {
     if (line[0] == '"') {
         cJSON *j = cJSON_ParseWithLength(line, len);
         if (cJSON_IsString(j)) {
-            char *s = has_nul_escape(line) ? NULL : strdup(j->valuestring);
+            bool nul = has_nul_escape(line);
+            char *s = nul ? NULL : strdup(j->valuestring);
             cJSON_Delete(j);
-            *why = s ? NULL : "the message holds \\u0000 (a message is text)";
+            if (!s) *why = nul ? "the message holds \\u0000 (a message is text)" : "out of memory";
             return s;
         }
         cJSON_Delete(j);
