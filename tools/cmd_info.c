@@ -23,30 +23,12 @@ static void usage(FILE *f) {
 }
 
 /* Counts the matrices by type to report what the weights really are. */
-static void count_types(const q35_model *m, size_t bytes[Q35_DT_COUNT]) {
+static void count_types(q35_model *m, size_t bytes[Q35_DT_COUNT]) {
     memset(bytes, 0, sizeof(size_t) * Q35_DT_COUNT);
-#define ADD(t)                                                                                     \
-    do {                                                                                           \
-        if ((t).data) bytes[(t).dtype] += q35_tensor_bytes(&(t));                                  \
-    } while (0)
-    ADD(m->embed);
-    if (m->lm_head.data != m->embed.data) ADD(m->lm_head);
-    for (int i = 0; i < m->cfg.n_layers; i++) {
-        const q35_layer *L = &m->layers[i];
-        ADD(L->w_gate);
-        ADD(L->w_up);
-        ADD(L->w_down);
-        ADD(L->w_qkv);
-        ADD(L->w_z);
-        ADD(L->w_a);
-        ADD(L->w_b);
-        ADD(L->w_out);
-        ADD(L->w_q);
-        ADD(L->w_k);
-        ADD(L->w_v);
-        ADD(L->w_o);
-    }
-#undef ADD
+    q35_tensor *mats[Q35_MAX_MATRICES]; /* 24 KB */
+    int n = q35_model_matrices(m, mats, NULL);
+    for (int i = 0; i < n; i++)
+        bytes[mats[i]->dtype] += q35_tensor_bytes(mats[i]);
 }
 
 int cmd_info(int argc, char **argv) {

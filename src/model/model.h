@@ -95,6 +95,16 @@ struct q35_model {
  * (types past Q35_MAX_STORED_TYPES are summed under "other"). */
 void q35_model_note_stored(q35_model *m, const char *type, size_t bytes);
 
+/* Most weight matrices a model can have: embedding, output head, 12 a layer. */
+#define Q35_MAX_MATRICES (2 + 12 * Q35_MAX_LAYERS)
+
+/* The model's weight matrices in a fixed order: the embedding, the output
+ * head when untied, then each layer's (gate, up, down, then qkv, z, b, a,
+ * out or q, k, v, o). `out` holds Q35_MAX_MATRICES pointers into m;
+ * `names` (may be NULL) gets one for messages, e.g. "layer 3 gate".
+ * Returns how many there are. */
+int q35_model_matrices(q35_model *m, q35_tensor **out, char (*names)[32]);
+
 /* Allocates `bytes` owned by the model (freed with it). NULL on failure. */
 void *q35_model_alloc(q35_model *m, size_t bytes);
 

@@ -26,15 +26,10 @@ static bool in_file(const q35_mapped_file *f, const void *p) {
            (const unsigned char *)p < base + f->size;
 }
 
-static bool file_in_use(const q35_model *m, const q35_mapped_file *f) {
-    if (in_file(f, m->embed.data) || in_file(f, m->lm_head.data)) return true;
-    for (int i = 0; i < m->cfg.n_layers; i++) {
-        const q35_layer *L = &m->layers[i];
-        const q35_tensor *ts[] = {&L->w_gate, &L->w_up,  &L->w_down, &L->w_qkv, &L->w_z, &L->w_b,
-                                  &L->w_a,    &L->w_out, &L->w_q,    &L->w_k,   &L->w_v, &L->w_o};
-        for (size_t k = 0; k < sizeof ts / sizeof ts[0]; k++)
-            if (in_file(f, ts[k]->data)) return true;
-    }
+static bool file_in_use(const q35_model *m, q35_tensor *const *mats, int n_mats,
+                        const q35_mapped_file *f) {
+    for (int i = 0; i < n_mats; i++)
+        if (in_file(f, mats[i]->data)) return true;
     for (int i = 0; i < m->n_extra; i++)
         if (in_file(f, m->extra[i].t.data)) return true;
     return false;
@@ -109,14 +104,17 @@ static int convert(q35_model *m, q35_tensor *t, q35_dtype target, q35_threadpool
 int q35_model_requantize(q35_model *m, q35_dtype target, q35_err *e) {
     if (target != Q35_DT_Q8_0 && target != Q35_DT_Q4_0)
         return q35_err_set(e, Q35_EINVAL, "requantize: target must be q8_0 or q4_0");
-    int64_t widest = m->cfg.hidden_size;
-    if (m->cfg.intermediate_size > widest) widest = m->cfg.intermediate_size;
-    for (int i = 0; i < m->cfg.n_layers; i++) {
-        const q35_layer *L = &m->layers[i];
-        const q35_tensor *ts[] = {&L->w_down, &L->w_out, &L->w_o};
-        for (int k = 0; k < 3; k++)
-            if (ts[k]->data && ts[k]->shape[1] > widest) widest = ts[k]->shape[1];
+    q35_tensor **mats = malloc(Q35_MAX_MATRICES * sizeof *mats);
+    char(*names)[32] = malloc(Q35_MAX_MATRICES * sizeof *names);
+    if (!mats || !names) {
+        free(mats);
+        free(names);
+        return q35_err_set(e, Q35_ENOMEM, "out of memory");
     }
+    const int n_mats = q35_model_matrices(m, mats, names);
+    int64_t widest = 0;
+    for (int i = 0; i < n_mats; i++)
+        if (mats[i]->shape[1] > widest) widest = mats[i]->shape[1];
     /* A pool for the conversion only; without threads it runs on the caller. */
     q35_threadpool *pool = m->n_threads > 1 ? q35_threadpool_new(m->n_threads, NULL) : NULL;
     const int n = pool ? q35_threadpool_size(pool) : 1;
@@ -126,33 +124,28 @@ int q35_model_requantize(q35_model *m, q35_dtype target, q35_err *e) {
     job.errs = calloc((size_t)n, sizeof *job.errs);
     int rc = job.rows && job.rc && job.errs ? Q35_OK : q35_err_set(e, Q35_ENOMEM, "out of memory");
     const bool tied = m->lm_head.data == m->embed.data;
-    if (!rc) rc = convert(m, &m->embed, target, pool, &job, "the embedding", e);
-    if (!rc && !tied) rc = convert(m, &m->lm_head, target, pool, &job, "the output head", e);
-    if (!rc && tied) m->lm_head = m->embed;
-    for (int i = 0; i < m->cfg.n_layers && !rc; i++) {
-        q35_layer *L = &m->layers[i];
-        q35_tensor *ts[] = {&L->w_gate, &L->w_up,  &L->w_down, &L->w_qkv, &L->w_z, &L->w_b,
-                            &L->w_a,    &L->w_out, &L->w_q,    &L->w_k,   &L->w_v, &L->w_o};
-        for (size_t k = 0; k < sizeof ts / sizeof ts[0] && !rc; k++) {
-            char what[48];
-            snprintf(what, sizeof what, "layer %d's matrix %zu", i, k);
-            rc = convert(m, ts[k], target, pool, &job, what, e);
-        }
-    }
+    for (int i = 0; i < n_mats && !rc; i++)
+        rc = convert(m, mats[i], target, pool, &job, names[i], e);
+    if (!rc && tied) m->lm_head = m->embed; /* the list held the shared matrix once */
     free(job.rows);
     free(job.rc);
     free(job.errs);
     q35_threadpool_free(pool);
-    if (rc) return rc;
+    free(names);
+    if (rc) {
+        free(mats);
+        return rc;
+    }
     /* Unmap the files nothing points into any more (all of them, unless
      * some matrix stayed as it was or mtp.* tensors are kept). */
     int kept = 0;
     for (int f = 0; f < m->n_files; f++) {
-        if (file_in_use(m, &m->files[f]))
+        if (file_in_use(m, mats, n_mats, &m->files[f]))
             m->files[kept++] = m->files[f];
         else
             q35_mapped_file_close(&m->files[f]);
     }
+    free(mats);
     m->n_files = kept;
     if (!kept) {
         free(m->files);

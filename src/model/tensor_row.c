@@ -1,7 +1,9 @@
-/* tensor_row.c — one row of a weight matrix as float32, whatever its
- * dtype: what converting (requant.c) and saving (save_gguf.c) read their
- * source through. The kernels have their own, faster, lookup for the
- * forward pass; this one is for load-time work and says what went wrong. */
+/* tensor_row.c — walking a model's weight matrices, and one row of a matrix
+ * as float32 whatever its dtype: what converting (requant.c), saving
+ * (save_gguf.c) and reporting (q35 info) go through. The kernels have their
+ * own, faster, row lookup for the forward pass; this one is for load-time
+ * work and says what went wrong. */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -29,4 +31,30 @@ int q35_tensor_row_to_f32(const q35_tensor *t, int64_t r, float *out, q35_err *e
     case Q35_DT_Q6_K: return q35_ggml_dequantize(Q35_GGML_Q6_K, p, out, cols, e);
     default: return q35_err_set(e, Q35_EINVAL, "unknown weight dtype %d", (int)t->dtype);
     }
+}
+
+int q35_model_matrices(q35_model *m, q35_tensor **out, char (*names)[32]) {
+    static const char *const kind[12] = {"gate", "up",  "down", "qkv", "z", "b",
+                                         "a",    "out", "q",    "k",   "v", "o"};
+    int n = 0;
+    out[n] = &m->embed;
+    if (names) snprintf(names[n], 32, "embedding");
+    n++;
+    if (m->lm_head.data != m->embed.data) {
+        out[n] = &m->lm_head;
+        if (names) snprintf(names[n], 32, "output head");
+        n++;
+    }
+    for (int i = 0; i < m->cfg.n_layers; i++) {
+        q35_layer *L = &m->layers[i];
+        q35_tensor *ts[12] = {&L->w_gate, &L->w_up,  &L->w_down, &L->w_qkv, &L->w_z, &L->w_b,
+                              &L->w_a,    &L->w_out, &L->w_q,    &L->w_k,   &L->w_v, &L->w_o};
+        for (int k = 0; k < 12; k++) {
+            if (!ts[k]->data) continue;
+            out[n] = ts[k];
+            if (names) snprintf(names[n], 32, "layer %d %s", i, kind[k]);
+            n++;
+        }
+    }
+    return n;
 }
