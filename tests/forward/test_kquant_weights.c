@@ -25,6 +25,8 @@
 #include "model/model.h"
 #include "q35.h"
 
+#include "forward/logits_test_util.h"
+
 #define GGUF_FILE Q35_GOLDEN "/gguf/tiny-b-Q4_K_M.gguf"
 
 static q35_model *load(const char *path) {
@@ -36,20 +38,6 @@ static q35_model *load(const char *path) {
 }
 
 /* Every matrix of m, embedding and head first. */
-static int matrices(q35_model *m, q35_tensor **out) {
-    int n = 0;
-    out[n++] = &m->embed;
-    if (m->lm_head.data != m->embed.data) out[n++] = &m->lm_head;
-    for (int i = 0; i < m->cfg.n_layers; i++) {
-        q35_layer *L = &m->layers[i];
-        q35_tensor *ts[] = {&L->w_gate, &L->w_up,  &L->w_down, &L->w_qkv, &L->w_z, &L->w_b,
-                            &L->w_a,    &L->w_out, &L->w_q,    &L->w_k,   &L->w_v, &L->w_o};
-        for (int k = 0; k < 12; k++)
-            if (ts[k]->data) out[n++] = ts[k];
-    }
-    return n;
-}
-
 static bool is_kquant(q35_dtype dt) {
     return dt == Q35_DT_Q4_K || dt == Q35_DT_Q6_K;
 }
@@ -57,8 +45,8 @@ static bool is_kquant(q35_dtype dt) {
 /* Replaces every k-quant matrix of m by its float32 decode (in buffers m
  * owns). Returns how many were replaced. */
 static int decode_kquants(q35_model *m) {
-    q35_tensor *t[256];
-    int n = matrices(m, t), done = 0;
+    q35_tensor *t[Q35_MAX_MATRICES];
+    int n = q35_model_matrices(m, t, NULL), done = 0;
     const void *embed = m->embed.data;
     for (int i = 0; i < n; i++) {
         if (!is_kquant(t[i]->dtype)) continue;
@@ -76,33 +64,6 @@ static int decode_kquants(q35_model *m) {
     return done;
 }
 
-/* Logits of ids, all positions: a prefill of `prefill` tokens, then one
- * token at a time. */
-static float *logits_of(q35_model *m, const int32_t *ids, int T, int prefill) {
-    q35_model_info in;
-    q35_model_get_info(m, &in);
-    q35_err e = {0};
-    q35_state *s = q35_state_new(m, T, &e);
-    assert_non_null(s);
-    float *out = malloc((size_t)T * in.vocab_size * sizeof *out);
-    assert_int_equal(q35_state_eval(m, s, ids, prefill, out, true, &e), Q35_OK);
-    for (int t = prefill; t < T; t++)
-        assert_int_equal(
-            q35_state_eval(m, s, ids + t, 1, out + (size_t)t * in.vocab_size, false, &e), Q35_OK);
-    q35_state_free(s);
-    return out;
-}
-
-static double rel_diff(const float *a, const float *ref, size_t n) {
-    double diff = 0, mag = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - ref[i]);
-        if (!(d <= diff)) diff = d; /* NaN counts as the worst */
-        mag = fmax(mag, fabs(ref[i]));
-    }
-    return diff / mag;
-}
-
 enum { T = 56, P = 48 };
 
 static void prompt(int32_t *ids, int vocab) {
@@ -113,8 +74,8 @@ static void prompt(int32_t *ids, int vocab) {
 static void test_in_place_and_small(void **state) {
     (void)state;
     q35_model *m = load(GGUF_FILE), *d = load(GGUF_FILE);
-    q35_tensor *t[256];
-    int n = matrices(m, t), nk = 0;
+    q35_tensor *t[Q35_MAX_MATRICES];
+    int n = q35_model_matrices(m, t, NULL), nk = 0;
     for (int i = 0; i < n; i++)
         nk += is_kquant(t[i]->dtype);
     assert_int_equal(m->n_files, 1);
@@ -160,15 +121,7 @@ static void test_best_vs_generic(void **state) {
     q35_model_get_info(m, &in);
     int32_t ids[T];
     prompt(ids, in.vocab_size);
-    const char *old = getenv("Q35_KERNELS");
-    char *saved = old ? strdup(old) : NULL;
-    setenv("Q35_KERNELS", "generic", 1); /* read when a state is made */
-    float *ref = logits_of(m, ids, T, P);
-    if (saved)
-        setenv("Q35_KERNELS", saved, 1);
-    else
-        unsetenv("Q35_KERNELS");
-    free(saved);
+    float *ref = logits_with_kernels(m, ids, T, P, "generic");
     float *got = logits_of(m, ids, T, P);
     double rel = rel_diff(got, ref, (size_t)T * in.vocab_size);
     fprintf(stderr, "tiny-b Q4_K_M: best set vs generic %.3g\n", rel);

@@ -27,6 +27,8 @@
 #include "model/model.h"
 #include "q35.h"
 
+#include "forward/logits_test_util.h"
+
 #define MODELS Q35_GOLDEN "/models/"
 #define GGUF Q35_GOLDEN "/gguf/"
 
@@ -38,38 +40,14 @@ static q35_model *load(const char *path, q35_weight_format wf) {
     return m;
 }
 
-/* The matrices of a model in a fixed order, with names for messages. */
-static int matrices(q35_model *m, const q35_tensor **out, char names[][48]) {
-    int n = 0;
-    out[n] = &m->embed;
-    snprintf(names[n++], 48, "embed");
-    if (m->lm_head.data != m->embed.data) {
-        out[n] = &m->lm_head;
-        snprintf(names[n++], 48, "lm_head");
-    }
-    static const char *const mat[] = {"gate", "up",  "down", "qkv", "z", "b",
-                                      "a",    "out", "q",    "k",   "v", "o"};
-    for (int i = 0; i < m->cfg.n_layers; i++) {
-        q35_layer *L = &m->layers[i];
-        const q35_tensor *ts[] = {&L->w_gate, &L->w_up,  &L->w_down, &L->w_qkv, &L->w_z, &L->w_b,
-                                  &L->w_a,    &L->w_out, &L->w_q,    &L->w_k,   &L->w_v, &L->w_o};
-        for (int k = 0; k < 12; k++) {
-            if (!ts[k]->data) continue;
-            out[n] = ts[k];
-            snprintf(names[n++], 48, "layer %d %s", i, mat[k]);
-        }
-    }
-    return n;
-}
-
 /* Matrices of `ours` (converted at load) against the GGUF's: identical
  * bytes wherever the GGUF holds `dt`. Returns how many were compared. */
 static int compare_bytes(const char *model, const char *gguf, q35_dtype dt) {
     q35_model *a = load(model, dt == Q35_DT_Q8_0 ? Q35_WEIGHTS_Q8_0 : Q35_WEIGHTS_Q4_0);
     q35_model *b = load(gguf, Q35_WEIGHTS_AS_STORED);
-    const q35_tensor *ta[256], *tb[256];
-    static char na[256][48], nb[256][48];
-    int n = matrices(a, ta, na), nb_ = matrices(b, tb, nb);
+    static q35_tensor *ta[Q35_MAX_MATRICES], *tb[Q35_MAX_MATRICES];
+    static char na[Q35_MAX_MATRICES][32], nb[Q35_MAX_MATRICES][32];
+    int n = q35_model_matrices(a, ta, na), nb_ = q35_model_matrices(b, tb, nb);
     assert_int_equal(n, nb_);
     int compared = 0;
     for (int i = 0; i < n; i++) {
@@ -125,9 +103,8 @@ static void test_owns_its_memory(void **state) {
     assert_string_equal(in.dtype, "q4_0");
     assert_non_null(strstr(in.quantization, "q4_0"));
     /* unload frees; reload converts again, to the same bytes */
-    const q35_tensor *t[256];
-    static char names[256][48];
-    int n = matrices(m, t, names);
+    static q35_tensor *t[Q35_MAX_MATRICES];
+    int n = q35_model_matrices(m, t, NULL);
     unsigned char **copy = calloc((size_t)n, sizeof *copy);
     for (int i = 0; i < n; i++) {
         copy[i] = malloc(q35_tensor_bytes(t[i]));
@@ -138,7 +115,7 @@ static void test_owns_its_memory(void **state) {
     q35_err e = {0};
     assert_int_equal(q35_model_reload(m, &e), Q35_OK);
     assert_int_equal(q35_model_memory_footprint(m), q_bytes);
-    assert_int_equal(matrices(m, t, names), n);
+    assert_int_equal(q35_model_matrices(m, t, NULL), n);
     for (int i = 0; i < n; i++) {
         assert_int_equal(t[i]->dtype, Q35_DT_Q4_0);
         assert_memory_equal(copy[i], t[i]->data, q35_tensor_bytes(t[i]));
@@ -156,29 +133,6 @@ static void test_bad_option(void **state) {
     assert_non_null(strstr(e.msg, "weight format"));
 }
 
-/* Logits of ids, all positions, through prefill then the decode path. */
-static float *logits_of(q35_model *m, const int32_t *ids, int T, int prefill) {
-    q35_model_info in;
-    q35_model_get_info(m, &in);
-    q35_err e = {0};
-    q35_state *s = q35_state_new(m, T, &e);
-    assert_non_null(s);
-    float *out = malloc((size_t)T * in.vocab_size * sizeof *out);
-    assert_int_equal(q35_state_eval(m, s, ids, prefill, out, true, &e), Q35_OK);
-    for (int t = prefill; t < T; t++)
-        assert_int_equal(
-            q35_state_eval(m, s, ids + t, 1, out + (size_t)t * in.vocab_size, false, &e), Q35_OK);
-    q35_state_free(s);
-    return out;
-}
-
-static double max_abs(const float *x, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++)
-        m = fmax(m, fabs(x[i]));
-    return m;
-}
-
 static void same_logits(const char *model, const char *gguf, q35_weight_format wf, double guard) {
     q35_model *a = load(model, wf), *b = load(gguf, Q35_WEIGHTS_AS_STORED);
     q35_model *ref = load(model, Q35_WEIGHTS_AS_STORED);
@@ -191,18 +145,13 @@ static void same_logits(const char *model, const char *gguf, q35_weight_format w
     float *la = logits_of(a, ids, T, 16), *lb = logits_of(b, ids, T, 16);
     float *lr = logits_of(ref, ids, T, 16);
     size_t n = (size_t)T * in.vocab_size;
-    double diff = 0, err = 0;
-    for (size_t i = 0; i < n; i++) {
-        diff = fmax(diff, fabs((double)la[i] - lb[i]));
-        err = fmax(err, fabs((double)la[i] - lr[i]));
-    }
-    err /= max_abs(lr, n);
-    fprintf(stderr, "%s as %s: max|converted - gguf| = %g; vs the bf16 model: %.3g (relative)\n",
-            model, wf == Q35_WEIGHTS_Q8_0 ? "q8_0" : "q4_0", diff, err);
+    double diff = rel_diff(la, lb, n), err = rel_diff(la, lr, n);
+    fprintf(stderr, "%s as %s: converted vs gguf %.3g; vs the bf16 model %.3g (relative)\n", model,
+            wf == Q35_WEIGHTS_Q8_0 ? "q8_0" : "q4_0", diff, err);
     /* The same weights through the same kernels: the same numbers, up to
      * the vectors the GGUF holds precomputed by llama.cpp's converter
      * (-exp(A_log) in its float32 rounding). */
-    assert_true(diff <= 1e-5 * max_abs(lb, n));
+    assert_true(diff <= 1e-5);
     assert_true(err <= guard);
     free(la);
     free(lb);
@@ -228,15 +177,12 @@ static void test_gguf_partly_converted(void **state) {
     for (int t = 0; t < T; t++)
         ids[t] = (int32_t)((t * 31 + 5) % 1024);
     float *lg = logits_of(g, ids, T, 8), *ls = logits_of(s, ids, T, 8);
-    size_t n = (size_t)T * 1024;
-    double diff = 0;
-    for (size_t i = 0; i < n; i++)
-        diff = fmax(diff, fabs((double)lg[i] - ls[i]));
+    double diff = rel_diff(lg, ls, (size_t)T * 1024);
     /* The head: ours is Q4_0 of the bf16 values, the GGUF's of its Q6_K
      * values; everything else is the same bytes. */
-    fprintf(stderr, "tiny-b Q4_0 GGUF --quant q4 vs safetensors --quant q4: max diff %g (max %g)\n",
-            diff, max_abs(ls, n));
-    assert_true(diff < 0.2 * max_abs(ls, n));
+    fprintf(stderr, "tiny-b Q4_0 GGUF --quant q4 vs safetensors --quant q4: %.3g (relative)\n",
+            diff);
+    assert_true(diff < 0.2);
     free(lg);
     free(ls);
     q35_model_free(g);
@@ -252,21 +198,9 @@ static void best_vs_generic(q35_weight_format wf) {
     int32_t ids[T];
     for (int t = 0; t < T; t++)
         ids[t] = (int32_t)((t * 613 + 29) % 1024);
-    const char *old = getenv("Q35_KERNELS");
-    char *saved = old ? strdup(old) : NULL;
-    setenv("Q35_KERNELS", "generic", 1); /* read when a state is made */
-    float *ref = logits_of(m, ids, T, P);
-    if (saved)
-        setenv("Q35_KERNELS", saved, 1);
-    else
-        unsetenv("Q35_KERNELS");
-    free(saved);
+    float *ref = logits_with_kernels(m, ids, T, P, "generic");
     float *got = logits_of(m, ids, T, P);
-    size_t n = (size_t)T * 1024;
-    double diff = 0;
-    for (size_t i = 0; i < n; i++)
-        diff = fmax(diff, fabs((double)got[i] - ref[i]));
-    double rel = diff / max_abs(ref, n);
+    double rel = rel_diff(got, ref, (size_t)T * 1024);
     fprintf(stderr, "tiny-b %s, %d-token prefill + %d decode: best set vs generic %.3g\n",
             wf == Q35_WEIGHTS_Q8_0 ? "q8_0" : "q4_0", P, T - P, rel);
     assert_true(rel <= 1e-4);
