@@ -23,6 +23,7 @@ Q35_CMD(template);
 Q35_CMD(pull);
 Q35_CMD(convert);
 Q35_CMD(serve);
+Q35_CMD(phrases);
 #undef Q35_CMD
 
 /* Prints "q35 CMD: message" to stderr; returns exit status 1. */

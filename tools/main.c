@@ -30,6 +30,7 @@ int main(int argc, char **argv) {
         {"tokenize", cmd_tokenize, "text to token ids"},
         {"detokenize", cmd_detokenize, "token ids to text"},
         {"template", cmd_template, "render a conversation with the chat template"},
+        {"phrases", cmd_phrases, "stdin text to speakable phrases, one per line"},
         {NULL, NULL, NULL},
     };
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
