@@ -1,6 +1,6 @@
-/* cpu_features.c — cpuid/xgetbv reading. A feature counts only when both the
- * CPU reports it and the OS has enabled saving its registers (XCR0), which a
- * hypervisor may withhold. */
+/* cpu_features.c — cpuid/xgetbv reading on x86, hwcaps on AArch64. On x86
+ * a feature counts only when both the CPU reports it and the OS has enabled
+ * saving its registers (XCR0), which a hypervisor may withhold. */
 #include "kernels/cpu_features.h"
 
 #include <string.h>
@@ -50,21 +50,58 @@ void q35_cpu_features_detect(q35_cpu_features *f) {
 }
 
 #elif defined(__aarch64__) && defined(__linux__)
+/* AArch64 Linux: the kernel's hwcaps, which say what user space may execute
+ * (a hypervisor or qemu-aarch64 -cpu model may report less than the core
+ * implements). NEON is mandatory; the integer kernels pick among plain NEON,
+ * NEON + sdot (HWCAP_ASIMDDP, Armv8.2 dotprod) and NEON + sdot + smmla
+ * (HWCAP2_I8MM, Armv8.6 i8mm). */
 #include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)
+#endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1UL << 13)
+#endif
 
 void q35_cpu_features_detect(q35_cpu_features *f) {
     memset(f, 0, sizeof *f);
     unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
-    f->neon = true;              /* mandatory in AArch64 */
-    f->dotprod = (hw >> 20) & 1; /* HWCAP_ASIMDDP */
-    f->i8mm = (hw2 >> 13) & 1;   /* HWCAP2_I8MM */
+    f->neon = true;
+    f->dotprod = (hw & HWCAP_ASIMDDP) != 0;
+    /* every i8mm core has dotprod too (Armv8.6); the i8mm kernels use both */
+    f->i8mm = f->dotprod && (hw2 & HWCAP2_I8MM) != 0;
+}
+
+#elif defined(__aarch64__) && defined(__APPLE__)
+/* Apple silicon: the same features through sysctl (M1 has dotprod, M2 on
+ * i8mm). */
+#include <sys/sysctl.h>
+
+static bool sysctl_flag(const char *name) {
+    int v = 0;
+    size_t len = sizeof v;
+    return sysctlbyname(name, &v, &len, NULL, 0) == 0 && v != 0;
+}
+
+void q35_cpu_features_detect(q35_cpu_features *f) {
+    memset(f, 0, sizeof *f);
+    f->neon = true;
+    f->dotprod = sysctl_flag("hw.optional.arm.FEAT_DotProd");
+    f->i8mm = f->dotprod && sysctl_flag("hw.optional.arm.FEAT_I8MM");
 }
 
 #else
+/* Elsewhere only what the compiler was told the target has. */
 void q35_cpu_features_detect(q35_cpu_features *f) {
     memset(f, 0, sizeof *f);
 #if defined(__aarch64__)
     f->neon = true;
+#if defined(__ARM_FEATURE_DOTPROD)
+    f->dotprod = true;
+#endif
+#if defined(__ARM_FEATURE_DOTPROD) && defined(__ARM_FEATURE_MATMUL_INT8)
+    f->i8mm = true;
+#endif
 #endif
 }
 #endif

@@ -13,6 +13,7 @@
 
 #include "kernels/cpu_features.h"
 #include "kernels/kernels.h"
+#include "kernels/kernels_neon.h"
 #include "kernels/quant_block.h"
 
 #define TILE_R 4
@@ -606,24 +607,48 @@ static void gdn_scan_neon(float *S, int dk, int dv, int T, const float *q, const
     }
 }
 
-static const q35_kernels neon_set = {
-    .name = "neon",
-    .matmul = matmul_neon,
-    .dots = dots_neon,
-    .wsum = wsum_neon,
-    .dot = dot_neon,
-    .axpy = axpy_neon,
-    .scale = scale_neon,
-    .mul_add = mul_add_neon,
-    .rmsnorm = rmsnorm_neon,
-    .silu = silu_neon,
-    .silu_mul = silu_mul_neon,
-    .softmax = softmax_neon,
-    .gdn_scan = gdn_scan_neon,
+/* The three AArch64 sets. Their float ops are the same functions; they
+ * differ in the integer dot products their quantized matmuls may use: plain
+ * NEON (every AArch64 core), sdot (Armv8.2 dotprod: Cortex-A55/A76 and
+ * later, Apple M1) and smmla (Armv8.6 i8mm: Cortex-A510/A710, Neoverse
+ * V1/N2, Apple M2). */
+#define NEON_SET(nm)                                                                               \
+    {                                                                                              \
+        .name = nm, .matmul = matmul_neon, .dots = dots_neon, .wsum = wsum_neon, .dot = dot_neon,  \
+        .axpy = axpy_neon, .scale = scale_neon, .mul_add = mul_add_neon, .rmsnorm = rmsnorm_neon,  \
+        .silu = silu_neon, .silu_mul = silu_mul_neon, .softmax = softmax_neon,                     \
+        .gdn_scan = gdn_scan_neon,                                                                 \
+    }
+static const q35_kernels neon_sets[Q35_NEON_LEVELS] = {
+    [Q35_NEON_PLAIN] = NEON_SET("neon"),
+    [Q35_NEON_DOTPROD] = NEON_SET("neon-dotprod"),
+    [Q35_NEON_I8MM] = NEON_SET("neon-i8mm"),
 };
 
-const q35_kernels *q35_kernels_neon(void) {
+static bool level_runs(const q35_cpu_features *f, q35_neon_level l) {
+    switch (l) {
+    case Q35_NEON_PLAIN: return f->neon;
+    case Q35_NEON_DOTPROD: return f->neon && f->dotprod;
+    case Q35_NEON_I8MM: return f->neon && f->dotprod && f->i8mm;
+    default: return false;
+    }
+}
+
+const q35_kernels *q35_kernels_neon_level(q35_neon_level l) {
     q35_cpu_features f;
     q35_cpu_features_detect(&f);
-    return f.neon ? &neon_set : NULL;
+    return level_runs(&f, l) ? &neon_sets[l] : NULL;
+}
+
+const q35_kernels *q35_kernels_neon(void) {
+    /* Q35_KERNELS=neon|neon-dotprod|neon-i8mm asks for one of the three
+     * (q35_kernels_best hands every name it does not know on to here). */
+    const char *force = getenv("Q35_KERNELS");
+    if (force && *force)
+        for (int l = 0; l < Q35_NEON_LEVELS; l++)
+            if (!strcmp(force, neon_sets[l].name) && q35_kernels_neon_level(l))
+                return &neon_sets[l];
+    for (int l = Q35_NEON_LEVELS - 1; l >= 0; l--)
+        if (q35_kernels_neon_level(l)) return &neon_sets[l];
+    return NULL;
 }
