@@ -502,6 +502,123 @@ int q35_hub_pull(const char *repo, const q35_hub_opts *opts, char **snapshot_dir
 int q35_hub_resolve(const char *path_or_repo, const q35_hub_opts *opts, char **local_path,
                     q35_err *e);
 
+/* ------------------------------------------------------- structured output
+ *
+ * Constrained decoding (SPEC §6a): the answer is forced to be a valid
+ * document of a language, token by token. Three sources compile to one
+ * internal grammar (rules, alternatives, byte-set terminals, token
+ * terminals):
+ *  - JSON mode: any JSON object;
+ *  - a JSON Schema (text; the subset the README lists). A keyword outside
+ *    it fails with Q35_EINVAL naming the keyword and its JSON pointer
+ *    ("unsupported keyword 'patternProperties' at /properties/a"), never
+ *    a silently looser reply;
+ *  - a grammar in llama.cpp's GBNF notation (rules `name ::= ...`, `|`,
+ *    groups, `?` `*` `+` `{m}` `{m,}` `{m,n}`, "literals" and [classes]
+ *    with escapes, ranges and `^`, `.`, `#` comments, `<[ID]>` for a token
+ *    id and `<TEXT>` for the added token TEXT); `root` is the start.
+ * The grammar runs as an Earley-style pushdown recognizer over bytes (a
+ * set of stacks); each step's mask walks a byte trie of the vocabulary
+ * against the recognizer, with the stack sets interned into states whose
+ * transitions and masks are cached by the matcher.
+ *
+ * Objects and threads:
+ *  - q35_constraint_vocab: a tokenizer's vocabulary as a byte trie, built
+ *    once per tokenizer (~100 ms for 248k tokens) and shared by every
+ *    constraint compiled against it. Immutable, any thread.
+ *  - q35_constraint: a compiled constraint. Immutable: any number of
+ *    conversations on any threads may use one at once (a server caches
+ *    them). It keeps its vocab alive (reference counted).
+ *  - q35_matcher: the state of one generation under a constraint (where
+ *    the document is, cached states and masks). One thread at a time.
+ * Put a constraint in q35_sampling.constraint and q35_chat_generate makes
+ * and frees the matcher itself.
+ */
+typedef struct q35_constraint_vocab q35_constraint_vocab;
+typedef struct q35_constraint q35_constraint;
+typedef struct q35_matcher q35_matcher;
+
+/* The vocabulary of `t` as the constraint layer reads it (the token bytes
+ * are copied: `t` may be freed afterwards). Added tokens are left out of
+ * the byte trie; a grammar admits them only through token terminals.
+ * Caller frees with q35_constraint_vocab_free (constraints compiled
+ * against it keep it alive until they are freed too). */
+q35_constraint_vocab *q35_constraint_vocab_new(const q35_tokenizer *t, q35_err *e);
+void q35_constraint_vocab_free(q35_constraint_vocab *v);
+
+typedef enum q35_constraint_kind {
+    Q35_CONSTRAINT_JSON = 1,        /* any JSON object; `text` is ignored (may be NULL) */
+    Q35_CONSTRAINT_JSON_SCHEMA = 2, /* `text` is a JSON Schema */
+    Q35_CONSTRAINT_GRAMMAR = 3,     /* `text` is GBNF */
+} q35_constraint_kind;
+
+/* Compiles `len` bytes of `text` of the given kind against `v`. Errors:
+ * Q35_EINVAL naming the unsupported schema keyword and its JSON pointer,
+ * or the GBNF line:column and what is wrong there (undefined rule, left
+ * recursion, bad escape, no root); Q35_EFORMAT when a schema is not JSON.
+ * Caller frees with q35_constraint_free. Thread-safe. */
+q35_constraint *q35_constraint_compile(const q35_constraint_vocab *v, q35_constraint_kind kind,
+                                       const char *text, size_t len, q35_err *e);
+
+/* A Qwen3.5 tool call, as the chat template prints one:
+ *   <tool_call>\n<function=NAME>\n<parameter=P>\nVALUE\n</parameter>\n
+ *   ...</function>\n</tool_call>
+ * (<tool_call> and </tool_call> as their added tokens), where NAME is the
+ * function `name` of `tools_json` (an OpenAI-style tools array), or any of
+ * them when `name` is NULL (tool_choice "required"); one or more calls,
+ * separated by "\n". The parameters are those of the function's
+ * "parameters" schema: required ones always, optional ones maybe, in the
+ * schema's order; a string value is raw text without '<', any other value
+ * JSON text satisfying its schema. Errors as q35_constraint_compile (the
+ * pointer is into tools_json). Caller frees with q35_constraint_free. */
+q35_constraint *q35_constraint_tool_call(const q35_constraint_vocab *v, const char *tools_json,
+                                         size_t len, const char *name, q35_err *e);
+
+void q35_constraint_free(q35_constraint *c); /* NULL: no-op */
+
+/* The GBNF text a JSON Schema (kind JSON_SCHEMA) or JSON mode compiles
+ * to, for inspection and tools. *gbnf: caller frees with free(). */
+int q35_constraint_to_gbnf(q35_constraint_kind kind, const char *text, size_t len, char **gbnf,
+                           q35_err *e);
+
+/* A matcher at the start of the document. `after_think`: the document may
+ * be preceded by up to two "\n" (the newlines after </think>). `eos` /
+ * `n_eos`: the ids allowed where the document is complete (copied); NULL
+ * uses the vocabulary's (<|im_end|>, <|endoftext|>, the tokenizer's eos).
+ * Caller frees with q35_matcher_free. */
+q35_matcher *q35_matcher_new(const q35_constraint *c, bool after_think, const int32_t *eos,
+                             int n_eos, q35_err *e);
+void q35_matcher_free(q35_matcher *m);
+
+/* Sets logits[id] = -INFINITY for every id in [0, n) that may not come
+ * next (ids outside the vocabulary included). Fails (Q35_ENOMEM,
+ * Q35_EOVERFLOW when the grammar's state space grows past the matcher's
+ * limits) leaving `logits` unchanged. */
+int q35_matcher_mask(q35_matcher *m, float *logits, int n, q35_err *e);
+
+/* True when `id` may come next (eos ids: where the document is complete). */
+bool q35_matcher_allows(q35_matcher *m, int32_t id);
+
+/* Advances over a token (not an eos id) / over raw bytes. Q35_EINVAL,
+ * matcher unchanged, when they do not continue a valid prefix. */
+int q35_matcher_accept(q35_matcher *m, int32_t id, q35_err *e);
+int q35_matcher_accept_bytes(q35_matcher *m, const char *bytes, size_t n, q35_err *e);
+
+/* The document so far is complete (an eos may come) / may still go on.
+ * Complete and unable to go on: the reply must end now. */
+bool q35_matcher_is_complete(const q35_matcher *m);
+bool q35_matcher_can_continue(const q35_matcher *m);
+
+/* Counters of a matcher, for benchmarks. */
+typedef struct q35_matcher_stats {
+    int n_states;      /* interned recognizer states */
+    int n_masks;       /* masks computed (trie walks) */
+    int n_mask_hits;   /* masks served from the cache */
+    double mask_ms;    /* time spent in q35_matcher_mask */
+    size_t memory_bytes;
+} q35_matcher_stats;
+void q35_matcher_get_stats(const q35_matcher *m, q35_matcher_stats *out);
+
 /* -------------------------------------------------------------------- chat
  *
  * A conversation with the model, as the reference app offers it: a system
@@ -572,6 +689,10 @@ typedef struct q35_sampling {
      * in the answer text (the answer stops before them); NULL = none. The
      * strings are not copied: they must live through the call. */
     const char *const *stop;
+    /* Structured output (see "structured output" above): the answer must be
+     * a document of this constraint (after </think> when thinking); NULL =
+     * free text. Not copied: it must live through the call. */
+    const q35_constraint *constraint;
 } q35_sampling;
 
 /* temperature 0.6, top_k 50, top_p 0.95, max_tokens 512, repetition
