@@ -876,3 +876,61 @@ const q35_tokenizer *q35_chat_tokenizer(const q35_chat *c);
 }
 #endif
 #endif /* Q35_H */
+/* ------------------------------------------- batched decode and reply steps
+ *
+ * For servers that run several replies at once (q35 serve): one token for
+ * each of several sequences goes through one pass over the weights, and a
+ * reply is driven one id at a time by the caller instead of a blocking
+ * loop.
+ */
+
+/* Scratch and threads for decoding up to max_seqs (1 .. 128) sequences in
+ * one step. One thread at a time. Caller frees with q35_batch_free (before
+ * the model). */
+typedef struct q35_batch q35_batch;
+q35_batch *q35_batch_new(const q35_model *m, int max_seqs, q35_err *e);
+void q35_batch_free(q35_batch *b);
+int q35_batch_max_seqs(const q35_batch *b);
+
+/* Feeds ids[i] to states[i] (n distinct states of b's model, each at its
+ * own position) in one forward step: every weight matrix multiplies the n
+ * rows at once; the DeltaNet recurrences and the attention run per
+ * sequence. Each state advances by one, as q35_state_eval of that one id
+ * would advance it (same operations per sequence; a kernel set may round a
+ * matmul over n rows differently from one over 1 row). `logits` ([n,
+ * vocab_size], row i for sequence i) may be NULL. Fails with nothing
+ * changed on a bad id, a full or foreign state, or n outside 1..max_seqs. */
+int q35_state_decode_batch(q35_batch *b, q35_state *const *states, const int32_t *ids, int n,
+                           float *logits, q35_err *e);
+
+/* One reply generated step by step: the caller owns the state and the
+ * forward passes. Made for a prompt (`prompt`, its ids, copied: the
+ * repetition penalty sees them) with settings `s` (NULL: defaults; stop
+ * strings are copied). Caller frees with q35_reply_step_free. */
+typedef struct q35_reply_step q35_reply_step;
+q35_reply_step *q35_reply_step_new(const q35_model *m, const q35_tokenizer *tok,
+                                   const q35_sampling *s, const int32_t *prompt, int n_prompt,
+                                   q35_err *e);
+void q35_reply_step_free(q35_reply_step *r);
+
+/* Takes the next id: forced (thinking budget) or sampled from `logits`
+ * (the row of the last fed position; modified in place), and passes its
+ * text to on_piece as q35_chat_generate does. Returns 1 with *id set when
+ * the caller must feed *id and call again with the new logits; 0 when the
+ * reply has ended (eos, max_tokens, a stop string, the callback asked to
+ * stop, or room < 1: `room` is the positions left in the caller's state);
+ * negative on error. logits may be NULL when q35_reply_step_forcing. */
+int q35_reply_step_next(q35_reply_step *r, float *logits, int room, q35_piece_fn on_piece,
+                        void *ud, int32_t *id, q35_err *e);
+/* True when the next id is forced (no logits needed). */
+bool q35_reply_step_forcing(const q35_reply_step *r);
+/* Ends the reply as cancelled at the next call. */
+void q35_reply_step_cancel(q35_reply_step *r);
+/* Flushes held-back text (through on_piece) and fills `out` (prompt and
+ * timing fields left 0; free with q35_reply_free). Call once, at the end. */
+int q35_reply_step_finish(q35_reply_step *r, q35_piece_fn on_piece, void *ud, q35_reply *out,
+                          q35_err *e);
+/* The ids the state holds if the caller fed each id handed out: the prompt
+ * and the fed ids. Owned by r. */
+const int32_t *q35_reply_step_context(const q35_reply_step *r, int *n);
+
