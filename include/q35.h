@@ -872,10 +872,6 @@ int q35_chat_prompt_ids(const q35_chat *c, const char *user, bool thinking, int3
 /* The chat's tokenizer (borrowed or owned by the chat). */
 const q35_tokenizer *q35_chat_tokenizer(const q35_chat *c);
 
-#ifdef __cplusplus
-}
-#endif
-#endif /* Q35_H */
 /* ------------------------------------------- batched decode and reply steps
  *
  * For servers that run several replies at once (q35 serve): one token for
@@ -934,3 +930,7 @@ int q35_reply_step_finish(q35_reply_step *r, q35_piece_fn on_piece, void *ud, q3
  * and the fed ids. Owned by r. */
 const int32_t *q35_reply_step_context(const q35_reply_step *r, int *n);
 
+#ifdef __cplusplus
+}
+#endif
+#endif /* Q35_H */
