@@ -5,8 +5,41 @@
 
 #include "kernels/cpu_features.h"
 #include "kernels/kernels.h"
+#include "kernels/microkernel.h"
+#include "kernels/mlx_affine.h"
+
+/* The integer twins of the sets (each set's own file). */
+const q35_kernels *q35_kernels_generic_int8(void);
+const q35_kernels *q35_kernels_avx2_int8(void);
+const q35_kernels *q35_kernels_avx512_int8(void);
+const q35_kernels *q35_kernels_amx_int8(void);
+static const q35_kernels *q35_kernels_exact_best(void);
+
+static bool env_exact(void) {
+    const char *v = getenv("Q35_EXACT");
+    return v && *v && strcmp(v, "0") != 0;
+}
 
 const q35_kernels *q35_kernels_best(void) {
+    return q35_kernels_pick(false);
+}
+
+const q35_kernels *q35_kernels_int8(const q35_kernels *k) {
+    const char *n = k->name;
+    const q35_kernels *t = !strcmp(n, "generic")  ? q35_kernels_generic_int8()
+                           : !strcmp(n, "avx2")   ? q35_kernels_avx2_int8()
+                           : !strcmp(n, "avx512") ? q35_kernels_avx512_int8()
+                           : !strcmp(n, "amx")    ? q35_kernels_amx_int8()
+                                                  : NULL;
+    return t ? t : k;
+}
+
+const q35_kernels *q35_kernels_pick(bool exact) {
+    const q35_kernels *k = q35_kernels_exact_best();
+    return exact || env_exact() ? k : q35_kernels_int8(k);
+}
+
+static const q35_kernels *q35_kernels_exact_best(void) {
     const char *force = getenv("Q35_KERNELS");
     const q35_kernels *k = NULL;
     if (force && *force) {
@@ -27,16 +60,31 @@ const q35_kernels *q35_kernels_best(void) {
     return q35_kernels_generic();
 }
 
-size_t q35_acts_bytes(const q35_kernels *k, int T, int64_t cols) {
+/* The set's own packed form, then (64-byte aligned) the q8 rows. */
+static size_t float_pack_bytes(const q35_kernels *k, int T, int64_t cols) {
     return k->pack_bytes ? k->pack_bytes(T, cols) : 0;
+}
+
+size_t q35_acts_bytes(const q35_kernels *k, int T, int64_t cols) {
+    size_t b = float_pack_bytes(k, T, cols);
+    if (k->i8 && cols % Q35_Q8_BLOCK == 0)
+        b = (b + 63) / 64 * 64 + (size_t)T * q35_q8_row_stride(cols);
+    return b;
 }
 
 q35_acts q35_acts_prepare(const q35_kernels *k, const float *x, int64_t ldx, int T, int64_t cols,
                           void *buf) {
-    q35_acts a = {x, ldx, cols, T, NULL};
-    if (q35_acts_bytes(k, T, cols) > 0) {
+    q35_acts a = {x, ldx, cols, T, NULL, NULL, 0};
+    size_t fb = float_pack_bytes(k, T, cols);
+    if (fb > 0) {
         k->pack(x, ldx, T, cols, buf);
         a.packed = buf;
+    }
+    if (k->i8 && cols % Q35_Q8_BLOCK == 0) {
+        uint8_t *q8 = (uint8_t *)buf + (fb + 63) / 64 * 64;
+        k->i8->quantize(x, ldx, T, cols, q8);
+        a.q8 = q8;
+        a.ldq8 = q35_q8_row_stride(cols);
     }
     return a;
 }
@@ -52,7 +100,13 @@ typedef struct matmul_job {
 static void matmul_range(void *ctx, int64_t begin, int64_t end, int tid) {
     (void)tid;
     const matmul_job *j = ctx;
-    j->k->matmul(j->w, j->a, j->y, j->ldy, begin, end);
+    const q35_acts *a = j->a;
+    if (a->q8 && j->k->i8 && j->k->i8->mk[j->w->dtype].fn)
+        q35_i8_matmul(j->k->i8, j->w, a->q8, a->ldq8, a->T, j->y, j->ldy, begin, end);
+    else if (q35_dtype_is_mlx_or_q5k(j->w->dtype)) /* their own files (mlx_affine*.c) */
+        q35_mlx_q5k_matmul(j->k, j->w, a, j->y, j->ldy, begin, end);
+    else
+        j->k->matmul(j->w, a, j->y, j->ldy, begin, end);
 }
 
 void q35_matmul(const q35_kernels *k, q35_threadpool *pool, const q35_tensor *w, const q35_acts *a,
@@ -77,6 +131,15 @@ void q35_matmul(const q35_kernels *k, q35_threadpool *pool, const q35_tensor *w,
  * for their own architecture). */
 #if !defined(__x86_64__)
 const q35_kernels *q35_kernels_avx2(void) {
+    return NULL;
+}
+const q35_kernels *q35_kernels_avx2_int8(void) {
+    return NULL;
+}
+const q35_kernels *q35_kernels_avx512_int8(void) {
+    return NULL;
+}
+const q35_kernels *q35_kernels_amx_int8(void) {
     return NULL;
 }
 const q35_kernels *q35_kernels_avx512(void) {

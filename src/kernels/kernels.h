@@ -29,10 +29,21 @@ typedef struct q35_acts {
     int64_t ldx, cols;
     int T;
     const void *packed; /* the set's own form of x, or NULL */
+    /* x as q8 rows (microkernel.h), stride ldq8 bytes, for the integer
+     * path; NULL when the set has none (or cols % 32 != 0). */
+    const uint8_t *q8;
+    size_t ldq8;
 } q35_acts;
 
 typedef struct q35_kernels {
     const char *name; /* "generic", "avx2", "avx512", "amx" */
+
+    /* The integer path (microkernel.h), or NULL: the exact float path, the
+     * reference mode. With it, q35_acts_prepare also quantizes x to q8 rows
+     * and q35_matmul sends every matrix whose dtype has a micro-kernel in
+     * i8 through it (activations rounded to 8 bits per 32-element block,
+     * integer dot products); other dtypes, and dots/wsum, stay float. */
+    const struct q35_i8_kernels *i8;
 
     /* Bytes of the packed form of T rows of `cols` floats; 0 (or a NULL
      * pack_bytes) when the set reads x as is. */
@@ -98,10 +109,19 @@ const q35_kernels *q35_kernels_avx512(void);
 /* AVX-512 plus AMX-BF16 tiles for matmuls over many tokens (prefill). */
 const q35_kernels *q35_kernels_amx(void);
 const q35_kernels *q35_kernels_neon(void);
-/* The fastest set this CPU runs. Environment variable Q35_KERNELS=generic|
- * avx2|avx512|amx|neon forces one (when available), for testing and
- * comparison. */
+/* The sets above are the exact float path (i8 = NULL). The same set with
+ * its integer path on (same name, same float ops, i8 set), or k itself
+ * where that set has none. */
+const q35_kernels *q35_kernels_int8(const q35_kernels *k);
+/* The fastest set this CPU runs, with its integer path. Environment
+ * variable Q35_KERNELS=generic|avx2|avx512|amx|neon forces one (when
+ * available), for testing and comparison; Q35_EXACT=1 keeps the exact float
+ * path (the reference mode: weights times float32 activations, see
+ * matmul above). */
 const q35_kernels *q35_kernels_best(void);
+/* The same with the mode given: exact = true is the float path whatever
+ * Q35_EXACT says, false the integer path unless Q35_EXACT is set. */
+const q35_kernels *q35_kernels_pick(bool exact);
 
 /* Bytes of scratch q35_acts_prepare needs for T rows of `cols`. */
 size_t q35_acts_bytes(const q35_kernels *k, int T, int64_t cols);

@@ -14,6 +14,7 @@
 
 #include "kernels/cpu_features.h"
 #include "kernels/kernels.h"
+#include "kernels/microkernel.h"
 #include "kernels/quant_block.h"
 
 #define TILE_R 4
@@ -650,21 +651,19 @@ static void gdn_scan_avx2(float *S, int dk, int dv, int T, const float *q, const
     }
 }
 
-static const q35_kernels avx2_set = {
-    .name = "avx2",
-    .matmul = matmul_avx2,
-    .dots = dots_avx2,
-    .wsum = wsum_avx2,
-    .dot = dot_avx2,
-    .axpy = axpy_avx2,
-    .scale = scale_avx2,
-    .mul_add = mul_add_avx2,
-    .rmsnorm = rmsnorm_avx2,
-    .silu = silu_avx2,
-    .silu_mul = silu_mul_avx2,
-    .softmax = softmax_avx2,
-    .gdn_scan = gdn_scan_avx2,
-};
+#define AVX2_OPS                                                                                   \
+    .name = "avx2", .matmul = matmul_avx2, .dots = dots_avx2, .wsum = wsum_avx2, .dot = dot_avx2,  \
+    .axpy = axpy_avx2, .scale = scale_avx2, .mul_add = mul_add_avx2, .rmsnorm = rmsnorm_avx2,      \
+    .silu = silu_avx2, .silu_mul = silu_mul_avx2, .softmax = softmax_avx2,                         \
+    .gdn_scan = gdn_scan_avx2
+
+static const q35_kernels avx2_set = {AVX2_OPS};
+/* the same with the integer path (int8_avx2.c) */
+static const q35_kernels avx2_int8_set = {AVX2_OPS, .i8 = &q35_i8_avx2_set};
+
+const q35_kernels *q35_kernels_avx2_int8(void) {
+    return q35_kernels_avx2() ? &avx2_int8_set : NULL;
+}
 
 const q35_kernels *q35_kernels_avx2(void) {
     q35_cpu_features f;

@@ -18,6 +18,7 @@
 #include "kernels/cpu_features.h"
 #include "kernels/kernels.h"
 #include "kernels/matmul_amx.h"
+#include "kernels/microkernel.h"
 #include "kernels/quant_block.h"
 #include "kernels/quant_block_avx512.h"
 
@@ -802,41 +803,29 @@ static void gdn_scan_avx512(float *S, int dk, int dv, int T, const float *q, con
     }
 }
 
-static const q35_kernels avx512_set = {
-    .name = "avx512",
-    .pack_bytes = eo_pack_bytes,
-    .pack = eo_pack,
-    .matmul = matmul_avx512,
-    .dots = dots_avx512,
-    .wsum = wsum_avx512,
-    .dot = dot_avx512,
-    .axpy = axpy_avx512,
-    .scale = scale_avx512,
-    .mul_add = mul_add_avx512,
-    .rmsnorm = rmsnorm_avx512,
-    .silu = silu_avx512,
-    .silu_mul = silu_mul_avx512,
-    .softmax = softmax_avx512,
-    .gdn_scan = gdn_scan_avx512,
-};
+#define AVX512_OPS                                                                                 \
+    .dots = dots_avx512, .wsum = wsum_avx512, .dot = dot_avx512, .axpy = axpy_avx512,              \
+    .scale = scale_avx512, .mul_add = mul_add_avx512, .rmsnorm = rmsnorm_avx512,                   \
+    .silu = silu_avx512, .silu_mul = silu_mul_avx512, .softmax = softmax_avx512,                   \
+    .gdn_scan = gdn_scan_avx512
+#define AVX512_SET                                                                                 \
+    .name = "avx512", .pack_bytes = eo_pack_bytes, .pack = eo_pack, .matmul = matmul_avx512
+#define AMX_SET                                                                                    \
+    .name = "amx", .pack_bytes = amx_set_pack_bytes, .pack = amx_set_pack, .matmul = matmul_amx
 
-static const q35_kernels amx_set = {
-    .name = "amx",
-    .pack_bytes = amx_set_pack_bytes,
-    .pack = amx_set_pack,
-    .matmul = matmul_amx,
-    .dots = dots_avx512,
-    .wsum = wsum_avx512,
-    .dot = dot_avx512,
-    .axpy = axpy_avx512,
-    .scale = scale_avx512,
-    .mul_add = mul_add_avx512,
-    .rmsnorm = rmsnorm_avx512,
-    .silu = silu_avx512,
-    .silu_mul = silu_mul_avx512,
-    .softmax = softmax_avx512,
-    .gdn_scan = gdn_scan_avx512,
-};
+static const q35_kernels avx512_set = {AVX512_SET, AVX512_OPS};
+static const q35_kernels amx_set = {AMX_SET, AVX512_OPS};
+/* the same with the integer path (int8_avx512.c) */
+static const q35_kernels avx512_int8_set = {AVX512_SET, AVX512_OPS, .i8 = &q35_i8_avx512vnni_set};
+static const q35_kernels amx_int8_set = {AMX_SET, AVX512_OPS, .i8 = &q35_i8_avx512vnni_set};
+
+const q35_kernels *q35_kernels_avx512_int8(void) {
+    return q35_kernels_avx512() && q35_i8_kernels_avx512vnni() ? &avx512_int8_set : NULL;
+}
+
+const q35_kernels *q35_kernels_amx_int8(void) {
+    return q35_kernels_amx() && q35_i8_kernels_avx512vnni() ? &amx_int8_set : NULL;
+}
 
 const q35_kernels *q35_kernels_avx512(void) {
     q35_cpu_features f;

@@ -7,6 +7,8 @@
 
 #include "core/half.h"
 #include "kernels/kernels.h"
+#include "kernels/microkernel.h"
+#include "kernels/mlx_affine.h"
 #include "kernels/quant_block.h"
 
 /* ------------------------------------------------------------- matmul */
@@ -76,6 +78,10 @@ static void matmul_quant(const q35_tensor *w, const q35_acts *a, float *y, int64
 
 static void matmul_generic(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy,
                            int64_t r0, int64_t r1) {
+    if (q35_dtype_is_mlx(w->dtype)) {
+        q35_mlx_matmul_generic(w, a, y, ldy, r0, r1);
+        return;
+    }
     if (q35_dtype_is_quant(w->dtype)) {
         matmul_quant(w, a, y, ldy, r0, r1);
         return;
@@ -202,21 +208,19 @@ static void gdn_scan_generic(float *S, int dk, int dv, int T, const float *q, co
     }
 }
 
-static const q35_kernels generic_set = {
-    .name = "generic",
-    .matmul = matmul_generic,
-    .dots = dots_generic,
-    .wsum = wsum_generic,
-    .dot = dot_generic,
-    .axpy = axpy_generic,
-    .scale = scale_generic,
-    .mul_add = mul_add_generic,
-    .rmsnorm = rmsnorm_generic,
-    .silu = silu_generic,
-    .silu_mul = silu_mul_generic,
-    .softmax = softmax_generic,
-    .gdn_scan = gdn_scan_generic,
-};
+#define GENERIC_OPS                                                                                \
+    .name = "generic", .matmul = matmul_generic, .dots = dots_generic, .wsum = wsum_generic,       \
+    .dot = dot_generic, .axpy = axpy_generic, .scale = scale_generic, .mul_add = mul_add_generic,  \
+    .rmsnorm = rmsnorm_generic, .silu = silu_generic, .silu_mul = silu_mul_generic,                \
+    .softmax = softmax_generic, .gdn_scan = gdn_scan_generic
+
+static const q35_kernels generic_set = {GENERIC_OPS};
+/* the same with the integer path (microkernel.h) */
+static const q35_kernels generic_int8_set = {GENERIC_OPS, .i8 = &q35_i8_generic_set};
+
+const q35_kernels *q35_kernels_generic_int8(void) {
+    return &generic_int8_set;
+}
 
 const q35_kernels *q35_kernels_generic(void) {
     return &generic_set;
@@ -263,6 +267,10 @@ void q35_sigmoid_mul(float *x, const float *g, int n) {
 
 void q35_tensor_row_f32(const q35_tensor *w, int64_t row, float *out) {
     int64_t cols = w->shape[1];
+    if (q35_dtype_is_mlx(w->dtype)) {
+        q35_mlx_row_decode(w, row, out);
+        return;
+    }
     switch (w->dtype) {
     case Q35_DT_BF16: {
         const uint16_t *p = (const uint16_t *)w->data + row * cols;
@@ -279,7 +287,8 @@ void q35_tensor_row_f32(const q35_tensor *w, int64_t row, float *out) {
     case Q35_DT_Q8_0:
     case Q35_DT_Q4_0:
     case Q35_DT_Q4_K:
-    case Q35_DT_Q6_K: {
+    case Q35_DT_Q6_K:
+    case Q35_DT_Q5_K: {
         size_t bb = q35_dtype_block_bytes(w->dtype);
         int be = q35_dtype_block_elems(w->dtype);
         const uint8_t *p = (const uint8_t *)w->data + (size_t)row * q35_row_bytes(w->dtype, cols);
