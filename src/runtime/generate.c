@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "constraint/reply_guard.h"
 #include "core/err.h"
 #include "runtime/generate.h"
 #include "runtime/id_list.h"
@@ -165,7 +166,9 @@ int q35_gen_run(const q35_gen_ctx *g, const q35_sampling *s, q35_piece_fn on_pie
     q35_think_init(&r.think, s->thinking);
     q35_stop_init(&r.stop, s->stop);
     q35_sampler sp;
+    q35_reply_guard guard = {0};
     int rc = q35_sampler_init(&sp, s, g->n_logits, g->n_valid, e);
+    if (!rc) rc = q35_reply_guard_init(&guard, s->constraint, s->thinking, g->eos, g->n_eos, e);
     if (!rc) {
         r.detok = q35_detok_stream_new(g->tok, true, e);
         if (!r.detok) rc = e && e->code ? e->code : Q35_ENOMEM;
@@ -197,7 +200,12 @@ int q35_gen_run(const q35_gen_ctx *g, const q35_sampling *s, q35_piece_fn on_pie
                 break;
             }
             const q35_tokens *c = g->context;
+            sp.matcher = q35_reply_guard_mask(&guard);
             id = q35_sampler_sample(&sp, g->logits, c->ids, (int)c->n);
+            if (id < 0 && sp.matcher && sp.mask_err.code) {
+                rc = q35_err_set(e, sp.mask_err.code, "generate: %s", sp.mask_err.msg);
+                break;
+            }
             if (id < 0) {
                 rc = q35_err_set(e, Q35_EFORMAT, "generate: no finite logit to sample from");
                 break;
@@ -213,8 +221,13 @@ int q35_gen_run(const q35_gen_ctx *g, const q35_sampling *s, q35_piece_fn on_pie
         }
         const char *piece;
         size_t plen;
+        bool was_thinking = r.think.in_thinking;
         if ((rc = q35_detok_stream_push(r.detok, id, &piece, &plen, e))) break;
         if ((rc = pipe_text(&r, piece, plen, false))) break;
+        if ((rc = q35_reply_guard_after(&guard, id, was_thinking, r.think.in_thinking, r.an_piece.p,
+                                        r.an_piece.n, e)))
+            break;
+        if (guard.done && !r.reason) r.reason = Q35_STOP_EOS; /* the document is complete */
         if (r.reason) break;
         if (!forced && budget && !forced_once && r.think.in_thinking &&
             n_think >= s->thinking_budget) {
@@ -250,5 +263,6 @@ int q35_gen_run(const q35_gen_ctx *g, const q35_sampling *s, q35_piece_fn on_pie
     q35_strbuf_free(&r.an_piece);
     q35_strbuf_free(&r.an_out);
     q35_sampler_free(&sp);
+    q35_reply_guard_free(&guard);
     return rc;
 }

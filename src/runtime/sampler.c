@@ -216,6 +216,7 @@ static int nucleus(const q35_sampler *sp, int m, double limit) {
 
 int32_t q35_sampler_sample(q35_sampler *sp, float *logits, const int32_t *recent, int n_recent) {
     q35_sampler_penalize(sp, logits, recent, n_recent);
+    if (sp->matcher && q35_matcher_mask(sp->matcher, logits, sp->n_valid, &sp->mask_err)) return -1;
     const int n = sp->n_valid, k = sp->s.top_k;
     const float *l = logits;
     if (sp->s.temperature <= 0 || k == 1) return argmax(l, n);

@@ -18,6 +18,12 @@ typedef struct q35_sampler {
     int32_t *cand;   /* [n_valid] candidate ids */
     double *prob;    /* [n_valid] their weights */
     int32_t *window; /* [repetition_window] sorted copy of the recent ids */
+    /* Structured output: when set (by the reply's loop, per step), ids the
+     * matcher rules out are masked after the repetition penalty, before
+     * temperature; if the mask fails, q35_sampler_sample returns -1 with
+     * the reason in mask_err. */
+    q35_matcher *matcher;
+    q35_err mask_err;
 } q35_sampler;
 
 /* Checks the settings (finite, in range) and allocates. Free with
