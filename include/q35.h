@@ -934,3 +934,106 @@ const int32_t *q35_reply_step_context(const q35_reply_step *r, int *n);
 }
 #endif
 #endif /* Q35_H */
+/* ------------------------------------------------------------------- voice
+ *
+ * What a voice assistant needs between speech recognition and synthesis
+ * (SPEC §10): the answer cut into speakable phrases as it streams, a
+ * barge-in that keeps in the history only what was spoken, and prefill of
+ * partial transcripts while the user is still speaking.
+ *
+ * The spoken form of an answer (what the phrases say, in full):
+ *  1. Thinking is left out: pieces of kind Q35_PIECE_THINKING, and any
+ *     "<think>...</think>" block in the text (an unclosed one up to the end).
+ *  2. Lines are read as markdown:
+ *     - a code block between fence lines (3+ '`' or '~') is left out with
+ *       its fence lines; so are thematic breaks (---, ***, ___) and table
+ *       rule lines (|---|:--|);
+ *     - a line's indentation, heading marks ("# " to "###### "), quote marks
+ *       ('>') and bullet ("- ", "* ", "+ ") are left out; a numbered list
+ *       marker ("1.", "2)") stays: it is said;
+ *     - inline: backticks are left out (code text stays); a link or image
+ *       "[text](url)" / "![text](url)" becomes its text; runs of '*' are
+ *       left out unless a lone run stands between spaces ("2 * 3"); runs of
+ *       '_' are left out unless inside a word (snake_case); runs of 2+ '~'
+ *       are left out; '|' becomes a space; "\X" (X punctuation) becomes X.
+ *  3. Whitespace: every run of whitespace (newlines included) becomes one
+ *     space; leading and trailing whitespace goes.
+ * Everything else stays byte for byte (URLs, e-mail addresses, numbers,
+ * invalid UTF-8). The phrases of an answer, in order, are the spoken form
+ * cut into pieces: joined with one space at each cut made at a space, and
+ * with nothing at a cut made after CJK punctuation or between two CJK
+ * characters, they give the spoken form exactly. No phrase is empty or
+ * starts or ends with a space.
+ *
+ * Where phrases end: at the end of every non-empty line of the answer
+ * (headings, list items, paragraphs); at sentence ends (. ! ? 。！？ and
+ * the closing quotes/brackets after them) and clause ends (, ; : … — ，、；：)
+ * once the phrase has min_chars; when a phrase would pass max_chars, at its
+ * latest clause or sentence end (else its latest space, or between CJK
+ * characters). Never inside a token that holds no space — decimals (3.14),
+ * times (10:30), amounts ($1,200.50), URLs, e-mail addresses, ellipses — and
+ * never after an abbreviation (Dr., e.g., U.S., an initial J.) or after a
+ * numbered list marker opening a phrase. A '.' before a lowercase word is
+ * no sentence end. Lengths count code points, a CJK one twice. The first
+ * phrase has its own bounds, so that speech can start early.
+ *
+ * Streaming: the phrases depend only on the text, never on how it was cut
+ * into pieces; a phrase is handed over as soon as the text after it decides
+ * its end (usually the next word's first character).
+ */
+
+typedef struct q35_phrase_opts {
+    int min_chars;       /* 24: shortest phrase ended at a sentence/clause end */
+    int max_chars;       /* 150: longest phrase, where a place to cut exists */
+    int first_min_chars; /* 3: the same for the first phrase */
+    int first_max_chars; /* 60 */
+} q35_phrase_opts;
+
+/* The defaults above (0 in a field also means its default). */
+q35_phrase_opts q35_phrase_opts_default(void);
+
+/* One phrase: text[0..len) (NUL-terminated too), valid during the
+ * callback only; index counts the phrases of this text from 0. */
+typedef struct q35_phrase {
+    const char *text;
+    size_t len;
+    int index;
+} q35_phrase;
+
+/* Called on the feeding thread for each phrase as it is ready. Return 0 to
+ * go on, non-zero to stop (later feeds fail with Q35_ECANCELLED). */
+typedef int (*q35_phrase_fn)(void *user, const q35_phrase *phrase);
+
+typedef struct q35_phraser q35_phraser;
+
+/* A phraser handing phrases to fn(user, ...). `opts` may be NULL. Fails
+ * (Q35_EINVAL) when a minimum is < 1 or above its maximum. Caller frees
+ * with q35_phraser_free. One thread at a time. */
+q35_phraser *q35_phraser_new(const q35_phrase_opts *opts, q35_phrase_fn fn, void *user, q35_err *e);
+void q35_phraser_free(q35_phraser *p);
+
+/* Adds `len` bytes of answer text (any bytes; a UTF-8 character may be
+ * split across calls). Phrases completed by it go to the callback now. */
+int q35_phraser_feed(q35_phraser *p, const char *text, size_t len, q35_err *e);
+
+/* The answer ended: the rest comes out as the last phrase(s), and the
+ * phraser is ready for a new answer (index from 0 again). */
+int q35_phraser_flush(q35_phraser *p, q35_err *e);
+
+/* Forgets the text so far without emitting it (e.g. after a barge-in). */
+void q35_phraser_reset(q35_phraser *p);
+
+/* Phrases handed over since the text began. */
+int q35_phraser_count(const q35_phraser *p);
+
+/* A q35_piece_fn: pass it with the phraser as `ud` to q35_chat_generate.
+ * Answer pieces are fed, thinking pieces dropped; a stop asked by the
+ * phrase callback (or running out of memory) stops the reply. Call
+ * q35_phraser_flush after the reply. */
+int q35_phraser_on_piece(void *phraser, q35_piece_kind kind, const char *text, size_t len);
+
+/* The spoken form of a whole text (definition above), computed without
+ * cutting: *out is NUL-terminated, caller frees with free(). */
+int q35_spoken_form(const char *text, size_t len, char **out, size_t *out_len, q35_err *e);
+
+/* ---------------------------------------------------------------- end voice */
