@@ -35,6 +35,10 @@ static void usage(FILE *f, const char *cmd) {
         "                         -1 = no budget (100)\n"
         "      --stop S           stop the answer at S (repeatable)\n"
         "      --show-thinking    print the thinking too (between <think> and </think>)\n"
+        "structured output (the answer; after </think> when thinking):\n"
+        "      --json             any JSON object\n"
+        "      --json-schema F    JSON valid under the JSON Schema in file F\n"
+        "      --grammar F        text of the GBNF grammar in file F (llama.cpp notation)\n"
         "other:\n"
         "  -t, --threads N        compute threads (default: all cores)\n" CLI_QUANT_HELP
         "  -c, --ctx N            context positions (4096)\n"
@@ -66,6 +70,9 @@ enum {
     OPT_JSONL,
     OPT_NO_CACHE,
     OPT_WARMUP,
+    OPT_JSON,
+    OPT_JSON_SCHEMA,
+    OPT_GRAMMAR,
 };
 
 int chat_options_parse(const char *cmd, int argc, char **argv, chat_options *o) {
@@ -94,6 +101,9 @@ int chat_options_parse(const char *cmd, int argc, char **argv, chat_options *o) 
         {"ctx", required_argument, 0, 'c'},
         {"no-cache", no_argument, 0, OPT_NO_CACHE},
         {"warmup", no_argument, 0, OPT_WARMUP},
+        {"json", no_argument, 0, OPT_JSON},
+        {"json-schema", required_argument, 0, OPT_JSON_SCHEMA},
+        {"grammar", required_argument, 0, OPT_GRAMMAR},
         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -188,6 +198,16 @@ int chat_options_parse(const char *cmd, int argc, char **argv, chat_options *o) 
             if (run) goto bad;
             o->warmup = true;
             break;
+        case OPT_JSON:
+        case OPT_JSON_SCHEMA:
+        case OPT_GRAMMAR:
+            if (o->constraint_kind)
+                return cli_fail(cmd, "only one of --json, --json-schema, --grammar") + 1;
+            o->constraint_kind = ch == OPT_JSON          ? Q35_CONSTRAINT_JSON
+                                 : ch == OPT_JSON_SCHEMA ? Q35_CONSTRAINT_JSON_SCHEMA
+                                                         : Q35_CONSTRAINT_GRAMMAR;
+            o->constraint_file = ch == OPT_JSON ? NULL : optarg;
+            break;
         case 'q': o->quiet = true; break;
         case 'h': usage(stdout, cmd); return 0;
         default: goto bad;
@@ -219,6 +239,51 @@ int chat_open(const char *cmd, const chat_options *o, q35_model **m, q35_chat **
         return cli_fail_err(cmd, &e);
     }
     return 0;
+}
+
+int chat_constraint_open(const char *cmd, chat_options *o, const q35_chat *c) {
+    if (!o->constraint_kind) return 0;
+    char *text = NULL;
+    size_t len = 0;
+    if (o->constraint_file) {
+        FILE *f = fopen(o->constraint_file, "rb");
+        if (!f) return cli_fail(cmd, "cannot open '%s'", o->constraint_file);
+        size_t cap = 1 << 12;
+        text = malloc(cap);
+        while (text) {
+            len += fread(text + len, 1, cap - len, f);
+            if (len < cap) break;
+            char *t = cap < ((size_t)16 << 20) ? realloc(text, cap *= 2) : NULL;
+            if (!t) free(text);
+            text = t;
+        }
+        bool bad = !text || ferror(f);
+        fclose(f);
+        if (bad) {
+            free(text);
+            return cli_fail(cmd, "cannot read '%s' (or it is over 16 MiB)", o->constraint_file);
+        }
+    }
+    q35_err e = {0};
+    o->cvocab = q35_constraint_vocab_new(q35_chat_tokenizer(c), &e);
+    if (o->cvocab)
+        o->constraint = q35_constraint_compile(o->cvocab, o->constraint_kind, text, len, &e);
+    free(text);
+    if (!o->constraint) {
+        chat_constraint_close(o);
+        if (o->constraint_file) return cli_fail(cmd, "%s: %s", o->constraint_file, e.msg);
+        return cli_fail_err(cmd, &e);
+    }
+    o->sampling.constraint = o->constraint;
+    return 0;
+}
+
+void chat_constraint_close(chat_options *o) {
+    q35_constraint_free(o->constraint);
+    q35_constraint_vocab_free(o->cvocab);
+    o->constraint = NULL;
+    o->cvocab = NULL;
+    o->sampling.constraint = NULL;
 }
 
 void chat_print_summary(const q35_reply *r) {

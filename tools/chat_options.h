@@ -27,6 +27,11 @@ typedef struct chat_options {
     int n_ctx; /* 0: the chat's default */
     bool no_cache;
     bool warmup; /* chat: one throw-away token at start-up to page the model in */
+    /* structured output: --json (kind JSON), --json-schema F, --grammar F */
+    q35_constraint_kind constraint_kind; /* 0: none */
+    const char *constraint_file;
+    q35_constraint_vocab *cvocab; /* owned, made by chat_constraint_open */
+    q35_constraint *constraint;
 } chat_options;
 
 /* Parses argv for command `cmd` ("run" or "chat"). Returns -1 when parsing
@@ -37,6 +42,12 @@ int chat_options_parse(const char *cmd, int argc, char **argv, chat_options *o);
 /* Loads the model and makes the conversation; prints errors. On success
  * returns 0 with *m and *c set (free c, then m). */
 int chat_open(const char *cmd, const chat_options *o, q35_model **m, q35_chat **c);
+
+/* Compiles the --json / --json-schema / --grammar constraint against the
+ * chat's tokenizer into o->sampling.constraint (a no-op without one);
+ * prints errors. chat_constraint_close frees it. */
+int chat_constraint_open(const char *cmd, chat_options *o, const q35_chat *c);
+void chat_constraint_close(chat_options *o);
 
 /* One line on stderr: prompt/reuse/prefill, ttft, tokens, speed, stop. */
 void chat_print_summary(const q35_reply *r);

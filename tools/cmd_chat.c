@@ -269,6 +269,11 @@ int cmd_chat(int argc, char **argv) {
     q35_model *m;
     q35_chat *c;
     if ((rc = chat_open("chat", &o, &m, &c))) return rc;
+    if ((rc = chat_constraint_open("chat", &o, c))) {
+        q35_chat_free(c);
+        q35_model_free(m);
+        return rc;
+    }
     if (o.warmup) { /* pages every weight in: the first reply then costs what the others do */
         q35_sampling s = o.sampling;
         s.max_tokens = 1;
@@ -279,6 +284,7 @@ int cmd_chat(int argc, char **argv) {
     }
     rc = o.jsonl ? jsonl(c, &o) : interactive(c, &o);
     q35_chat_free(c);
+    chat_constraint_close(&o);
     q35_model_free(m);
     return rc;
 }

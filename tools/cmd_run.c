@@ -78,7 +78,9 @@ int cmd_run(int argc, char **argv) {
     }
     q35_model *m;
     q35_chat *c;
-    if ((rc = chat_open("run", &o, &m, &c))) {
+    if ((rc = chat_open("run", &o, &m, &c)) || (rc = chat_constraint_open("run", &o, c))) {
+        q35_chat_free(c);
+        if (rc && c) q35_model_free(m);
         free(owned);
         return rc;
     }
@@ -102,6 +104,7 @@ int cmd_run(int argc, char **argv) {
     }
     q35_reply_free(&r);
     q35_chat_free(c);
+    chat_constraint_close(&o);
     q35_model_free(m);
     free(owned);
     return rc ? 1 : 0;
