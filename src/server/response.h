@@ -1,0 +1,25 @@
+/* response.h — what a job's reply becomes for the client, in OpenAI's
+ * shapes: a chat.completion / text_completion object, or SSE chunks
+ * (chat.completion.chunk / text_completion) ending in "data: [DONE]".
+ * Thinking goes to reasoning_content; tool calls (when the request offered
+ * tools) are parsed out of the answer into tool_calls, streamed as they
+ * form; finish_reason is stop, length or tool_calls. The hooks run on the
+ * engine's thread and write through srv_job_write. */
+#ifndef Q35_SERVER_RESPONSE_H
+#define Q35_SERVER_RESPONSE_H
+
+#include "server/engine.h"
+#include "server/request.h"
+
+typedef struct srv_resp srv_resp;
+
+/* A formatter for `req` (borrowed: it must outlive the job's end; the
+ * tools JSON is copied) answering as model `model`. Installs itself as
+ * j->ud / on_piece / on_end / free_ud (the job frees it). NULL when out of
+ * memory. */
+srv_resp *srv_resp_attach(srv_job *j, const srv_request *req, const char *model);
+
+/* {"error": {...}} for e; caller frees with free(). */
+char *srv_error_json(const srv_error *e);
+
+#endif
