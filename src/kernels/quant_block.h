@@ -59,7 +59,7 @@ static inline void q35_k4_scale_min(const uint8_t *s, int j, int *sc, int *mn) {
  * These are the products formats/gguf_quants.c's decoder forms, once per
  * sub-block, so every set that starts from them sees its weights. */
 static inline void q35_kblock_scales(q35_dtype dt, const uint8_t *b, float mul[16], float sub[8]) {
-    if (dt == Q35_DT_Q4_K) {
+    if (dt == Q35_DT_Q4_K || dt == Q35_DT_Q5_K) { /* Q5_K: the same 16 leading bytes */
         float d = q35_f16_to_f32(q35_qblock_d16(b)), dmin = q35_f16_to_f32(q35_qblock_d16(b + 2));
         for (int j = 0; j < 8; j++) {
             int sc, mn;
@@ -91,6 +91,18 @@ static inline void q35_kblock_decode(q35_dtype dt, const uint8_t *b, float out[Q
             for (int l = 0; l < 32; l++)
                 out[32 * j + l] = mul[j] * (float)((q[l] >> sh) & 15) - sub[j];
         }
+    } else if (dt == Q35_DT_Q5_K) {
+        /* as Q4_K (nibbles at b + 48) plus fifth bits: bit j of byte l of
+         * b + 16 belongs to element 32j + l */
+        const uint8_t *qh = b + 16, *qs = b + 48;
+        for (int j = 0; j < 8; j++) {
+            const uint8_t *q = qs + 32 * (j / 2);
+            int sh = 4 * (j & 1);
+            for (int l = 0; l < 32; l++) {
+                int v = ((q[l] >> sh) & 15) + (((qh[l] >> j) & 1) << 4);
+                out[32 * j + l] = mul[j] * (float)v - sub[j];
+            }
+        }
     } else {
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
@@ -107,7 +119,7 @@ static inline void q35_kblock_decode(q35_dtype dt, const uint8_t *b, float out[Q
 /* Weights of one block of either family: q35_dtype_block_elems(dt) of
  * them. */
 static inline void q35_block_decode(q35_dtype dt, const uint8_t *b, float *out) {
-    if (dt == Q35_DT_Q4_K || dt == Q35_DT_Q6_K)
+    if (dt == Q35_DT_Q4_K || dt == Q35_DT_Q6_K || dt == Q35_DT_Q5_K)
         q35_kblock_decode(dt, b, out);
     else
         q35_qblock_decode(dt, b, out);

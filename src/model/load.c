@@ -14,6 +14,7 @@
 #include "core/half.h"
 #include "formats/safetensors.h"
 #include "model/load_gguf.h"
+#include "model/load_mlx.h"
 #include "model/model.h"
 #include "model/quant_spec.h"
 #include "q35.h"
@@ -144,9 +145,11 @@ typedef struct binder {
     const q35_st_set *set;
     const char *prefix; /* "model.language_model.", "model." or "language_model.model." */
     const char *where;  /* the checkpoint, for messages */
-    /* MLX-converted checkpoints (mlx-lm) store the zero-centred norms with
-     * the +1 already folded in and may hold affine-quantized matrices. */
-    bool mlx_layout;
+    /* MLX conversions store (some) zero-centred norms with the +1 folded
+     * in, conv1d channels-last, and may hold affine-quantized matrices
+     * (load_mlx.h tells the layouts apart). */
+    q35_ckpt_layout layout;
+    bool final_norm; /* binding the final norm (the app layout leaves it unfolded) */
     const q35_quant_spec *quant; /* config's "quantization", or NULL */
     q35_err *e;
 } binder;
@@ -203,85 +206,14 @@ static q35_dtype to_dtype(q35_st_dtype d) {
     return d == Q35_ST_F32 ? Q35_DT_F32 : d == Q35_ST_F16 ? Q35_DT_F16 : Q35_DT_BF16;
 }
 
-/* An MLX affine-quantized matrix: `weight` U32 [rows, cols*bits/32] (values
- * packed from the low bits up), `scales` and `biases` [rows, cols/group] in
- * a float type; w = scale * q + bias. Dequantized to float32 at load until
- * q35 computes on these formats directly. */
-static int bind_mlx_quantized(binder *b, const char *full, const q35_st_tensor *w, int64_t rows,
-                              int64_t cols, q35_tensor *out) {
-    char sname[300], bname[300];
-    size_t stem = strlen(full) - strlen(".weight");
-    snprintf(sname, sizeof sname, "%.*s.scales", (int)stem, full);
-    snprintf(bname, sizeof bname, "%.*s.biases", (int)stem, full);
-    const q35_st_tensor *sc = q35_st_set_find(b->set, sname);
-    const q35_st_tensor *bi = q35_st_set_find(b->set, bname);
-    const char *path = b->set->files[w->file_index].path;
-    if (!sc || !bi)
-        return q35_err_set(b->e, Q35_EFORMAT,
-                           "%s: tensor '%s' is U32 (quantized) but '%s' or '%s' is missing", path,
-                           full, sname, bname);
-    if (w->ndim != 2 || w->shape[0] != rows || w->shape[1] < 1 || (w->shape[1] * 32) % cols)
-        return q35_err_set(
-            b->e, Q35_EFORMAT,
-            "%s: quantized tensor '%s' has %d dims [%lld, %lld]; the config needs %lld "
-            "rows of %lld values",
-            path, full, w->ndim, (long long)w->shape[0], (long long)(w->ndim > 1 ? w->shape[1] : 0),
-            (long long)rows, (long long)cols);
-    int bits = (int)(w->shape[1] * 32 / cols);
-    if (bits != 2 && bits != 4 && bits != 8)
-        return q35_err_set(b->e, Q35_EFORMAT,
-                           "%s: tensor '%s' packs %d bits per value; 2, 4 or 8 supported", path,
-                           full, bits);
-    if (sc->ndim != 2 || sc->shape[0] != rows || sc->shape[1] < 1 || cols % sc->shape[1] ||
-        !is_float(sc->dtype) || bi->ndim != 2 || bi->shape[0] != rows ||
-        bi->shape[1] != sc->shape[1] || !is_float(bi->dtype))
-        return q35_err_set(b->e, Q35_EFORMAT,
-                           "%s: scales/biases of '%s' do not match its [%lld, %lld] shape", path,
-                           full, (long long)rows, (long long)cols);
-    int group = (int)(cols / sc->shape[1]);
-    if (group % (32 / bits))
-        return q35_err_set(b->e, Q35_EFORMAT,
-                           "%s: tensor '%s': group size %d does not hold whole words", path, full,
-                           group);
-    if (b->quant && (b->quant->bits != bits || b->quant->group_size != group) &&
-        !q35_quant_spec_has_override(b->quant, full))
-        return q35_err_set(b->e, Q35_EFORMAT,
-                           "%s: contradictory quantization: tensor '%s' has %d bits, group %d but "
-                           "config.json says %d bits, group %d",
-                           path, full, bits, group, b->quant->bits, b->quant->group_size);
-    float *dst = q35_model_alloc(b->m, (size_t)rows * (size_t)cols * sizeof(float));
-    if (!dst) return q35_err_set(b->e, Q35_ENOMEM, "out of memory dequantizing '%s'", full);
-    const unsigned char *packed = w->data;
-    const uint32_t mask = (1u << bits) - 1;
-    const int64_t words_per_row = w->shape[1], groups = sc->shape[1];
-    for (int64_t r = 0; r < rows; r++) {
-        for (int64_t c = 0; c < cols; c++) {
-            int64_t bit = c * bits;
-            uint32_t word;
-            memcpy(&word, packed + 4 * (r * words_per_row + bit / 32), 4);
-            float q = (float)((word >> (bit % 32)) & mask);
-            size_t g = (size_t)(r * groups + c / group);
-            dst[r * cols + c] = elem_f32(sc, g) * q + elem_f32(bi, g);
-        }
-    }
-    char type[24];
-    snprintf(type, sizeof type, "mlx%d/g%d", bits, group);
-    q35_model_note_stored(b->m, type, w->nbytes + sc->nbytes + bi->nbytes);
-    out->dtype = Q35_DT_F32;
-    out->ndim = 2;
-    out->shape[0] = rows;
-    out->shape[1] = cols;
-    out->data = dst;
-    return Q35_OK;
-}
-
 /* Binds a [rows, cols] matrix in place (copied only if misaligned for its
  * element type, which a hand-made file may be). */
 static int bind_matrix(binder *b, const char *name, int64_t rows, int64_t cols, q35_tensor *out) {
     char full[256];
     const q35_st_tensor *t = find(b, name, full, sizeof full);
     if (!t) return Q35_EFORMAT;
-    if (t->dtype == Q35_ST_U32) return bind_mlx_quantized(b, full, t, rows, cols, out);
+    if (t->dtype == Q35_ST_U32)
+        return q35_mlx_bind(b->m, b->set, full, t, rows, cols, b->quant, out, b->e);
     int64_t want[2] = {rows, cols};
     int rc = check_float(b, full, t);
     if (!rc) rc = check_shape(b, full, t, want, 2);
@@ -313,14 +245,20 @@ static int bind_vector(binder *b, const char *name, const int64_t *want, int ndi
     int rc = check_float(b, full, t);
     if (!rc) rc = check_shape(b, full, t, want, ndim);
     if (rc) return rc;
-    if (form == PLUS_ONE && b->mlx_layout) form = AS_IS;
+    if (form == PLUS_ONE && b->layout == Q35_LAYOUT_MLX_LM) form = AS_IS;
     size_t n = t->nbytes / q35_st_dtype_size(t->dtype);
     float *v = q35_model_alloc(b->m, n * sizeof *v);
     if (!v) return q35_err_set(b->e, Q35_ENOMEM, "out of memory for '%s'", full);
-    for (size_t i = 0; i < n; i++) {
-        float x = elem_f32(t, i);
-        v[i] = form == PLUS_ONE ? 1.0f + x : form == NEG_EXP ? -expf(x) : x;
-    }
+    for (size_t i = 0; i < n; i++)
+        v[i] = elem_f32(t, i);
+    /* The app's converter folds the layers' norms but not the final one
+     * (its own model then gets the final norm wrong); which ones a file
+     * has folded is told from their values (load_mlx.h). */
+    if (form == PLUS_ONE && b->layout == Q35_LAYOUT_APP && !b->final_norm &&
+        q35_norm_looks_folded(v, (int64_t)n))
+        form = AS_IS;
+    for (size_t i = 0; i < n; i++)
+        v[i] = form == PLUS_ONE ? 1.0f + v[i] : form == NEG_EXP ? -expf(v[i]) : v[i];
     *out = v;
     return Q35_OK;
 }
@@ -357,8 +295,8 @@ static int bind_layer(binder *b, int i) {
         const int64_t C = q35_config_conv_channels(c);
         const int64_t vnv[1] = {nv}, vdv[1] = {dv};
         /* MLX keeps conv weights channels-last, [C, K, 1]: the same bytes. */
-        const int64_t vconv[3] = {C, b->mlx_layout ? c->conv_kernel : 1,
-                                  b->mlx_layout ? 1 : c->conv_kernel};
+        const bool mlx = b->layout != Q35_LAYOUT_HF;
+        const int64_t vconv[3] = {C, mlx ? c->conv_kernel : 1, mlx ? 1 : c->conv_kernel};
         TRY(bind_matrix(b, NAME("linear_attn.in_proj_qkv.weight"), C, H, &L->w_qkv));
         TRY(bind_matrix(b, NAME("linear_attn.in_proj_z.weight"), nv * dv, H, &L->w_z));
         TRY(bind_matrix(b, NAME("linear_attn.in_proj_b.weight"), nv, H, &L->w_b));
@@ -399,17 +337,22 @@ static int keep_extras(q35_model *m, const q35_st_set *set, q35_err *e) {
 
 static int bind_all(q35_model *m, const q35_st_set *set, const char *where,
                     const q35_quant_spec *quant, q35_err *e) {
-    binder b = {m, set, "model.language_model.", where, false, quant, e};
-    if (q35_st_set_find(set, "language_model.model.embed_tokens.weight")) {
+    binder b = {m, set, "model.language_model.", where, q35_ckpt_layout_of(set), false, quant, e};
+    if (b.layout == Q35_LAYOUT_MLX_LM)
         b.prefix = "language_model.model.";
-        b.mlx_layout = true;
-    } else if (!q35_st_set_find(set, "model.language_model.embed_tokens.weight")) {
+    else if (b.layout == Q35_LAYOUT_APP)
+        b.prefix = "";
+    else if (!q35_st_set_find(set, "model.language_model.embed_tokens.weight"))
         b.prefix = "model.";
-    }
+    /* the app drops lm_head: its embedding is the output head */
+    if (b.layout == Q35_LAYOUT_APP && !q35_st_set_find(set, "lm_head.weight"))
+        m->cfg.tie_embeddings = true;
     const q35_config *c = &m->cfg;
     int rc = bind_matrix(&b, "embed_tokens.weight", c->vocab_size, c->hidden_size, &m->embed);
     const int64_t vH[1] = {c->hidden_size};
+    b.final_norm = true;
     if (!rc) rc = bind_vector(&b, "norm.weight", vH, 1, PLUS_ONE, &m->final_norm);
+    b.final_norm = false;
     if (!rc) {
         m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
         if (!m->layers) rc = q35_err_set(e, Q35_ENOMEM, "out of memory");
@@ -421,7 +364,7 @@ static int bind_all(q35_model *m, const q35_st_set *set, const char *where,
             m->lm_head = m->embed;
         } else {
             /* lm_head sits outside the model. prefix (under language_model. in MLX). */
-            b.prefix = b.mlx_layout ? "language_model." : "";
+            b.prefix = b.layout == Q35_LAYOUT_MLX_LM ? "language_model." : "";
             rc = bind_matrix(&b, "lm_head.weight", c->vocab_size, c->hidden_size, &m->lm_head);
         }
     }
@@ -462,8 +405,12 @@ static int load_hf_dir(q35_model *m, const char *dir, q35_err *e) {
         return rc;
     }
     rc = bind_all(m, &set, dir, quant.bits ? &quant : NULL, e);
+    q35_ckpt_layout layout = q35_ckpt_layout_of(&set);
+    if (!rc && (quant.bits || layout != Q35_LAYOUT_HF))
+        m->format = layout == Q35_LAYOUT_APP      ? "mlx-quantized (reference-app layout)"
+                    : layout == Q35_LAYOUT_MLX_LM ? "mlx-quantized (mlx-lm layout)"
+                                                  : "mlx-quantized (transformers names)";
     if (!rc && quant.bits) {
-        m->format = "mlx-quantized";
         snprintf(m->quantization, sizeof m->quantization, "MLX affine %d-bit, group %d%s",
                  quant.bits, quant.group_size, quant.n_overrides ? " (some modules differ)" : "");
     } else if (!rc) {

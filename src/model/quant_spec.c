@@ -1,4 +1,5 @@
-/* quant_spec.c — reads the MLX "quantization" block of config.json. */
+/* quant_spec.c — reads the MLX "quantization" block of config.json (or the
+ * reference app's "quantization": "int4" label). */
 #include "model/quant_spec.h"
 
 #include <cjson/cJSON.h>
@@ -32,6 +33,33 @@ int q35_quant_spec_parse_json(const char *text, size_t len, const char *where, q
     if (!q) q = cJSON_GetObjectItemCaseSensitive(root, "quantization_config");
     int rc = Q35_OK;
     if (!q || cJSON_IsNull(q)) goto done;
+    if (cJSON_IsString(q)) {
+        /* The reference app's label, "int4" / "int5" / "int8": group 64
+         * unless quantization_bits / quantization_group_size say more. */
+        const char *lab = q->valuestring;
+        const cJSON *qb = cJSON_GetObjectItemCaseSensitive(root, "quantization_bits");
+        const cJSON *qg = cJSON_GetObjectItemCaseSensitive(root, "quantization_group_size");
+        out->group_size = 64;
+        if (strncmp(lab, "int", 3) || !lab[3] || lab[4] || lab[3] < '2' || lab[3] > '8' ||
+            lab[3] == '7' || (qb && !valid_int(qb, 2, 8, &out->bits)) ||
+            (qg && !valid_int(qg, 32, 128, &out->group_size))) {
+            rc = q35_err_set(e, Q35_EFORMAT,
+                             "%s: \"quantization\" label '%s' is not int2..int8 (or its "
+                             "quantization_bits / quantization_group_size are not integers)",
+                             where, lab);
+            goto done;
+        }
+        int label_bits = lab[3] - '0';
+        if (qb && out->bits != label_bits) {
+            rc = q35_err_set(e, Q35_EFORMAT,
+                             "%s: contradictory config: \"quantization\" says %s but "
+                             "quantization_bits says %d",
+                             where, lab, out->bits);
+            goto done;
+        }
+        out->bits = label_bits;
+        goto done;
+    }
     const cJSON *bits = cJSON_GetObjectItemCaseSensitive(q, "bits");
     const cJSON *gs = cJSON_GetObjectItemCaseSensitive(q, "group_size");
     const cJSON *mode = cJSON_GetObjectItemCaseSensitive(q, "mode");

@@ -9,10 +9,15 @@
 #include "core/err.h"
 #include "core/half.h"
 #include "formats/gguf_quants.h"
+#include "kernels/kernels.h"
 #include "model/model.h"
 
 int q35_tensor_row_to_f32(const q35_tensor *t, int64_t r, float *out, q35_err *e) {
     const int64_t cols = t->shape[1];
+    if (q35_dtype_is_mlx(t->dtype)) { /* the kernels' definition of its values */
+        q35_tensor_row_f32(t, r, out);
+        return Q35_OK;
+    }
     const unsigned char *p =
         (const unsigned char *)t->data + (size_t)r * q35_row_bytes(t->dtype, cols);
     switch (t->dtype) {
@@ -29,6 +34,7 @@ int q35_tensor_row_to_f32(const q35_tensor *t, int64_t r, float *out, q35_err *e
     case Q35_DT_Q4_0: return q35_ggml_dequantize(Q35_GGML_Q4_0, p, out, cols, e);
     case Q35_DT_Q4_K: return q35_ggml_dequantize(Q35_GGML_Q4_K, p, out, cols, e);
     case Q35_DT_Q6_K: return q35_ggml_dequantize(Q35_GGML_Q6_K, p, out, cols, e);
+    case Q35_DT_Q5_K: return q35_ggml_dequantize(Q35_GGML_Q5_K, p, out, cols, e);
     default: return q35_err_set(e, Q35_EINVAL, "unknown weight dtype %d", (int)t->dtype);
     }
 }

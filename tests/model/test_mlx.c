@@ -1,8 +1,11 @@
 /* test_mlx.c — MLX-format quantized checkpoints (mlx-lm layout). A python
- * script (tests/tools/make_mlx.py, numpy) quantizes tiny-a into MLX files and
+ * script (tests/tools/make_mlx.py, numpy) makes a small random checkpoint,
+ * quantizes it into MLX files and
  * writes, beside them, the float32 checkpoint their dequantization must give;
- * the loaded matrices and vectors must equal it exactly. Logits are checked
- * in tests/forward. Also: malformed quantized checkpoints are clear errors. */
+ * the loaded matrices (computed in place, decoded here a row at a time)
+ * and vectors must equal it exactly. Logits, both layouts and every bit
+ * width are checked by test_mlx_layouts.py. Also: malformed quantized
+ * checkpoints are clear errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +17,7 @@
 #include <cmocka.h>
 
 #include "core/mapped_file.h"
+#include "kernels/kernels.h"
 #include "model/model.h"
 
 static char tmpdir[256];
@@ -21,8 +25,8 @@ static char tmpdir[256];
 static void make(const char *name, int bits, int group) {
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
-             "%s %s/../tools/make_mlx.py %s/models/tiny-a %s/%s-q %s/%s-d --bits %d --group %d",
-             Q35_PYTHON, Q35_TEST_DATA, Q35_GOLDEN, tmpdir, name, tmpdir, name, bits, group);
+             "%s %s/../tools/make_mlx.py %s/src %s/%s-q %s/%s-d --bits %d --group %d --random 3",
+             Q35_PYTHON, Q35_TEST_DATA, tmpdir, tmpdir, name, tmpdir, name, bits, group);
     assert_int_equal(system(cmd), 0);
 }
 
@@ -38,23 +42,23 @@ static q35_model *load(const char *name, const char *suffix) {
 static void same_matrix(const q35_tensor *a, const q35_tensor *b, const char *what, int layer) {
     assert_int_equal(a->shape[0], b->shape[0]);
     assert_int_equal(a->shape[1], b->shape[1]);
-    /* Quantized matrices come out float32; the ones MLX left unquantized
-     * (input size not a multiple of the group) stay bf16. */
-    assert_true(a->dtype == Q35_DT_F32 || a->dtype == Q35_DT_BF16);
+    /* Quantized matrices stay MLX affine (computed in place); the ones MLX
+     * left unquantized (input size not a multiple of the group) stay bf16.
+     * Either way each row's float32 values equal the dequantized file's. */
+    assert_true(q35_dtype_is_mlx(a->dtype) || a->dtype == Q35_DT_BF16);
     assert_int_equal(b->dtype, Q35_DT_F32);
-    size_t n = (size_t)(a->shape[0] * a->shape[1]);
-    const float *fb = b->data;
-    for (size_t i = 0; i < n; i++) {
-        float va;
-        if (a->dtype == Q35_DT_F32) {
-            va = ((const float *)a->data)[i];
-        } else {
-            uint32_t u = (uint32_t)((const uint16_t *)a->data)[i] << 16;
-            memcpy(&va, &u, 4);
-        }
-        if (va != fb[i])
-            fail_msg("layer %d %s differs at %zu: %g vs %g", layer, what, i, va, fb[i]);
+    int64_t cols = a->shape[1];
+    float *row = malloc((size_t)cols * sizeof *row);
+    assert_non_null(row);
+    for (int64_t r = 0; r < a->shape[0]; r++) {
+        q35_tensor_row_f32(a, r, row);
+        const float *fb = (const float *)b->data + r * cols;
+        for (int64_t c = 0; c < cols; c++)
+            if (row[c] != fb[c])
+                fail_msg("layer %d %s differs at [%lld, %lld]: %g vs %g", layer, what,
+                         (long long)r, (long long)c, row[c], fb[c]);
     }
+    free(row);
 }
 
 static void same_vec(const float *a, const float *b, int n, const char *what, int layer) {
@@ -64,7 +68,7 @@ static void same_vec(const float *a, const float *b, int n, const char *what, in
 static void compare(const char *name) {
     q35_model *q = load(name, "q"), *d = load(name, "d");
     const q35_config *c = &q->cfg;
-    assert_string_equal(q->format, "mlx-quantized");
+    assert_string_equal(q->format, "mlx-quantized (mlx-lm layout)");
     assert_string_equal(d->format, "safetensors");
     same_matrix(&q->embed, &d->embed, "embed", -1);
     same_vec(q->final_norm, d->final_norm, c->hidden_size, "final norm", -1);
@@ -109,6 +113,22 @@ static void test_int8_group64(void **st) {
     compare("q8");
 }
 
+/* codes that straddle bytes and words */
+static void test_int3_group128(void **st) {
+    make("q3", 3, 128);
+    compare("q3");
+}
+
+static void test_int5_group64(void **st) {
+    make("q5", 5, 64);
+    compare("q5");
+}
+
+static void test_int6_group32(void **st) {
+    make("q6", 6, 32);
+    compare("q6");
+}
+
 /* Rewrites the MLX config with one substitution and expects an error. */
 static void bad_config(const char *from, const char *to, const char *word) {
     char p[512];
@@ -142,6 +162,13 @@ static void test_bad_quant_configs(void **st) {
     bad_config("\"bits\": 4", "\"bits\": 8", "contradictory quantization");
     bad_config("\"bits\": 4", "\"bits\": 4, \"mode\": \"mxfp4\"", "mode");
     bad_config("\"bits\": 4", "\"nobits\": 4", "quantization");
+    /* the reference app's label form */
+    bad_config("\"quantization\": {", "\"quantization\": \"int7\", \"x\": {", "label");
+    bad_config("\"quantization\": {", "\"quantization\": \"int8\", \"x\": {",
+               "contradictory quantization");
+    bad_config("\"quantization\": {",
+               "\"quantization\": \"int4\", \"quantization_bits\": 5, \"x\": {",
+               "contradictory config");
 }
 
 int main(void) {
@@ -150,6 +177,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_int4_group32),
         cmocka_unit_test(test_int8_group64),
+        cmocka_unit_test(test_int3_group128),
+        cmocka_unit_test(test_int5_group64),
+        cmocka_unit_test(test_int6_group32),
         cmocka_unit_test(test_bad_quant_configs),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,187 @@
+/* mlx_affine_avx2.c — AVX2 + FMA float paths for MLX affine and Q5_K
+ * weights (built with -mavx2 -mfma -mf16c, run only after the CPU check;
+ * the AVX-512 sets use them too).
+ *
+ * MLX affine: eight codes are b bytes for every b, so one shuffle table
+ * per b puts code i's two bytes in 32-bit lane i, a variable shift and a
+ * mask finish it, and the same five instructions serve 2, 3, 4, 5, 6 and 8
+ * bits. Per group, sum(q * x) is formed in float32 and the row's dot is
+ * sum_g s_g * that + sum_g z_g * sum(x over g): the same real number as the
+ * dot over s*q + z, rounded differently (tested against the plain C
+ * definition within float32 tolerance).
+ *
+ * Q5_K: each super-block's weights are decoded in registers with the
+ * plain C definition's float operations (so exactly its values), stored to
+ * an L1 buffer once per row and multiplied by up to four tokens. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/mlx_affine.h"
+#include "kernels/quant_block.h"
+
+#define TT 4        /* tokens per pass over a row */
+#define MAXGR 1024 /* groups per row held for sum(x) (cols <= 32768) */
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Per b: the shuffle putting bytes k_i, k_i + 1 (k_i = i*b/8) in lane i,
+ * and the shifts i*b mod 8. */
+typedef struct unit_tab {
+    __m256i shuf, shift, mask;
+} unit_tab;
+
+static unit_tab make_tab(int b) {
+    int8_t sh[32];
+    int32_t s[8];
+    for (int i = 0; i < 8; i++) {
+        int k = i * b / 8;
+        s[i] = i * b % 8;
+        for (int h = 0; h < 2; h++) { /* both 128-bit halves hold the same 8 bytes */
+            int lane = i - 4 * h;
+            if (lane < 0 || lane > 3) continue;
+            int8_t *d = sh + 16 * h + 4 * lane;
+            d[0] = (int8_t)k;
+            d[1] = (int8_t)(k + 1 < 8 ? k + 1 : 0x80);
+            d[2] = d[3] = (int8_t)0x80;
+        }
+    }
+    unit_tab t;
+    t.shuf = _mm256_loadu_si256((const __m256i *)sh);
+    t.shift = _mm256_loadu_si256((const __m256i *)s);
+    t.mask = _mm256_set1_epi32((1 << b) - 1);
+    return t;
+}
+
+static inline __m256 unit_codes(const uint8_t *p, const unit_tab *t) {
+    long long u;
+    memcpy(&u, p, 8);
+    __m256i v = _mm256_set1_epi64x(u); /* the 8 bytes in both halves */
+    v = _mm256_shuffle_epi8(v, t->shuf);
+    v = _mm256_and_si256(_mm256_srlv_epi32(v, t->shift), t->mask);
+    return _mm256_cvtepi32_ps(v);
+}
+
+void q35_mlx_matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy,
+                         int64_t r0, int64_t r1) {
+    const q35_mlx_affine *qa = (const q35_mlx_affine *)w->data;
+    const int b = q35_dtype_mlx_bits(w->dtype), gs = qa->group;
+    const int64_t cols = w->shape[1], ng = cols / gs, ldx = a->ldx;
+    if (ng > MAXGR) {
+        q35_mlx_matmul_generic(w, a, y, ldy, r0, r1);
+        return;
+    }
+    const size_t rb = (size_t)(cols / 8 * b), gb = (size_t)(gs / 8 * b);
+    const unit_tab tab = make_tab(b);
+    float xs[TT][MAXGR];
+    /* the last group of a row is read from a copy: 8-byte loads of its last
+     * units would run past the row (and past the file for the last row) */
+    uint8_t last[128 + 8];
+    memset(last, 0, sizeof last);
+    for (int t0 = 0; t0 < a->T; t0 += TT) {
+        const int nt = a->T - t0 < TT ? a->T - t0 : TT;
+        const float *xt[TT];
+        for (int t = 0; t < TT; t++)
+            xt[t] = a->x + (int64_t)(t0 + (t < nt ? t : 0)) * ldx;
+        for (int t = 0; t < nt; t++)
+            for (int64_t g = 0; g < ng; g++) {
+                __m256 s = _mm256_setzero_ps();
+                for (int i = 0; i < gs; i += 8)
+                    s = _mm256_add_ps(s, _mm256_loadu_ps(xt[t] + g * gs + i));
+                xs[t][g] = hsum8(s);
+            }
+        for (int64_t o = r0; o < r1; o++) {
+            const uint8_t *row = (const uint8_t *)qa->q + (size_t)o * rb;
+            __m256 tot[TT];
+            for (int t = 0; t < TT; t++)
+                tot[t] = _mm256_setzero_ps();
+            for (int64_t g = 0; g < ng; g++) {
+                const uint8_t *p = row + (size_t)g * gb;
+                if (g == ng - 1) {
+                    memcpy(last, p, gb);
+                    p = last;
+                }
+                __m256 acc0[TT], acc1[TT];
+                for (int t = 0; t < TT; t++)
+                    acc0[t] = acc1[t] = _mm256_setzero_ps();
+                for (int u = 0; u < gs / 8; u += 2) {
+                    __m256 q0 = unit_codes(p + (size_t)u * (size_t)b, &tab);
+                    __m256 q1 = unit_codes(p + (size_t)(u + 1) * (size_t)b, &tab);
+                    for (int t = 0; t < TT; t++) {
+                        if (t >= nt) break;
+                        const float *x = xt[t] + g * gs + 8 * u;
+                        acc0[t] = _mm256_fmadd_ps(q0, _mm256_loadu_ps(x), acc0[t]);
+                        acc1[t] = _mm256_fmadd_ps(q1, _mm256_loadu_ps(x + 8), acc1[t]);
+                    }
+                }
+                const __m256 s = _mm256_set1_ps(q35_mlx_aux_f32(qa->scales, qa->aux,
+                                                                (size_t)(o * ng + g)));
+                for (int t = 0; t < nt; t++)
+                    tot[t] = _mm256_fmadd_ps(s, _mm256_add_ps(acc0[t], acc1[t]), tot[t]);
+            }
+            for (int t = 0; t < nt; t++) {
+                float bz = 0;
+                for (int64_t g = 0; g < ng; g++)
+                    bz += q35_mlx_aux_f32(qa->biases, qa->aux, (size_t)(o * ng + g)) * xs[t][g];
+                y[(int64_t)(t0 + t) * ldy + o] = hsum8(tot[t]) + bz;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ Q5_K */
+
+/* The 256 weights of a Q5_K super-block, as quant_block.h computes them. */
+static void q5k_decode(const uint8_t *b, float *out) {
+    float mul[16], sub[8];
+    q35_kblock_scales(Q35_DT_Q4_K, b, mul, sub); /* Q5_K's scale bytes are Q4_K's */
+    const uint8_t *qh = b + 16, *qs = b + 48;
+    const __m256i m15 = _mm256_set1_epi32(15), one = _mm256_set1_epi32(1);
+    for (int j = 0; j < 8; j++) {
+        const uint8_t *q = qs + 32 * (j / 2);
+        const __m128i sh = _mm_cvtsi32_si128(4 * (j & 1)), hj = _mm_cvtsi32_si128(j);
+        const __m256 m = _mm256_set1_ps(mul[j]), s = _mm256_set1_ps(sub[j]);
+        for (int l = 0; l < 32; l += 8) {
+            __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + l)));
+            __m256i hi = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qh + l)));
+            lo = _mm256_and_si256(_mm256_srl_epi32(lo, sh), m15);
+            hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srl_epi32(hi, hj), one), 4);
+            __m256 v = _mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi));
+            _mm256_storeu_ps(out + 32 * j + l, _mm256_sub_ps(_mm256_mul_ps(m, v), s));
+        }
+    }
+}
+
+void q35_q5k_matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy,
+                         int64_t r0, int64_t r1) {
+    const int64_t cols = w->shape[1], nb = cols / Q35_KBLOCK, ldx = a->ldx;
+    const size_t rb = q35_row_bytes(Q35_DT_Q5_K, cols);
+    float wb[Q35_KBLOCK];
+    for (int64_t o = r0; o < r1; o++) {
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)o * rb;
+        for (int t0 = 0; t0 < a->T; t0 += TT) {
+            const int nt = a->T - t0 < TT ? a->T - t0 : TT;
+            __m256 acc[TT][2];
+            for (int t = 0; t < TT; t++)
+                acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+            for (int64_t kb = 0; kb < nb; kb++) {
+                q5k_decode(row + (size_t)kb * 176, wb);
+                for (int t = 0; t < nt; t++) {
+                    const float *x = a->x + (int64_t)(t0 + t) * ldx + kb * Q35_KBLOCK;
+                    for (int i = 0; i < Q35_KBLOCK; i += 16) {
+                        acc[t][0] = _mm256_fmadd_ps(_mm256_loadu_ps(wb + i),
+                                                    _mm256_loadu_ps(x + i), acc[t][0]);
+                        acc[t][1] = _mm256_fmadd_ps(_mm256_loadu_ps(wb + i + 8),
+                                                    _mm256_loadu_ps(x + i + 8), acc[t][1]);
+                    }
+                }
+            }
+            for (int t = 0; t < nt; t++)
+                y[(int64_t)(t0 + t) * ldy + o] = hsum8(_mm256_add_ps(acc[t][0], acc[t][1]));
+        }
+    }
+}
