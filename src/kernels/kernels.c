@@ -13,6 +13,7 @@ const q35_kernels *q35_kernels_generic_int8(void);
 const q35_kernels *q35_kernels_avx2_int8(void);
 const q35_kernels *q35_kernels_avx512_int8(void);
 const q35_kernels *q35_kernels_amx_int8(void);
+const q35_kernels *q35_kernels_neon_int8(const q35_kernels *k); /* the three NEON sets */
 static const q35_kernels *q35_kernels_exact_best(void);
 
 static bool env_exact(void) {
@@ -26,11 +27,12 @@ const q35_kernels *q35_kernels_best(void) {
 
 const q35_kernels *q35_kernels_int8(const q35_kernels *k) {
     const char *n = k->name;
-    const q35_kernels *t = !strcmp(n, "generic")  ? q35_kernels_generic_int8()
-                           : !strcmp(n, "avx2")   ? q35_kernels_avx2_int8()
-                           : !strcmp(n, "avx512") ? q35_kernels_avx512_int8()
-                           : !strcmp(n, "amx")    ? q35_kernels_amx_int8()
-                                                  : NULL;
+    const q35_kernels *t = !strcmp(n, "generic")    ? q35_kernels_generic_int8()
+                           : !strcmp(n, "avx2")     ? q35_kernels_avx2_int8()
+                           : !strcmp(n, "avx512")   ? q35_kernels_avx512_int8()
+                           : !strcmp(n, "amx")      ? q35_kernels_amx_int8()
+                           : !strncmp(n, "neon", 4) ? q35_kernels_neon_int8(k)
+                                                    : NULL;
     return t ? t : k;
 }
 
@@ -151,6 +153,9 @@ const q35_kernels *q35_kernels_amx(void) {
 #endif
 #if !defined(__aarch64__)
 const q35_kernels *q35_kernels_neon(void) {
+    return NULL;
+}
+const q35_kernels *q35_kernels_neon_int8(const q35_kernels *k) {
     return NULL;
 }
 #endif

@@ -624,6 +624,19 @@ static const q35_kernels neon_sets[Q35_NEON_LEVELS] = {
     [Q35_NEON_DOTPROD] = NEON_SET("neon-dotprod"),
     [Q35_NEON_I8MM] = NEON_SET("neon-i8mm"),
 };
+/* The same with their integer paths (microkernel.h; int8_*_neon.c). */
+#define NEON_INT8_SET(nm, i8set)                                                                   \
+    {                                                                                              \
+        .name = nm, .i8 = &i8set, .matmul = matmul_neon, .dots = dots_neon, .wsum = wsum_neon,     \
+        .dot = dot_neon, .axpy = axpy_neon, .scale = scale_neon, .mul_add = mul_add_neon,          \
+        .rmsnorm = rmsnorm_neon, .silu = silu_neon, .silu_mul = silu_mul_neon,                     \
+        .softmax = softmax_neon, .gdn_scan = gdn_scan_neon,                                        \
+    }
+static const q35_kernels neon_int8_sets[Q35_NEON_LEVELS] = {
+    [Q35_NEON_PLAIN] = NEON_INT8_SET("neon", q35_i8_neon_set),
+    [Q35_NEON_DOTPROD] = NEON_INT8_SET("neon-dotprod", q35_i8_neon_dotprod_set),
+    [Q35_NEON_I8MM] = NEON_INT8_SET("neon-i8mm", q35_i8_neon_i8mm_set),
+};
 
 static bool level_runs(const q35_cpu_features *f, q35_neon_level l) {
     switch (l) {
@@ -650,5 +663,11 @@ const q35_kernels *q35_kernels_neon(void) {
                 return &neon_sets[l];
     for (int l = Q35_NEON_LEVELS - 1; l >= 0; l--)
         if (q35_kernels_neon_level(l)) return &neon_sets[l];
+    return NULL;
+}
+
+const q35_kernels *q35_kernels_neon_int8(const q35_kernels *k) {
+    for (int l = 0; l < Q35_NEON_LEVELS; l++)
+        if (k == &neon_sets[l] || k == &neon_int8_sets[l]) return &neon_int8_sets[l];
     return NULL;
 }

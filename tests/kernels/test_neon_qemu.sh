@@ -8,10 +8,12 @@
 #   cortex-a53  Armv8.0: NEON only            -> set "neon"
 #   cortex-a76  Armv8.2: + dotprod (sdot)     -> set "neon-dotprod"
 #   max         everything qemu has: + i8mm   -> set "neon-i8mm"
-# Under each: test_neon_variants (aarch64/: detection, Q35_KERNELS names,
-# each offered set against the plain C integer definitions). Under the
-# first and the last: the whole of test_kernels.c (every set the CPU offers
-# against the plain C float definitions).
+# Under each: aarch64/test_neon_variants.c (detection, Q35_KERNELS names,
+# every integer set the CPU offers against the plain C definitions:
+# quantizer bytes, micro-kernels at every tile shape, the driver) and
+# test_int8.c (the integer path of the best set, as on x86). Under the
+# first and the last: the whole of test_kernels.c (every float set the CPU
+# offers against the plain C float definitions).
 # Skips (exit 0, says so) where the cross compiler or qemu is missing; on an
 # AArch64 host it builds with the native compiler and runs on the CPU at
 # hand only.
@@ -40,7 +42,9 @@ flags=(-std=c11 -D_GNU_SOURCE -O2 -ffp-contract=off -Wall -Wextra -Werror -Wno-u
 # The library sources once, then the two test programs against them.
 mkdir -p "$out/obj"
 (cd "$out/obj" && "$cc" "${flags[@]}" -c "${srcs[@]}" "$root/src/core/threadpool.c" "$root/src/core/err.c")
-for t in "$here/test_kernels.c" "$here/aarch64/test_neon_variants.c"; do
+progs=("$here/test_kernels.c" "$here/aarch64/test_neon_variants.c")
+[ -f "$here/test_int8.c" ] && progs+=("$here/test_int8.c")
+for t in "${progs[@]}"; do
   "$cc" "${flags[@]}" "$t" "$out"/obj/*.o -lm -lpthread -o "$out/$(basename "$t" .c)"
 done
 
@@ -59,6 +63,14 @@ for m in "${models[@]}"; do
   Q35_EXPECT_NEON=$set run "$model" "$out/test_neon_variants"
   grep -q "PASSED" "$out/log" || { cat "$out/log"; echo "FAIL: test_neon_variants under $model"; exit 1; }
   echo "-cpu $model: test_neon_variants: $(grep -m1 '^features:' "$out/log"), $(grep -c 'OK \]' "$out/log") tests passed"
+  if [ -x "$out/test_int8" ]; then
+    run "$model" "$out/test_int8"
+    if [ "$model" != native ]; then
+      grep -q "^integer set: $set\$" "$out/log" || { cat "$out/log"; echo "FAIL: integer set $set did not run under $model"; exit 1; }
+    fi
+    grep -q "PASSED" "$out/log" || { cat "$out/log"; echo "FAIL: test_int8 under $model"; exit 1; }
+    echo "-cpu $model: test_int8: $(grep -c 'OK \]' "$out/log") tests passed ($(grep '^integer set:' "$out/log" | tr '\n' ' '))"
+  fi
 done
 
 firstlast=("${models[0]}")

@@ -1,6 +1,7 @@
-/* cmocka.h — a minimal stand-in for the cmocka API that test_kernels.c
- * uses, so the kernel tests can be cross-compiled for AArch64 and run under
- * qemu-aarch64 (test_neon_qemu.sh) where no AArch64 cmocka is installed. */
+/* cmocka.h — a minimal stand-in for the cmocka API that the kernel tests
+ * (test_kernels.c, test_int8.c, aarch64/test_neon_variants.c) use, so they
+ * can be cross-compiled for AArch64 and run under qemu-aarch64
+ * (test_neon_qemu.sh) where no AArch64 cmocka is installed. */
 #ifndef Q35_TEST_CMOCKA_SHIM_H
 #define Q35_TEST_CMOCKA_SHIM_H
 #include <stdio.h>
@@ -17,6 +18,8 @@
     do {                                                                                           \
         if (!(c)) fail_msg("%s:%d: assertion failed: %s", __FILE__, __LINE__, #c);                 \
     } while (0)
+#define fail() fail_msg("%s:%d: fail()", __FILE__, __LINE__)
+#define assert_string_equal(a, b) assert_true(strcmp((a), (b)) == 0)
 #define assert_non_null(p) assert_true((p) != NULL)
 #define assert_null(p) assert_true((p) == NULL)
 #define assert_int_equal(a, b) assert_true((long long)(a) == (long long)(b))

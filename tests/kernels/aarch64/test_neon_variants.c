@@ -4,7 +4,13 @@
  * the model's features must give. Checks that run-time detection offers
  * exactly the sets the CPU executes (a set offered on a CPU without its
  * instructions would die of SIGILL here), that Q35_KERNELS picks each by
- * name, and that every offered set computes what the others compute. */
+ * name, that every offered set computes what the others compute, and that
+ * each integer set (microkernel.h) is the plain C definition: its
+ * quantizer byte for byte (NaN, infinities, ties and tiny blocks
+ * included), its micro-kernels called directly at every tile shape
+ * R x C <= mr x nr (bit for bit with every scale 1, where all float steps
+ * are exact integers; within float32 rounding with real scales, and then
+ * the same bits in every tile shape), and through the shared driver. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,9 +19,11 @@
 
 #include <cmocka.h>
 
+#include "core/half.h"
 #include "kernels/cpu_features.h"
 #include "kernels/kernels.h"
 #include "kernels/kernels_neon.h"
+#include "kernels/microkernel.h"
 
 static const char *const level_names[Q35_NEON_LEVELS] = {"neon", "neon-dotprod", "neon-i8mm"};
 
@@ -69,16 +77,18 @@ static void test_force_by_name(void **st) {
     for (int l = 0; l < Q35_NEON_LEVELS; l++)
         if (q35_kernels_neon_level(l)) best = q35_kernels_neon_level(l);
     assert_non_null(best);
+    /* by name: q35_kernels_best may give the set's integer twin */
     unsetenv("Q35_KERNELS");
     assert_true(q35_kernels_neon() == best);
-    assert_true(q35_kernels_best() == best);
+    assert_true(!strcmp(q35_kernels_best()->name, best->name));
     for (int l = 0; l < Q35_NEON_LEVELS; l++) {
         setenv("Q35_KERNELS", level_names[l], 1);
-        const q35_kernels *k = q35_kernels_best(), *own = q35_kernels_neon_level(l);
+        const q35_kernels *k = q35_kernels_neon(), *own = q35_kernels_neon_level(l);
         assert_true(k == (own ? own : best));
+        assert_true(!strcmp(q35_kernels_best()->name, k->name));
     }
     setenv("Q35_KERNELS", "generic", 1);
-    assert_true(q35_kernels_best() == q35_kernels_generic());
+    assert_true(!strcmp(q35_kernels_best()->name, "generic"));
     if (keep)
         setenv("Q35_KERNELS", keep, 1);
     else
@@ -111,11 +121,298 @@ static void test_float_ops_agree(void **st) {
     }
 }
 
+static uint32_t urand(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 32);
+}
+
+static int irand(int lo, int hi) { /* [lo, hi] */
+    return lo + (int)(urand() % (uint32_t)(hi - lo + 1));
+}
+
+static void put_f16(uint8_t *p, float v) {
+    uint16_t h = q35_f32_to_f16(v);
+    memcpy(p, &h, 2);
+}
+
+static const q35_dtype formats[] = {Q35_DT_Q8_0, Q35_DT_Q4_0, Q35_DT_Q4_K, Q35_DT_Q5_K,
+                                    Q35_DT_Q6_K};
+
+/* rows x cols of dt, random bytes; unit: every float scale 1 and integer
+ * scales small enough that every sum stays an exact float32 integer (with
+ * unit q8 rows, below). */
+static uint8_t *make_w(q35_dtype dt, int64_t rows, int64_t cols, bool unit) {
+    size_t rb = q35_row_bytes(dt, cols), bb = q35_dtype_block_bytes(dt);
+    uint8_t *w = malloc((size_t)rows * rb);
+    assert_non_null(w);
+    for (size_t i = 0; i < (size_t)rows * rb; i++)
+        w[i] = (uint8_t)urand();
+    for (size_t o = 0; o < (size_t)rows * rb; o += bb) {
+        uint8_t *b = w + o;
+        float s1 = unit ? 1.0f : 0.001f + 0.01f * fabsf(frand());
+        float s2 = unit ? 1.0f : 0.001f + 0.01f * fabsf(frand());
+        switch (dt) {
+        case Q35_DT_Q8_0:
+        case Q35_DT_Q4_0: put_f16(b, s1); break;
+        case Q35_DT_Q4_K:
+        case Q35_DT_Q5_K:
+            put_f16(b, s1);
+            put_f16(b + 2, s2);
+            break;
+        case Q35_DT_Q6_K: put_f16(b + 208, s1); break;
+        default: break;
+        }
+    }
+    return w;
+}
+
+/* T q8 rows of `cols`, stride q35_q8_row_stride: unit ones have every
+ * d = 1 and q in [-amax, amax] (sums filled in as microkernel.h defines
+ * them); others are x (random, some large) through the reference
+ * quantizer, x returned in xf when asked. */
+static uint8_t *make_q8(int T, int64_t cols, bool unit, int amax, float **xf) {
+    size_t st = q35_q8_row_stride(cols);
+    uint8_t *x = aligned_alloc(64, (size_t)T * st);
+    assert_non_null(x);
+    memset(x, 0, (size_t)T * st);
+    if (!unit) {
+        float *f = malloc((size_t)T * cols * sizeof *f);
+        assert_non_null(f);
+        for (int64_t i = 0; i < T * cols; i++)
+            f[i] = frand() * (i % 61 == 0 ? 20.0f : 1.0f);
+        q35_q8_quantize_ref(f, cols, T, cols, x);
+        if (xf)
+            *xf = f;
+        else
+            free(f);
+        return x;
+    }
+    for (int t = 0; t < T; t++) {
+        uint8_t *row = x + (size_t)t * st;
+        for (int64_t i = 0; i < cols / 16; i++) {
+            int16_t s = 0;
+            for (int j = 0; j < 16; j++) {
+                int8_t q = (int8_t)irand(-amax, amax);
+                row[16 * i + j] = (uint8_t)q;
+                s = (int16_t)(s + q);
+            }
+            memcpy(row + cols + cols / 8 + 2 * i, &s, 2);
+        }
+        for (int64_t b = 0; b < cols / 32; b++) {
+            float one = 1.0f;
+            memcpy(row + cols + 4 * b, &one, 4);
+        }
+    }
+    return x;
+}
+
+/* The q8 bytes of every set's quantizer are the reference's, on rows with
+ * the cases where float32 steps could go another way. */
+static void test_quantize_edges(void **st) {
+    (void)st;
+    const int64_t widths[] = {32, 64, 96, 256, 1056};
+    for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++) {
+        int64_t cols = widths[wi], ldx = cols + 5;
+        int T = 7;
+        float *x = malloc((size_t)T * ldx * sizeof *x);
+        assert_non_null(x);
+        for (int64_t i = 0; i < T * ldx; i++)
+            x[i] = frand() * (i % 89 < 4 ? 40.0f : 1.0f);
+        float *r1 = x + ldx, *r2 = x + 2 * ldx, *r3 = x + 3 * ldx, *r4 = x + 4 * ldx;
+        for (int j = 0; j < 32; j++) {
+            x[j] = j % 3 ? 0.0f : -0.0f;                  /* a zero block */
+            r1[j] = (float)(j - 16) + 0.5f;               /* ties: x * id = k + 0.5 */
+            r2[j] = (j & 1 ? -1 : 1) * 1e-41f * (float)j; /* subnormals: 127 / amax = inf */
+            r3[j] = j == 5 ? NAN : frand();               /* a NaN among numbers */
+            r4[j] = j == 9 ? INFINITY : j == 10 ? -INFINITY : frand();
+        }
+        r1[31] = 127.0f; /* amax 127: id = 1, so the ties stay ties */
+        if (cols >= 64) {
+            for (int j = 32; j < 64; j++)
+                r3[j] = j == 40 ? -NAN : 3e38f * frand(); /* near float32's top */
+            r4[32] = 1e-30f;
+        }
+        size_t bytes = (size_t)T * q35_q8_row_stride(cols);
+        uint8_t *ref = aligned_alloc(64, bytes), *got = aligned_alloc(64, bytes);
+        assert_true(ref && got);
+        memset(ref, 0xa5, bytes);
+        q35_q8_quantize_ref(x, ldx, T, cols, ref);
+        for (int l = 0; l < Q35_NEON_LEVELS; l++) {
+            const q35_i8_kernels *k = q35_i8_kernels_neon_level(l);
+            if (!k) continue;
+            memset(got, 0xa5, bytes);
+            k->quantize(x, ldx, T, cols, got);
+            for (size_t i = 0; i < bytes; i++)
+                if (ref[i] != got[i])
+                    fail_msg("%s quantize cols %lld: byte %zu of row %zu: %u, not %u", k->name,
+                             (long long)cols, i % q35_q8_row_stride(cols),
+                             i / q35_q8_row_stride(cols), got[i], ref[i]);
+        }
+        free(x);
+        free(ref);
+        free(got);
+    }
+}
+
+/* Each micro-kernel called directly on every tile shape R x C <= mr x nr,
+ * rows and tokens at odd strides (ldw > a row, q8 rows further apart):
+ * unit data, bit for bit the definition; real scales, within float32
+ * rounding of it (|got - ref| <= 2e-5 sum |w x|: ~100 block terms of
+ * 2^-24 relative error each leave room) and every shape the bits of the
+ * full tile. */
+static void check_tiles(const q35_i8_kernels *k, q35_dtype dt, int64_t cols, bool unit) {
+    const q35_i8_ukernel_desc *d = &k->mk[dt];
+    int mr = d->mr, nr = d->nr;
+    size_t rb = q35_row_bytes(dt, cols), ldw = rb + 7, st = q35_q8_row_stride(cols);
+    size_t ldx = st * 2;
+    int kq = q35_dtype_block_elems(dt) == Q35_KBLOCK;
+    uint8_t *w0 = make_w(dt, mr, cols, unit), *w = malloc((size_t)mr * ldw);
+    float *xf = NULL;
+    uint8_t *x0 = make_q8(nr, cols, unit, kq ? 15 : 127, &xf);
+    uint8_t *x = aligned_alloc(64, (size_t)nr * ldx);
+    assert_true(w && x);
+    for (int r = 0; r < mr; r++)
+        memcpy(w + r * ldw, w0 + r * rb, rb);
+    for (int c = 0; c < nr; c++)
+        memcpy(x + c * ldx, x0 + c * st, st);
+    enum { MAXT = 16 };
+    assert_true(mr <= MAXT && nr <= MAXT);
+    float ref[MAXT][MAXT], full[MAXT][MAXT], got[MAXT * MAXT];
+    double mag[MAXT][MAXT];
+    q35_tensor wt = {dt, 2, {mr, cols}, w0};
+    float *wf = malloc((size_t)cols * sizeof *wf);
+    assert_non_null(wf);
+    for (int r = 0; r < mr; r++) {
+        q35_tensor_row_f32(&wt, r, wf);
+        for (int c = 0; c < nr; c++) {
+            ref[r][c] = q35_i8_dot_ref(dt, w0 + r * rb, x0 + c * st, cols);
+            double m = 0;
+            for (int64_t j = 0; j < cols; j++) {
+                float xv = xf ? xf[c * cols + j] : (float)(int8_t)x0[c * st + j];
+                m += fabs((double)wf[j] * xv);
+            }
+            mag[r][c] = m;
+        }
+    }
+    for (int R = mr; R >= 1; R--)
+        for (int C = nr; C >= 1; C--) {
+            for (int i = 0; i < MAXT * MAXT; i++)
+                got[i] = 12345.0f;
+            d->fn(w, ldw, R, x, ldx, C, cols, got, MAXT);
+            for (int c = 0; c < MAXT; c++)
+                for (int r = 0; r < MAXT; r++) {
+                    float v = got[c * MAXT + r];
+                    if (r >= R || c >= C) {
+                        if (v != 12345.0f)
+                            fail_msg("%s %s tile %dx%d wrote y outside it (row %d token %d)",
+                                     k->name, q35_dtype_name(dt), R, C, r, c);
+                        continue;
+                    }
+                    if (R == mr && C == nr) full[r][c] = v;
+                    bool ok = unit ? v == ref[r][c]
+                                   : fabs((double)v - ref[r][c]) <= 2e-5 * mag[r][c] &&
+                                         !memcmp(&v, &full[r][c], sizeof v);
+                    if (!ok)
+                        fail_msg("%s %s cols %lld %s tile %dx%d row %d token %d: %.9g, "
+                                 "definition %.9g, full tile %.9g",
+                                 k->name, q35_dtype_name(dt), (long long)cols,
+                                 unit ? "unit" : "real", R, C, r, c, v, ref[r][c], full[r][c]);
+                }
+        }
+    free(w0);
+    free(w);
+    free(x0);
+    free(x);
+    free(xf);
+    free(wf);
+}
+
+static void test_ukernel_tiles(void **st) {
+    (void)st;
+    for (int l = 0; l < Q35_NEON_LEVELS; l++) {
+        const q35_i8_kernels *k = q35_i8_kernels_neon_level(l);
+        if (!k) continue;
+        int n = 0;
+        for (size_t f = 0; f < sizeof formats / sizeof *formats; f++) {
+            q35_dtype dt = formats[f];
+            if (!k->mk[dt].fn) continue;
+            n++;
+            bool kq = q35_dtype_block_elems(dt) == Q35_KBLOCK;
+            const int64_t widths[] = {32, 96, 256, 512};
+            for (int wi = kq ? 2 : 0; wi < 4; wi++) {
+                check_tiles(k, dt, widths[wi], true);
+                check_tiles(k, dt, widths[wi], false);
+            }
+        }
+        printf("%s: %d formats' micro-kernels checked\n", k->name, n);
+        assert_true(k->mk[Q35_DT_Q8_0].fn && k->mk[Q35_DT_Q4_0].fn && k->mk[Q35_DT_Q4_K].fn &&
+                    k->mk[Q35_DT_Q6_K].fn);
+    }
+}
+
+/* Through the driver: unit data over row counts and token counts past
+ * every tile edge, bit for bit the generic set; real data, any row split
+ * the same bits. */
+static void test_driver(void **st) {
+    (void)st;
+    const q35_i8_kernels *gen = q35_i8_kernels_generic();
+    for (size_t f = 0; f < sizeof formats / sizeof *formats; f++) {
+        q35_dtype dt = formats[f];
+        if (!gen->mk[dt].fn) continue;
+        bool kq = q35_dtype_block_elems(dt) == Q35_KBLOCK;
+        int64_t cols = kq ? 512 : 160;
+        size_t ldx = q35_q8_row_stride(cols);
+        for (int unit = 1; unit >= 0; unit--)
+            for (int rows = 1; rows <= 13; rows += unit ? 2 : 6) {
+                int T = unit ? 1 + rows % 9 : 11;
+                uint8_t *w = make_w(dt, rows, cols, unit);
+                uint8_t *x = make_q8(T, cols, unit, kq ? 15 : 127, NULL);
+                q35_tensor wt = {dt, 2, {rows, cols}, w};
+                int64_t ldy = rows + 3;
+                float *ref = malloc((size_t)T * ldy * sizeof *ref);
+                float *got = malloc((size_t)T * ldy * sizeof *got);
+                float *split = malloc((size_t)T * ldy * sizeof *split);
+                assert_true(ref && got && split);
+                memset(ref, 0, (size_t)T * ldy * sizeof *ref);
+                q35_i8_matmul(gen, &wt, x, ldx, T, ref, ldy, 0, rows);
+                for (int l = 0; l < Q35_NEON_LEVELS; l++) {
+                    const q35_i8_kernels *k = q35_i8_kernels_neon_level(l);
+                    if (!k || !k->mk[dt].fn) continue;
+                    memcpy(got, ref, (size_t)T * ldy * sizeof *got);
+                    memcpy(split, ref, (size_t)T * ldy * sizeof *got);
+                    for (int t = 0; t < T; t++)
+                        for (int o = 0; o < rows; o++)
+                            got[t * ldy + o] = split[t * ldy + o] = -1.0f;
+                    q35_i8_matmul(k, &wt, x, ldx, T, got, ldy, 0, rows);
+                    if (unit && memcmp(got, ref, (size_t)T * ldy * sizeof *got))
+                        fail_msg("%s %s rows %d T %d: not the definition's bits", k->name,
+                                 q35_dtype_name(dt), rows, T);
+                    for (int r = 0; r < rows;) {
+                        int e = r + 1 + (r * 5 + 2) % 7;
+                        e = e > rows ? rows : e;
+                        q35_i8_matmul(k, &wt, x, ldx, T, split, ldy, r, e);
+                        r = e;
+                    }
+                    if (memcmp(got, split, (size_t)T * ldy * sizeof *got))
+                        fail_msg("%s %s rows %d T %d: depends on the row split", k->name,
+                                 q35_dtype_name(dt), rows, T);
+                }
+                free(w);
+                free(x);
+                free(ref);
+                free(got);
+                free(split);
+            }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_detection),
-        cmocka_unit_test(test_force_by_name),
-        cmocka_unit_test(test_float_ops_agree),
+        cmocka_unit_test(test_detection),       cmocka_unit_test(test_force_by_name),
+        cmocka_unit_test(test_float_ops_agree), cmocka_unit_test(test_quantize_edges),
+        cmocka_unit_test(test_ukernel_tiles),   cmocka_unit_test(test_driver),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
