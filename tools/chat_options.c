@@ -35,6 +35,7 @@ static void usage(FILE *f, const char *cmd) {
         "                         -1 = no budget (100)\n"
         "      --stop S           stop the answer at S (repeatable)\n"
         "      --show-thinking    print the thinking too (between <think> and </think>)\n"
+        "%s"
         "structured output (the answer; after </think> when thinking):\n"
         "      --json             any JSON object\n"
         "      --json-schema F    JSON valid under the JSON Schema in file F\n"
@@ -53,7 +54,10 @@ static void usage(FILE *f, const char *cmd) {
               "                         holding a JSON string is that string), write one\n"
               "                         JSON object per reply to stdout\n"
               "      --warmup           generate one throw-away token at start-up (then\n"
-              "                         forget it), so the first reply is as fast as the rest\n");
+              "                         forget it), so the first reply is as fast as the rest\n",
+        run ? "      --phrases          print the answer one speakable phrase per line, each\n"
+              "                         as soon as it is ready (the voice phrase chunker)\n"
+            : "");
 }
 
 enum {
@@ -73,6 +77,7 @@ enum {
     OPT_JSON,
     OPT_JSON_SCHEMA,
     OPT_GRAMMAR,
+    OPT_PHRASES,
 };
 
 int chat_options_parse(const char *cmd, int argc, char **argv, chat_options *o) {
@@ -104,6 +109,7 @@ int chat_options_parse(const char *cmd, int argc, char **argv, chat_options *o) 
         {"json", no_argument, 0, OPT_JSON},
         {"json-schema", required_argument, 0, OPT_JSON_SCHEMA},
         {"grammar", required_argument, 0, OPT_GRAMMAR},
+        {"phrases", no_argument, 0, OPT_PHRASES},
         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -175,6 +181,10 @@ int chat_options_parse(const char *cmd, int argc, char **argv, chat_options *o) 
             if (*optarg) o->stop[o->n_stop++] = optarg;
             break;
         case OPT_SHOW_THINKING: o->show_thinking = true; break;
+        case OPT_PHRASES:
+            if (!run) goto bad;
+            o->phrases = true;
+            break;
         case OPT_JSONL:
             if (run) goto bad;
             o->jsonl = true;

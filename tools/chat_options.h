@@ -17,7 +17,8 @@ typedef struct chat_options {
     const char *prompt; /* run: -p */
     bool jsonl;         /* chat: --jsonl */
     bool show_thinking;
-    bool quiet; /* no timing summary */
+    bool phrases; /* run: --phrases, the answer as speakable phrases */
+    bool quiet;   /* no timing summary */
     q35_sampling sampling;
     bool seed_given;
     const char *stop[CHAT_MAX_STOP + 1];

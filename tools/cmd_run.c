@@ -29,6 +29,15 @@ static int print_piece(void *ud, q35_piece_kind kind, const char *text, size_t l
     return 0;
 }
 
+/* --phrases: one speakable phrase per line, as soon as each is ready. */
+static int print_phrase(void *ud, const q35_phrase *p) {
+    (void)ud;
+    fwrite(p->text, 1, p->len, stdout);
+    putchar('\n');
+    fflush(stdout);
+    return 0;
+}
+
 /* Reads all of `f` as the prompt; NULL with *why set on failure. A NUL
  * byte is refused rather than silently ending the prompt there. */
 static char *read_all(FILE *f, const char **why) {
@@ -87,12 +96,18 @@ int cmd_run(int argc, char **argv) {
     stream_ctx sc = {o.show_thinking, false};
     q35_reply r;
     q35_err e = {0};
+    q35_phraser *ph = o.phrases ? q35_phraser_new(NULL, print_phrase, NULL, &e) : NULL;
     chat_catch_interrupt(c);
-    rc = q35_chat_generate(c, prompt, &o.sampling, print_piece, &sc, &r, &e);
+    rc = o.phrases && !ph
+             ? e.code
+             : q35_chat_generate(c, prompt, &o.sampling, ph ? q35_phraser_on_piece : print_piece,
+                                 ph ? (void *)ph : &sc, &r, &e);
     chat_catch_interrupt(NULL);
+    if (!rc && ph) rc = q35_phraser_flush(ph, &e);
+    q35_phraser_free(ph);
     if (sc.in_thinking) fputs("\n</think>\n", stdout);
     if (!rc) {
-        putchar('\n');
+        if (!o.phrases) putchar('\n');
         fflush(stdout);
         if (!o.quiet) {
             if (!o.seed_given && o.sampling.temperature > 0)
