@@ -41,7 +41,7 @@ void q35_mlx_matmul_generic(const q35_tensor *w, const q35_acts *a, float *y, in
 void q35_mlx_q5k_matmul(const q35_kernels *k, const q35_tensor *w, const q35_acts *a, float *y,
                         int64_t ldy, int64_t r0, int64_t r1) {
     const char *n = k->name;
-    bool x86 = !strcmp(n, "avx2") || !strcmp(n, "avx512") || !strcmp(n, "amx");
+    bool x86 = !strncmp(n, "avx", 3) || !strcmp(n, "amx"); /* avx2, avx512, ... */
 #if defined(__x86_64__)
     if (x86 && q35_kernels_avx2()) {
         if (w->dtype == Q35_DT_Q5_K)

@@ -98,7 +98,9 @@ static int meta_float(const meta *mt, const char *suffix, double lo, double hi, 
 }
 
 /* Which layers are full attention: attention.recurrent_layers (one bool per
- * block) and/or full_attention_interval; when both are given they agree. */
+ * block) or else full_attention_interval. llama.cpp's converter writes the
+ * interval from transformers' default next to the array whatever the
+ * pattern, so where the two disagree the array is the truth. */
 static int read_layer_types(const meta *mt, int n_blocks, q35_config *c) {
     char k[160];
     const q35_gguf_kv *rec =
@@ -119,20 +121,25 @@ static int read_layer_types(const meta *mt, int n_blocks, q35_config *c) {
                                "%s: %s must be an array of %d entries (one per block)",
                                mt->g->where, k, n_blocks);
     }
+    bool disagree = false;
     for (int i = 0; i < c->n_layers; i++) {
         bool full = every && (i + 1) % every == 0;
         if (rec) {
             int64_t v;
             if ((rc = q35_gguf_arr_int(rec, (uint64_t)i, &v, mt->e))) return rc;
-            if (every && full != !v)
-                return q35_err_set(mt->e, Q35_EFORMAT,
-                                   "%s: contradictory metadata: %s[%d] disagrees with "
-                                   "full_attention_interval %d",
-                                   mt->g->where, k, i, every);
+            if (every && full != !v) disagree = true;
             full = !v;
         }
         c->layer_full[i] = full;
     }
+    if (rec && disagree)
+        snprintf(c->layers_from, sizeof c->layers_from,
+                 "GGUF %s (full_attention_interval %d disagrees, ignored)", k, every);
+    else if (rec)
+        snprintf(c->layers_from, sizeof c->layers_from, "GGUF %s", k);
+    else
+        snprintf(c->layers_from, sizeof c->layers_from, "GGUF %s.full_attention_interval %d",
+                 mt->arch, every);
     return Q35_OK;
 }
 
@@ -340,6 +347,7 @@ static q35_dtype block_dtype(uint32_t type) {
     case Q35_GGML_Q4_0: return Q35_DT_Q4_0;
     case Q35_GGML_Q4_K: return Q35_DT_Q4_K;
     case Q35_GGML_Q6_K: return Q35_DT_Q6_K;
+    case Q35_GGML_Q5_K: return Q35_DT_Q5_K;
     default: return Q35_DT_F32;
     }
 }
@@ -430,7 +438,7 @@ static int bind_requantized(binder *b, const q35_gguf_tensor *t, const char *nam
 /* Binds a [rows, cols] matrix whose rows (and/or columns) may need putting
  * back in HF head order. Plain float types keep their dtype (in place when
  * nothing moves and the data is aligned), as do Q8_0 and Q4_0 (the kernels
- * compute on their blocks) and Q4_K and Q6_K unless the model is being
+ * compute on their blocks) and Q4_K, Q5_K and Q6_K unless the model is being
  * converted to Q8_0 / Q4_0 at load (their columns must then move in whole
  * 256-element runs); other quantized types become float32. */
 static int bind_matrix(binder *b, const char *name, int64_t rows, int64_t cols,
@@ -445,7 +453,7 @@ static int bind_matrix(binder *b, const char *name, int64_t rows, int64_t cols,
     if ((t->type == Q35_GGML_Q8_0 || t->type == Q35_GGML_Q4_0) &&
         blocks_stay_whole(col_order, Q35_QBLOCK))
         return bind_blocks(b, t, name, rows, cols, row_order, col_order, out);
-    if ((t->type == Q35_GGML_Q4_K || t->type == Q35_GGML_Q6_K) &&
+    if ((t->type == Q35_GGML_Q4_K || t->type == Q35_GGML_Q6_K || t->type == Q35_GGML_Q5_K) &&
         !q35_dtype_is_quant(b->m->requant) && blocks_stay_whole(col_order, Q35_KBLOCK))
         return bind_blocks(b, t, name, rows, cols, row_order, col_order, out);
     bool plain = t->type == Q35_GGML_F32 || t->type == Q35_GGML_F16 || t->type == Q35_GGML_BF16;

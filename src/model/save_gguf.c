@@ -46,6 +46,7 @@ static uint32_t ggml_type_of(q35_dtype d) {
     case Q35_DT_Q8_0: return Q35_GGML_Q8_0;
     case Q35_DT_Q4_K: return Q35_GGML_Q4_K;
     case Q35_DT_Q6_K: return Q35_GGML_Q6_K;
+    case Q35_DT_Q5_K: return Q35_GGML_Q5_K;
     default: return Q35_GGML_Q4_0;
     }
 }
