@@ -62,6 +62,34 @@ typedef enum q35_weight_format {
     Q35_WEIGHTS_Q4_0,          /* every matrix converted to Q4_0 at load (4.5 bits/weight) */
 } q35_weight_format;
 
+/* ----------------------------------------------------------------- devices
+ *
+ * Q35_DEVICE_CUDA runs the whole forward pass of every state of the model on
+ * the first CUDA GPU: the weights are uploaded once (by the first
+ * q35_state_new) and the KV caches, conv windows and DeltaNet states stay
+ * in device memory; snapshots are device-side copies. The same q35_state /
+ * q35_chat API works unchanged. The environment variable Q35_DEVICE=cuda
+ * (read by q35_state_new) moves a CPU-loaded model's states to the GPU, so
+ * that any program or test runs there unchanged. */
+typedef enum q35_device {
+    Q35_DEVICE_CPU = 0,
+    Q35_DEVICE_CUDA = 1,
+} q35_device;
+
+/* Number of CUDA devices visible: 0 when the library was built without
+ * CUDA, no driver is installed or no GPU is visible. Any thread. */
+int q35_cuda_device_count(void);
+
+/* One greedy decode step: feeds `id` at the state's position (advancing
+ * it) and sets *next to the argmax of the logits over ids [0, n_vocab)
+ * (1 <= n_vocab <= vocab_size; the tokenizer's size keeps padding rows
+ * out), lowest id on ties. On a CUDA state the step is one replayed CUDA
+ * graph and only the chosen id comes back to the host; on the CPU it is
+ * q35_state_eval and an argmax. Fails as q35_state_eval does. */
+struct q35_state;
+int q35_state_decode_greedy(const q35_model *m, struct q35_state *s, int32_t id, int n_vocab,
+                            int32_t *next, q35_err *e);
+
 typedef struct q35_load_opts {
     int n_threads; /* compute threads for this model; 0 = all cores */
     /* Converting at load costs a pass over the weights each start (about a
@@ -70,6 +98,8 @@ typedef struct q35_load_opts {
     q35_weight_format weights;
     /* How hub ids are fetched (see q35_hub_opts); NULL: environment defaults. */
     const struct q35_hub_opts *hub;
+    /* Where states of this model evaluate (see "devices" above). */
+    q35_device device;
 } q35_load_opts;
 
 /* The model `q35 run` and `q35 chat` use when none is named. */

@@ -42,6 +42,7 @@ static void usage(FILE *f, const char *cmd) {
         "      --grammar F        text of the GBNF grammar in file F (llama.cpp notation)\n"
         "other:\n"
         "  -t, --threads N        compute threads (default: all cores)\n" CLI_QUANT_HELP
+        "      --device D         cpu (default) or cuda (the whole model on the GPU)\n"
         "  -c, --ctx N            context positions (4096)\n"
         "      --no-cache         no prompt caching (every turn prefills everything)\n"
         "  -q, --quiet            no timing summary on stderr\n",
@@ -74,6 +75,7 @@ enum {
     OPT_JSONL,
     OPT_NO_CACHE,
     OPT_WARMUP,
+    OPT_DEVICE,
     OPT_JSON,
     OPT_JSON_SCHEMA,
     OPT_GRAMMAR,
@@ -106,6 +108,7 @@ int chat_options_parse(const char *cmd, int argc, char **argv, chat_options *o) 
         {"ctx", required_argument, 0, 'c'},
         {"no-cache", no_argument, 0, OPT_NO_CACHE},
         {"warmup", no_argument, 0, OPT_WARMUP},
+        {"device", required_argument, 0, OPT_DEVICE},
         {"json", no_argument, 0, OPT_JSON},
         {"json-schema", required_argument, 0, OPT_JSON_SCHEMA},
         {"grammar", required_argument, 0, OPT_GRAMMAR},
@@ -204,6 +207,11 @@ int chat_options_parse(const char *cmd, int argc, char **argv, chat_options *o) 
             o->n_ctx = (int)v;
             break;
         case OPT_NO_CACHE: o->no_cache = true; break;
+        case OPT_DEVICE:
+            if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda"))
+                return cli_fail(cmd, "bad --device '%s' (cpu or cuda)", optarg) + 1;
+            o->device = strcmp(optarg, "cuda") ? Q35_DEVICE_CPU : Q35_DEVICE_CUDA;
+            break;
         case OPT_WARMUP:
             if (run) goto bad;
             o->warmup = true;
@@ -237,7 +245,7 @@ bad:
 
 int chat_open(const char *cmd, const chat_options *o, q35_model **m, q35_chat **c) {
     q35_err e = {0};
-    q35_load_opts lo = {.n_threads = o->threads, .weights = o->weights};
+    q35_load_opts lo = {.n_threads = o->threads, .weights = o->weights, .device = o->device};
     *c = NULL;
     *m = q35_model_load(o->model, &lo, &e);
     if (!*m) return cli_fail_err(cmd, &e);

@@ -18,7 +18,7 @@ static const char USAGE[] =
     "      --parallel N       requests decoding at once (default 4)\n"
     "      --queue N          requests waiting beyond them (default 16; then 503)\n"
     "  -c, --ctx N            context positions per request (default 4096)\n"
-    "      --cache-mb N       prompt cache size in MiB (default 1024)\n"
+    "      --cache-mb N       prompt cache size in MiB (default 1024; 0 = off)\n"
     "  -t, --threads N        compute threads (default: all cores)\n"
     "      --model-name NAME  the model id clients use (default: the path's last part)\n"
     "      --max-tokens N     largest max_tokens a request may ask (default 4096)\n"
@@ -86,7 +86,7 @@ int cmd_serve(int argc, char **argv) {
             else if (!strcmp(a, "-c") || !strcmp(a, "--ctx"))
                 o.n_ctx = (int)n;
             else if (!strcmp(a, "--cache-mb"))
-                o.cache_bytes = (size_t)n << 20;
+                o.cache_bytes = n ? (size_t)n << 20 : 1; /* 0: nothing fits, no cache */
             else if (!strcmp(a, "-t") || !strcmp(a, "--threads"))
                 o.n_threads = (int)n;
             else if (!strcmp(a, "--max-tokens"))

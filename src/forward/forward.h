@@ -77,6 +77,10 @@ struct q35_state {
     size_t kv_bytes;
     const q35_capture *caps; /* during q35_state_eval_snapshots only */
     int n_caps;
+    /* a state on another device (backend.h): everything above but the
+     * model, position and sizes stays empty */
+    const struct q35_backend *be;
+    void *be_state;
 };
 
 /* Where layer `layer`'s part (0: conv window or keys, 1: recurrent state or

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "forward/backend.h"
 #include "forward/forward.h"
 
 /* Generous bound on positions per state: far above any Qwen3.5 context,
@@ -26,6 +27,8 @@ struct q35_snapshot {
     int pos;
     size_t n_floats;
     float *data;
+    const q35_backend *be; /* a device-side copy (backend.h) instead of data */
+    void *dev;
 };
 
 /* Carves aligned float arrays out of one block; a first pass with base ==
@@ -99,12 +102,24 @@ q35_state *q35_state_new(const q35_model *m, int n_ctx, q35_err *e) {
         return NULL;
     }
     const q35_config *c = &m->cfg;
+    bool missing;
+    const q35_backend *be = q35_backend_for(q35_backend_device(m), &missing, e);
+    if (missing) return NULL;
     q35_state *s = calloc(1, sizeof *s);
     if (!s) goto oom;
     s->model = m;
     s->model_generation = m->generation;
     s->n_ctx = n_ctx;
     s->max_batch = n_ctx < Q35_MAX_BATCH ? n_ctx : Q35_MAX_BATCH;
+    if (be) { /* the whole state lives on the device */
+        s->be = be;
+        s->be_state = be->state_new(m, n_ctx, &s->mem_bytes, e);
+        if (!s->be_state) {
+            free(s);
+            return NULL;
+        }
+        return s;
+    }
     s->k = q35_kernels_best();
     s->pool = q35_threadpool_new(m->n_threads, e);
     if (!s->pool) {
@@ -149,6 +164,7 @@ oom:
 
 void q35_state_free(q35_state *s) {
     if (!s) return;
+    if (s->be) s->be->state_free(s->be_state);
     q35_threadpool_free(s->pool);
     free(s->kv_mem);
     free(s->mem);
@@ -166,6 +182,11 @@ int q35_state_n_ctx(const q35_state *s) {
 
 void q35_state_clear(q35_state *s) {
     if (!s) return;
+    if (s->be) {
+        s->be->clear(s->be_state);
+        s->pos = 0;
+        return;
+    }
     const q35_config *c = &s->model->cfg;
     size_t C = (size_t)q35_config_conv_channels(c);
     size_t ssm = (size_t)c->lin_v_heads * c->lin_k_dim * c->lin_v_dim;
@@ -261,6 +282,18 @@ q35_snapshot *q35_state_snapshot(const q35_state *s, q35_err *e) {
         q35_err_set(e, Q35_EINVAL, "q35_state_snapshot: no state");
         return NULL;
     }
+    if (s->be) {
+        q35_snapshot *snap = calloc(1, sizeof *snap);
+        size_t bytes = 0;
+        if (!snap || !(snap->dev = s->be->snapshot(s->be_state, s->pos, &bytes, e))) {
+            if (!snap) q35_err_set(e, Q35_ENOMEM, "snapshot: out of memory");
+            free(snap);
+            return NULL;
+        }
+        *snap = (q35_snapshot){
+            s->model, s->model_generation, s->pos, bytes / sizeof(float), NULL, s->be, snap->dev};
+        return snap;
+    }
     q35_snapshot *snap = snapshot_alloc(s, s->pos, e);
     if (snap) copy_state(s, snap->data, s->pos, true);
     return snap;
@@ -276,7 +309,14 @@ int q35_state_restore(q35_state *s, const q35_snapshot *snap, q35_err *e) {
                            "q35_state_restore: snapshot at position %d does not fit in %d "
                            "positions",
                            snap->pos, s->n_ctx);
-    copy_state(s, snap->data, snap->pos, false);
+    if (s->be || snap->dev) {
+        int rc = s->be && snap->be == s->be
+                     ? s->be->restore(s->be_state, snap->dev, snap->pos, e)
+                     : q35_err_set(e, Q35_EINVAL, "q35_state_restore: snapshot of another device");
+        if (rc) return rc;
+    } else {
+        copy_state(s, snap->data, snap->pos, false);
+    }
     s->pos = snap->pos;
     return Q35_OK;
 }
@@ -291,6 +331,7 @@ size_t q35_snapshot_bytes(const q35_snapshot *snap) {
 
 void q35_snapshot_free(q35_snapshot *snap) {
     if (!snap) return;
+    if (snap->dev) snap->be->snapshot_free(snap->dev);
     free(snap->data);
     free(snap);
 }
@@ -298,6 +339,38 @@ void q35_snapshot_free(q35_snapshot *snap) {
 /* ------------------------------------- evaluation with snapshots inside */
 
 static q35_snapshot *snapshot_alloc(const q35_state *s, int P, q35_err *e);
+
+/* q35_state_eval_snapshots on a device state: the pieces between snapshot
+ * points go through one after the other, each snapshot a device copy. On
+ * failure the snapshots taken are freed and the state is put back. */
+static int backend_eval(q35_state *s, const int32_t *ids, int n, float *logits, bool all_logits,
+                        const int *at, int n_at, q35_snapshot **snaps, q35_err *e) {
+    int V = s->model->cfg.vocab_size, pos0 = s->pos, done = 0, rc = Q35_OK;
+    q35_snapshot *start = n_at ? q35_state_snapshot(s, e) : NULL;
+    if (n_at && !start) return e ? e->code : Q35_ENOMEM;
+    for (int i = 0; i <= n_at && !rc; i++) {
+        int end = i < n_at ? at[i] : n;
+        if (end > done) {
+            bool last = end == n;
+            float *out = logits && all_logits ? logits + (size_t)done * V
+                         : logits && last     ? logits
+                                              : NULL;
+            rc = s->be->eval(s->be_state, s->pos, ids + done, end - done, out, all_logits, e);
+            if (!rc) s->pos += end - done;
+            done = end;
+        }
+        if (!rc && i < n_at && !(snaps[i] = q35_state_snapshot(s, e)))
+            rc = e ? e->code : Q35_ENOMEM;
+        if (rc) {
+            for (int j = 0; j < i; j++) /* the ones taken before the failure */
+                q35_snapshot_free(snaps[j]);
+            if (start) q35_state_restore(s, start, NULL);
+            s->pos = pos0;
+        }
+    }
+    q35_snapshot_free(start);
+    return rc;
+}
 
 int q35_state_eval_snapshots(const q35_model *m, q35_state *s, const int32_t *ids, int n,
                              float *logits, bool all_logits, const int *at, int n_at,
@@ -324,6 +397,7 @@ int q35_state_eval_snapshots(const q35_model *m, q35_state *s, const int32_t *id
                                "%s: snapshot point %d (%d) is not in 1..%d or not increasing", what,
                                i, at[i], n);
 
+    if (s->be) return backend_eval(s, ids, n, logits, all_logits, at, n_at, snaps, e);
     /* every snapshot is allocated before anything runs, so a failure leaves
      * the state as it was */
     q35_capture caps[Q35_MAX_CAPTURES];

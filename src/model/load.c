@@ -70,6 +70,9 @@ void q35_model_note_stored(q35_model *m, const char *type, size_t bytes) {
 
 /* Releases everything a load produced; keeps path, threads, generation. */
 static void release_weights(q35_model *m) {
+    if (m->device_ctx && m->device_free) m->device_free(m->device_ctx);
+    m->device_ctx = NULL;
+    m->device_bytes = 0;
     for (int i = 0; i < m->n_buffers; i++)
         free(m->buffers[i]);
     free(m->buffers);
@@ -116,7 +119,7 @@ size_t q35_model_memory_footprint(const q35_model *m) {
     size_t mapped = 0;
     for (int i = 0; i < m->n_files; i++)
         mapped += m->files[i].size;
-    return mapped + m->owned_bytes;
+    return mapped + m->owned_bytes + m->device_bytes;
 }
 
 void q35_model_unload(q35_model *m) {
@@ -484,6 +487,7 @@ q35_model *q35_model_load(const char *path, const q35_load_opts *opts, q35_err *
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     m->n_threads = opts && opts->n_threads > 0 ? opts->n_threads : (ncpu > 0 ? (int)ncpu : 1);
     q35_weight_format wf = opts ? opts->weights : Q35_WEIGHTS_AS_STORED;
+    m->device = opts ? opts->device : Q35_DEVICE_CPU;
     if (wf != Q35_WEIGHTS_AS_STORED && wf != Q35_WEIGHTS_Q8_0 && wf != Q35_WEIGHTS_Q4_0) {
         q35_err_set(e, Q35_EINVAL, "load options: unknown weight format %d", (int)wf);
         q35_model_free(m);

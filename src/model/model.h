@@ -89,6 +89,15 @@ struct q35_model {
     size_t *buffer_bytes; /* size of each buffer, for release */
     int n_buffers, cap_buffers;
     size_t owned_bytes; /* heap bytes in buffers */
+
+    /* Where states evaluate (q35_load_opts.device). A device backend keeps
+     * its copy of the weights in device_ctx (made by the first state, see
+     * forward/backend.h; device_bytes of device memory), freed with the
+     * weights through device_free. */
+    q35_device device;
+    void *device_ctx;
+    void (*device_free)(void *ctx);
+    size_t device_bytes;
 };
 
 /* Counts one matrix stored in the files as `type` taking `bytes` there

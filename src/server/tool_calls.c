@@ -225,13 +225,16 @@ static int step(srv_tool_parser *p, bool final) {
                 continue;
             }
             size_t keep = 0; /* the longest tail that may start "<tool_call>" */
-            if (!final)
-                for (size_t k = strlen(OPEN) - 1; k > 0; k--)
-                    if (p->n >= k && !memcmp(p->buf + p->n - k, OPEN, k)) {
-                        keep = k;
-                        break;
-                    }
+            for (size_t k = strlen(OPEN) - 1; k > 0; k--)
+                if (p->n >= k && !memcmp(p->buf + p->n - k, OPEN, k)) {
+                    keep = k;
+                    break;
+                }
+            /* at the end, a tail of two or more bytes of the tag is taken
+             * for a call cut off as it began: dropped, not shown */
+            if (final && keep < 2) keep = 0;
             content(p, p->n - keep);
+            if (final) p->n = 0;
             return 0;
         }
         case S_CALL:

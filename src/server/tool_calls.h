@@ -13,7 +13,8 @@
  * "<tool_call>" is held back until the next piece decides it. Inside a call
  * nothing reaches the content, also when the answer is cut off: a call cut
  * off after its name is closed with the complete parameters so far (valid
- * JSON arguments), one cut off before its name is dropped. Each parameter's
+ * JSON arguments), one cut off before its name is dropped, and so is a
+ * final "<t", "<to", ... "<tool_call" (a call cut off as it began). Each parameter's
  * value becomes JSON by the type the tool's schema gives it (string;
  * number/integer/boolean/null, object/array when the text parses as such;
  * without a schema type, JSON when it parses, else a string). */

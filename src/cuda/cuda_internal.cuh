@@ -1,0 +1,109 @@
+/* cuda_internal.cuh — what the CUDA backend's files share: weight matrices
+ * in their device form, the model's device copy, and the kernel launchers
+ * (one file per kind of kernel: matmul.cu, gdn.cu, attn.cu, ops.cu).
+ *
+ * Everything on the device is float32 except the weight matrices, which
+ * keep the model's form where a kernel reads it directly (f32, bf16, f16,
+ * Q8_0, Q4_0) and are widened to float32 otherwise (k-quants, MLX affine):
+ * the same values the CPU computes with, so the two paths agree to float32
+ * rounding. Quantized matrices are split on upload into their integers and
+ * their per-32 scales, so that a thread reads 16 aligned bytes at a time. */
+#ifndef Q35_CUDA_INTERNAL_CUH
+#define Q35_CUDA_INTERNAL_CUH
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+extern "C" { /* the library's C headers */
+#include "core/err.h"
+#include "model/model.h"
+}
+
+/* Device forms of a matrix. */
+enum { DF_F32 = 0, DF_BF16, DF_F16, DF_Q8, DF_Q4 };
+
+typedef struct dmat {
+    int fmt;
+    int rows, cols;
+    const void *w;         /* f32/bf16/f16 values, int8 (Q8), nibbles (Q4: 16 bytes a block) */
+    const uint16_t *scale; /* Q8/Q4: f16 scale per 32 weights, [rows, cols/32] */
+} dmat;
+
+typedef struct dlayer {
+    bool full_attn;
+    const float *attn_norm, *mlp_norm; /* [H], 1+w */
+    dmat w_gu;                         /* [2I, H]: gate rows then up rows */
+    dmat w_down;                       /* [H, I] */
+    /* DeltaNet */
+    dmat w_in;  /* [C + nv*dv + 2nv, H]: qkv | z | b | a */
+    dmat w_out; /* [H, nv*dv] */
+    const float *conv_w, *A, *dt_bias, *gdn_norm;
+    /* attention */
+    dmat w_qkv; /* [nh*2d + 2*nkv*d, H]: q|gate per head, then k, then v */
+    dmat w_o;   /* [H, nh*d] */
+    const float *q_norm, *k_norm;
+} dlayer;
+
+/* The model's device copy (model->device_ctx). */
+typedef struct cuda_model {
+    int device;
+    q35_config cfg;
+    dmat embed, lm_head;
+    const float *final_norm;
+    dlayer *layers;
+    void **allocs; /* every device allocation, freed with the model */
+    int n_allocs, cap_allocs;
+    size_t bytes;
+} cuda_model;
+
+/* Uploads m's weights once (the first call for a model; later calls return
+ * that copy). NULL and `e` filled on failure. */
+cuda_model *cuda_model_get(const q35_model *m, q35_err *e);
+
+/* Fills e from a failed CUDA call; returns its q35 status. */
+int cuda_fail(cudaError_t rc, const char *what, q35_err *e);
+
+/* ----------------------------------------------------------- launchers */
+
+/* What a matmul does with its result y = W x. */
+enum { MM_STORE = 0, MM_ADD = 1, MM_GLU = 2 };
+
+/* y[t, :] (op)= W x[t, :] for T tokens: x rows of W.cols floats, ldx apart;
+ * y rows ldy apart. norm != NULL: x is first RMS-normed with weight norm
+ * (eps) -- fused for T == 1, through `tmp` ([T, W.cols]) otherwise.
+ * MM_GLU: W holds 2n rows (gate then up) and y gets silu(gate) * up, n per
+ * token (T > 1: through `tmp2`, [T, 2n]). T == 1 runs a GEMV (float32
+ * products), T > 1 a tensor-core GEMM in split TF32 (each operand as a sum
+ * of two TF32 numbers, so products keep float32 precision). */
+void cu_matmul(const dmat *W, const float *x, int T, int ldx, float *y, int ldy, int op,
+               const float *norm, float eps, float *tmp, float *tmp2, cudaStream_t st);
+
+/* Whether the matmul kernels take W (column count a multiple of 32). */
+bool cu_matmul_supports(const dmat *W);
+
+/* x[t] = E[ids[t]] as float32. */
+void cu_embed(const dmat *E, const int32_t *ids, int T, float *x, cudaStream_t st);
+
+/* out[t] = rms(in[t]) * w, T rows of n. */
+void cu_rmsnorm(const float *in, const float *w, float eps, int T, int n, float *out,
+                cudaStream_t st);
+
+/* GDN, T tokens. xin: [T, ldx] projections (qkv first, z at zoff, b at
+ * boff, a at aoff); conv_state [K-1, C] updated; qkv_out [T, C] scratch;
+ * S [nv, dk, dv] updated; o [T, nv*dv] the gated, normed output. */
+void cu_gdn(const q35_config *c, const dlayer *L, const float *xin, int ldx, int T,
+            float *conv_state, float *qkv_out, float *S, float *o, cudaStream_t st);
+
+/* Attention, T tokens at *pos (device): qkv [T, ldq] projections; the keys
+ * and values go into kc/vc ([n_ctx, nkv*d]) at pos..pos+T-1; o [T, nh*d]. */
+void cu_attn(const q35_config *c, const dlayer *L, float *qkv, int ldq, int T, const int *pos,
+             float *kc, float *vc, float *o, cudaStream_t st);
+
+/* *out = argmax of x[0..n) (first index of the largest), via part
+ * ([2 * 1024] floats of scratch). */
+void cu_argmax(const float *x, int n, float *part, int32_t *out, cudaStream_t st);
+
+/* *pos += n (device-side, for graphs). */
+void cu_advance(int *pos, int n, cudaStream_t st);
+
+#endif

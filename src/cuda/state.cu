@@ -1,0 +1,404 @@
+/* state.cu — the CUDA backend's state (forward/backend.h): one sequence's
+ * DeltaNet conv windows and recurrent states and the attention KV caches,
+ * all in device memory, the scratch of a forward chunk, and the forward
+ * pass itself as a sequence of launches on the state's own stream:
+ *
+ *     x = E[token]
+ *     per layer:  [norm + in-projections] [mixer] [out-projection + residual]
+ *                 [norm + gate|up + SwiGLU] [down + residual]
+ *     logits = W_out rms(x)            (or only the argmax, on the device)
+ *
+ * A one-token step is captured once as a CUDA graph (three variants: no
+ * logits, logits copied out, greedy id copied out) and replayed: the token
+ * id and position reach the device through pinned host memory that the
+ * graph's first copies read, so the host sees only what it asked for.
+ * Longer inputs run in chunks of up to CHUNK tokens through the GEMM path. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/cuda_backend.h"
+#include "cuda/cuda_internal.cuh"
+
+#define CHUNK 256
+
+enum { G_NONE = 0, G_LOGITS = 1, G_GREEDY = 2, G_COUNT };
+
+typedef struct cuda_state {
+    const q35_model *m;
+    cuda_model *cm;
+    int n_ctx, chunk, n_gdn, n_attn, lg_rows;
+    cudaStream_t st;
+    int *slot; /* per layer: its index among the DeltaNet or the attention layers */
+    /* device */
+    float *conv, *ssm, *kv; /* [n_gdn][K-1][C], [n_gdn][nv][dk][dv], [n_attn][2][n_ctx][kvw] */
+    size_t conv_n, ssm_n, kvw;
+    float *x, *proj, *o, *mlp, *tmp, *tmp2, *qkvc, *logits, *part;
+    int *d_pos;
+    int32_t *d_ids, *d_next;
+    /* pinned host */
+    int *h_pos;
+    int32_t *h_ids, *h_next;
+    float *h_logits;
+    int greedy_vocab; /* the n_vocab the greedy graph was captured for */
+    cudaGraphExec_t graph[G_COUNT];
+    void *allocs[24];
+    int n_allocs;
+    size_t bytes;
+} cuda_state;
+
+typedef struct cuda_snap {
+    void *dev;
+    size_t bytes;
+    int pos;
+} cuda_snap;
+
+extern "C" int q35_cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); /* clear the sticky "no driver" error */
+        return 0;
+    }
+    return n;
+}
+
+static void *dalloc(cuda_state *s, size_t n, q35_err *e) {
+    void *p = NULL;
+    cudaError_t rc = cudaMalloc(&p, n ? n : 16);
+    if (rc != cudaSuccess) {
+        cuda_fail(rc, "allocating a state", e);
+        return NULL;
+    }
+    s->allocs[s->n_allocs++] = p;
+    s->bytes += n;
+    return p;
+}
+
+static void state_free(void *bs) {
+    cuda_state *s = (cuda_state *)bs;
+    if (!s) return;
+    for (int g = 0; g < G_COUNT; g++)
+        if (s->graph[g]) cudaGraphExecDestroy(s->graph[g]);
+    for (int i = 0; i < s->n_allocs; i++)
+        cudaFree(s->allocs[i]);
+    cudaFreeHost(s->h_pos);
+    cudaFreeHost(s->h_ids);
+    cudaFreeHost(s->h_next);
+    cudaFreeHost(s->h_logits);
+    if (s->st) cudaStreamDestroy(s->st);
+    free(s->slot);
+    free(s);
+}
+
+/* What this backend cannot run, as a message; NULL when it can. */
+static const char *unsupported(const cuda_model *cm) {
+    const q35_config *c = &cm->cfg;
+    if (c->head_dim % 32 || c->head_dim > 256) return "head_dim must be a multiple of 32, <= 256";
+    if (c->rotary_dim > c->head_dim) return "rotary dims exceed head_dim";
+    if (c->lin_k_dim % 4 || c->lin_k_dim > 128) return "linear_key_head_dim must be 4k, <= 128";
+    if (c->lin_v_dim % 8 || c->lin_v_dim > 256) return "linear_value_head_dim must be 8k, <= 256";
+    if (c->conv_kernel < 2 || c->conv_kernel > 8) return "conv kernel must be 2..8";
+    if (!cu_matmul_supports(&cm->embed) || !cu_matmul_supports(&cm->lm_head))
+        return "embedding width must be a multiple of 32";
+    for (int l = 0; l < c->n_layers; l++) {
+        const dlayer *D = &cm->layers[l];
+        const dmat *ms[4] = {&D->w_gu, &D->w_down, D->full_attn ? &D->w_qkv : &D->w_in,
+                             D->full_attn ? &D->w_o : &D->w_out};
+        for (int i = 0; i < 4; i++)
+            if (!cu_matmul_supports(ms[i])) return "a matrix width is not a multiple of 32";
+    }
+    return NULL;
+}
+
+static void *state_new(const q35_model *m, int n_ctx, size_t *bytes, q35_err *e) {
+    cuda_model *cm = cuda_model_get(m, e);
+    if (!cm) return NULL;
+    const char *why = unsupported(cm);
+    if (why) {
+        q35_err_set(e, Q35_EINVAL, "cuda: this model's shapes are not supported: %s", why);
+        return NULL;
+    }
+    const q35_config *c = &cm->cfg;
+    cuda_state *s = (cuda_state *)calloc(1, sizeof *s);
+    if (!s || !(s->slot = (int *)calloc((size_t)c->n_layers, sizeof(int)))) {
+        free(s);
+        q35_err_set(e, Q35_ENOMEM, "cuda: out of host memory");
+        return NULL;
+    }
+    s->m = m;
+    s->cm = cm;
+    s->n_ctx = n_ctx;
+    s->chunk = n_ctx < CHUNK ? n_ctx : CHUNK;
+    for (int l = 0; l < c->n_layers; l++)
+        s->slot[l] = c->layer_full[l] ? s->n_attn++ : s->n_gdn++;
+    size_t H = (size_t)c->hidden_size, I = (size_t)c->intermediate_size, V = (size_t)c->vocab_size;
+    size_t C = (size_t)q35_config_conv_channels(c), K = (size_t)c->conv_kernel;
+    size_t nv = (size_t)c->lin_v_heads, dk = (size_t)c->lin_k_dim, dv = (size_t)c->lin_v_dim;
+    size_t nh = (size_t)c->n_heads, d = (size_t)c->head_dim, nkv = (size_t)c->n_kv_heads;
+    size_t B = (size_t)s->chunk;
+    s->kvw = nkv * d;
+    s->conv_n = (K - 1) * C;
+    s->ssm_n = nv * dk * dv;
+    size_t proj = C + nv * dv + 2 * nv;
+    if (nh * 2 * d + 2 * nkv * d > proj) proj = nh * 2 * d + 2 * nkv * d;
+    size_t ow = nv * dv > nh * d ? nv * dv : nh * d;
+    size_t tw = H > ow ? H : ow;
+    s->lg_rows = (int)((1u << 24) / V);
+    if (s->lg_rows < 1) s->lg_rows = 1;
+    if (s->lg_rows > s->chunk) s->lg_rows = s->chunk;
+    cudaError_t rc = cudaStreamCreateWithFlags(&s->st, cudaStreamNonBlocking);
+    if (rc != cudaSuccess) {
+        cuda_fail(rc, "creating a stream", e);
+        s->st = NULL;
+        state_free(s);
+        return NULL;
+    }
+    bool ok =
+        (s->conv = (float *)dalloc(s, (size_t)s->n_gdn * s->conv_n * 4, e)) &&
+        (s->ssm = (float *)dalloc(s, (size_t)s->n_gdn * s->ssm_n * 4, e)) &&
+        (s->kv = (float *)dalloc(s, (size_t)s->n_attn * 2 * n_ctx * s->kvw * 4, e)) &&
+        (s->x = (float *)dalloc(s, B * H * 4, e)) &&
+        (s->proj = (float *)dalloc(s, B * proj * 4, e)) &&
+        (s->o = (float *)dalloc(s, B * ow * 4, e)) && (s->mlp = (float *)dalloc(s, B * I * 4, e)) &&
+        (s->tmp = (float *)dalloc(s, B * tw * 4, e)) &&
+        (s->tmp2 = (float *)dalloc(s, B * 2 * I * 4, e)) &&
+        (s->qkvc = (float *)dalloc(s, B * C * 4, e)) &&
+        (s->logits = (float *)dalloc(s, (size_t)s->lg_rows * V * 4, e)) &&
+        (s->part = (float *)dalloc(s, 2 * 1024 * 4, e)) && (s->d_pos = (int *)dalloc(s, 16, e)) &&
+        (s->d_ids = (int32_t *)dalloc(s, B * 4, e)) && (s->d_next = (int32_t *)dalloc(s, 16, e));
+    if (ok) {
+        rc = cudaMallocHost((void **)&s->h_pos, 16);
+        if (rc == cudaSuccess) rc = cudaMallocHost((void **)&s->h_ids, B * 4);
+        if (rc == cudaSuccess) rc = cudaMallocHost((void **)&s->h_next, 16);
+        if (rc == cudaSuccess) rc = cudaMallocHost((void **)&s->h_logits, V * 4);
+        if (rc != cudaSuccess) ok = !cuda_fail(rc, "allocating pinned memory", e);
+    }
+    if (ok) {
+        rc = cudaMemsetAsync(s->kv, 0, (size_t)s->n_attn * 2 * n_ctx * s->kvw * 4, s->st);
+        if (rc == cudaSuccess)
+            rc = cudaMemsetAsync(s->conv, 0, (size_t)s->n_gdn * s->conv_n * 4, s->st);
+        if (rc == cudaSuccess)
+            rc = cudaMemsetAsync(s->ssm, 0, (size_t)s->n_gdn * s->ssm_n * 4, s->st);
+        if (rc == cudaSuccess) rc = cudaStreamSynchronize(s->st);
+        if (rc != cudaSuccess) ok = !cuda_fail(rc, "clearing a state", e);
+    }
+    if (!ok) {
+        state_free(s);
+        return NULL;
+    }
+    *bytes = s->bytes + V * 4 + B * 4;
+    return s;
+}
+
+static void clear(void *bs) {
+    cuda_state *s = (cuda_state *)bs;
+    cudaMemsetAsync(s->conv, 0, (size_t)s->n_gdn * s->conv_n * 4, s->st);
+    cudaMemsetAsync(s->ssm, 0, (size_t)s->n_gdn * s->ssm_n * 4, s->st);
+    cudaStreamSynchronize(s->st);
+}
+
+static float *kc_of(cuda_state *s, int l) {
+    return s->kv + (size_t)s->slot[l] * 2 * s->n_ctx * s->kvw;
+}
+
+/* Launches a chunk of T tokens (ids in d_ids, position in d_pos); logits
+ * rows [first, T) into s->logits when want_logits (T - first <= lg_rows). */
+static void forward(cuda_state *s, int T, bool want_logits, int first) {
+    const cuda_model *cm = s->cm;
+    const q35_config *c = &cm->cfg;
+    cudaStream_t st = s->st;
+    int H = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
+    int nv = c->lin_v_heads, dv = c->lin_v_dim, nh = c->n_heads, d = c->head_dim;
+    float eps = c->rms_eps;
+    cu_embed(&cm->embed, s->d_ids, T, s->x, st);
+    for (int l = 0; l < c->n_layers; l++) {
+        const dlayer *D = &cm->layers[l];
+        if (!D->full_attn) {
+            int ld = D->w_in.rows;
+            cu_matmul(&D->w_in, s->x, T, H, s->proj, ld, MM_STORE, D->attn_norm, eps, s->tmp, NULL,
+                      st);
+            cu_gdn(c, D, s->proj, ld, T, s->conv + (size_t)s->slot[l] * s->conv_n, s->qkvc,
+                   s->ssm + (size_t)s->slot[l] * s->ssm_n, s->o, st);
+            cu_matmul(&D->w_out, s->o, T, nv * dv, s->x, H, MM_ADD, NULL, eps, NULL, NULL, st);
+        } else {
+            int ld = D->w_qkv.rows;
+            float *kc = kc_of(s, l), *vc = kc + (size_t)s->n_ctx * s->kvw;
+            cu_matmul(&D->w_qkv, s->x, T, H, s->proj, ld, MM_STORE, D->attn_norm, eps, s->tmp, NULL,
+                      st);
+            cu_attn(c, D, s->proj, ld, T, s->d_pos, kc, vc, s->o, st);
+            cu_matmul(&D->w_o, s->o, T, nh * d, s->x, H, MM_ADD, NULL, eps, NULL, NULL, st);
+        }
+        cu_matmul(&D->w_gu, s->x, T, H, s->mlp, I, MM_GLU, D->mlp_norm, eps, s->tmp, s->tmp2, st);
+        cu_matmul(&D->w_down, s->mlp, T, I, s->x, H, MM_ADD, NULL, eps, NULL, NULL, st);
+    }
+    if (want_logits)
+        cu_matmul(&cm->lm_head, s->x + (size_t)first * H, T - first, H, s->logits, V, MM_STORE,
+                  cm->final_norm, eps, s->tmp, NULL, st);
+}
+
+static int check(cuda_state *s, const char *what, q35_err *e) {
+    cudaError_t rc = cudaGetLastError();
+    if (rc == cudaSuccess) rc = cudaStreamSynchronize(s->st);
+    return rc == cudaSuccess ? Q35_OK : cuda_fail(rc, what, e);
+}
+
+/* One token through the captured graph of kind g (captured on first use). */
+static int step_graph(cuda_state *s, int g, q35_err *e) {
+    if (!s->graph[g]) {
+        cudaGraph_t graph = NULL;
+        cudaError_t rc = cudaStreamBeginCapture(s->st, cudaStreamCaptureModeThreadLocal);
+        if (rc != cudaSuccess) return cuda_fail(rc, "capturing the decode step", e);
+        cudaMemcpyAsync(s->d_pos, s->h_pos, sizeof(int), cudaMemcpyHostToDevice, s->st);
+        cudaMemcpyAsync(s->d_ids, s->h_ids, sizeof(int32_t), cudaMemcpyHostToDevice, s->st);
+        forward(s, 1, g != G_NONE, 0);
+        if (g == G_LOGITS)
+            cudaMemcpyAsync(s->h_logits, s->logits, (size_t)s->cm->cfg.vocab_size * 4,
+                            cudaMemcpyDeviceToHost, s->st);
+        if (g == G_GREEDY) {
+            cu_argmax(s->logits, s->greedy_vocab, s->part, s->d_next, s->st);
+            cudaMemcpyAsync(s->h_next, s->d_next, sizeof(int32_t), cudaMemcpyDeviceToHost, s->st);
+        }
+        rc = cudaStreamEndCapture(s->st, &graph);
+        if (rc == cudaSuccess) rc = cudaGraphInstantiate(&s->graph[g], graph, 0);
+        if (graph) cudaGraphDestroy(graph);
+        if (rc != cudaSuccess) {
+            s->graph[g] = NULL;
+            return cuda_fail(rc, "capturing the decode step", e);
+        }
+    }
+    cudaError_t rc = cudaGraphLaunch(s->graph[g], s->st);
+    if (rc != cudaSuccess) return cuda_fail(rc, "running the decode step", e);
+    return check(s, "the decode step", e);
+}
+
+static bool graphs_off(void) {
+    const char *v = getenv("Q35_CUDA_GRAPH");
+    return v && !strcmp(v, "0");
+}
+
+static int eval(void *bs, int pos, const int32_t *ids, int n, float *logits, bool all_logits,
+                q35_err *e) {
+    cuda_state *s = (cuda_state *)bs;
+    int V = s->cm->cfg.vocab_size, H = s->cm->cfg.hidden_size;
+    for (int off = 0; off < n;) {
+        int T = n - off < s->chunk ? n - off : s->chunk;
+        bool last = off + T == n;
+        bool want = logits && (all_logits || last);
+        *s->h_pos = pos + off;
+        memcpy(s->h_ids, ids + off, (size_t)T * sizeof(int32_t));
+        if (T == 1 && !graphs_off()) {
+            int rc = step_graph(s, want ? G_LOGITS : G_NONE, e);
+            if (rc) return rc;
+            if (want)
+                memcpy(logits + (all_logits ? (size_t)off * V : 0), s->h_logits, (size_t)V * 4);
+            off += T;
+            continue;
+        }
+        cudaMemcpyAsync(s->d_pos, s->h_pos, sizeof(int), cudaMemcpyHostToDevice, s->st);
+        cudaMemcpyAsync(s->d_ids, s->h_ids, (size_t)T * 4, cudaMemcpyHostToDevice, s->st);
+        int first = all_logits ? 0 : T - 1;
+        bool fits = T - first <= s->lg_rows;
+        forward(s, T, want && fits, first);
+        if (want && !fits) /* all rows asked for: the head in groups of lg_rows */
+            for (int r = first; r < T; r += s->lg_rows) {
+                int rows = T - r < s->lg_rows ? T - r : s->lg_rows;
+                cu_matmul(&s->cm->lm_head, s->x + (size_t)r * H, rows, H, s->logits, V, MM_STORE,
+                          s->cm->final_norm, s->cm->cfg.rms_eps, s->tmp, NULL, s->st);
+                cudaMemcpyAsync(logits + (size_t)(off + r) * V, s->logits, (size_t)rows * V * 4,
+                                cudaMemcpyDeviceToHost, s->st);
+            }
+        else if (want)
+            cudaMemcpyAsync(logits + (all_logits ? (size_t)off * V : 0), s->logits,
+                            (size_t)(T - first) * V * 4, cudaMemcpyDeviceToHost, s->st);
+        int rc = check(s, "a forward chunk", e);
+        if (rc) return rc;
+        off += T;
+    }
+    return Q35_OK;
+}
+
+static int decode_greedy(void *bs, int pos, int32_t id, int n_vocab, int32_t *next, q35_err *e) {
+    cuda_state *s = (cuda_state *)bs;
+    if (s->graph[G_GREEDY] && s->greedy_vocab != n_vocab) {
+        cudaGraphExecDestroy(s->graph[G_GREEDY]);
+        s->graph[G_GREEDY] = NULL;
+    }
+    s->greedy_vocab = n_vocab;
+    *s->h_pos = pos;
+    s->h_ids[0] = id;
+    int rc = step_graph(s, G_GREEDY, e);
+    if (!rc) *next = *s->h_next;
+    return rc;
+}
+
+/* -------------------------------------------------------------- snapshots */
+
+/* Copies between the state and a snapshot's flat device form: the DeltaNet
+ * windows and states, then per attention layer the keys and values of the
+ * positions below pos. */
+static size_t snap_copy(cuda_state *s, char *flat, int pos, bool to_snap) {
+    size_t off = 0, n;
+    struct {
+        void *live;
+        size_t bytes;
+    } parts[2] = {{s->conv, (size_t)s->n_gdn * s->conv_n * 4},
+                  {s->ssm, (size_t)s->n_gdn * s->ssm_n * 4}};
+    for (int i = 0; i < 2; i++) {
+        if (flat && parts[i].bytes)
+            cudaMemcpyAsync(to_snap ? flat + off : parts[i].live,
+                            to_snap ? parts[i].live : flat + off, parts[i].bytes,
+                            cudaMemcpyDeviceToDevice, s->st);
+        off += parts[i].bytes;
+    }
+    n = (size_t)pos * s->kvw * 4;
+    for (int a = 0; a < 2 * s->n_attn; a++) { /* keys, values of each layer */
+        char *live = (char *)(s->kv + (size_t)a * s->n_ctx * s->kvw);
+        if (flat && n)
+            cudaMemcpyAsync(to_snap ? flat + off : live, to_snap ? live : flat + off, n,
+                            cudaMemcpyDeviceToDevice, s->st);
+        off += n;
+    }
+    return off;
+}
+
+static void *snapshot(void *bs, int pos, size_t *bytes, q35_err *e) {
+    cuda_state *s = (cuda_state *)bs;
+    cuda_snap *snap = (cuda_snap *)calloc(1, sizeof *snap);
+    if (!snap) {
+        q35_err_set(e, Q35_ENOMEM, "cuda snapshot: out of host memory");
+        return NULL;
+    }
+    snap->pos = pos;
+    snap->bytes = snap_copy(s, NULL, pos, true);
+    cudaError_t rc = cudaMalloc(&snap->dev, snap->bytes ? snap->bytes : 16);
+    if (rc != cudaSuccess) {
+        free(snap);
+        cuda_fail(rc, "allocating a snapshot", e);
+        return NULL;
+    }
+    snap_copy(s, (char *)snap->dev, pos, true);
+    if (check(s, "taking a snapshot", e)) {
+        cudaFree(snap->dev);
+        free(snap);
+        return NULL;
+    }
+    *bytes = snap->bytes;
+    return snap;
+}
+
+static int restore(void *bs, const void *sp, int pos, q35_err *e) {
+    cuda_state *s = (cuda_state *)bs;
+    const cuda_snap *snap = (const cuda_snap *)sp;
+    snap_copy(s, (char *)snap->dev, snap->pos, false);
+    return check(s, "restoring a snapshot", e);
+}
+
+static void snapshot_free(void *sp) {
+    cuda_snap *snap = (cuda_snap *)sp;
+    if (!snap) return;
+    cudaFree(snap->dev);
+    free(snap);
+}
+
+extern "C" const q35_backend q35_cuda_backend = {
+    "cuda", state_new, state_free, clear, eval, snapshot, restore, snapshot_free, decode_greedy,
+};

@@ -1,0 +1,79 @@
+/* backend.c — which backend a new state gets (see backend.h), and
+ * q35_cuda_device_count. The CUDA backend is linked in when the build
+ * found nvcc (Q35_HAVE_CUDA); without it, asking for it is an error. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "forward/backend.h"
+#include "forward/forward.h"
+#ifdef Q35_HAVE_CUDA
+#include "cuda/cuda_backend.h"
+#endif
+
+q35_device q35_backend_device(const q35_model *m) {
+    const char *env = getenv("Q35_DEVICE");
+    if (env && !strcmp(env, "cuda")) return Q35_DEVICE_CUDA;
+    if (env && !strcmp(env, "cpu")) return Q35_DEVICE_CPU;
+    return m->device;
+}
+
+const q35_backend *q35_backend_for(q35_device device, bool *missing, q35_err *e) {
+    *missing = false;
+    if (device == Q35_DEVICE_CPU) return NULL;
+    if (device != Q35_DEVICE_CUDA) {
+        *missing = true;
+        q35_err_set(e, Q35_EINVAL, "q35_state_new: unknown device %d", (int)device);
+        return NULL;
+    }
+#ifdef Q35_HAVE_CUDA
+    if (q35_cuda_device_count() > 0) return &q35_cuda_backend;
+    *missing = true;
+    q35_err_set(e, Q35_EINVAL, "q35_state_new: device cuda asked for, but no CUDA GPU is visible");
+#else
+    *missing = true;
+    q35_err_set(e, Q35_EINVAL,
+                "q35_state_new: device cuda asked for, but q35 was built without "
+                "CUDA (configure with nvcc on the PATH, -DQ35_CUDA=ON)");
+#endif
+    return NULL;
+}
+
+#ifndef Q35_HAVE_CUDA
+int q35_cuda_device_count(void) {
+    return 0;
+}
+#endif
+
+int q35_state_decode_greedy(const q35_model *m, q35_state *s, int32_t id, int n_vocab,
+                            int32_t *next, q35_err *e) {
+    if (!m || !s || !next)
+        return q35_err_set(e, Q35_EINVAL, "q35_state_decode_greedy: no model, state or output");
+    if (n_vocab < 1 || n_vocab > m->cfg.vocab_size)
+        return q35_err_set(e, Q35_EINVAL, "q35_state_decode_greedy: n_vocab %d is outside 1..%d",
+                           n_vocab, m->cfg.vocab_size);
+    if (!s->be) { /* the CPU: logits, then the argmax here */
+        float *logits = malloc((size_t)m->cfg.vocab_size * sizeof *logits);
+        if (!logits) return q35_err_set(e, Q35_ENOMEM, "q35_state_decode_greedy: out of memory");
+        int rc = q35_state_eval(m, s, &id, 1, logits, false, e);
+        if (!rc) {
+            int best = 0;
+            for (int i = 1; i < n_vocab; i++)
+                if (logits[i] > logits[best]) best = i;
+            *next = best;
+        }
+        free(logits);
+        return rc;
+    }
+    if (s->model != m || s->model_generation != m->generation || !m->loaded)
+        return q35_err_set(e, Q35_ESTATE, "q35_state_decode_greedy: the state is not of this load");
+    if (id < 0 || id >= m->cfg.vocab_size)
+        return q35_err_set(e, Q35_EINVAL,
+                           "q35_state_decode_greedy: id %d is outside the vocabulary", id);
+    if (s->pos >= s->n_ctx)
+        return q35_err_set(e, Q35_EOVERFLOW, "q35_state_decode_greedy: the state is full (%d)",
+                           s->n_ctx);
+    int rc = s->be->decode_greedy(s->be_state, s->pos, id, n_vocab, next, e);
+    if (!rc) s->pos++;
+    return rc;
+}
