@@ -44,7 +44,7 @@ static inline const char *ahead(const uint8_t *p, size_t bytes) {
 }
 
 /* ---- quantizer: the reference's float ops, 8 lanes at a time */
-static void quantize_avx2(const float *x, int64_t ldx, int T, int64_t cols, uint8_t *out) {
+void q35_q8_quantize_avx2(const float *x, int64_t ldx, int T, int64_t cols, uint8_t *out) {
     size_t st = q35_q8_row_stride(cols);
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     for (int t = 0; t < T; t++) {
@@ -315,7 +315,7 @@ static void uk_q6_K(const uint8_t *w, size_t ldw, int R, const uint8_t *x, size_
 
 const q35_i8_kernels q35_i8_avx2_set = {
     .name = "avx2",
-    .quantize = quantize_avx2,
+    .quantize = q35_q8_quantize_avx2,
     .mk =
         {
             [Q35_DT_Q8_0] = {MR, NR, uk_q8_0},

@@ -108,8 +108,10 @@ const q35_i8_kernels *q35_i8_kernels_neon(void);
 /* The plain C dot product of one weight row (dtype dt) and one q8 row, as
  * defined above: the yardstick of the tests. */
 float q35_i8_dot_ref(q35_dtype dt, const uint8_t *w, const uint8_t *x, int64_t cols);
-/* The plain C quantizer (the bytes every set's quantizer must give). */
+/* The plain C quantizer (the bytes every set's quantizer must give), and
+ * the AVX2 one (x86 sets above AVX2 share it; AVX2 CPUs only). */
 void q35_q8_quantize_ref(const float *x, int64_t ldx, int T, int64_t cols, uint8_t *out);
+void q35_q8_quantize_avx2(const float *x, int64_t ldx, int T, int64_t cols, uint8_t *out);
 
 /* The driver: y[t*ldy + o] for rows o in [r0, r1) of w and q8 rows t < T
  * (at x, stride ldx bytes): row panels sized for the cache, within a panel
