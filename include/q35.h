@@ -960,10 +960,6 @@ int q35_reply_step_finish(q35_reply_step *r, q35_piece_fn on_piece, void *ud, q3
  * and the fed ids. Owned by r. */
 const int32_t *q35_reply_step_context(const q35_reply_step *r, int *n);
 
-#ifdef __cplusplus
-}
-#endif
-#endif /* Q35_H */
 /* ------------------------------------------------------------------- voice
  *
  * What a voice assistant needs between speech recognition and synthesis
@@ -1067,3 +1063,8 @@ int q35_phraser_on_piece(void *phraser, q35_piece_kind kind, const char *text, s
 int q35_spoken_form(const char *text, size_t len, char **out, size_t *out_len, q35_err *e);
 
 /* ---------------------------------------------------------------- end voice */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* Q35_H */
