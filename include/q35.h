@@ -620,6 +620,10 @@ q35_matcher *q35_matcher_new(const q35_constraint *c, bool after_think, const in
                              int n_eos, q35_err *e);
 void q35_matcher_free(q35_matcher *m);
 
+/* Back to the start of a new document, keeping the states and masks
+ * learnt so far (a server slot or a test reusing one matcher). */
+int q35_matcher_reset(q35_matcher *m, bool after_think, q35_err *e);
+
 /* Sets logits[id] = -INFINITY for every id in [0, n) that may not come
  * next (ids outside the vocabulary included). Fails (Q35_ENOMEM,
  * Q35_EOVERFLOW when the grammar's state space grows past the matcher's
