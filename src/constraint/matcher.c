@@ -65,7 +65,8 @@ struct q35_matcher {
     int cur;
     int32_t eos[16];
     int n_eos;
-    int32_t *walk; /* [max_depth + 1] states along the trie path */
+    int32_t *walk;          /* [max_depth + 1] states along the trie path */
+    const int32_t **wtrans; /* [max_depth + 1] their transition tables */
     int32_t cached[MAX_CACHED_MASKS];
     int n_cached, next_evict;
     size_t mem;
@@ -361,27 +362,34 @@ q35_matcher *q35_matcher_new(const q35_constraint *c, bool after_think, const in
     for (int i = 0; i < n_eos && m->n_eos < 16; i++)
         if (eos[i] >= 0) m->eos[m->n_eos++] = eos[i];
     m->walk = malloc(((size_t)c->v->max_depth + 2) * sizeof *m->walk);
-    if (!m->walk) {
-        free(m);
+    m->wtrans = malloc(((size_t)c->v->max_depth + 2) * sizeof *m->wtrans);
+    if (!m->walk || !m->wtrans) {
+        q35_matcher_free(m);
         q35_err_set(e, Q35_ENOMEM, "matcher: out of memory");
         return NULL;
     }
-    begin(m);
-    int rule = after_think ? c->g->lead : c->g->root;
-    bool ok = true;
-    for (int a = c->g->rule_alt[rule]; a < c->g->rule_alt[rule + 1] && ok; a++)
-        ok = push_work(m, c->g->alt_start[a], -1);
-    if (ok) ok = closure(m);
-    int32_t s = ok ? intern_result(m) : T_UNKNOWN;
-    if (s < 0) {
-        q35_err_set(e, m->failed ? m->failed : Q35_EINVAL,
-                    s == T_DEAD ? "matcher: the grammar matches nothing"
-                                : "matcher: out of memory or beyond limits at the start");
+    if (q35_matcher_reset(m, after_think, e)) {
         q35_matcher_free(m);
         return NULL;
     }
-    m->cur = s;
     return m;
+}
+
+int q35_matcher_reset(q35_matcher *m, bool after_think, q35_err *e) {
+    begin(m);
+    m->failed = 0;
+    int rule = after_think ? m->g->lead : m->g->root;
+    bool ok = true;
+    for (int a = m->g->rule_alt[rule]; a < m->g->rule_alt[rule + 1] && ok; a++)
+        ok = push_work(m, m->g->alt_start[a], -1);
+    if (ok) ok = closure(m);
+    int32_t s = ok ? intern_result(m) : T_UNKNOWN;
+    if (s < 0)
+        return q35_err_set(e, m->failed ? m->failed : Q35_EINVAL, "%s",
+                           s == T_DEAD ? "matcher: the grammar matches nothing"
+                                       : "matcher: out of memory or beyond limits at the start");
+    m->cur = s;
+    return Q35_OK;
 }
 
 void q35_matcher_free(q35_matcher *m) {
@@ -399,6 +407,7 @@ void q35_matcher_free(q35_matcher *m) {
     free(m->work);
     free(m->res);
     free(m->walk);
+    free(m->wtrans);
     free(m);
 }
 
@@ -413,23 +422,25 @@ static void build_mask(q35_matcher *m, int32_t s, uint32_t *mask) {
     const q35_constraint_vocab *v = m->v;
     memset(mask, 0, ((size_t)v->n_vocab + 31) / 32 * sizeof *mask);
     int32_t *walk = m->walk;
+    const int32_t **wt = m->wtrans;
     walk[0] = s;
+    wt[0] = m->states[s].trans;
     const uint8_t *byte = v->byte;
     const uint16_t *depth = v->depth;
     const int32_t *end = v->end, *tok = v->tok;
     for (int i = 0; i < v->n_nodes;) {
-        int32_t from = walk[depth[i] - 1];
-        int32_t t;
-        const mstate *fs = &m->states[from];
-        if (fs->trans && fs->trans[byte[i]] != T_UNKNOWN)
-            t = fs->trans[byte[i]];
-        else
-            t = step(m, from, byte[i]);
+        int d = depth[i];
+        int32_t t = wt[d - 1] ? wt[d - 1][byte[i]] : T_UNKNOWN;
+        if (t == T_UNKNOWN) {
+            t = step(m, walk[d - 1], byte[i]);
+            wt[d - 1] = m->states[walk[d - 1]].trans; /* made by the step if it was not */
+        }
         if (t < 0) {
             i = end[i];
             continue;
         }
-        walk[depth[i]] = t;
+        walk[d] = t;
+        wt[d] = m->states[t].trans;
         for (int32_t id = tok[i]; id >= 0; id = v->next_dup[id])
             mask[id >> 5] |= 1u << (id & 31);
         i++;
