@@ -1,0 +1,152 @@
+/* test_constraint_sample.c — documents sampled under JSON mode, a set of
+ * JSON Schemas and GBNF grammars, from noise (the hardest case for
+ * a constraint: the "model" wants any token at all), 24 documents each;
+ * every one must end within the step budget for the bounded languages and
+ * every ended one must be valid to Python's json + jsonschema or match the
+ * grammar's equivalent regex (check_docs.py). */
+#include "constraint/constraint_test_util.h"
+
+typedef struct sample_case {
+    q35_constraint_kind kind;
+    const char *text;  /* schema or grammar */
+    const char *regex; /* grammars: an equivalent Python regex */
+    bool bounded;      /* every walk must end within the budget */
+} sample_case;
+
+static const sample_case CASES[] = {
+    {Q35_CONSTRAINT_JSON, NULL, NULL, false},
+    {Q35_CONSTRAINT_JSON_SCHEMA,
+     "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":10},"
+     "\"age\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":120},\"tags\":{\"type\":\"array\","
+     "\"items\":{\"enum\":[\"red\",\"green\"]},\"maxItems\":3}},\"required\":[\"name\",\"age\"],"
+     "\"additionalProperties\":false}",
+     NULL, true},
+    {Q35_CONSTRAINT_JSON_SCHEMA,
+     "{\"$defs\":{\"node\":{\"type\":\"object\",\"properties\":{\"v\":{\"type\":\"integer\","
+     "\"minimum\":-5,\"maximum\":5},\"kids\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/"
+     "node\"},\"maxItems\":2}},\"required\":[\"v\"],\"additionalProperties\":false}},\"$ref\":"
+     "\"#/$defs/node\"}",
+     NULL, false},
+    {Q35_CONSTRAINT_JSON_SCHEMA,
+     "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":[\"string\",\"null\"],\"maxLength\":3},"
+     "\"b\":{\"anyOf\":[{\"type\":\"integer\",\"exclusiveMinimum\":10,\"exclusiveMaximum\":20},"
+     "{\"type\":\"boolean\"}]},\"c\":{\"const\":\"fixed\"},\"d\":{\"enum\":[1,\"two\",null,[3],"
+     "{\"x\":4}]}},\"required\":[\"a\",\"b\",\"c\",\"d\"]}",
+     NULL, false},
+    {Q35_CONSTRAINT_JSON_SCHEMA,
+     "{\"type\":\"object\",\"properties\":{\"d\":{\"type\":\"string\",\"format\":\"date\"},"
+     "\"t\":{\"type\":\"string\",\"format\":\"time\"},\"dt\":{\"type\":\"string\",\"format\":"
+     "\"date-time\"},\"u\":{\"type\":\"string\",\"format\":\"uuid\"}},\"required\":[\"d\",\"t\","
+     "\"dt\",\"u\"],\"additionalProperties\":false}",
+     NULL, true},
+    {Q35_CONSTRAINT_JSON_SCHEMA,
+     "{\"type\":\"object\",\"properties\":{\"zip\":{\"type\":\"string\",\"pattern\":"
+     "\"^[0-9]{5}(-[0-9]{4})?$\"},\"code\":{\"type\":\"string\",\"pattern\":\"^[A-Z]{2}\\\\d{2}$\"}"
+     ","
+     "\"q\":{\"type\":\"string\",\"pattern\":\"^\\\"[^\\\"\\\\\\\\]{0,3}\\\"$\"},\"w\":{\"type\":"
+     "\"string\",\"pattern\":\"^(cat|dog)s?\\\\.$\"},\"x\":{\"type\":\"string\",\"pattern\":"
+     "\"^[\\\\w.-]{1,4}@[^ @]{1,3}$\"}},\"required\":[\"zip\",\"code\",\"q\",\"w\",\"x\"],"
+     "\"additionalProperties\":false}",
+     NULL, true},
+    {Q35_CONSTRAINT_JSON_SCHEMA,
+     "{\"type\":\"array\",\"prefixItems\":[{\"type\":\"boolean\"},{\"type\":\"string\","
+     "\"minLength\":2,\"maxLength\":4}],\"items\":{\"type\":\"integer\",\"minimum\":-1000,"
+     "\"maximum\":1000},\"minItems\":3,\"maxItems\":6}",
+     NULL, true},
+    {Q35_CONSTRAINT_JSON_SCHEMA,
+     "{\"type\":\"array\",\"prefixItems\":[{\"type\":\"null\"},{\"type\":\"number\"}],"
+     "\"items\":false}",
+     NULL, true},
+    {Q35_CONSTRAINT_JSON_SCHEMA,
+     "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"integer\"},\"ok\":{\"type\":"
+     "\"boolean\"}},\"required\":[\"id\"],\"additionalProperties\":{\"type\":\"integer\","
+     "\"minimum\":0,\"maximum\":9}}",
+     NULL, false},
+    {Q35_CONSTRAINT_JSON_SCHEMA,
+     "{\"enum\":[\"\\u00e9\\\"q\\\\\",\"line\\nbreak\",\"\\u65e5\\u672c\","
+     "-0.5,1e3,true]}",
+     NULL, true},
+    {Q35_CONSTRAINT_JSON_SCHEMA,
+     "{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"string\",\"minLength\":3,"
+     "\"maxLength\":5},\"n\":{\"type\":\"integer\",\"exclusiveMaximum\":-7}},\"required\":[\"s\","
+     "\"n\"],\"additionalProperties\":false}",
+     NULL, true},
+    {Q35_CONSTRAINT_GRAMMAR, "root ::= \"yes\" | \"no\" | \"maybe\"", "yes|no|maybe", true},
+    {Q35_CONSTRAINT_GRAMMAR,
+     "# a list of words or numbers\nroot ::= item (\",\" \" \"? item){0,4}\n"
+     "item ::= [a-z]{1,5} | [0-9]{1,3}\n",
+     "([a-z]{1,5}|[0-9]{1,3})(, ?([a-z]{1,5}|[0-9]{1,3})){0,4}", true},
+    {Q35_CONSTRAINT_GRAMMAR, "root ::= [\\u03b1-\\u03c9]{2,4} \"-\" [^a-z\\x00-\\x1f]{1,3} \".\"",
+     "[\\u03b1-\\u03c9]{2,4}-[^a-z\\x00-\\x1f]{1,3}\\.", true},
+    {Q35_CONSTRAINT_GRAMMAR,
+     "root ::= greeting \" \" name \"!\"   # a comment\n"
+     "greeting ::=\n  \"hi\"\n  | \"hello\"\nname ::= [A-Z] [a-z]{0,6}\n",
+     "(hi|hello) [A-Z][a-z]{0,6}!", true},
+    {Q35_CONSTRAINT_GRAMMAR, "root ::= (\"ab\" | \"c\"){2,} \"x\"?", "(ab|c){2,}x?", false},
+    {Q35_CONSTRAINT_GRAMMAR, "root ::= \"\\x41\\u00e9\\n\\t\\\"q\\\\\" [\\]\\[-]",
+     "A\\u00e9\\n\\t\"q\\\\[\\]\\[-]", true},
+    {Q35_CONSTRAINT_GRAMMAR,
+     "root ::= \"(\" e \")\"\ne ::= [0-9] | \"(\" e \")\" | e2\n"
+     "e2 ::= [0-9] [+*] [0-9]",
+     "\\(+([0-9]|[0-9][+*][0-9])\\)+", false},
+};
+
+static void test_samples(void **state) {
+    (void)state;
+    ct_env *env = ct_env_open();
+    char path[] = "/tmp/q35-constraint-samples-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    int total = 0;
+    for (size_t k = 0; k < sizeof CASES / sizeof *CASES; k++) {
+        const sample_case *c = &CASES[k];
+        q35_err e = {0};
+        q35_constraint *con =
+            q35_constraint_compile(env->vocab, c->kind, c->text, c->text ? strlen(c->text) : 0, &e);
+        if (!con) fail_msg("case %zu: %s", k, e.msg);
+        q35_matcher *m = q35_matcher_new(con, false, &env->eos, 1, &e);
+        if (!m) fail_msg("case %zu: %s", k, e.msg);
+        uint64_t rng = 1000 + k;
+        int ended = 0;
+        for (int d = 0; d < 24; d++) {
+            if (q35_matcher_reset(m, d % 2 == 1, &e)) fail_msg("reset: %s", e.msg);
+            char *doc;
+            size_t len;
+            int ok = ct_sample(env, m, &rng, 300, &doc, &len);
+            /* after_think walks may start with newlines: the answer drops them */
+            const char *start = doc;
+            while (*start == '\n')
+                start++;
+            if (c->bounded && !ok) fail_msg("case %zu: a bounded document did not end: %s", k, doc);
+            if (ok) {
+                ended++;
+                ct_write(f,
+                         c->kind == Q35_CONSTRAINT_JSON      ? "json"
+                         : c->kind == Q35_CONSTRAINT_GRAMMAR ? "regex"
+                                                             : "schema",
+                         c->kind == Q35_CONSTRAINT_JSON_SCHEMA ? c->text : NULL, c->regex, start,
+                         strlen(start));
+            }
+            free(doc);
+        }
+        /* the unbounded languages still end often under this walk */
+        if (ended < 6) fail_msg("case %zu: only %d of 24 walks ended", k, ended);
+        total += ended;
+        q35_matcher_free(m);
+        q35_constraint_free(con);
+    }
+    fclose(f);
+    print_message("%d documents sampled\n", total);
+    ct_check(path);
+    unlink(path);
+    ct_env_close(env);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_samples),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
