@@ -9,6 +9,7 @@
 #define Q35_TEST_CONSTRAINT_UTIL_H
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,7 +31,7 @@ typedef struct ct_env {
     int32_t eos;
 } ct_env;
 
-static ct_env *ct_env_open(void) {
+static inline ct_env *ct_env_open(void) {
     ct_env *env = calloc(1, sizeof *env);
     assert_non_null(env);
     q35_err e = {0};
@@ -46,14 +47,14 @@ static ct_env *ct_env_open(void) {
     return env;
 }
 
-static void ct_env_close(ct_env *env) {
+static inline void ct_env_close(ct_env *env) {
     q35_constraint_vocab_free(env->vocab);
     q35_tokenizer_free(env->tok);
     free(env->logits);
     free(env);
 }
 
-static uint64_t ct_next(uint64_t *s) {
+static inline uint64_t ct_next(uint64_t *s) {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -66,8 +67,8 @@ static uint64_t ct_next(uint64_t *s) {
  * Returns 1 when the document ended (eos drawn, or complete with nothing
  * that may follow), 0 when max_steps ran out. *doc holds its bytes
  * (caller frees). */
-static int ct_sample(ct_env *env, q35_matcher *m, uint64_t *rng, int max_steps, char **doc,
-                     size_t *len) {
+static inline int ct_sample(ct_env *env, q35_matcher *m, uint64_t *rng, int max_steps, char **doc,
+                            size_t *len) {
     size_t cap = 256, n = 0;
     char *out = malloc(cap);
     assert_non_null(out);
@@ -120,8 +121,8 @@ static int ct_sample(ct_env *env, q35_matcher *m, uint64_t *rng, int max_steps, 
 }
 
 /* Appends {"kind":..., "schema"/"regex": ..., "doc": ...} to f. */
-static void ct_write(FILE *f, const char *kind, const char *schema, const char *regex,
-                     const char *doc, size_t len) {
+static inline void ct_write(FILE *f, const char *kind, const char *schema, const char *regex,
+                            const char *doc, size_t len) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "kind", kind);
     if (schema) {
@@ -140,7 +141,7 @@ static void ct_write(FILE *f, const char *kind, const char *schema, const char *
 }
 
 /* Runs check_docs.py on the file; asserts every document is valid. */
-static void ct_check(const char *path) {
+static inline void ct_check(const char *path) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "%s %s/../constraint/check_docs.py %s", Q35_PYTHON, Q35_TEST_DATA,
              path);
