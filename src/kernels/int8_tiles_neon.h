@@ -51,10 +51,11 @@ ALWAYS_INLINE void tile_q0(q35_dtype dt, const uint8_t *w, size_t ldw, const int
         UNROLL for (int c = 0; c < C; c++) {
             const int8_t *a = (const int8_t *)(x + c * ldx) + b * Q35_Q8_BLOCK;
             int8x16_t a0 = vld1q_s8(a), a1 = vld1q_s8(a + 16);
-            float32x4_t s = vmulq_n_f32(dw, xd[c][b]); /* lane r: dw_r * d_b */
+            float sv[4]; /* lane r: dw_r * d_b */
+            vst1q_f32(sv, vmulq_n_f32(dw, xd[c][b]));
             UNROLL for (int r = 0; r < R; r++) {
                 int32x4_t i = dot16(dot16(vdupq_n_s32(0), w0[r], a0), w1[r], a1);
-                acc[r][c] = vfmaq_laneq_f32(acc[r][c], vcvtq_f32_s32(i), s, r);
+                acc[r][c] = vfmaq_n_f32(acc[r][c], vcvtq_f32_s32(i), sv[r]);
             }
         }
     }
@@ -102,10 +103,11 @@ ALWAYS_INLINE void tile_k45(const bool fifth, const uint8_t *w, size_t ldw, cons
             UNROLL for (int c = 0; c < C; c++) {
                 const int8_t *a = (const int8_t *)(x + c * ldx) + b * Q35_Q8_BLOCK;
                 int8x16_t a0 = vld1q_s8(a), a1 = vld1q_s8(a + 16);
-                float32x4_t s = vmulq_n_f32(dm, xd[c][b]); /* lane r: d sc_j d_b */
+                float sv[4]; /* lane r: d sc_j d_b */
+                vst1q_f32(sv, vmulq_n_f32(dm, xd[c][b]));
                 UNROLL for (int r = 0; r < R; r++) {
                     int32x4_t i = dot16(dot16(vdupq_n_s32(0), w0[r], a0), w1[r], a1);
-                    acc[r][c] = vfmaq_laneq_f32(acc[r][c], vcvtq_f32_s32(i), s, r);
+                    acc[r][c] = vfmaq_n_f32(acc[r][c], vcvtq_f32_s32(i), sv[r]);
                 }
             }
         }
@@ -138,12 +140,13 @@ ALWAYS_INLINE void tile_k6(const uint8_t *w, size_t ldw, const int R, const uint
             UNROLL for (int c = 0; c < C; c++) {
                 const int8_t *a = (const int8_t *)(x + c * ldx) + b * Q35_Q8_BLOCK;
                 int8x16_t a0 = vld1q_s8(a), a1 = vld1q_s8(a + 16);
-                float32x4_t s = vmulq_n_f32(d, xd[c][b]); /* lane r: d_r * d_b */
+                float sv[4]; /* lane r: d_r * d_b */
+                vst1q_f32(sv, vmulq_n_f32(d, xd[c][b]));
                 UNROLL for (int r = 0; r < R; r++) {
                     const int8_t *sc = (const int8_t *)sb[r] + 192 + 2 * j;
                     int32x4_t i = vmulq_n_s32(dot16(vdupq_n_s32(0), w0[r], a0), sc[0]);
                     i = vmlaq_n_s32(i, dot16(vdupq_n_s32(0), w1[r], a1), sc[1]);
-                    acc[r][c] = vfmaq_laneq_f32(acc[r][c], vcvtq_f32_s32(i), s, r);
+                    acc[r][c] = vfmaq_n_f32(acc[r][c], vcvtq_f32_s32(i), sv[r]);
                 }
             }
         }
