@@ -1086,6 +1086,7 @@ static int array_expr(schema_conv *c, const cJSON *s, const char *path, gtext *t
     int k = prefix ? cJSON_GetArraySize(prefix) : 0;
     bool more = !cJSON_IsFalse(items);
     if (!more && (hi < 0 || hi > k)) hi = k;
+    if (hi >= 0 && k > hi) k = (int)hi; /* prefix items past maxItems never come */
     if (hi >= 0 && hi < lo)
         return fail(c, Q35_EINVAL, "%sno array length satisfies minItems/maxItems", "", path);
     char item[32] = "value";
