@@ -60,6 +60,7 @@ struct q35_phraser {
     cut *cuts;
     int n_cuts, cap_cuts;
     int index;      /* phrases emitted */
+    bool spaced;    /* the spoken form has a space after the last phrase */
     bool stopped;   /* the callback asked to stop */
     q35_strbuf out; /* the phrase handed to the callback */
 };
@@ -232,14 +233,17 @@ static int max_len(const q35_phraser *p) {
 }
 
 /* Hands cur[0..off) to the callback and keeps cur[off+gap..). */
-static int emit_cut(q35_phraser *p, size_t off, size_t gap, int n_cp_before) {
+/* `spaced`: the spoken form has a space at this cut (a dropped space, or a
+ * space still to come that the cut makes unnecessary). */
+static int emit_cut(q35_phraser *p, size_t off, size_t gap, int n_cp_before, bool spaced) {
     while (off > 0 && p->cur.p[off - 1] == ' ') /* cannot happen; kept safe */
         off--;
     int rc = Q35_OK;
     if (off > 0) {
         q35_strbuf_clear(&p->out);
         if (q35_strbuf_append(&p->out, p->cur.p, off)) return Q35_ENOMEM;
-        q35_phrase ph = {p->out.p, off, p->index};
+        q35_phrase ph = {p->out.p, off, p->index, p->index > 0 && p->spaced};
+        p->spaced = spaced;
         p->index++;
         if (p->fn && !p->stopped && p->fn(p->ud, &ph)) p->stopped = true;
     }
@@ -270,7 +274,7 @@ static int enforce_max(q35_phraser *p) {
         if (best < 0) best = soft;
         if (best < 0) break;
         cut c = p->cuts[best];
-        int rc = emit_cut(p, c.off, c.gap, c.n_cp);
+        int rc = emit_cut(p, c.off, c.gap, c.n_cp, c.gap > 0);
         if (rc) return rc;
     }
     return Q35_OK;
@@ -278,7 +282,7 @@ static int enforce_max(q35_phraser *p) {
 
 /* A cut right at the end of cur of kind k (gap: whether a space follows). */
 static int boundary(q35_phraser *p, cut_kind k, size_t gap) {
-    if (k >= CUT_CLAUSE && p->n_cp >= min_len(p)) return emit_cut(p, p->cur.n, 0, p->n_cp);
+    if (k >= CUT_CLAUSE && p->n_cp >= min_len(p)) return emit_cut(p, p->cur.n, 0, p->n_cp, gap > 0);
     if (k == CUT_NEVER) return Q35_OK;
     return add_cut(p, p->cur.n, gap, k);
 }
@@ -293,7 +297,7 @@ static int take_cp(q35_phraser *p, uint32_t c, const char *s, size_t len) {
     }
     if (p->space_pending) {
         if (p->hard_pending)
-            rc = emit_cut(p, p->cur.n, 0, p->n_cp);
+            rc = emit_cut(p, p->cur.n, 0, p->n_cp, true);
         else
             rc = boundary(p, classify_space(p, c), 1);
         if (rc) return rc;
@@ -381,6 +385,7 @@ void q35_phraser_reset(q35_phraser *p) {
     p->cjk_end = 0;
     p->n_cuts = 0;
     p->index = 0;
+    p->spaced = false;
     p->stopped = false;
 }
 
@@ -407,7 +412,7 @@ int q35_phraser_flush(q35_phraser *p, q35_err *e) {
     if (!p) return q35_err_set(e, Q35_EINVAL, "q35_phraser_flush: NULL phraser");
     int rc = q35_speakable_finish(&p->filter, &p->speak);
     if (!rc) rc = cut_speak(p, true);
-    if (!rc) rc = emit_cut(p, p->cur.n, 0, p->n_cp);
+    if (!rc) rc = emit_cut(p, p->cur.n, 0, p->n_cp, false);
     bool stopped = p->stopped;
     q35_phraser_reset(p);
     if (rc) return q35_err_set(e, rc, "q35_phraser_flush: out of memory");

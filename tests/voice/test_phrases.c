@@ -20,6 +20,7 @@
 
 typedef struct phrases {
     char *p[MAX_PHRASES];
+    bool after_space[MAX_PHRASES];
     int n;
 } phrases;
 
@@ -30,6 +31,7 @@ static int collect(void *ud, const q35_phrase *ph) {
     assert_int_equal(strlen(ph->text), ph->len);
     ps->p[ps->n] = malloc(ph->len + 1);
     memcpy(ps->p[ps->n], ph->text, ph->len + 1);
+    ps->after_space[ps->n] = ph->after_space;
     ps->n++;
     return 0;
 }
@@ -62,7 +64,8 @@ static void run_whole(const q35_phrase_opts *o, const char *text, phrases *out) 
 }
 
 /* The spoken form must be the phrases in order, each followed by one space
- * or nothing; `ends` receives where each phrase ends in it. */
+ * or nothing (as after_space of the next says); `ends` receives where each
+ * phrase ends in it. */
 static void check_join(const char *text, size_t len, const phrases *ps, size_t *ends) {
     char *sp;
     size_t n;
@@ -72,6 +75,11 @@ static void check_join(const char *text, size_t len, const phrases *ps, size_t *
     for (int i = 0; i < ps->n; i++) {
         size_t pl = strlen(ps->p[i]);
         assert_true(pl > 0);
+        if (i > 0) { /* the phrase says where the spoken form has a space */
+            assert_int_equal(ps->after_space[i], sp[at - 1] == ' ');
+        } else {
+            assert_false(ps->after_space[i]);
+        }
         assert_true(ps->p[i][0] != ' ' && ps->p[i][pl - 1] != ' ');
         if (at + pl > n || memcmp(sp + at, ps->p[i], pl)) {
             fprintf(stderr, "phrase %d '%s' is not at %zu of the spoken form '%s'\n", i, ps->p[i],
