@@ -1023,11 +1023,14 @@ typedef struct q35_phrase_opts {
 q35_phrase_opts q35_phrase_opts_default(void);
 
 /* One phrase: text[0..len) (NUL-terminated too), valid during the
- * callback only; index counts the phrases of this text from 0. */
+ * callback only; index counts the phrases of this text from 0;
+ * after_space: the spoken form has a space between the previous phrase
+ * and this one (false for the first, and after a CJK cut). */
 typedef struct q35_phrase {
     const char *text;
     size_t len;
     int index;
+    bool after_space;
 } q35_phrase;
 
 /* Called on the feeding thread for each phrase as it is ready. Return 0 to
@@ -1065,6 +1068,43 @@ int q35_phraser_on_piece(void *phraser, q35_piece_kind kind, const char *text, s
 /* The spoken form of a whole text (definition above), computed without
  * cutting: *out is NUL-terminated, caller frees with free(). */
 int q35_spoken_form(const char *text, size_t len, char **out, size_t *out_len, q35_err *e);
+
+/* Barge-in: the user spoke over the reply. Stops the reply in progress
+ * (as q35_chat_cancel) and makes that turn's answer in the history exactly
+ * `spoken` (len bytes, copied): what reached the speaker. Called while
+ * q35_chat_generate runs (from any thread, or from its callbacks), the cut
+ * is applied when the call returns (the q35_reply still holds everything
+ * generated); called after the reply (speech usually lags generation), it
+ * replaces the last turn's answer at once. The next turn renders that
+ * answer and restores the snapshot taken where the cut turn's reply began
+ * (after its user message), so it computes only the answer actually
+ * spoken and its own message. Fails with Q35_ESTATE when there is no turn.
+ * Any thread, also while q35_chat_listen prefills. */
+int q35_chat_barge_in(q35_chat *c, const char *spoken, size_t len, q35_err *e);
+
+/* The same, keeping the first n_bytes of the answer as generated (for an
+ * app that streams raw answer bytes to its synthesizer); clamped to the
+ * answer and moved back to the start of a UTF-8 character. */
+int q35_chat_barge_in_bytes(q35_chat *c, size_t n_bytes, q35_err *e);
+
+/* Prefill while the user speaks: `partial` (copied) is the user's message
+ * as recognized so far. Returns at once. A thread of the chat (started on
+ * the first call) then prefills, on the chat's own compute threads, the
+ * conversation so far and the partial's settled words — all but the last,
+ * which the recognizer may still change — and keeps a snapshot of each
+ * such prefix (the latest two). When the final transcript comes,
+ * q35_chat_generate stops the listener (within one chunk of 32 tokens),
+ * restores the longest cached prefix of its prompt and computes only the
+ * rest: only what differs from the longest prefilled prefix. The reply is
+ * the one a from-scratch render gives, token for token. A newer partial
+ * replaces an older one not yet taken; every other call of the chat
+ * (generate, prepare, reset, ...) waits for the listener to stop first.
+ * Does nothing useful with caching off (max_snapshots -1). Any thread. */
+int q35_chat_listen(q35_chat *c, const char *partial, q35_err *e);
+
+/* Waits until the listener has taken and prefilled the last partial (for
+ * tests and benchmarks). Any thread. */
+void q35_chat_listen_wait(q35_chat *c);
 
 /* ---------------------------------------------------------------- end voice */
 
