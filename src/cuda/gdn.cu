@@ -4,12 +4,13 @@
  *
  * The conv runs one thread per channel, stepping through the chunk's
  * tokens with the K-tap window in registers (so the window update has no
- * race with its reads). The recurrence runs one block per value head;
- * the head's state S [dk, dv] lives in registers for the whole chunk:
- * column c of S belongs to 4 consecutive lanes, each holding dk/4 of its
- * rows, so S^T k and S^T q are 4-lane shuffles and every token costs two
- * block-wide sums (the output RMSNorm) and nothing else. This is the exact
- * recurrent form, token after token (prefill included). */
+ * race with its reads). In the recurrence the state S [dk, dv] lives in
+ * registers for the whole chunk: column c of S belongs to 8 consecutive
+ * lanes, each holding dk/8 of its rows, so S^T k and S^T q are 8-lane
+ * shuffles; columns are independent, so a head spreads over several
+ * blocks and a token costs no block-wide step. The output norm and gate
+ * follow in their own kernel. This is the exact recurrent form, token
+ * after token (prefill included). */
 #include "cuda/cuda_internal.cuh"
 
 #define KMAX 8  /* conv taps */
@@ -46,9 +47,12 @@ __global__ void conv_kernel(const float *__restrict__ xin, int ldx, int T, int C
         if (j < K - 1) state[(size_t)j * C + c] = h[j];
 }
 
-__device__ __forceinline__ float quad_sum(float v) {
+/* sum over the LPC lanes of a column (consecutive lanes) */
+#define LPC 8
+__device__ __forceinline__ float col_sum(float v) {
     v += __shfl_xor_sync(0xffffffffu, v, 1);
     v += __shfl_xor_sync(0xffffffffu, v, 2);
+    v += __shfl_xor_sync(0xffffffffu, v, 4);
     return v;
 }
 
@@ -56,47 +60,50 @@ __device__ __forceinline__ float softplusf_(float x) {
     return x > 20.0f ? x : log1pf(expf(x));
 }
 
-/* One block per value head j, 4*dv threads. */
+/* One block per (value head j, group of cpb columns), LPC lanes a column.
+ * Columns of S evolve independently (u_c and the update of column c use
+ * column c only), so the recurrence needs no block-wide step: per token,
+ * three LPC-lane sums. o gets the raw S^T q; gdn_norm_kernel gates it. */
 __global__ void recur_kernel(const float *__restrict__ qkv, int C, const float *__restrict__ xin,
-                             int ldx, int zoff, int boff, int aoff, int T, int nk, int nv, int dk,
-                             int dv, const float *__restrict__ A, const float *__restrict__ dt_bias,
-                             const float *__restrict__ wnorm, float eps, float *__restrict__ S,
-                             float *__restrict__ o) {
-    __shared__ float red[2][32];
-    int j = blockIdx.x, tid = threadIdx.x, c = tid >> 2, g = tid & 3;
-    int nr = dk / 4, kh = j / (nv / nk), lane = tid & 31, warp = tid >> 5;
-    int nwarps = blockDim.x >> 5;
+                             int ldx, int boff, int aoff, int T, int nk, int nv, int dk, int dv,
+                             const float *__restrict__ A, const float *__restrict__ dt_bias,
+                             float *__restrict__ S, float *__restrict__ o) {
+    int j = blockIdx.x, cpb = blockDim.x / LPC;
+    int c = blockIdx.y * cpb + threadIdx.x / LPC, g = threadIdx.x % LPC;
+    int nr = dk / LPC, kh = j / (nv / nk);
     float *Sj = S + (size_t)j * dk * dv;
     float s[RMAX];
 #pragma unroll
     for (int i = 0; i < RMAX; i++)
-        s[i] = i < nr ? Sj[(size_t)(g + 4 * i) * dv + c] : 0.0f;
-    float qscale = 1.0f / sqrtf((float)dk), Aj = A[j], dtb = dt_bias[j], wn = wnorm[c];
+        s[i] = i < nr ? Sj[(size_t)(g + LPC * i) * dv + c] : 0.0f;
+    float qscale = 1.0f / sqrtf((float)dk), Aj = A[j], dtb = dt_bias[j];
     for (int t = 0; t < T; t++) {
         const float *row = qkv + (size_t)t * C;
         const float *qr = row + kh * dk, *kr = row + nk * dk + kh * dk;
+        const float *xr = xin + (size_t)t * ldx;
         float q[RMAX], k[RMAX], sq = 0.0f, sk = 0.0f;
 #pragma unroll
         for (int i = 0; i < RMAX; i++) {
-            q[i] = i < nr ? qr[g + 4 * i] : 0.0f;
-            k[i] = i < nr ? kr[g + 4 * i] : 0.0f;
+            q[i] = i < nr ? qr[g + LPC * i] : 0.0f;
+            k[i] = i < nr ? kr[g + LPC * i] : 0.0f;
+        }
+        float v = row[2 * nk * dk + j * dv + c], b = xr[boff + j], a = xr[aoff + j];
+#pragma unroll
+        for (int i = 0; i < RMAX; i++) {
             sq += q[i] * q[i];
             sk += k[i] * k[i];
         }
-        sq = quad_sum(sq);
-        sk = quad_sum(sk);
+        sq = col_sum(sq);
+        sk = col_sum(sk);
         float qn = qscale / sqrtf(sq + 1e-6f), kn = 1.0f / sqrtf(sk + 1e-6f);
-        const float *xr = xin + (size_t)t * ldx;
-        float beta = sigmoidf_(xr[boff + j]);
-        float decay = expf(Aj * softplusf_(xr[aoff + j] + dtb));
-        float v = row[2 * nk * dk + j * dv + c];
+        float beta = sigmoidf_(b), decay = expf(Aj * softplusf_(a + dtb));
         float kv = 0.0f;
 #pragma unroll
         for (int i = 0; i < RMAX; i++) {
             k[i] *= kn;
             kv += s[i] * k[i];
         }
-        kv = quad_sum(kv);
+        kv = col_sum(kv);
         float u = beta * (v - decay * kv);
         float acc = 0.0f;
 #pragma unroll
@@ -104,24 +111,33 @@ __global__ void recur_kernel(const float *__restrict__ qkv, int C, const float *
             s[i] = decay * s[i] + k[i] * u;
             acc += s[i] * (q[i] * qn);
         }
-        acc = quad_sum(acc);
-        /* o = rms(o) * w_norm * silu(z) over the head's dv columns */
-        float part = g == 0 ? acc * acc : 0.0f;
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1)
-            part += __shfl_xor_sync(0xffffffffu, part, off);
-        if (lane == 0) red[t & 1][warp] = part;
-        __syncthreads();
-        float ss = 0.0f;
-        for (int w = 0; w < nwarps; w++)
-            ss += red[t & 1][w];
-        float z = xr[zoff + j * dv + c];
-        float on = acc / sqrtf(ss / (float)dv + eps) * wn * (z * sigmoidf_(z));
-        if (g == 0) o[(size_t)t * nv * dv + (size_t)j * dv + c] = on;
+        acc = col_sum(acc);
+        if (g == 0) o[(size_t)t * nv * dv + (size_t)j * dv + c] = acc;
     }
 #pragma unroll
     for (int i = 0; i < RMAX; i++)
-        if (i < nr) Sj[(size_t)(g + 4 * i) * dv + c] = s[i];
+        if (i < nr) Sj[(size_t)(g + LPC * i) * dv + c] = s[i];
+}
+
+/* o = rms(o) * w_norm * silu(z) per (token, head): grid (T, nv), dv threads. */
+__global__ void gdn_norm_kernel(float *__restrict__ o, int nv, int dv,
+                                const float *__restrict__ xin, int ldx, int zoff,
+                                const float *__restrict__ w, float eps) {
+    __shared__ float red[32];
+    int t = blockIdx.x, j = blockIdx.y, c = threadIdx.x;
+    float *oj = o + (size_t)t * nv * dv + (size_t)j * dv;
+    float v = c < dv ? oj[c] : 0.0f, ss = v * v;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1)
+        ss += __shfl_xor_sync(0xffffffffu, ss, off);
+    if ((c & 31) == 0) red[c >> 5] = ss;
+    __syncthreads();
+    float tot = 0.0f;
+    for (int i = 0; i < (int)(blockDim.x >> 5); i++)
+        tot += red[i];
+    if (c >= dv) return;
+    float z = xin[(size_t)t * ldx + zoff + (size_t)j * dv + c];
+    oj[c] = v / sqrtf(tot / (float)dv + eps) * w[c] * (z * sigmoidf_(z));
 }
 
 void cu_gdn(const q35_config *c, const dlayer *L, const float *xin, int ldx, int T,
@@ -131,6 +147,9 @@ void cu_gdn(const q35_config *c, const dlayer *L, const float *xin, int ldx, int
     conv_kernel<<<(C + 127) / 128, 128, 0, st>>>(xin, ldx, T, C, c->conv_kernel, L->conv_w,
                                                  conv_state, qkv_out);
     int zoff = C, boff = C + nv * dv, aoff = boff + nv;
-    recur_kernel<<<nv, 4 * dv, 0, st>>>(qkv_out, C, xin, ldx, zoff, boff, aoff, T, nk, nv, dk, dv,
-                                        L->A, L->dt_bias, L->gdn_norm, c->rms_eps, S, o);
+    int cpb = dv % 32 == 0 ? 32 : dv; /* columns per block */
+    recur_kernel<<<dim3(nv, dv / cpb), cpb * LPC, 0, st>>>(qkv_out, C, xin, ldx, boff, aoff, T, nk,
+                                                           nv, dk, dv, L->A, L->dt_bias, S, o);
+    gdn_norm_kernel<<<dim3(T, nv), (dv + 31) / 32 * 32, 0, st>>>(o, nv, dv, xin, ldx, zoff,
+                                                                 L->gdn_norm, c->rms_eps);
 }

@@ -94,8 +94,9 @@ static const char *unsupported(const cuda_model *cm) {
     const q35_config *c = &cm->cfg;
     if (c->head_dim % 32 || c->head_dim > 256) return "head_dim must be a multiple of 32, <= 256";
     if (c->rotary_dim > c->head_dim) return "rotary dims exceed head_dim";
-    if (c->lin_k_dim % 4 || c->lin_k_dim > 128) return "linear_key_head_dim must be 4k, <= 128";
-    if (c->lin_v_dim % 8 || c->lin_v_dim > 256) return "linear_value_head_dim must be 8k, <= 256";
+    if (c->lin_k_dim % 8 || c->lin_k_dim > 128) return "linear_key_head_dim must be 8k, <= 128";
+    if (c->lin_v_dim % 4 || (c->lin_v_dim % 32 && c->lin_v_dim > 128))
+        return "linear_value_head_dim must be 4k, and 32k above 128";
     if (c->conv_kernel < 2 || c->conv_kernel > 8) return "conv kernel must be 2..8";
     if (!cu_matmul_supports(&cm->embed) || !cu_matmul_supports(&cm->lm_head))
         return "embedding width must be a multiple of 32";
