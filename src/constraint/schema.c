@@ -161,6 +161,21 @@ schema_conv *schema_conv_new(const cJSON *root, q35_err *e) {
     return c;
 }
 
+void schema_conv_set_root(schema_conv *c, const cJSON *root) {
+    for (int i = 0; i < c->n_refs; i++)
+        free(c->refs[i].ptr);
+    c->n_refs = 0;
+    c->root = root;
+}
+
+const char *schema_conv_format_rule(schema_conv *c, const char *f) {
+    if (!strcmp(f, "date")) return c->fmt_date = true, "fmt-date";
+    if (!strcmp(f, "time")) return c->fmt_time = true, "fmt-time";
+    if (!strcmp(f, "date-time")) return c->fmt_date = c->fmt_time = true, "fmt-date \"T\" fmt-time";
+    if (!strcmp(f, "uuid")) return c->fmt_uuid = true, "fmt-uuid";
+    return NULL;
+}
+
 void schema_conv_free(schema_conv *c) {
     if (!c) return;
     for (int i = 0; i < c->n_refs; i++)
@@ -800,15 +815,7 @@ static int string_expr(schema_conv *c, const cJSON *s, const char *path, gtext *
             return fail(c, Q35_EINVAL, "'format' together with '%s' is not supported",
                         pat ? "pattern" : "minLength/maxLength", p);
         const char *f = cJSON_IsString(fmt) ? fmt->valuestring : "";
-        const char *rule = NULL;
-        if (!strcmp(f, "date"))
-            rule = "fmt-date", c->fmt_date = true;
-        else if (!strcmp(f, "time"))
-            rule = "fmt-time", c->fmt_time = true;
-        else if (!strcmp(f, "date-time"))
-            rule = "fmt-date \"T\" fmt-time", c->fmt_date = c->fmt_time = true;
-        else if (!strcmp(f, "uuid"))
-            rule = "fmt-uuid", c->fmt_uuid = true;
+        const char *rule = schema_conv_format_rule(c, f);
         if (!rule) return fail(c, Q35_EINVAL, "unsupported format '%s'", f, p);
         gt_printf(t, "\"\\\"\" %s \"\\\"\"", rule);
         return Q35_OK;

@@ -37,6 +37,14 @@ void schema_conv_free(schema_conv *c);
  * `path`); its name into name[32]. */
 int schema_conv_value(schema_conv *c, const cJSON *schema, const char *path, char name[32]);
 
+/* Makes `root` the document later $refs resolve in (references already
+ * made keep their rules). */
+void schema_conv_set_root(schema_conv *c, const cJSON *root);
+
+/* The rule of a string format's text (no quotes): "fmt-date" for "date",
+ * ...; NULL for a format not supported. */
+const char *schema_conv_format_rule(schema_conv *c, const char *format);
+
 /* Appends a rule "name ::= rhs" of the caller's own. */
 void schema_conv_rule(schema_conv *c, const char *name, const char *rhs);
 
@@ -44,8 +52,7 @@ void schema_conv_rule(schema_conv *c, const char *name, const char *rhs);
  * Caller frees with free(). NULL (with the error) on failure. */
 char *schema_conv_finish(schema_conv *c, const char *root_rhs);
 
-/* Pieces for tool-call values: a "<" -free raw text bound in code points
- * (max < 0: none). */
+/* The JSON rules every schema grammar uses (value, string, char, ws...). */
 extern const char q35_json_common_gbnf[];
 
 #endif

@@ -67,6 +67,48 @@ def check_formats(schema, value, root, path="$"):
     return errs
 
 
+CALL = re.compile(r"<tool_call>\n<function=([^>\n]+)>\n((?:<parameter=[^>\n]+>\n.*?\n</parameter>\n)*)"
+                  r"</function>\n</tool_call>", re.S)
+PARAM = re.compile(r"<parameter=([^>\n]+)>\n(.*?)\n</parameter>\n", re.S)
+
+
+def check_tool_calls(doc, tools, name):
+    """Parses Qwen3.5 tool calls the way a client would and validates each
+    call's arguments against its function's parameters schema."""
+    fns = {}
+    for t in tools:
+        f = t.get("function", t)
+        fns[f["name"]] = f.get("parameters") or {"type": "object"}
+    pos = 0
+    while True:
+        m = CALL.match(doc, pos)
+        if not m:
+            raise ValueError(f"not a tool call at offset {pos}")
+        fname = m.group(1)
+        if fname not in fns or (name and fname != name):
+            raise ValueError(f"unexpected function {fname!r}")
+        schema = fns[fname]
+        props = schema.get("properties", {})
+        args = {}
+        for pm in PARAM.finditer(m.group(2)):
+            key, raw = pm.group(1), pm.group(2)
+            if key in args:
+                raise ValueError(f"parameter {key!r} twice")
+            ps = props.get(key, {})
+            args[key] = raw if ps.get("type") == "string" else json.loads(raw)
+        jsonschema.Draft202012Validator(
+            schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER).validate(args)
+        errs = check_formats(schema, args, schema)
+        if errs:
+            raise ValueError("; ".join(errs))
+        pos = m.end()
+        if pos == len(doc):
+            return
+        if doc[pos] != "\n":
+            raise ValueError(f"junk after a call at offset {pos}")
+        pos += 1
+
+
 def main():
     bad = 0
     n = 0
@@ -78,6 +120,9 @@ def main():
             n += 1
             counts[case["kind"]] = counts.get(case["kind"], 0) + 1
             try:
+                if case["kind"] == "tools":
+                    check_tool_calls(doc, case["tools"], case.get("name"))
+                    continue
                 if case["kind"] == "regex":
                     if not re.fullmatch(case["regex"], doc, re.S):
                         raise ValueError(f"does not match {case['regex']!r}")

@@ -63,7 +63,8 @@ static inline uint64_t ct_next(uint64_t *s) {
 
 /* Samples one document from noise: each step draws uniformly among the
  * admitted ids below 512 (short tokens, so walks finish) with probability
- * 6/7, else among all admitted ids (so the whole vocabulary is exercised).
+ * 6/7, else among all admitted ids (so the whole vocabulary is exercised);
+ * where the document is complete, eos a quarter of the time.
  * Returns 1 when the document ended (eos drawn, or complete with nothing
  * that may follow), 0 when max_steps ran out. *doc holds its bytes
  * (caller frees). */
@@ -90,6 +91,10 @@ static inline int ct_sample(ct_env *env, q35_matcher *m, uint64_t *rng, int max_
             }
         if (!allowed) fail_msg("the mask excludes every token while the document is incomplete");
         assert_int_equal(q35_matcher_is_complete(m), l[env->eos] == 0);
+        if (l[env->eos] == 0 && ct_next(rng) % 4 == 0) { /* complete: end a quarter of the time */
+            ended = 1;
+            break;
+        }
         bool from_low = low > 0 && ct_next(rng) % 7 != 0;
         int pick = (int)(ct_next(rng) % (uint64_t)(from_low ? low : allowed));
         int32_t id = -1;
@@ -131,6 +136,10 @@ static inline void ct_write(FILE *f, const char *kind, const char *schema, const
         cJSON_AddItemToObject(o, "schema", s);
     }
     if (regex) cJSON_AddStringToObject(o, "regex", regex);
+    if (!strcmp(kind, "tools")) { /* schema holds the tools array, regex the function name */
+        cJSON_AddItemToObject(o, "tools", cJSON_DetachItemFromObject(o, "schema"));
+        if (regex) cJSON_AddItemToObject(o, "name", cJSON_DetachItemFromObject(o, "regex"));
+    }
     assert_int_equal(strlen(doc), len); /* no NUL inside */
     cJSON_AddStringToObject(o, "doc", doc);
     char *txt = cJSON_PrintUnformatted(o);

@@ -144,9 +144,80 @@ static void test_samples(void **state) {
     ct_env_close(env);
 }
 
+static const char TOOLS[] =
+    "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"w\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\","
+    "\"maxLength\":12},\"unit\":{\"type\":\"string\",\"enum\":[\"c\",\"f\"]},\"days\":{"
+    "\"type\":\"integer\",\"minimum\":1,\"maximum\":7},\"when\":{\"type\":\"string\","
+    "\"format\":\"date\"},\"opts\":{\"type\":\"object\",\"properties\":{\"x\":{\"type\":"
+    "\"boolean\"},\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\","
+    "\"maxLength\":3},\"maxItems\":2}},\"additionalProperties\":false}},\"required\":"
+    "[\"city\",\"days\"]}}},{\"type\":\"function\",\"function\":{\"name\":\"ping\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{}}}},{\"name\":\"add\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"number\"},"
+    "\"b\":{\"type\":[\"integer\",\"null\"],\"maximum\":9}},\"required\":[\"a\",\"b\"]}}]";
+
+/* Qwen3.5 tool calls (tool_choice "required", then a named function):
+ * each sampled reply parses as calls whose arguments satisfy the
+ * function's schema; <tool_call> and </tool_call> are their added tokens. */
+static void test_tool_calls(void **state) {
+    (void)state;
+    ct_env *env = ct_env_open();
+    char path[] = "/tmp/q35-constraint-tools-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    const char *names[] = {NULL, "get_weather", "add"};
+    int32_t open = q35_token_id(env->tok, "<tool_call>");
+    for (int k = 0; k < 3; k++) {
+        q35_err e = {0};
+        q35_constraint *con =
+            q35_constraint_tool_call(env->vocab, TOOLS, strlen(TOOLS), names[k], &e);
+        if (!con) fail_msg("%s", e.msg);
+        q35_matcher *m = q35_matcher_new(con, false, &env->eos, 1, &e);
+        assert_non_null(m);
+        assert_true(q35_matcher_allows(m, open));
+        uint64_t rng = 99 + k;
+        int ended = 0;
+        for (int d = 0; d < 24; d++) {
+            assert_int_equal(q35_matcher_reset(m, false, &e), Q35_OK);
+            char *doc;
+            size_t len;
+            if (ct_sample(env, m, &rng, 400, &doc, &len)) {
+                ct_write(f, "tools", TOOLS, names[k], doc, len);
+                ended++;
+            }
+            free(doc);
+        }
+        if (ended < 12) fail_msg("tools %d: only %d of 24 walks ended", k, ended);
+        q35_matcher_free(m);
+        q35_constraint_free(con);
+    }
+    fclose(f);
+    ct_check(path);
+    unlink(path);
+    /* errors name what is wrong */
+    q35_err e = {0};
+    assert_null(q35_constraint_tool_call(env->vocab, TOOLS, strlen(TOOLS), "nope", &e));
+    assert_non_null(strstr(e.msg, "no tool named 'nope'"));
+    const char *bad = "[{\"name\":\"f\",\"parameters\":{\"type\":\"object\",\"properties\":"
+                      "{\"s\":{\"type\":\"string\",\"pattern\":\"a+\"}}}}]";
+    assert_null(q35_constraint_tool_call(env->vocab, bad, strlen(bad), NULL, &e));
+    assert_non_null(strstr(e.msg, "'pattern'"));
+    assert_non_null(strstr(e.msg, "/0/parameters/properties/s"));
+    const char *bad2 = "[{\"name\":\"f\",\"parameters\":{\"type\":\"object\",\"properties\":"
+                       "{\"n\":{\"type\":\"number\",\"multipleOf\":3}}}}]";
+    assert_null(q35_constraint_tool_call(env->vocab, bad2, strlen(bad2), NULL, &e));
+    assert_non_null(strstr(e.msg, "unsupported keyword 'multipleOf'"));
+    assert_non_null(strstr(e.msg, "/0/parameters/properties/n/multipleOf"));
+    ct_env_close(env);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_samples),
+        cmocka_unit_test(test_tool_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
