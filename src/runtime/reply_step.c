@@ -6,10 +6,12 @@
  * thinking budget queued some, else a sampled one; an eos id ends the reply
  * unfed; every other id goes through the detokenizer, the thinking split
  * and the stop strings, and is handed back to be fed only when another id
- * will follow. */
+ * will follow. A constraint in the settings (structured output) masks the
+ * sampled ids through reply_guard, as in generate.c. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "constraint/reply_guard.h"
 #include "core/err.h"
 #include "runtime/eos_ids.h"
 #include "runtime/generate.h"
@@ -30,6 +32,7 @@ struct q35_reply_step {
     q35_think_splitter think;
     q35_stop_matcher stop;
     q35_eos_ids eos;
+    q35_reply_guard guard;
     int32_t think_end[MAX_THINK_END];
     int n_think_end;
     q35_tokens context; /* prompt ids and every id handed out to be fed */
@@ -50,6 +53,7 @@ void q35_reply_step_free(q35_reply_step *r) {
             free(*p);
     free(r->stop_copy);
     q35_sampler_free(&r->sp);
+    q35_reply_guard_free(&r->guard);
     q35_detok_stream_free(r->detok);
     q35_think_free(&r->think);
     q35_stop_free(&r->stop);
@@ -99,6 +103,8 @@ q35_reply_step *q35_reply_step_new(const q35_model *m, const q35_tokenizer *tok,
     q35_think_init(&r->think, r->s.thinking);
     q35_stop_init(&r->stop, r->s.stop);
     q35_eos_ids_collect(&r->eos, m, tok, info.vocab_size);
+    if (q35_reply_guard_init(&r->guard, r->s.constraint, r->s.thinking, r->eos.ids, r->eos.n, e))
+        goto fail;
     static const char think_end[] = "\n</think>\n\n";
     int32_t *ids = NULL;
     size_t n = 0;
@@ -186,7 +192,10 @@ int q35_reply_step_next(q35_reply_step *r, float *logits, int room, q35_piece_fn
             return 0;
         }
         if (!logits) return q35_err_set(e, Q35_EINVAL, "q35_reply_step_next: no logits");
+        r->sp.matcher = q35_reply_guard_mask(&r->guard);
         id = q35_sampler_sample(&r->sp, logits, r->context.ids, (int)r->context.n);
+        if (id < 0 && r->sp.matcher && r->sp.mask_err.code)
+            return q35_err_set(e, r->sp.mask_err.code, "reply step: %s", r->sp.mask_err.msg);
         if (id < 0) return q35_err_set(e, Q35_EFORMAT, "reply step: no finite logit to sample");
         r->n_sampled++;
         if (r->think.in_thinking) r->n_think++;
@@ -199,8 +208,13 @@ int q35_reply_step_next(q35_reply_step *r, float *logits, int room, q35_piece_fn
     }
     const char *piece;
     size_t plen;
+    bool was_thinking = r->think.in_thinking;
     if ((rc = q35_detok_stream_push(r->detok, id, &piece, &plen, e))) return rc;
     if ((rc = pipe_text(r, piece, plen, false, on_piece, ud, e))) return rc;
+    if ((rc = q35_reply_guard_after(&r->guard, id, was_thinking, r->think.in_thinking,
+                                    r->an_piece.p, r->an_piece.n, e)))
+        return rc;
+    if (r->guard.done && !r->reason) r->reason = Q35_STOP_EOS; /* the document is complete */
     if (r->reason) return 0;
     if (!forced && r->budget && !r->forced_once && r->think.in_thinking &&
         r->n_think >= r->s.thinking_budget) {

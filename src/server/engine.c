@@ -47,6 +47,7 @@ void srv_job_release(srv_job *j) {
         for (char **p = j->stop; *p; p++)
             free(*p);
     free(j->stop);
+    q35_constraint_free(j->constraint);
     free(j->out);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
@@ -147,14 +148,14 @@ static void end_without_reply(srv_engine *g, srv_job *j, int rc, const char *why
     q35_reply empty = {0};
     empty.stop = Q35_STOP_CANCELLED;
     j->t_end = now_ms();
-    if (j->on_end) j->on_end(j, rc, &empty, &e);
-    signal_done(j);
     pthread_mutex_lock(&g->mu);
     if (rc)
         g->st.jobs_failed++;
     else
         g->st.jobs_cancelled++;
     pthread_mutex_unlock(&g->mu);
+    if (j->on_end) j->on_end(j, rc, &empty, &e);
+    signal_done(j);
     srv_job_release(j);
 }
 
@@ -180,9 +181,7 @@ static void finish_slot(srv_engine *g, slot *s, int rc, const q35_err *err) {
     }
     j->completion_tokens = reply.n_ids;
     j->t_end = now_ms();
-    if (j->on_end) j->on_end(j, rc, &reply, &e);
-    signal_done(j);
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(&g->mu); /* counted before the client can see the end */
     g->st.generated_tokens += reply.n_ids;
     if (rc)
         g->st.jobs_failed++;
@@ -190,6 +189,10 @@ static void finish_slot(srv_engine *g, slot *s, int rc, const q35_err *err) {
         g->st.jobs_cancelled++;
     else
         g->st.jobs_done++;
+    pthread_mutex_unlock(&g->mu);
+    if (j->on_end) j->on_end(j, rc, &reply, &e);
+    signal_done(j);
+    pthread_mutex_lock(&g->mu);
     g->n_active--;
     s->job = NULL; /* under the lock: srv_engine_shutdown reads it */
     s->phase = SLOT_IDLE;

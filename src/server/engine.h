@@ -26,6 +26,7 @@ struct srv_job {
     q35_tokens prompt;
     q35_sampling sampling; /* .stop may point into `stop` */
     char **stop;           /* NULL-terminated, owned (freed with the job) */
+    q35_constraint *constraint; /* structured output, owned; sampling.constraint points here */
     int cuts[4];           /* prompt positions worth a snapshot (turn boundaries) */
     int n_cuts;
     /* called on the engine's thread */

@@ -46,6 +46,7 @@ struct q35_server {
     q35_err load_err;
     q35_model *m;
     q35_tokenizer *tok;
+    q35_constraint_vocab *cvocab; /* for response_format and tool_choice */
     srv_engine *eng;
     int32_t im_start;
     atomic_llong requests[N_ROUTES];
@@ -272,6 +273,14 @@ static enum MHD_Result do_metrics(struct MHD_Connection *c, conn *x) {
         metric(&p, &left, "q35_decode_tokens_per_second", "gauge",
                "tokens decoded per second of decode steps (all streams)",
                st.decode_s > 0 ? (double)st.decode_rows / st.decode_s : 0);
+        metric(&p, &left, "q35_prefill_seconds_total", "counter", "time spent in prefill chunks",
+               st.prefill_s);
+        metric(&p, &left, "q35_decode_seconds_total", "counter", "time spent in decode steps",
+               st.decode_s);
+        metric(&p, &left, "q35_decode_tokens_total", "counter",
+               "tokens fed by decode steps (all streams)", (double)st.decode_rows);
+        metric(&p, &left, "q35_decode_steps_total", "counter", "decode steps (batched or not)",
+               (double)st.decode_steps);
         metric(&p, &left, "q35_decode_batch_mean", "gauge", "mean sequences per decode step",
                st.decode_steps ? (double)st.decode_rows / (double)st.decode_steps : 0);
         metric(&p, &left, "q35_cache_hits_total", "counter", "prompt cache hits",
@@ -471,6 +480,51 @@ static void log_request(q35_server *s, const char *route, int status, const srv_
         fprintf(stderr, "q35 serve: %s %d %.0fms\n", route, status, now_ms() - t0);
 }
 
+/* The constraint a request asks for: response_format json_object /
+ * json_schema (JSON mode, a schema), tool_choice "required" / a named
+ * function (Qwen3.5 tool-call syntax over the offered tools). */
+static int make_constraint(q35_server *s, const srv_request *req, q35_constraint **out,
+                           srv_error *err) {
+    *out = NULL;
+    bool tools_forced = req->tool_choice == SRV_TOOLS_REQUIRED || req->tool_choice == SRV_TOOLS_NAMED;
+    if (!req->response_format && !tools_forced) return 0;
+    if (req->response_format && tools_forced)
+        return srv_error_set(err, 400, "invalid_request_error", "response_format", NULL,
+                             "response_format and a forced tool_choice cannot be combined");
+    q35_err e = {0};
+    if (tools_forced) {
+        if (!srv_request_has_tools(req))
+            return srv_error_set(err, 400, "invalid_request_error", "tool_choice", NULL,
+                                 "tool_choice \"required\" or a named function needs 'tools'");
+        const char *tj = req->messages.tools_json;
+        if (req->tool_name && !strstr(tj, req->tool_name))
+            return srv_error_set(err, 400, "invalid_request_error", "tool_choice", NULL,
+                                 "tool_choice names '%s', which is not among the tools",
+                                 req->tool_name);
+        *out = q35_constraint_tool_call(s->cvocab, tj, strlen(tj), req->tool_name, &e);
+        if (!*out) /* an unsupported schema in the tools, or no tool-call grammar yet */
+            return srv_error_set(err, 400, "invalid_request_error", "tool_choice", NULL,
+                                 "tool_choice needs a constraint over the tools: %s", e.msg);
+        return 0;
+    }
+    cJSON *rf = cJSON_Parse(req->response_format);
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(rf, "type");
+    const cJSON *schema = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(rf, "json_schema"), "schema");
+    if (cJSON_IsString(type) && !strcmp(type->valuestring, "json_schema") && schema) {
+        char *text = cJSON_PrintUnformatted(schema);
+        if (text) *out = q35_constraint_compile(s->cvocab, Q35_CONSTRAINT_JSON_SCHEMA, text, strlen(text), &e);
+        free(text);
+    } else {
+        *out = q35_constraint_compile(s->cvocab, Q35_CONSTRAINT_JSON, NULL, 0, &e);
+    }
+    cJSON_Delete(rf);
+    if (!*out)
+        return srv_error_set(err, 400, "invalid_request_error", "response_format", NULL, "%s",
+                             e.msg[0] ? e.msg : "out of memory compiling the schema");
+    return 0;
+}
+
 static enum MHD_Result do_generate(struct MHD_Connection *c, conn *x, srv_kind kind) {
     q35_server *s = x->srv;
     srv_request req;
@@ -483,26 +537,18 @@ static enum MHD_Result do_generate(struct MHD_Connection *c, conn *x, srv_kind k
                   s->model_name);
         goto out;
     }
-    if (req.tool_choice == SRV_TOOLS_REQUIRED || req.tool_choice == SRV_TOOLS_NAMED) {
-        rc = fail(c, x, 400, "invalid_request_error", "tool_choice", "unsupported_parameter",
-                  "tool_choice \"required\" and a named function need constrained decoding, which "
-                  "this build of q35 does not have yet; use \"auto\" or \"none\"");
+    q35_constraint *con = NULL;
+    if (make_constraint(s, &req, &con, &err)) {
+        rc = send_error(c, x, &err);
         goto out;
-    }
-    if (req.response_format) {
-        rc = fail(c, x, 400, "invalid_request_error", "response_format", "unsupported_parameter",
-                  "response_format json_object/json_schema needs constrained decoding, which this "
-                  "build of q35 does not have yet");
-        goto out;
-    }
-    if (req.tool_choice == SRV_TOOLS_AUTO && !req.parallel_tool_calls) {
-        /* one call per turn is what the model does unless told: nothing to enforce */
     }
     srv_job *j = srv_job_new();
     if (!j) {
+        q35_constraint_free(con);
         rc = MHD_NO;
         goto out;
     }
+    j->constraint = con; /* the job owns it from here */
     if (build_prompt(s, &req, &j->prompt, &err)) {
         srv_job_release(j);
         rc = send_error(c, x, &err);
@@ -529,6 +575,7 @@ static enum MHD_Result do_generate(struct MHD_Connection *c, conn *x, srv_kind k
     j->stop = req.stop; /* the job owns the stop strings from here */
     req.stop = NULL;
     j->sampling.stop = (const char *const *)j->stop;
+    j->sampling.constraint = j->constraint;
     bool has_system = kind == SRV_CHAT && req.messages.n && req.messages.items[0].role &&
                       !strcmp(req.messages.items[0].role, "system");
     prompt_cuts(s, &j->prompt, has_system, j);
@@ -718,7 +765,8 @@ static void *load_main(void *arg) {
             s->tok = q35_tokenizer_load(dir, &e2);
         }
     }
-    if (s->tok) {
+    if (s->tok) s->cvocab = q35_constraint_vocab_new(s->tok, &e);
+    if (s->cvocab) {
         s->im_start = q35_token_id(s->tok, "<|im_start|>");
         int n_ctx = s->o.n_ctx;
         srv_engine_opts eo = {s->o.parallel, s->o.queue, n_ctx, s->o.cache_bytes};
@@ -849,6 +897,7 @@ void q35_server_stop(q35_server *s) {
     if (s->d) MHD_stop_daemon(s->d);
     srv_engine_free(s->eng);
     s->eng = NULL;
+    q35_constraint_vocab_free(s->cvocab);
     q35_tokenizer_free(s->tok);
     q35_model_free(s->m);
     free(s->model_path);

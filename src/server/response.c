@@ -44,6 +44,7 @@ struct srv_resp {
     srv_job *job;
     srv_kind kind;
     bool stream, include_usage;
+    int max_calls; /* parallel_tool_calls false: the first call only */
     char id[48];
     long long created;
     char *model;
@@ -163,6 +164,7 @@ static void content_out(void *ud, const char *text, size_t len) {
 
 static void call_begin(void *ud, int index, const char *name) {
     srv_resp *r = ud;
+    if (index >= r->max_calls) return;
     if (r->n_calls == r->cap_calls) {
         int cap = r->cap_calls ? r->cap_calls * 2 : 4;
         call *c = realloc(r->calls, (size_t)cap * sizeof *c);
@@ -195,7 +197,7 @@ static void call_begin(void *ud, int index, const char *name) {
 
 static void call_args(void *ud, int index, const char *json, size_t len) {
     srv_resp *r = ud;
-    if (index >= r->n_calls) return;
+    if (index >= r->n_calls || index >= r->max_calls) return;
     if (buf_add(&r->calls[index].args, json, len)) r->failed = true;
     if (!r->stream) return;
     cJSON *d = cJSON_CreateObject();
@@ -357,6 +359,7 @@ srv_resp *srv_resp_attach(srv_job *j, const srv_request *req, const char *model)
     r->kind = req->kind;
     r->stream = req->stream;
     r->include_usage = req->include_usage;
+    r->max_calls = req->parallel_tool_calls ? 1 << 30 : 1;
     r->created = (long long)time(NULL);
     r->model = strdup(model ? model : "");
     memcpy(r->id, req->kind == SRV_CHAT ? "chatcmpl-" : "cmpl-", req->kind == SRV_CHAT ? 9 : 5);
