@@ -18,6 +18,7 @@ static inline int32x4_t dot16(int32x4_t acc, int8x16_t w, int8x16_t a) {
 NEON_UKERNEL(uk_q8_0, Q8_0_TILE)
 NEON_UKERNEL(uk_q4_0, Q4_0_TILE)
 NEON_UKERNEL(uk_q4_K, Q4_K_TILE)
+NEON_UKERNEL(uk_q5_K, Q5_K_TILE)
 NEON_UKERNEL(uk_q6_K, Q6_K_TILE)
 
 const q35_i8_kernels q35_i8_neon_dotprod_set = {
@@ -28,6 +29,7 @@ const q35_i8_kernels q35_i8_neon_dotprod_set = {
             [Q35_DT_Q8_0] = {NEON_MR, NEON_NR, uk_q8_0},
             [Q35_DT_Q4_0] = {NEON_MR, NEON_NR, uk_q4_0},
             [Q35_DT_Q4_K] = {NEON_MR, NEON_NR, uk_q4_K},
+            [Q35_DT_Q5_K] = {NEON_MR, NEON_NR, uk_q5_K},
             [Q35_DT_Q6_K] = {NEON_MR, NEON_NR, uk_q6_K},
         },
 };

@@ -251,6 +251,7 @@ ALWAYS_INLINE void mtile_k6(const uint8_t *w, size_t ldw, const int R, const uin
 NEON_UKERNEL(uk_q8_0, Q8_0_MTILE)
 NEON_UKERNEL(uk_q4_0, Q4_0_MTILE)
 NEON_UKERNEL(uk_q4_K, Q4_K_MTILE)
+NEON_UKERNEL(uk_q5_K, Q5_K_MTILE)
 NEON_UKERNEL(uk_q6_K, Q6_K_MTILE)
 
 const q35_i8_kernels q35_i8_neon_i8mm_set = {
@@ -261,6 +262,7 @@ const q35_i8_kernels q35_i8_neon_i8mm_set = {
             [Q35_DT_Q8_0] = {NEON_MR, NEON_NR, uk_q8_0},
             [Q35_DT_Q4_0] = {NEON_MR, NEON_NR, uk_q4_0},
             [Q35_DT_Q4_K] = {NEON_MR, NEON_NR, uk_q4_K},
+            [Q35_DT_Q5_K] = {NEON_MR, NEON_NR, uk_q5_K},
             [Q35_DT_Q6_K] = {NEON_MR, NEON_NR, uk_q6_K},
         },
 };

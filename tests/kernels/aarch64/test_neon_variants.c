@@ -24,6 +24,7 @@
 #include "kernels/kernels.h"
 #include "kernels/kernels_neon.h"
 #include "kernels/microkernel.h"
+#include "kernels/quant_block.h"
 
 static const char *const level_names[Q35_NEON_LEVELS] = {"neon", "neon-dotprod", "neon-i8mm"};
 
@@ -208,6 +209,41 @@ static uint8_t *make_q8(int T, int64_t cols, bool unit, int amax, float **xf) {
     return x;
 }
 
+/* The integer path's definition of a weight row times a q8 row
+ * (microkernel.h): q35_i8_dot_ref, and for Q5_K (which the plain C
+ * definitions do not have yet) Q4_K's with the fifth bit: per block b,
+ * sub-block j of its super-block,
+ *     I_b = sum_l (n_l + 16 h_l) a_l,
+ *     term_b = (d sc_j d_b) I_b - (dmin m_j d_b) (s_2b + s_2b+1),
+ * added in block order; written here from the format (model/tensor.h),
+ * apart from the kernels. */
+static float dot_ref(q35_dtype dt, const uint8_t *w, const uint8_t *x, int64_t cols) {
+    if (dt != Q35_DT_Q5_K) return q35_i8_dot_ref(dt, w, x, cols);
+    const int8_t *a = (const int8_t *)x;
+    const float *xd = q35_q8_row_d(x, cols);
+    const int16_t *xs = q35_q8_row_s(x, cols);
+    float y = 0;
+    for (int64_t b = 0; b < cols / 32; b++) {
+        const uint8_t *sb = w + (size_t)(b / 8) * 176;
+        int j = (int)(b % 8), sc, mn;
+        int32_t I = 0;
+        for (int l = 0; l < 32; l++) {
+            int n = (sb[48 + 32 * (j / 2) + l] >> (4 * (j & 1))) & 15;
+            int h = (sb[16 + l] >> j) & 1;
+            I += (n + 16 * h) * a[32 * b + l];
+        }
+        q35_k4_scale_min(sb + 4, j, &sc, &mn);
+        uint16_t h16;
+        memcpy(&h16, sb, 2);
+        float d = q35_f16_to_f32(h16);
+        memcpy(&h16, sb + 2, 2);
+        float dmin = q35_f16_to_f32(h16);
+        int32_t S = xs[2 * b] + xs[2 * b + 1];
+        y += (d * (float)sc * xd[b]) * (float)I - (dmin * (float)mn * xd[b]) * (float)S;
+    }
+    return y;
+}
+
 /* The q8 bytes of every set's quantizer are the reference's, on rows with
  * the cases where float32 steps could go another way. */
 static void test_quantize_edges(void **st) {
@@ -287,7 +323,7 @@ static void check_tiles(const q35_i8_kernels *k, q35_dtype dt, int64_t cols, boo
     for (int r = 0; r < mr; r++) {
         q35_tensor_row_f32(&wt, r, wf);
         for (int c = 0; c < nr; c++) {
-            ref[r][c] = q35_i8_dot_ref(dt, w0 + r * rb, x0 + c * st, cols);
+            ref[r][c] = dot_ref(dt, w0 + r * rb, x0 + c * st, cols);
             double m = 0;
             for (int64_t j = 0; j < cols; j++) {
                 float xv = xf ? xf[c * cols + j] : (float)(int8_t)x0[c * st + j];
@@ -348,19 +384,17 @@ static void test_ukernel_tiles(void **st) {
         }
         printf("%s: %d formats' micro-kernels checked\n", k->name, n);
         assert_true(k->mk[Q35_DT_Q8_0].fn && k->mk[Q35_DT_Q4_0].fn && k->mk[Q35_DT_Q4_K].fn &&
-                    k->mk[Q35_DT_Q6_K].fn);
+                    k->mk[Q35_DT_Q5_K].fn && k->mk[Q35_DT_Q6_K].fn);
     }
 }
 
 /* Through the driver: unit data over row counts and token counts past
- * every tile edge, bit for bit the generic set; real data, any row split
+ * every tile edge, bit for bit the definition; real data, any row split
  * the same bits. */
 static void test_driver(void **st) {
     (void)st;
-    const q35_i8_kernels *gen = q35_i8_kernels_generic();
     for (size_t f = 0; f < sizeof formats / sizeof *formats; f++) {
         q35_dtype dt = formats[f];
-        if (!gen->mk[dt].fn) continue;
         bool kq = q35_dtype_block_elems(dt) == Q35_KBLOCK;
         int64_t cols = kq ? 512 : 160;
         size_t ldx = q35_q8_row_stride(cols);
@@ -376,7 +410,10 @@ static void test_driver(void **st) {
                 float *split = malloc((size_t)T * ldy * sizeof *split);
                 assert_true(ref && got && split);
                 memset(ref, 0, (size_t)T * ldy * sizeof *ref);
-                q35_i8_matmul(gen, &wt, x, ldx, T, ref, ldy, 0, rows);
+                for (int t = 0; t < T; t++)
+                    for (int o = 0; o < rows; o++)
+                        ref[t * ldy + o] =
+                            dot_ref(dt, w + (size_t)o * q35_row_bytes(dt, cols), x + t * ldx, cols);
                 for (int l = 0; l < Q35_NEON_LEVELS; l++) {
                     const q35_i8_kernels *k = q35_i8_kernels_neon_level(l);
                     if (!k || !k->mk[dt].fn) continue;
@@ -408,11 +445,59 @@ static void test_driver(void **st) {
     }
 }
 
+/* Each NEON set's integer twin (q35_kernels_int8): same name and float
+ * ops, its level's integer set; q35_matmul through it is the driver on
+ * the q8 rows q35_acts_prepare made (quantized with that set's quantizer),
+ * for every format with a micro-kernel; the exact mode has no integer
+ * path. */
+static void test_twins(void **st) {
+    (void)st;
+    int64_t cols = 512;
+    int rows = 45, T = 6;
+    float *x = malloc((size_t)T * cols * sizeof *x);
+    float *y = malloc((size_t)T * rows * sizeof *y), *y2 = malloc((size_t)T * rows * sizeof *y2);
+    assert_true(x && y && y2);
+    for (int64_t i = 0; i < T * cols; i++)
+        x[i] = frand();
+    for (int l = 0; l < Q35_NEON_LEVELS; l++) {
+        const q35_kernels *k = q35_kernels_neon_level(l);
+        if (!k) continue;
+        assert_null(k->i8);
+        const q35_kernels *k8 = q35_kernels_int8(k);
+        assert_true(k8 != k && !strcmp(k8->name, k->name) && k8->matmul == k->matmul);
+        assert_true(k8->i8 == q35_i8_kernels_neon_level(l));
+        assert_true(q35_kernels_int8(k8) == k8);
+        size_t nb = q35_acts_bytes(k8, T, cols);
+        void *buf = aligned_alloc(64, (nb + 63) / 64 * 64);
+        assert_non_null(buf);
+        q35_acts a = q35_acts_prepare(k8, x, cols, T, cols, buf);
+        assert_non_null(a.q8);
+        for (size_t f = 0; f < sizeof formats / sizeof *formats; f++) {
+            if (!k8->i8->mk[formats[f]].fn) continue;
+            uint8_t *w = make_w(formats[f], rows, cols, false);
+            q35_tensor wt = {formats[f], 2, {rows, cols}, w};
+            q35_matmul(k8, NULL, &wt, &a, y, rows);
+            q35_i8_matmul(k8->i8, &wt, a.q8, a.ldq8, T, y2, rows, 0, rows);
+            assert_memory_equal(y, y2, (size_t)T * rows * sizeof *y);
+            free(w);
+        }
+        free(buf);
+    }
+    setenv("Q35_EXACT", "1", 1);
+    assert_null(q35_kernels_best()->i8);
+    unsetenv("Q35_EXACT");
+    assert_non_null(q35_kernels_best()->i8);
+    free(x);
+    free(y);
+    free(y2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_detection),       cmocka_unit_test(test_force_by_name),
         cmocka_unit_test(test_float_ops_agree), cmocka_unit_test(test_quantize_edges),
         cmocka_unit_test(test_ukernel_tiles),   cmocka_unit_test(test_driver),
+        cmocka_unit_test(test_twins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
