@@ -113,6 +113,7 @@ int cmd_info(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "intermediate_size", cf->intermediate_size);
         cJSON_AddNumberToObject(o, "n_layers", cf->n_layers);
         cJSON_AddStringToObject(o, "layers", pattern);
+        if (cf->layers_from[0]) cJSON_AddStringToObject(o, "layers_from", cf->layers_from);
         cJSON_AddNumberToObject(o, "n_heads", cf->n_heads);
         cJSON_AddNumberToObject(o, "n_kv_heads", cf->n_kv_heads);
         cJSON_AddNumberToObject(o, "head_dim", cf->head_dim);
@@ -160,6 +161,7 @@ int cmd_info(int argc, char **argv) {
         printf("hidden:        %d, intermediate %d\n", cf->hidden_size, cf->intermediate_size);
         printf("layers:        %d  %s (L = Gated DeltaNet, F = gated attention)\n", cf->n_layers,
                pattern);
+        if (cf->layers_from[0]) printf("layer pattern: from %s\n", cf->layers_from);
         printf("attention:     %d heads, %d KV heads, head_dim %d, rotary %d, theta %g\n",
                cf->n_heads, cf->n_kv_heads, cf->head_dim, cf->rotary_dim, cf->rope_theta);
         printf("deltanet:      %d key heads x %d, %d value heads x %d, conv %d\n", cf->lin_k_heads,

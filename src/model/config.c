@@ -3,11 +3,14 @@
  * (Qwen3_5ForConditionalGeneration); the layer pattern from "layer_types" or
  * "full_attention_interval"; RoPE settings from "rope_parameters" or, in
  * older files, the root. Where two places give the same setting they must
- * agree: a contradictory config is an error, not a guess. */
+ * agree: a contradictory config is an error, not a guess. The one exception
+ * is the layer pattern: "layer_types" lists every layer while the interval
+ * is transformers' default written beside it, so the list wins. */
 #include "model/config.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -88,6 +91,7 @@ static int parse_layers(const parse_ctx *p, q35_config *c) {
     const cJSON *types = field(p, "layer_types");
     const cJSON *interval = field(p, "full_attention_interval");
     int every = 0;
+    bool disagree = false;
     if (interval) {
         int rc = get_int(p, "full_attention_interval", 1, Q35_MAX_LAYERS, -1, &every);
         if (rc) return rc;
@@ -116,15 +120,21 @@ static int parse_layers(const parse_ctx *p, q35_config *c) {
                                    "\"full_attention\"",
                                    p->where, i);
             }
-            if (every && c->layer_full[i] != ((i + 1) % every == 0))
-                return q35_err_set(p->e, Q35_EFORMAT,
-                                   "%s: contradictory config: layer_types[%d] disagrees with "
-                                   "full_attention_interval %d",
-                                   p->where, i, every);
+            /* The per-layer list is the truth: transformers writes its
+             * default interval next to any list, regular or not. */
+            if (every && c->layer_full[i] != ((i + 1) % every == 0)) disagree = true;
         }
+        if (disagree)
+            snprintf(c->layers_from, sizeof c->layers_from,
+                     "config.json layer_types (full_attention_interval %d disagrees, ignored)",
+                     every);
+        else
+            snprintf(c->layers_from, sizeof c->layers_from, "config.json layer_types");
     } else {
         for (int i = 0; i < c->n_layers; i++)
             c->layer_full[i] = (i + 1) % every == 0;
+        snprintf(c->layers_from, sizeof c->layers_from, "config.json full_attention_interval %d",
+                 every);
     }
     return Q35_OK;
 }

@@ -17,6 +17,10 @@ typedef struct q35_config {
     int intermediate_size; /* I */
     int n_layers;
     bool layer_full[Q35_MAX_LAYERS]; /* true: gated attention, false: DeltaNet */
+    /* Where layer_full came from, for `q35 info`: the per-layer list
+     * ("layer_types", "qwen35.attention.recurrent_layers") or the interval,
+     * and whether an interval given beside the list disagreed with it. */
+    char layers_from[160];
 
     /* gated attention */
     int n_heads;    /* nh */

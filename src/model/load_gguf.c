@@ -98,7 +98,9 @@ static int meta_float(const meta *mt, const char *suffix, double lo, double hi, 
 }
 
 /* Which layers are full attention: attention.recurrent_layers (one bool per
- * block) and/or full_attention_interval; when both are given they agree. */
+ * block) or else full_attention_interval. llama.cpp's converter writes the
+ * interval from transformers' default next to the array whatever the
+ * pattern, so where the two disagree the array is the truth. */
 static int read_layer_types(const meta *mt, int n_blocks, q35_config *c) {
     char k[160];
     const q35_gguf_kv *rec =
@@ -119,20 +121,25 @@ static int read_layer_types(const meta *mt, int n_blocks, q35_config *c) {
                                "%s: %s must be an array of %d entries (one per block)",
                                mt->g->where, k, n_blocks);
     }
+    bool disagree = false;
     for (int i = 0; i < c->n_layers; i++) {
         bool full = every && (i + 1) % every == 0;
         if (rec) {
             int64_t v;
             if ((rc = q35_gguf_arr_int(rec, (uint64_t)i, &v, mt->e))) return rc;
-            if (every && full != !v)
-                return q35_err_set(mt->e, Q35_EFORMAT,
-                                   "%s: contradictory metadata: %s[%d] disagrees with "
-                                   "full_attention_interval %d",
-                                   mt->g->where, k, i, every);
+            if (every && full != !v) disagree = true;
             full = !v;
         }
         c->layer_full[i] = full;
     }
+    if (rec && disagree)
+        snprintf(c->layers_from, sizeof c->layers_from,
+                 "GGUF %.60s (full_attention_interval %d disagrees, ignored)", k, every);
+    else if (rec)
+        snprintf(c->layers_from, sizeof c->layers_from, "GGUF %.60s", k);
+    else
+        snprintf(c->layers_from, sizeof c->layers_from, "GGUF %.40s.full_attention_interval %d",
+                 mt->arch, every);
     return Q35_OK;
 }
 

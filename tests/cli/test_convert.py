@@ -19,7 +19,7 @@ description (independent of q35's parser):
   - errors (DST in a missing directory, under a file, a directory, not
     writable; bad or missing --type; SRC missing): exit status, a message
     naming the problem, and no file left behind (an existing DST untouched).
-Env: Q35 (binary), Q35_GOLDEN.
+Env: Q35 (binary), Q35_FIXTURES.
 """
 import array
 import json
@@ -31,7 +31,7 @@ import sys
 import tempfile
 
 Q35 = os.environ["Q35"]
-GOLDEN = os.environ["Q35_GOLDEN"]
+GOLDEN = os.environ["Q35_FIXTURES"]
 MODELS = os.path.join(GOLDEN, "models")
 GG = os.path.join(GOLDEN, "gguf")
 

@@ -4,15 +4,15 @@
 set -u
 fail=0
 check() { if eval "$2"; then echo "ok - $1"; else echo "FAIL - $1"; fail=1; fi; }
-out=$("$Q35" info -m "$Q35_GOLDEN/models/tiny-b" --json)
+out=$("$Q35" info -m "$Q35_FIXTURES/models/tiny-b" --json)
 check "json is valid and describes tiny-b" "python3 -c '
 import json,sys; d=json.loads(sys.argv[1])
 assert d[\"vocab_size\"]==1024 and d[\"n_layers\"]==8 and d[\"layers\"]==\"LLLFLLLF\", d
 assert d[\"tied\"] is False and d[\"format\"]==\"safetensors\" and d[\"files\"][0][\"bytes\"]>0
 ' \"\$out\""
-txt=$("$Q35" info -m "$Q35_GOLDEN/models/tiny-a")
+txt=$("$Q35" info -m "$Q35_FIXTURES/models/tiny-a")
 check "text output names the format and file" "grep -q 'format: *safetensors' <<<\"\$txt\" && grep -q 'model.safetensors' <<<\"\$txt\""
-gguf="$Q35_GOLDEN/gguf/tiny-b-Q4_K_M.gguf"
+gguf="$Q35_FIXTURES/gguf/tiny-b-Q4_K_M.gguf"
 out=$("$Q35" info -m "$gguf" --json)
 check "quantized GGUF: file type, stored types, used in place" "python3 -c '
 import json,os,sys; d=json.loads(sys.argv[1])
@@ -25,15 +25,15 @@ f=d[\"files\"]; assert len(f)==1 and f[0][\"bytes\"]==os.path.getsize(sys.argv[2
 # computed in place as the k-quant blocks they are
 assert set(d[\"bytes_by_type\"])=={\"q4_K\",\"q6_K\"}, d[\"bytes_by_type\"]
 ' \"\$out\" \"\$gguf\""
-out=$("$Q35" info -m "$Q35_GOLDEN/gguf/tiny-a-bf16.gguf" --json)
+out=$("$Q35" info -m "$Q35_FIXTURES/gguf/tiny-a-bf16.gguf" --json)
 check "bf16 GGUF: mapped in place" "python3 -c '
 import json,sys; d=json.loads(sys.argv[1])
 assert d[\"quantization\"]==\"BF16\" and d[\"stored\"][0][\"type\"]==\"BF16\" and d[\"files\"][0][\"mapped\"], d
 ' \"\$out\""
-txt=$("$Q35" info -m "$Q35_GOLDEN/models/tiny-b" --quant q4)
+txt=$("$Q35" info -m "$Q35_FIXTURES/models/tiny-b" --quant q4)
 check "--quant q4: converted at load, no file kept open" "grep -q 'quantization: *none, computed as q4_0' <<<\"\$txt\" && grep -q 'computed as: *q4_0' <<<\"\$txt\" && grep -q 'none kept open' <<<\"\$txt\""
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-if "$Q35_PYTHON" "$(dirname "$0")/../tools/make_mlx.py" "$Q35_GOLDEN/models/tiny-a" "$tmp/q" "$tmp/d" \
+if "$Q35_PYTHON" "$(dirname "$0")/../tools/make_mlx.py" "$Q35_FIXTURES/models/tiny-a" "$tmp/q" "$tmp/d" \
     --bits 4 --group 32 >/dev/null; then
   txt=$("$Q35" info -m "$tmp/q")
   check "MLX checkpoint: affine bits and group" "grep -q 'quantization: *MLX affine 4-bit, group 32' <<<\"\$txt\" && grep -q 'mlx4/g32' <<<\"\$txt\""

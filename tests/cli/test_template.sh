@@ -8,9 +8,9 @@
 #  - -m: a model whose chat template is not in the Qwen3.5 format gets a
 #    warning on stderr, a Qwen3.5 one none;
 #  - bad input: exit status and a message naming the problem.
-# Env: Q35 (binary), Q35_GOLDEN, Q35_PYTHON (optional).
+# Env: Q35 (binary), Q35_FIXTURES, Q35_PYTHON (optional).
 set -euo pipefail
-: "${Q35:?}" "${Q35_GOLDEN:?}"
+: "${Q35:?}" "${Q35_FIXTURES:?}"
 PY=${Q35_PYTHON:-python3}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -21,7 +21,7 @@ bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 # One directory per golden case: messages.json, tools.json?, request.json,
 # flags, text (expected bytes), ids (expected, one line).
-"$PY" - "$Q35_GOLDEN/tokenizer/chat_cases.json" "$tmp" <<'EOF'
+"$PY" - "$Q35_FIXTURES/tokenizer/chat_cases.json" "$tmp" <<'EOF'
 import json, os, sys
 cases = json.load(open(sys.argv[1], encoding="utf-8"))["cases"]
 for c in cases:
@@ -42,8 +42,8 @@ for c in cases:
     open(os.path.join(d, "ids"), "w").write(" ".join(map(str, c["ids_qwen35"])) + "\n")
 EOF
 
-model=$Q35_GOLDEN/models/tiny-chat
-tokjson=$Q35_GOLDEN/tokenizer/tokenizer.qwen35.json
+model=$Q35_FIXTURES/models/tiny-chat
+tokjson=$Q35_FIXTURES/tokenizer/tokenizer.qwen35.json
 n_cases=0
 for d in "$tmp"/*/; do
   name=$(basename "$d")
@@ -75,7 +75,7 @@ printf '[{"role":"user","content":"hi"}]' >"$tmp/hi.json"
 
 # chat templates of another format are warned about, Qwen3.5's are not
 mkdir "$tmp/qwen3"
-cp "$Q35_GOLDEN/tokenizer/tokenizer_config.qwen3.json" "$tmp/qwen3/tokenizer_config.json"
+cp "$Q35_FIXTURES/tokenizer/tokenizer_config.qwen3.json" "$tmp/qwen3/tokenizer_config.json"
 "$Q35" template -m "$tmp/qwen3" --messages "$tmp/hi.json" >/dev/null 2>"$tmp/warn"
 grep -q "warning" "$tmp/warn" && ok || bad "no warning for a Qwen3 chat template"
 mkdir "$tmp/llama"
@@ -84,7 +84,7 @@ printf '{"chat_template": "{%% for m in messages %%}[INST] {{ m.content }} [/INS
 "$Q35" template -m "$tmp/llama" --messages "$tmp/hi.json" >/dev/null 2>"$tmp/warn"
 grep -q "warning" "$tmp/warn" && ok || bad "no warning for a foreign chat template"
 mkdir "$tmp/q35tmpl"
-cp "$Q35_GOLDEN/tokenizer/chat_template.qwen35.jinja" "$tmp/q35tmpl/chat_template.jinja"
+cp "$Q35_FIXTURES/tokenizer/chat_template.qwen35.jinja" "$tmp/q35tmpl/chat_template.jinja"
 "$Q35" template -m "$tmp/q35tmpl" --messages "$tmp/hi.json" >/dev/null 2>"$tmp/warn"
 [ ! -s "$tmp/warn" ] && ok || bad "warning for the Qwen3.5 template: $(cat "$tmp/warn")"
 

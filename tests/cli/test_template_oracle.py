@@ -15,7 +15,7 @@ must print the same bytes, or both refuse.
 
 Needs jinja2 (Debian: python3-jinja2); without it the test says so and
 skips (exit 0 with a notice, as there is nothing to compare against).
-Env: Q35 (the binary), Q35_GOLDEN; Q35_ORACLE_CASES (default 300).
+Env: Q35 (the binary), Q35_FIXTURES; Q35_ORACLE_CASES (default 300).
 """
 import json
 import os
@@ -232,7 +232,7 @@ def main():
         print("jinja2 not installed (Debian: python3-jinja2): nothing to compare against, skipped")
         return 0
     q35 = os.environ["Q35"]
-    golden = os.environ.get("Q35_GOLDEN", os.path.join(os.path.dirname(__file__), "../../../shared/golden"))
+    golden = os.environ["Q35_FIXTURES"]
     tmpl = chat_reference.load_template(golden)
     chat_reference.check_goldens(tmpl, golden)
     n = int(os.environ.get("Q35_ORACLE_CASES", "300"))

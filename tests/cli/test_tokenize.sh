@@ -4,11 +4,11 @@
 # path and as a model directory, --no-special, --file (NUL bytes, invalid
 # UTF-8, stdin), and the exit status of bad invocations.
 set -euo pipefail
-: "${Q35:?path of the q35 binary}" "${Q35_GOLDEN:?golden dir}"
+: "${Q35:?path of the q35 binary}" "${Q35_FIXTURES:?golden dir}"
 export XDG_CACHE_HOME
 XDG_CACHE_HOME=$(mktemp -d)
 trap 'rm -rf "$XDG_CACHE_HOME"' EXIT
-exec python3 - "$Q35" "$Q35_GOLDEN" <<'PY'
+exec python3 - "$Q35" "$Q35_FIXTURES" <<'PY'
 import json, os, subprocess, sys, tempfile
 
 q35, golden = sys.argv[1], sys.argv[2]

@@ -19,7 +19,7 @@
 #include "formats/gguf_builder.h"
 #include "formats/gguf_quants.h"
 
-#define GOLDEN_GGUF Q35_GOLDEN "/gguf/"
+#define GOLDEN_GGUF Q35_FIXTURES "/gguf/"
 
 /* ------------------------------------------------------------ golden files */
 

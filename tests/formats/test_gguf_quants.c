@@ -25,7 +25,7 @@
 #include "formats/gguf.h"
 #include "formats/gguf_quants.h"
 
-#define GOLDEN_GGUF Q35_GOLDEN "/gguf/"
+#define GOLDEN_GGUF Q35_FIXTURES "/gguf/"
 #define NB 3 /* blocks per test */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;

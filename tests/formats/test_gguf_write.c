@@ -168,7 +168,7 @@ static void test_kv_verbatim_copy(void **state) {
     tmpdir_make(&d);
     q35_err e = {0};
     q35_gguf src;
-    assert_int_equal(q35_gguf_open(&src, Q35_GOLDEN "/gguf/tiny-b-Q4_K_M.gguf", &e), Q35_OK);
+    assert_int_equal(q35_gguf_open(&src, Q35_FIXTURES "/gguf/tiny-b-Q4_K_M.gguf", &e), Q35_OK);
     q35_gguf_kvs copy = {0}, merged = {0};
     for (int64_t i = 0; i < src.n_kv; i++)
         assert_int_equal(q35_gguf_kvs_set_parsed(&copy, &src.kvs[i], &e), Q35_OK);

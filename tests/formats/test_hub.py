@@ -7,7 +7,7 @@ wire (the fake hub's request log), and what the cache holds — with the
 layout rules of huggingface_hub's file_download.py checked by
 assert_cache_consistent after every scenario, failures included.
 
-Needs env Q35 (the q35 binary); Q35_GOLDEN supplies a real tiny checkpoint
+Needs env Q35 (the q35 binary); Q35_FIXTURES supplies a real tiny checkpoint
 (random bytes are used when it is missing). Every q35 run has a timeout.
 """
 
@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fake_hub  # noqa: E402
 
 Q35 = os.environ.get("Q35", "q35")
-GOLDEN = os.environ.get("Q35_GOLDEN", "")
+GOLDEN = os.environ.get("Q35_FIXTURES", "")
 RUN_TIMEOUT = 60
 
 ENGINE_FILES = {"config.json", "generation_config.json", "tokenizer.json",
@@ -280,7 +280,7 @@ class HubTest(unittest.TestCase):
                                   for b in self.blobs("q35-test/tiny")})
 
     @unittest.skipUnless(GOLDEN and os.path.isdir(os.path.join(GOLDEN, "models", "tiny-a")),
-                         "needs Q35_GOLDEN for a real checkpoint")
+                         "needs Q35_FIXTURES for a real checkpoint")
     def test_pulled_checkpoint_loads(self):
         def info(model, **env):
             r = subprocess.run([Q35, "info", "-m", model], capture_output=True, text=True,
@@ -297,7 +297,7 @@ class HubTest(unittest.TestCase):
         self.assert_cache_consistent()
 
     @unittest.skipUnless(GOLDEN and os.path.isdir(os.path.join(GOLDEN, "models", "tiny-chat")),
-                         "needs Q35_GOLDEN for the chat checkpoint")
+                         "needs Q35_FIXTURES for the chat checkpoint")
     def test_run_without_model_downloads_the_default_once(self):
         def run(**env):
             return subprocess.run([Q35, "run", "-p", "Hello", "-n", "4", "--temp", "0"],

@@ -41,7 +41,7 @@
 #include "model/save_gguf.h"
 #include "q35.h"
 
-#define GOLDEN_GGUF Q35_GOLDEN "/gguf/"
+#define GOLDEN_GGUF Q35_FIXTURES "/gguf/"
 
 static char tmp_dir[256];
 
@@ -206,7 +206,7 @@ static void test_bf16_equals_llama_cpp(void **state) {
     const char *models[] = {"tiny-a", "tiny-b"};
     for (int i = 0; i < 2; i++) {
         char src[512], ref[512], out[512];
-        snprintf(src, sizeof src, "%s/models/%s", Q35_GOLDEN, models[i]);
+        snprintf(src, sizeof src, "%s/models/%s", Q35_FIXTURES, models[i]);
         snprintf(ref, sizeof ref, GOLDEN_GGUF "%s-bf16.gguf", models[i]);
         out_path(out, sizeof out, "bf16.gguf");
         q35_model *m = load(src);
@@ -247,7 +247,7 @@ static void test_quantized_equals_llama_quantize(void **state) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const quant_case *c = &cases[i];
         char src[512], ref[512], out[512];
-        snprintf(src, sizeof src, "%s/models/%s", Q35_GOLDEN, c->model);
+        snprintf(src, sizeof src, "%s/models/%s", Q35_FIXTURES, c->model);
         snprintf(ref, sizeof ref, GOLDEN_GGUF "%s-%s.gguf", c->model, c->golden);
         out_path(out, sizeof out, "quant.gguf");
         q35_model *m = load(src);
@@ -562,6 +562,10 @@ static void test_odd_sizes_fall_back_to_bf16(void **state) {
 }
 
 int main(void) {
+    /* These tests hold the exact float path (the reference mode): weights
+     * times float32 activations, equal to 1e-5 across sets and files. The
+     * integer path (8-bit activations) has its own tests in tests/kernels. */
+    setenv("Q35_EXACT", "1", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bf16_equals_llama_cpp),
         cmocka_unit_test(test_quantized_equals_llama_quantize),

@@ -28,7 +28,10 @@ sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 import ref_numpy  # noqa: E402
 
 Q35 = os.environ.get("Q35", "q35")
-GOLDEN = os.environ.get("Q35_GOLDEN", os.path.join(HERE, "..", "..", "..", "shared", "golden"))
+GOLDEN = os.environ["Q35_FIXTURES"]
+# The exact float path (reference mode): the 2e-3 tolerance is for float32
+# activations; the integer path is tested in tests/kernels.
+os.environ["Q35_EXACT"] = "1"
 
 # ggml type: (number, elements per block, bytes per block)
 TYPES = {"F32": (0, 1, 4), "F16": (1, 1, 2), "Q4_0": (2, 32, 18), "Q4_1": (3, 32, 20),

@@ -29,8 +29,8 @@
 
 #include "forward/logits_test_util.h"
 
-#define MODELS Q35_GOLDEN "/models/"
-#define GGUF Q35_GOLDEN "/gguf/"
+#define MODELS Q35_FIXTURES "/models/"
+#define GGUF Q35_FIXTURES "/gguf/"
 
 static q35_model *load(const char *path, q35_weight_format wf) {
     q35_err e = {0};
@@ -226,6 +226,10 @@ static void test_same_logits_as_gguf(void **state) {
 }
 
 int main(void) {
+    /* These tests hold the exact float path (the reference mode): weights
+     * times float32 activations, equal to 1e-5 across sets and files. The
+     * integer path (8-bit activations) has its own tests in tests/kernels. */
+    setenv("Q35_EXACT", "1", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_bytes_as_llama_quantize),
         cmocka_unit_test(test_owns_its_memory),

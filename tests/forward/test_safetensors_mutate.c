@@ -28,7 +28,7 @@
 #include "core/mapped_file.h"
 #include "q35.h"
 
-#define TINY_A Q35_GOLDEN "/models/tiny-a"
+#define TINY_A Q35_FIXTURES "/models/tiny-a"
 
 typedef struct rng {
     uint64_t s;

@@ -26,7 +26,7 @@
 
 static q35_model *load(const char *name, int threads) {
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s/models/%s", Q35_GOLDEN, name);
+    snprintf(dir, sizeof dir, "%s/models/%s", Q35_FIXTURES, name);
     q35_err e = {0};
     q35_load_opts lo = {.n_threads = threads};
     q35_model *m = q35_model_load(dir, &lo, &e);

@@ -33,7 +33,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     const char *path = getenv("Q35_FUZZ_TOKENIZER");
-    if (!path) path = "../shared/golden/tokenizer/tokenizer.qwen35.json";
+    if (!path) {
+        fprintf(stderr, "fuzz_tokenizer: set Q35_FUZZ_TOKENIZER to a tokenizer.json, e.g. "
+                        "build-test/tests/fixtures/tokenizer/tokenizer.qwen35.json\n");
+        abort();
+    }
     q35_err e = {0};
     real = q35_tokenizer_load(path, &e);
     if (!real) {

@@ -29,7 +29,7 @@
 #include "model/load_gguf.h"
 #include "model/model.h"
 
-#define GOLDEN Q35_GOLDEN "/"
+#define GOLDEN Q35_FIXTURES "/"
 
 static float elem(const q35_tensor *t, int64_t i) {
     const unsigned char *p = t->data;
@@ -328,9 +328,23 @@ static void test_inconsistent_files(void **state) {
     expect_bind_error(&im, "blk.0.attn_qkv.weight has type MXFP4");
     memcpy(im.p, orig, n);
 
-    /* contradictory metadata: full_attention_interval 3 vs recurrent_layers */
+    /* full_attention_interval 3 beside recurrent_layers: the per-block
+     * array wins (llama.cpp writes transformers' default interval next to
+     * any pattern), and the model says where its pattern came from */
     put_u32(im.p + value_offset(&im, "qwen35.full_attention_interval"), 3);
-    expect_bind_error(&im, "disagrees with full_attention_interval 3");
+    {
+        q35_gguf g;
+        q35_err e = {0};
+        assert_int_equal(q35_gguf_parse(&g, im.p, im.n, "patched.gguf", &e), Q35_OK);
+        q35_model *m = calloc(1, sizeof *m);
+        assert_int_equal(q35_model_bind_gguf(m, &g, &e), Q35_OK);
+        assert_false(m->cfg.layer_full[0] || m->cfg.layer_full[1] || m->cfg.layer_full[2]);
+        assert_true(m->cfg.layer_full[3]);
+        assert_non_null(strstr(m->cfg.layers_from, "qwen35.attention.recurrent_layers"));
+        assert_non_null(strstr(m->cfg.layers_from, "interval 3 disagrees"));
+        q35_model_free(m);
+        q35_gguf_close(&g);
+    }
     memcpy(im.p, orig, n);
 
     /* the layer pattern from either key alone, an error without both */

@@ -60,7 +60,7 @@ static void add_field(corpus *c, size_t at, int width) {
 
 static void corpus_load(corpus *c, const char *file) {
     char path[512];
-    snprintf(path, sizeof path, "%s/gguf/%s", Q35_GOLDEN, file);
+    snprintf(path, sizeof path, "%s/gguf/%s", Q35_FIXTURES, file);
     memset(c, 0, sizeof *c);
     c->name = file;
     c->p = gb_read_file(path, &c->n);

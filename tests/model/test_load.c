@@ -21,8 +21,8 @@
 #include "formats/safetensors.h"
 #include "model/model.h"
 
-#define TINY_A Q35_GOLDEN "/models/tiny-a"
-#define TINY_B Q35_GOLDEN "/models/tiny-b"
+#define TINY_A Q35_FIXTURES "/models/tiny-a"
+#define TINY_B Q35_FIXTURES "/models/tiny-b"
 
 static char tmpdir[256];
 
@@ -435,9 +435,6 @@ static void test_bad_configs(void **st) {
     config_case("cfg_json", "{", "{{", "config.json", "not valid JSON at line 1, column", NULL);
     config_case("cfg_layers", "\"num_hidden_layers\": 4", "\"num_hidden_layers\": 5",
                 "contradictory", "layer_types", NULL);
-    config_case("cfg_interval", "\"max_position_embeddings\"",
-                "\"full_attention_interval\": 2, \"max_position_embeddings\"", "contradictory",
-                "full_attention_interval", NULL);
     config_case("cfg_missing", "\"hidden_size\": 64,", "", "missing field", "hidden_size", NULL);
     config_case("cfg_negative", "\"hidden_size\": 64", "\"hidden_size\": -64", "hidden_size", NULL);
     config_case("cfg_type", "\"hidden_size\": 64", "\"hidden_size\": \"64\"", "hidden_size", NULL);
@@ -454,6 +451,34 @@ static void test_bad_configs(void **st) {
                 "missing tensor", "lm_head.weight", NULL);
     config_case("cfg_eos", "\"eos_token_id\": 511", "\"eos_token_id\": 100000", "eos_token_id",
                 NULL);
+}
+
+/* layer_types lists every layer; a full_attention_interval beside it that
+ * disagrees (transformers writes its default 4 whatever the list says) is
+ * ignored, and the config says which source gave the pattern. */
+static void test_layer_types_win(void **st) {
+    size_t n;
+    char *c = slurp(TINY_A "/config.json", &n);
+    char *at = strstr(c, "\"max_position_embeddings\"");
+    assert_non_null(at);
+    const char *extra = "\"full_attention_interval\": 2, ";
+    char *edited = malloc(n + strlen(extra) + 1);
+    size_t pre = (size_t)(at - c);
+    memcpy(edited, c, pre);
+    strcpy(edited + pre, extra);
+    strcat(edited, at);
+    q35_config cf;
+    q35_err e = {0};
+    assert_int_equal(q35_config_parse_json(edited, strlen(edited), "edited", &cf, &e), Q35_OK);
+    /* tiny-a's list is L,L,L,F; interval 2 would say L,F,L,F */
+    assert_false(cf.layer_full[0] || cf.layer_full[1] || cf.layer_full[2]);
+    assert_true(cf.layer_full[3]);
+    assert_non_null(strstr(cf.layers_from, "layer_types"));
+    assert_non_null(strstr(cf.layers_from, "interval 2 disagrees"));
+    assert_int_equal(q35_config_parse_json(c, n, "tiny-a", &cf, &e), Q35_OK);
+    assert_string_equal(cf.layers_from, "config.json layer_types");
+    free(edited);
+    free(c);
 }
 
 static void test_bad_index(void **st) {
@@ -489,6 +514,7 @@ int main(void) {
         cmocka_unit_test(test_missing_dir_and_files),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_bad_headers),
+        cmocka_unit_test(test_layer_types_win),
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_bad_index),
     };

@@ -11,7 +11,7 @@
 
 #include "q35.h"
 
-#define TINY_CHAT Q35_GOLDEN "/models/tiny-chat"
+#define TINY_CHAT Q35_FIXTURES "/models/tiny-chat"
 
 static q35_model *g_model;
 static q35_tokenizer *g_tok;

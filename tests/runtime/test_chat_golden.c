@@ -19,7 +19,7 @@
 
 #include "q35.h"
 
-#define TINY_CHAT Q35_GOLDEN "/models/tiny-chat"
+#define TINY_CHAT Q35_FIXTURES "/models/tiny-chat"
 
 static q35_model *model;
 static q35_tokenizer *tok;
@@ -48,7 +48,7 @@ static int setup(void **st) {
     if (!model) fprintf(stderr, "load: %s\n", e.msg);
     tok = q35_tokenizer_load(TINY_CHAT, &e);
     if (!tok) fprintf(stderr, "tokenizer: %s\n", e.msg);
-    char *s = slurp(Q35_GOLDEN "/chat/chat_runs.json");
+    char *s = slurp(Q35_FIXTURES "/chat/chat_runs.json");
     runs_json = s ? cJSON_Parse(s) : NULL;
     free(s);
     return model && tok && runs_json ? 0 : -1;

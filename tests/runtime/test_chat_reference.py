@@ -32,10 +32,10 @@ import tempfile
 
 import numpy as np
 
-GOLDEN = os.environ["Q35_GOLDEN"]
+GOLDEN = os.environ["Q35_FIXTURES"]
 Q35 = os.environ["Q35"]
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, GOLDEN)
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 sys.path.insert(0, os.path.join(HERE, "..", "cli"))
 import ref_numpy  # noqa: E402
 import chat_reference  # noqa: E402

@@ -9,7 +9,7 @@ them, driven like other programs will drive them:
   - interactive `q35 chat` obeys /think off, /stats, /reset, /quit;
   - Ctrl-C (SIGINT) during a reply stops that reply (kept, partial, in the
     history) and the program goes on reading commands.
-Environment: Q35 (the binary), Q35_GOLDEN."""
+Environment: Q35 (the binary), Q35_FIXTURES."""
 import json
 import os
 import signal
@@ -18,7 +18,7 @@ import sys
 import time
 
 Q35 = os.environ["Q35"]
-GOLDEN = os.environ["Q35_GOLDEN"]
+GOLDEN = os.environ["Q35_FIXTURES"]
 MODEL = os.path.join(GOLDEN, "models", "tiny-chat")
 failures = []
 

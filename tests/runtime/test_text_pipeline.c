@@ -82,7 +82,7 @@ static char *slurp(const char *path) {
 
 static void test_golden_splits(void **st) {
     (void)st;
-    char *s = slurp(Q35_GOLDEN "/chat/chat_runs.json");
+    char *s = slurp(Q35_FIXTURES "/chat/chat_runs.json");
     cJSON *j = cJSON_Parse(s);
     free(s);
     assert_non_null(j);

@@ -88,7 +88,7 @@ static int render_json(const char *messages, const char *tools, bool gen, bool t
 static void test_golden_cases(void **st) {
     (void)st;
     json_file f;
-    json_file_open(&f, Q35_GOLDEN "/tokenizer/chat_cases.json");
+    json_file_open(&f, Q35_FIXTURES "/tokenizer/chat_cases.json");
     const q35_pyjson *cases = q35_pyjson_get(q35_pyjson_root(f.doc), "cases");
     assert_non_null(cases);
     assert_true(cases->n >= 10);

@@ -30,7 +30,7 @@ static int setup(void **st) {
     (void)st;
     setenv("Q35_NO_TOKENIZER_CACHE", "1", 1);
     q35_err e = {0};
-    tok = q35_tokenizer_load(Q35_GOLDEN "/tokenizer/tokenizer.qwen35.json", &e);
+    tok = q35_tokenizer_load(Q35_FIXTURES "/tokenizer/tokenizer.qwen35.json", &e);
     if (!tok) fprintf(stderr, "tokenizer: %s\n", e.msg);
     return tok ? 0 : -1;
 }
@@ -129,7 +129,7 @@ static void check_injection(const q35_prompt *p, const q35_tokens *ids,
 static void test_golden_ids(void **st) {
     (void)st;
     json_file f;
-    json_file_open(&f, Q35_GOLDEN "/tokenizer/chat_cases.json");
+    json_file_open(&f, Q35_FIXTURES "/tokenizer/chat_cases.json");
     const q35_pyjson *cases = q35_pyjson_get(q35_pyjson_root(f.doc), "cases");
     bool saw_injection = false;
     for (size_t i = 0; i < cases->n; i++) {

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import unicodedata
 
-Q35, GOLDEN = os.environ["Q35"], os.environ["Q35_GOLDEN"]
+Q35, GOLDEN = os.environ["Q35"], os.environ["Q35_FIXTURES"]
 
 
 class Region(ctypes.Structure):

@@ -22,7 +22,7 @@
 #include "q35.h"
 #include "text/tokenizer_gguf.h"
 
-#define TOK_DIR Q35_GOLDEN "/tokenizer/"
+#define TOK_DIR Q35_FIXTURES "/tokenizer/"
 
 static char *read_text(const char *path, size_t *n) {
     char *p = (char *)gb_read_file(path, n);
@@ -236,7 +236,7 @@ static void test_golden_tiny_vocab(void **state) {
     (void)state;
     q35_err e = {0};
     char *chat = (char *)1;
-    q35_tokenizer *t = q35_tokenizer_load_gguf(Q35_GOLDEN "/gguf/tiny-a-Q4_0.gguf", &chat, &e);
+    q35_tokenizer *t = q35_tokenizer_load_gguf(Q35_FIXTURES "/gguf/tiny-a-Q4_0.gguf", &chat, &e);
     if (!t) fprintf(stderr, "%s\n", e.msg);
     assert_non_null(t);
     assert_null(chat); /* the tiny files carry no template */
@@ -259,7 +259,7 @@ static void test_golden_tiny_vocab(void **state) {
     }
     q35_tokenizer_free(t);
     /* q35_tokenizer_load takes a .gguf path too */
-    t = q35_tokenizer_load(Q35_GOLDEN "/gguf/tiny-b-Q8_0.gguf", &e);
+    t = q35_tokenizer_load(Q35_FIXTURES "/gguf/tiny-b-Q8_0.gguf", &e);
     assert_non_null(t);
     assert_int_equal(q35_tokenizer_n_vocab(t), 1024);
     q35_tokenizer_free(t);
@@ -273,7 +273,7 @@ static void test_cached_second_load(void **state) {
     assert_non_null(mkdtemp(dir));
     setenv("XDG_CACHE_HOME", dir, 1);
     unsetenv("Q35_NO_TOKENIZER_CACHE");
-    const char *file = Q35_GOLDEN "/gguf/tiny-b-bf16.gguf";
+    const char *file = Q35_FIXTURES "/gguf/tiny-b-bf16.gguf";
     const char *text = "The cache must not change a single id: caf\xc3\xa9 \xf0\x9f\x98\x80!";
     int32_t *ids[2] = {NULL, NULL};
     size_t n[2] = {0, 0};

@@ -32,7 +32,7 @@
 #include "text/tokenizer_gguf_write.h"
 #include "text/tokenizer_internal.h"
 
-#define CHAT_DIR Q35_GOLDEN "/models/tiny-chat"
+#define CHAT_DIR Q35_FIXTURES "/models/tiny-chat"
 #define N_ROWS 151936 /* tiny-chat's vocab_size (embedding rows) */
 
 static char *read_text(const char *path, size_t *n) {
@@ -190,7 +190,7 @@ static void test_tiny_chat_vocabulary(void **state) {
     /* the keys and value types llama.cpp writes (its tiny files' vocab
      * names a bos; this one has none) */
     q35_gguf ref;
-    assert_int_equal(q35_gguf_open(&ref, Q35_GOLDEN "/gguf/tiny-a-bf16.gguf", &e), Q35_OK);
+    assert_int_equal(q35_gguf_open(&ref, Q35_FIXTURES "/gguf/tiny-a-bf16.gguf", &e), Q35_OK);
     for (int64_t i = 0; i < ref.n_kv; i++) {
         const q35_gguf_kv *a = &ref.kvs[i];
         char key[256];
@@ -210,7 +210,7 @@ static void test_tiny_chat_vocabulary(void **state) {
     assert_string_equal(chat, jinja);
     assert_int_equal(q35_tokenizer_n_vocab(t2), q35_tokenizer_n_vocab(t));
     size_t clen;
-    char *cases_text = read_text(Q35_GOLDEN "/tokenizer/tok_cases.json", &clen);
+    char *cases_text = read_text(Q35_FIXTURES "/tokenizer/tok_cases.json", &clen);
     cJSON *cases = cJSON_Parse(cases_text);
     free(cases_text);
     int checked = 0;

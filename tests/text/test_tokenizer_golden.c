@@ -23,7 +23,7 @@ static q35_tokenizer *toks[2];
 
 static cJSON *load_json(const char *file) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/tokenizer/%s", Q35_GOLDEN, file);
+    snprintf(path, sizeof path, "%s/tokenizer/%s", Q35_FIXTURES, file);
     q35_err e = {0};
     size_t len;
     char *text = q35_read_text_file(path, 64u << 20, &len, &e);
@@ -39,7 +39,7 @@ static int setup(void **state) {
     setenv("Q35_NO_TOKENIZER_CACHE", "1", 1); /* this test checks the JSON path */
     for (int k = 0; k < 2; k++) {
         char path[1024];
-        snprintf(path, sizeof path, "%s/tokenizer/tokenizer.%s.json", Q35_GOLDEN, names[k]);
+        snprintf(path, sizeof path, "%s/tokenizer/tokenizer.%s.json", Q35_FIXTURES, names[k]);
         q35_err e = {0};
         toks[k] = q35_tokenizer_load(path, &e);
         if (!toks[k]) {

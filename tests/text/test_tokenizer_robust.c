@@ -387,7 +387,7 @@ static void test_bad_files(void **state) {
 
 static q35_tokenizer *qwen3(void) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/tokenizer/tokenizer.qwen3.json", Q35_GOLDEN);
+    snprintf(path, sizeof path, "%s/tokenizer/tokenizer.qwen3.json", Q35_FIXTURES);
     q35_err e = {0};
     q35_tokenizer *t = q35_tokenizer_load(path, &e);
     if (!t) fail_msg("%s", e.msg);
@@ -717,7 +717,7 @@ static void write_file(const char *path, const void *d, size_t n) {
 static void test_cache(void **state) {
     (void)state;
     char path[1024];
-    snprintf(path, sizeof path, "%s/tokenizer/tokenizer.qwen35.json", Q35_GOLDEN);
+    snprintf(path, sizeof path, "%s/tokenizer/tokenizer.qwen35.json", Q35_FIXTURES);
     q35_mapped_file f;
     q35_err e = {0};
     assert_int_equal(q35_mapped_file_open(&f, path, &e), 0);
@@ -842,7 +842,7 @@ static void test_json_mutants(void **state) {
 static void test_cache_mutants(void **state) {
     (void)state;
     char path[1024];
-    snprintf(path, sizeof path, "%s/tokenizer/tokenizer.qwen3.json", Q35_GOLDEN);
+    snprintf(path, sizeof path, "%s/tokenizer/tokenizer.qwen3.json", Q35_FIXTURES);
     q35_mapped_file f;
     q35_err e = {0};
     assert_int_equal(q35_mapped_file_open(&f, path, &e), 0);

@@ -74,8 +74,10 @@ def float_cases(n=1200):
 
 
 def main():
-    golden = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "..", "..", "..",
-                                                                  "shared", "golden")
+    if len(sys.argv) != 2:
+        sys.exit("usage: make_fixtures.py FIXTURES_DIR (a build's tests/fixtures, laid out by "
+                 "tests/data/materialize.py)")
+    golden = sys.argv[1]
     with open(os.path.join(here, "jinja_cases.json"), "w", encoding="utf-8") as f:
         json.dump({"reference": "chat_reference.py (jinja2 " + __import__("jinja2").__version__
                    + ", transformers' settings) over chat_template.qwen35.jinja",
