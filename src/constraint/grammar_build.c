@@ -526,7 +526,7 @@ q35_grammar *gb_finish(g_builder *b, const char *root_name) {
         for (int a = 0; a < b->rules[r].n_alts; a++) {
             const g_seq *s = &b->rules[r].alts[a];
             g->alt_start[ai++] = ei;
-            memcpy(g->els + ei, s->e, (size_t)s->n * sizeof *s->e);
+            if (s->n) memcpy(g->els + ei, s->e, (size_t)s->n * sizeof *s->e);
             ei += s->n;
             g->els[ei++] = (g_elem){G_END, 0};
         }
