@@ -21,7 +21,18 @@
  * idle time: it computes "the conversation so far" (the answer re-rendered
  * into the history) and snapshots it, so that a prepared turn feeds only
  * its new message and the generation prompt.
+ *
+ * Voice (q35.h "voice"): q35_chat_listen hands partial transcripts to a
+ * listener thread of the chat, which prefills the conversation so far and
+ * the settled words of the partial (all but the last) on the state's own
+ * compute threads, snapshotting each settled prefix (the `partial` cache).
+ * The final turn then finds the longest of them like any cached prefix.
+ * Every other call first stops the listener at its next chunk and waits
+ * for it (fg_enter), so the state has one user at a time. A barge-in
+ * (any thread) during a reply is recorded and applied to the turn when the
+ * reply ends; after it, it replaces the last answer at once.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +53,15 @@
  * The forward pass's own chunk, so it adds no weight pass. */
 #define PREFILL_CHUNK Q35_MAX_BATCH
 #define MAX_THINK_END 16
+/* The listener's evaluations are smaller than a turn's, so that a final
+ * transcript waits at most this many tokens' time for it to stop. */
+#define LISTEN_CHUNK 32
+/* Settled-prefix snapshots kept for partial transcripts: the latest, and
+ * one before it for an ASR that revises its last words. */
+#define PARTIAL_SNAPSHOTS 2
+
+/* What q35_chat_barge_in* asked for, applied when the reply ends. */
+typedef enum cut_mode { CUT_NONE = 0, CUT_TEXT, CUT_BYTES } cut_mode;
 
 struct q35_chat {
     const q35_model *model;
@@ -63,7 +83,50 @@ struct q35_chat {
 
     atomic_bool cancel;
     q35_chat_stats st;
+
+    /* mu guards the fields below, and the history against a barge-in or
+     * the listener while no foreground call runs */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool sync_ok; /* mu and cv initialized */
+    pthread_t listener;
+    bool listener_started, listener_quit;
+    char *pending; /* the newest partial transcript not yet taken (owned) */
+    bool fg_busy;  /* a foreground call holds the state */
+    bool bg_busy;  /* the listener holds the state */
+    atomic_bool bg_stop;
+    q35_snap_cache partial; /* settled prefixes of partial transcripts */
+    bool generating;        /* inside q35_chat_generate */
+    cut_mode cut;
+    char *cut_text;
+    size_t cut_len;
 };
+
+/* ---------------------------------------------------- foreground calls */
+
+/* A foreground call takes the state: the listener stops at its next chunk
+ * and waits until fg_leave. */
+static void fg_enter(q35_chat *c) {
+    if (!c->sync_ok) return;
+    pthread_mutex_lock(&c->mu);
+    c->fg_busy = true;
+    atomic_store(&c->bg_stop, true);
+    while (c->bg_busy)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void apply_cut(q35_chat *c);
+
+static void fg_leave(q35_chat *c) {
+    if (!c->sync_ok) return;
+    pthread_mutex_lock(&c->mu);
+    if (!c->generating) apply_cut(c); /* a barge-in that came during this call */
+    c->fg_busy = false;
+    atomic_store(&c->bg_stop, false);
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
 
 /* ------------------------------------------------------------ creation */
 
@@ -105,7 +168,21 @@ q35_chat *q35_chat_new(const q35_model *m, const q35_tokenizer *tok, const char 
         return NULL;
     }
     atomic_init(&c->cancel, false);
+    atomic_init(&c->bg_stop, false);
     c->model = m;
+    if (pthread_mutex_init(&c->mu, NULL)) {
+        free(c);
+        q35_err_set(e, Q35_ENOMEM, "q35_chat_new: cannot make a mutex");
+        return NULL;
+    }
+    if (pthread_cond_init(&c->cv, NULL)) {
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+        q35_err_set(e, Q35_ENOMEM, "q35_chat_new: cannot make a condition variable");
+        return NULL;
+    }
+    c->sync_ok = true;
+    q35_snap_cache_init(&c->partial, PARTIAL_SNAPSHOTS);
     if (settings) c->set = *settings;
     if (c->set.n_ctx < 0) {
         q35_err_set(e, Q35_EINVAL, "q35_chat_new: n_ctx %d must be >= 0", c->set.n_ctx);
@@ -160,18 +237,38 @@ fail:
     return NULL;
 }
 
-void q35_chat_drop_cache(q35_chat *c) {
-    if (!c) return;
+static void drop_cache(q35_chat *c) {
     q35_state_free(c->state);
     c->state = NULL;
     c->ctx.n = 0;
     q35_snap_cache_clear(&c->cache, false);
+    q35_snap_cache_clear(&c->partial, false);
+}
+
+void q35_chat_drop_cache(q35_chat *c) {
+    if (!c) return;
+    fg_enter(c);
+    drop_cache(c);
+    fg_leave(c);
 }
 
 void q35_chat_free(q35_chat *c) {
     if (!c) return;
-    q35_chat_drop_cache(c);
+    if (c->sync_ok) {
+        pthread_mutex_lock(&c->mu);
+        c->listener_quit = true;
+        atomic_store(&c->bg_stop, true);
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        if (c->listener_started) pthread_join(c->listener, NULL);
+        pthread_cond_destroy(&c->cv);
+        pthread_mutex_destroy(&c->mu);
+    }
+    free(c->pending);
+    free(c->cut_text);
+    drop_cache(c);
     q35_snap_cache_free(&c->cache);
+    q35_snap_cache_free(&c->partial);
     q35_tokens_free(&c->ctx);
     q35_conv_free(&c->conv);
     q35_tokenizer_free(c->owned_tok);
@@ -190,7 +287,7 @@ const q35_tokenizer *q35_chat_tokenizer(const q35_chat *c) {
 static int ensure_state(q35_chat *c, q35_err *e) {
     if (!q35_model_is_loaded(c->model))
         return q35_err_set(e, Q35_ESTATE, "chat: the model is unloaded (q35_model_reload it)");
-    if (c->state && c->state_gen != c->model->generation) q35_chat_drop_cache(c);
+    if (c->state && c->state_gen != c->model->generation) drop_cache(c);
     if (!c->state) {
         c->state = q35_state_new(c->model, c->set.n_ctx, e);
         if (!c->state) return e ? e->code : Q35_ENOMEM;
@@ -213,9 +310,16 @@ static int restore_best(q35_chat *c, const int32_t *ids, int n, int max_len, q35
         return 0;
     }
     int have = ((int)c->ctx.n < max_len && ids_prefix(&c->ctx, ids, n)) ? (int)c->ctx.n : -1;
+    const q35_snap_cache *from = &c->cache;
     int best = q35_snap_cache_best(&c->cache, ids, n, max_len);
-    if (best >= 0 && c->cache.items[best].n > have) {
-        const q35_snap_entry *x = &c->cache.items[best];
+    int best_partial = q35_snap_cache_best(&c->partial, ids, n, max_len);
+    if (best_partial >= 0 &&
+        (best < 0 || c->partial.items[best_partial].n > c->cache.items[best].n)) {
+        from = &c->partial;
+        best = best_partial;
+    }
+    if (best >= 0 && from->items[best].n > have) {
+        const q35_snap_entry *x = &from->items[best];
         int rc = q35_state_restore(c->state, x->snap, e);
         if (rc) return rc;
         if (q35_ids_assign(&c->ctx, x->ids, (size_t)x->n))
@@ -234,15 +338,15 @@ static int restore_best(q35_chat *c, const int32_t *ids, int n, int max_len, q35
  * caches them (pinned[i] for the system prompt's). With want_logits the
  * last position's logits land in c->logits. */
 static int feed_range(q35_chat *c, const int32_t *ids, int from, int to, const int *cuts,
-                      const bool *pinned, int n_cuts, bool want_logits, bool *cancelled,
-                      q35_err *e) {
+                      const bool *pinned, int n_cuts, bool want_logits, atomic_bool *stop,
+                      int chunk, bool *cancelled, q35_err *e) {
     int next_cut = 0;
     while (from < to) {
-        if (atomic_load(&c->cancel)) {
+        if (atomic_load(stop)) {
             *cancelled = true;
             return Q35_OK;
         }
-        int n = to - from < PREFILL_CHUNK ? to - from : PREFILL_CHUNK;
+        int n = to - from < chunk ? to - from : chunk;
         bool last = from + n == to;
         int at[8], k = 0;
         bool pin[8];
@@ -277,7 +381,8 @@ static int feed_range(q35_chat *c, const int32_t *ids, int from, int to, const i
  * at the cut points not cached yet (cut[i] < n; pinned[i] marks the system
  * prompt's) within the same pass. Returns the reused length in *reused. */
 static int prefill(q35_chat *c, const int32_t *ids, int n, const int *cuts, const bool *pinned,
-                   int n_cuts, bool want_logits, int *reused, bool *cancelled, q35_err *e) {
+                   int n_cuts, bool want_logits, atomic_bool *stop, int chunk, int *reused,
+                   bool *cancelled, q35_err *e) {
     int from = restore_best(c, ids, n, want_logits ? n : n + 1, e);
     if (from < 0) return from;
     *reused = from;
@@ -310,7 +415,7 @@ static int prefill(q35_chat *c, const int32_t *ids, int n, const int *cuts, cons
         pin[m++] = pin[i];
     }
     k = m;
-    return feed_range(c, ids, from, n, order, pin, k, want_logits, cancelled, e);
+    return feed_range(c, ids, from, n, order, pin, k, want_logits, stop, chunk, cancelled, e);
 }
 
 /* Index of the k-th <|im_start|> in p (0-based), or with from_end of the
@@ -333,8 +438,17 @@ static int system_end(const q35_chat *c, const q35_tokens *p) {
     return i > 0 ? i : 0;
 }
 
+static int chat_prepare(q35_chat *c, q35_err *e);
+
 int q35_chat_prepare(q35_chat *c, q35_err *e) {
     if (!c) return q35_err_set(e, Q35_EINVAL, "q35_chat_prepare: NULL chat");
+    fg_enter(c);
+    int rc = chat_prepare(c, e);
+    fg_leave(c);
+    return rc;
+}
+
+static int chat_prepare(q35_chat *c, q35_err *e) {
     int rc = ensure_state(c, e);
     if (rc || c->set.max_snapshots < 0 || (!c->conv.system && !c->conv.n_turns)) return rc;
     atomic_store(&c->cancel, false);
@@ -348,8 +462,8 @@ int q35_chat_prepare(q35_chat *c, q35_err *e) {
     if (!rc && !ready) {
         int sys_end = system_end(c, &p), reused;
         bool pin = true, cancelled = false;
-        rc = prefill(c, p.ids, cut, &sys_end, &pin, sys_end > 0 ? 1 : 0, false, &reused, &cancelled,
-                     e);
+        rc = prefill(c, p.ids, cut, &sys_end, &pin, sys_end > 0 ? 1 : 0, false, &c->cancel,
+                     PREFILL_CHUNK, &reused, &cancelled, e);
         if (!rc && cancelled) rc = q35_err_set(e, Q35_ECANCELLED, "q35_chat_prepare: cancelled");
         if (!rc) {
             q35_snapshot *snap = q35_state_snapshot(c->state, e);
@@ -392,14 +506,63 @@ static int fit_context(q35_chat *c, const char *user, const q35_sampling *s, q35
     return Q35_OK;
 }
 
+static int chat_generate(q35_chat *c, const char *user, const q35_sampling *s,
+                         q35_piece_fn on_piece, void *ud, q35_reply *reply, double t0, q35_err *e);
+
+/* A barge-in's cut applied to the last turn (mu held). */
+static void apply_cut(q35_chat *c) {
+    if (c->cut != CUT_NONE && c->conv.n_turns) {
+        int last = c->conv.n_turns - 1;
+        if (c->cut == CUT_TEXT) {
+            q35_err e2;
+            if (q35_conv_set_answer(&c->conv, last, c->cut_text, c->cut_len, &e2))
+                c->conv.turns[last].answer[0] = 0; /* out of memory: keep nothing unspoken */
+        } else {
+            char *a = c->conv.turns[last].answer;
+            size_t n = strlen(a);
+            size_t k = c->cut_len < n ? c->cut_len : n;
+            while (k > 0 && k < n && ((unsigned char)a[k] & 0xC0) == 0x80)
+                k--; /* not inside a UTF-8 character */
+            a[k] = 0;
+        }
+    }
+    free(c->cut_text);
+    c->cut_text = NULL;
+    c->cut = CUT_NONE;
+}
+
 int q35_chat_generate(q35_chat *c, const char *user, const q35_sampling *s, q35_piece_fn on_piece,
                       void *ud, q35_reply *reply, q35_err *e) {
     double t0 = q35_now_ms();
+    if (reply) memset(reply, 0, sizeof *reply);
+    if (!c || !user) return q35_err_set(e, Q35_EINVAL, "q35_chat_generate: NULL argument");
+    fg_enter(c);
+    pthread_mutex_lock(&c->mu);
+    free(c->pending); /* the final transcript supersedes any partial */
+    c->pending = NULL;
+    atomic_store(&c->cancel, false);
+    c->generating = true;
+    c->cut = CUT_NONE;
+    pthread_mutex_unlock(&c->mu);
+    int rc = chat_generate(c, user, s, on_piece, ud, reply, t0, e);
+    pthread_mutex_lock(&c->mu);
+    if (rc) { /* the turn was not added: nothing to cut */
+        free(c->cut_text);
+        c->cut_text = NULL;
+        c->cut = CUT_NONE;
+    }
+    apply_cut(c);
+    c->generating = false;
+    pthread_mutex_unlock(&c->mu);
+    fg_leave(c);
+    return rc;
+}
+
+static int chat_generate(q35_chat *c, const char *user, const q35_sampling *s,
+                         q35_piece_fn on_piece, void *ud, q35_reply *reply, double t0, q35_err *e) {
     q35_reply local = {0};
     q35_reply *out = reply ? reply : &local;
     memset(out, 0, sizeof *out);
-    if (!c || !user) return q35_err_set(e, Q35_EINVAL, "q35_chat_generate: NULL argument");
-    atomic_store(&c->cancel, false);
     q35_sampling def = q35_sampling_default();
     if (!s) s = &def;
     int rc = q35_sampling_check(s, e);
@@ -432,8 +595,10 @@ int q35_chat_generate(q35_chat *c, const char *user, const q35_sampling *s, q35_
     int reused = 0;
     bool cancelled = false;
     int64_t before = c->st.prefilled_tokens;
-    rc = prefill(c, p.ids, (int)p.n, cuts, pinned, n_cuts, true, &reused, &cancelled, e);
+    rc = prefill(c, p.ids, (int)p.n, cuts, pinned, n_cuts, true, &c->cancel, PREFILL_CHUNK, &reused,
+                 &cancelled, e);
     if (rc) goto done;
+    q35_snap_cache_clear(&c->partial, false); /* this turn's partial transcripts are done */
     out->prompt_tokens = (int)p.n;
     out->reused_tokens = reused;
     out->prefilled_tokens = (int)(c->st.prefilled_tokens - before);
@@ -492,30 +657,47 @@ done:
 /* -------------------------------------------------------------- the rest */
 
 void q35_chat_cancel(q35_chat *c) {
-    if (c) atomic_store(&c->cancel, true);
+    if (!c) return;
+    atomic_store(&c->cancel, true);
+    atomic_store(&c->bg_stop, true); /* a prefill of a partial transcript too */
 }
 
 void q35_chat_reset(q35_chat *c) {
     if (!c) return;
+    fg_enter(c);
     q35_conv_clear(&c->conv);
     q35_snap_cache_clear(&c->cache, true);
+    q35_snap_cache_clear(&c->partial, false);
+    fg_leave(c);
 }
 
 int q35_chat_add_turn(q35_chat *c, const char *user, const char *answer, q35_err *e) {
     if (!c || !user) return q35_err_set(e, Q35_EINVAL, "q35_chat_add_turn: NULL argument");
-    return q35_conv_push(&c->conv, user, answer, answer ? strlen(answer) : 0, e);
+    fg_enter(c);
+    int rc = q35_conv_push(&c->conv, user, answer, answer ? strlen(answer) : 0, e);
+    fg_leave(c);
+    return rc;
 }
 
 int q35_chat_undo(q35_chat *c, q35_err *e) {
-    if (!c || !c->conv.n_turns) return q35_err_set(e, Q35_ESTATE, "q35_chat_undo: no turn to undo");
-    q35_conv_pop(&c->conv);
-    return Q35_OK;
+    if (!c) return q35_err_set(e, Q35_ESTATE, "q35_chat_undo: no turn to undo");
+    fg_enter(c);
+    int rc = Q35_OK;
+    if (c->conv.n_turns)
+        q35_conv_pop(&c->conv);
+    else
+        rc = q35_err_set(e, Q35_ESTATE, "q35_chat_undo: no turn to undo");
+    fg_leave(c);
+    return rc;
 }
 
 int q35_chat_set_last_answer(q35_chat *c, const char *answer, size_t len, q35_err *e) {
-    if (!c || !c->conv.n_turns)
-        return q35_err_set(e, Q35_ESTATE, "q35_chat_set_last_answer: no turn yet");
-    return q35_conv_set_answer(&c->conv, c->conv.n_turns - 1, answer, len, e);
+    if (!c) return q35_err_set(e, Q35_ESTATE, "q35_chat_set_last_answer: no turn yet");
+    fg_enter(c);
+    int rc = c->conv.n_turns ? q35_conv_set_answer(&c->conv, c->conv.n_turns - 1, answer, len, e)
+                             : q35_err_set(e, Q35_ESTATE, "q35_chat_set_last_answer: no turn yet");
+    fg_leave(c);
+    return rc;
 }
 
 int q35_chat_n_turns(const q35_chat *c) {
@@ -529,26 +711,33 @@ int q35_chat_turn(const q35_chat *c, int i, const char **user, const char **answ
     return Q35_OK;
 }
 
-void q35_chat_get_stats(const q35_chat *c, q35_chat_stats *out) {
+void q35_chat_get_stats(const q35_chat *cc, q35_chat_stats *out) {
+    q35_chat *c = (q35_chat *)cc; /* waits for the listener: its counters move */
+    fg_enter(c);
     *out = c->st;
     out->n_turns = c->conv.n_turns;
     out->n_ctx = c->set.n_ctx;
     out->context_tokens = c->state ? q35_state_pos(c->state) : 0;
-    out->n_snapshots = c->cache.n;
+    out->n_snapshots = c->cache.n + c->partial.n;
     size_t state = 0;
     if (c->state) /* its fixed part, and the KV cache rows written so far */
         state = c->state->mem_bytes +
                 c->state->kv_bytes / (size_t)c->state->n_ctx * (size_t)c->state->pos;
     out->memory_bytes = state + q35_snap_cache_bytes(&c->cache) +
-                        (size_t)c->n_logits * sizeof(float) + c->ctx.cap * sizeof(int32_t);
+                        q35_snap_cache_bytes(&c->partial) + (size_t)c->n_logits * sizeof(float) +
+                        c->ctx.cap * sizeof(int32_t);
+    fg_leave(c);
 }
 
-int q35_chat_prompt_ids(const q35_chat *c, const char *user, bool thinking, int32_t **ids,
+int q35_chat_prompt_ids(const q35_chat *cc, const char *user, bool thinking, int32_t **ids,
                         size_t *n_ids, q35_err *e) {
+    q35_chat *c = (q35_chat *)cc; /* the history is read while no barge-in writes it */
     *ids = NULL;
     *n_ids = 0;
     q35_tokens p = {0};
+    fg_enter(c);
     int rc = q35_conv_render(&c->conv, c->tok, 0, user, user != NULL, thinking, &p, e);
+    fg_leave(c);
     if (rc) {
         q35_tokens_free(&p);
         return rc;
@@ -556,6 +745,156 @@ int q35_chat_prompt_ids(const q35_chat *c, const char *user, bool thinking, int3
     *ids = p.ids;
     *n_ids = p.n;
     return Q35_OK;
+}
+
+/* ------------------------------------------------------------ barge-in */
+
+static int barge_in(q35_chat *c, cut_mode mode, const char *text, size_t len, q35_err *e) {
+    if (!c || (mode == CUT_TEXT && !text && len))
+        return q35_err_set(e, Q35_EINVAL, "q35_chat_barge_in: NULL argument");
+    char *copy = NULL;
+    if (mode == CUT_TEXT) {
+        copy = malloc(len + 1);
+        if (!copy) return q35_err_set(e, Q35_ENOMEM, "q35_chat_barge_in: out of memory");
+        if (len) memcpy(copy, text, len);
+        copy[len] = 0;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (!c->generating && !c->fg_busy && !c->conv.n_turns) {
+        pthread_mutex_unlock(&c->mu);
+        free(copy);
+        return q35_err_set(e, Q35_ESTATE, "q35_chat_barge_in: no reply to cut");
+    }
+    free(c->cut_text);
+    c->cut = mode;
+    c->cut_text = copy;
+    c->cut_len = len;
+    if (c->generating || c->fg_busy)
+        atomic_store(&c->cancel, true); /* applied when that call ends */
+    else
+        apply_cut(c);
+    pthread_mutex_unlock(&c->mu);
+    return Q35_OK;
+}
+
+int q35_chat_barge_in(q35_chat *c, const char *spoken, size_t len, q35_err *e) {
+    return barge_in(c, CUT_TEXT, spoken, len, e);
+}
+
+int q35_chat_barge_in_bytes(q35_chat *c, size_t n_bytes, q35_err *e) {
+    return barge_in(c, CUT_BYTES, NULL, n_bytes, e);
+}
+
+/* ----------------------------------------------- listening (partials) */
+
+/* The settled part of a partial transcript: all but its last word (the
+ * recognizer may still extend or change it), trailing whitespace off. */
+static size_t settled_len(const char *s) {
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n'))
+        n--;
+    while (n && s[n - 1] != ' ' && s[n - 1] != '\t' && s[n - 1] != '\n')
+        n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n'))
+        n--;
+    return n;
+}
+
+/* Prefills what the partial `text` settles (mu not held, bg_busy set):
+ * the history and the user message's settled words, up to just before
+ * the <|im_end|> that would close them, and snapshots that prefix. */
+static void listen_prefill(q35_chat *c, const q35_tokens *q, int len, int user_start, int sys_end) {
+    q35_err e;
+    if (ensure_state(c, &e) || c->set.max_snapshots < 0) return;
+    if (len + 1 >= c->set.n_ctx || q35_snap_cache_has(&c->partial, q->ids, len)) return;
+    int cuts[2], n_cuts = 0;
+    bool pin[2];
+    if (sys_end > 0) {
+        cuts[n_cuts] = sys_end;
+        pin[n_cuts++] = true;
+    }
+    if (user_start > 0 && user_start < len) {
+        cuts[n_cuts] = user_start;
+        pin[n_cuts++] = false;
+    }
+    int reused;
+    bool cancelled = false;
+    int rc = prefill(c, q->ids, len, cuts, pin, n_cuts, false, &c->bg_stop, LISTEN_CHUNK, &reused,
+                     &cancelled, &e);
+    if (rc || cancelled || (int)c->ctx.n != len) return;
+    q35_snapshot *snap = q35_state_snapshot(c->state, &e);
+    if (snap) q35_snap_cache_put(&c->partial, q->ids, len, snap, false, &e);
+}
+
+static void *listener_main(void *arg) {
+    q35_chat *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->listener_quit && (!c->pending || c->fg_busy))
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (c->listener_quit) break;
+        char *text = c->pending;
+        c->pending = NULL;
+        c->bg_busy = true;
+        atomic_store(&c->bg_stop, false); /* a cancel stopped the one before, not this */
+        /* rendered under mu: a barge-in may change the history meanwhile */
+        q35_tokens q = {0};
+        q35_err e;
+        char *settled = text;
+        settled[settled_len(text)] = 0;
+        int len = -1, user_start = -1, sys_end = 0;
+        if (!q35_conv_render(&c->conv, c->tok, 0, settled, false, false, &q, &e)) {
+            int32_t im_end = q35_token_id(c->tok, "<|im_end|>");
+            for (size_t i = q.n; i-- > 0;)
+                if (q.ids[i] == im_end) {
+                    len = (int)i;
+                    break;
+                }
+            user_start = block_start(c, &q, 0, true);
+            sys_end = system_end(c, &q);
+        }
+        pthread_mutex_unlock(&c->mu);
+        free(text);
+        /* errors here are not reported: the final turn computes whatever
+         * the listener did not */
+        if (len > 0) listen_prefill(c, &q, len, user_start, sys_end);
+        q35_tokens_free(&q);
+        pthread_mutex_lock(&c->mu);
+        c->bg_busy = false;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+int q35_chat_listen(q35_chat *c, const char *partial, q35_err *e) {
+    if (!c || !partial) return q35_err_set(e, Q35_EINVAL, "q35_chat_listen: NULL argument");
+    size_t n = strlen(partial);
+    char *copy = malloc(n + 1);
+    if (!copy) return q35_err_set(e, Q35_ENOMEM, "q35_chat_listen: out of memory");
+    memcpy(copy, partial, n + 1);
+    pthread_mutex_lock(&c->mu);
+    if (!c->listener_started) {
+        if (pthread_create(&c->listener, NULL, listener_main, c)) {
+            pthread_mutex_unlock(&c->mu);
+            free(copy);
+            return q35_err_set(e, Q35_ENOMEM, "q35_chat_listen: cannot start the listener thread");
+        }
+        c->listener_started = true;
+    }
+    free(c->pending);
+    c->pending = copy;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return Q35_OK;
+}
+
+void q35_chat_listen_wait(q35_chat *c) {
+    if (!c) return;
+    pthread_mutex_lock(&c->mu);
+    while ((c->pending && !c->fg_busy && !c->listener_quit) || c->bg_busy)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
 }
 
 int q35_generate(const q35_model *m, const q35_tokenizer *tok, const char *system_prompt,
