@@ -1,13 +1,21 @@
 /* attn.c — the gated full-attention token mixer (SPEC §2, "GATED_ATTN")
  * over a chunk of T tokens at positions pos .. pos+T-1: q/gate, k, v
- * projections (k and v straight into the KV cache), per-head RMSNorm of q
- * and k, partial NeoX RoPE, causal softmax attention with grouped KV heads,
- * the sigmoid output gate, and the output projection.
+ * projections (k and v into the KV cache), per-head RMSNorm of q and k,
+ * partial NeoX RoPE, causal softmax attention with grouped KV heads, the
+ * sigmoid output gate, and the output projection.
  *
  * The cache holds keys after norm and RoPE, so a position is computed once.
  * Scores are computed in full per (token, KV head) into per-thread rows of
  * n_ctx floats, one per query head of the group: exact two-pass softmax,
- * no online rescaling. */
+ * no online rescaling.
+ *
+ * The cache's element type is the state's (forward.h): with float32 rows
+ * the kernels read the cache as is (the exact mode); with 16-bit rows, k
+ * and v are formed in float32 scratch, rounded once into the cache, and
+ * read back Q35_KV_BLOCK positions at a time into a per-thread float32
+ * buffer, so the same dots / wsum kernels multiply them. The logits then
+ * differ from the exact mode's by that one rounding of each cached value
+ * (f16: 2^-11 relative). */
 #include <math.h>
 #include <string.h>
 
@@ -16,9 +24,19 @@
 typedef struct attn_job {
     const q35_model *m;
     q35_state *s;
-    const float *kc, *vc;
+    const void *kc, *vc;
     int T;
 } attn_job;
+
+/* out[p*d + i] = row p's d values at `base` (rows `stride` values apart)
+ * for p < n, widened to float32. */
+static void widen(const q35_kv_codec *kv, const void *base, int64_t stride, int n, int d,
+                  float *out) {
+    const size_t es = q35_kv_elem_bytes(kv->type);
+    for (int p = 0; p < n; p++)
+        kv->to_f32((const unsigned char *)base + (size_t)(p * stride) * es, out + (int64_t)p * d,
+                   d);
+}
 
 /* Items are (token, KV head) pairs: item = t * nkv + kv head. The g = nh/nkv
  * query heads that share a KV head are done together, so each cached key
@@ -28,25 +46,50 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1, int tid) {
     const q35_config *c = &a->m->cfg;
     q35_scratch *sc = &a->s->sc;
     const q35_kernels *k = a->s->k;
+    const q35_kv_codec *kv = &a->s->kv;
+    const bool exact = kv->type == Q35_KV_F32;
+    const size_t es = q35_kv_elem_bytes(kv->type);
     int nh = c->n_heads, nkv = c->n_kv_heads, d = c->head_dim, g = nh / nkv;
     int64_t kvw = (int64_t)nkv * d, n_ctx = a->s->n_ctx; /* cache row width */
     float inv_sqrt_d = 1.0f / sqrtf((float)d);
-    float *scores = sc->scores + (int64_t)tid * g * n_ctx; /* [g, n_ctx] */
+    float *scores = sc->scores + (int64_t)tid * g * n_ctx;           /* [g, n_ctx] */
+    float *rows = sc->kvtmp + (int64_t)tid * (Q35_KV_BLOCK + g) * d; /* [KV_BLOCK, d] */
+    float *part = rows + (int64_t)Q35_KV_BLOCK * d;                  /* [g, d] */
     for (int64_t it = i0; it < i1; it++) {
         int t = (int)(it / nkv), kvh = (int)(it % nkv);
         int n_pos = a->s->pos + t + 1; /* causal: positions 0 .. pos+t */
         const float *q =
             sc->q + ((int64_t)t * nh + (int64_t)kvh * g) * 2 * d; /* g rows, 2d apart */
-        const float *keys = a->kc + (int64_t)kvh * d, *vals = a->vc + (int64_t)kvh * d;
+        const unsigned char *keys = (const unsigned char *)a->kc + (size_t)kvh * d * es;
+        const unsigned char *vals = (const unsigned char *)a->vc + (size_t)kvh * d * es;
+        float *o = sc->o + ((int64_t)t * nh + (int64_t)kvh * g) * d;
         /* softmax(q . k_p / sqrt(d)) over p, per query head */
-        k->dots(keys, kvw, n_pos, q, 2 * d, g, d, scores, n_ctx);
+        if (exact) {
+            k->dots((const float *)keys, kvw, n_pos, q, 2 * d, g, d, scores, n_ctx);
+        } else {
+            for (int p0 = 0; p0 < n_pos; p0 += Q35_KV_BLOCK) {
+                int n = n_pos - p0 < Q35_KV_BLOCK ? n_pos - p0 : Q35_KV_BLOCK;
+                widen(kv, keys + (size_t)(p0 * kvw) * es, kvw, n, d, rows);
+                k->dots(rows, d, n, q, 2 * d, g, d, scores + p0, n_ctx);
+            }
+        }
         for (int h = 0; h < g; h++) {
             k->scale(scores + h * n_ctx, inv_sqrt_d, n_pos);
             k->softmax(scores + h * n_ctx, n_pos);
         }
         /* o = sum_p softmax_p v_p;  o = o * sigmoid(gate) */
-        float *o = sc->o + ((int64_t)t * nh + (int64_t)kvh * g) * d;
-        k->wsum(scores, n_ctx, g, vals, kvw, n_pos, d, o, d);
+        if (exact) {
+            k->wsum(scores, n_ctx, g, (const float *)vals, kvw, n_pos, d, o, d);
+        } else {
+            for (int p0 = 0; p0 < n_pos; p0 += Q35_KV_BLOCK) {
+                int n = n_pos - p0 < Q35_KV_BLOCK ? n_pos - p0 : Q35_KV_BLOCK;
+                widen(kv, vals + (size_t)(p0 * kvw) * es, kvw, n, d, rows);
+                k->wsum(scores + p0, n_ctx, g, rows, d, n, d, p0 ? part : o, d);
+                if (p0)
+                    for (int h = 0; h < g * d; h++)
+                        o[h] += part[h];
+            }
+        }
         for (int h = 0; h < g; h++)
             q35_sigmoid_mul(o + (int64_t)h * d, q + (int64_t)h * 2 * d + d, d);
     }
@@ -61,9 +104,15 @@ void q35_attn_forward(const q35_model *m, q35_state *s, int layer, int T) {
     int H = c->hidden_size, nh = c->n_heads, nkv = c->n_kv_heads, d = c->head_dim;
     int r = c->rotary_dim;
     int64_t kvw = (int64_t)nkv * d;
-    float *kc = ls->kc + (int64_t)s->pos * kvw, *vc = ls->vc + (int64_t)s->pos * kvw;
+    const bool exact = s->kv.type == Q35_KV_F32;
+    const size_t row = (size_t)kvw * q35_kv_elem_bytes(s->kv.type);
+    /* the exact mode projects straight into the cache; 16-bit caches get
+     * float32 rows first, rounded into the cache once they are final */
+    float *kc = exact ? (float *)((unsigned char *)ls->kc + (size_t)s->pos * row) : sc->kv;
+    float *vc = exact ? (float *)((unsigned char *)ls->vc + (size_t)s->pos * row)
+                      : sc->kv + (int64_t)s->max_batch * kvw;
 
-    /* q_proj -> per head [query | gate]; k_proj, v_proj -> the cache */
+    /* q_proj -> per head [query | gate]; k_proj, v_proj */
     q35_acts h = q35_state_acts(s, sc->h, T, H);
     q35_matmul(k, s->pool, &L->w_q, &h, sc->q, (int64_t)nh * 2 * d);
     q35_matmul(k, s->pool, &L->w_k, &h, kc, kvw);
@@ -83,6 +132,12 @@ void q35_attn_forward(const q35_model *m, q35_state *s, int layer, int T) {
             k->rmsnorm(kh, kh, L->k_norm, c->rms_eps, d);
             q35_rope_neox(kh, cs, sn, r);
         }
+    }
+    if (!exact) {
+        unsigned char *kd = (unsigned char *)ls->kc + (size_t)s->pos * row;
+        unsigned char *vd = (unsigned char *)ls->vc + (size_t)s->pos * row;
+        s->kv.from_f32(kc, kd, (int)(T * kvw));
+        s->kv.from_f32(vc, vd, (int)(T * kvw));
     }
 
     /* causal attention per (token, KV head) */

@@ -12,8 +12,13 @@
 
 #include "core/threadpool.h"
 #include "kernels/kernels.h"
+#include "kernels/kv_convert.h"
 #include "model/model.h"
 #include "q35.h"
+
+/* Cached positions widened to float32 at a time by the attention over a
+ * 16-bit cache. */
+#define Q35_KV_BLOCK 64
 
 /* Tokens per forward chunk: a longer prompt is fed in chunks of this many,
  * which bounds the scratch memory while keeping the matmuls wide enough to
@@ -24,8 +29,8 @@
 typedef struct q35_layer_state {
     float *conv; /* DeltaNet: last K-1 inputs of the conv, [K-1, C] */
     float *ssm;  /* DeltaNet: recurrent state S, [nv, dk, dv] */
-    float *kc;   /* attention: keys after norm + RoPE, [n_ctx, nkv*d] */
-    float *vc;   /* attention: values, [n_ctx, nkv*d] */
+    void *kc;    /* attention: keys after norm + RoPE, [n_ctx, nkv*d] of kv.type */
+    void *vc;    /* attention: values, [n_ctx, nkv*d] of kv.type */
 } q35_layer_state;
 
 /* Scratch for one forward chunk of up to max_batch tokens. Row strides are
@@ -44,7 +49,7 @@ typedef struct q35_scratch {
     float *o;      /* [B, max(nv*dv, nh*d)]  mixer output per head */
     /* attention */
     float *q;                 /* [B, nh*2d]  query | gate per head */
-    float *kv;                /* [B, 2*nkv*d]  k | v per token */
+    float *kv;                /* [2, B, nkv*d]  this chunk's k, then v (16-bit caches) */
     float *rope_cs, *rope_sn; /* [B, r/2] */
     /* MLP */
     float *gate;  /* [B, I] */
@@ -53,6 +58,7 @@ typedef struct q35_scratch {
     /* per thread */
     float *scores; /* [n_threads, nh/nkv, n_ctx] */
     float *work;   /* [n_threads, dv] */
+    float *kvtmp;  /* [n_threads, Q35_KV_BLOCK + g, d]  cached rows widened to f32, partial o */
 } q35_scratch;
 
 /* A snapshot to fill during an evaluation: the state as it stands after
@@ -73,8 +79,9 @@ struct q35_state {
     q35_scratch sc;
     void *mem; /* one block holding recurrent states and scratch */
     size_t mem_bytes;
-    float *kv_mem; /* the KV caches, [n_attn_layers, 2, n_ctx, nkv*d] */
+    void *kv_mem; /* the KV caches, [n_attn_layers, 2, n_ctx, nkv*d] of kv.type */
     size_t kv_bytes;
+    q35_kv_codec kv;         /* the caches' element type (Q35_KV_CACHE; f16 unless set) */
     const q35_capture *caps; /* during q35_state_eval_snapshots only */
     int n_caps;
     /* a state on another device (backend.h): everything above but the

@@ -5,7 +5,9 @@
  * Memory: one block holds the recurrent states and all scratch, sized at
  * creation for chunks of up to max_batch tokens; the KV caches are a
  * separate zeroed allocation whose pages the OS only backs once written, so
- * a large n_ctx costs what is used. Nothing is allocated per token.
+ * a large n_ctx costs what is used. Nothing is allocated per token. The
+ * caches hold f16 by default (Q35_KV_CACHE=f32|f16|bf16 picks): half the
+ * bytes a position, logits within 16-bit rounding of the f32 cache's.
  *
  * A snapshot copies the recurrent states and the KV rows below the
  * position: restoring it puts the state back exactly (same bits), which is
@@ -87,6 +89,9 @@ static void layout(const q35_model *m, q35_state *s, carver *cv) {
     sc->packed = carve(cv, (pb + 3) / 4);
     sc->scores = carve(cv, nt * (nh / (size_t)c->n_kv_heads) * (size_t)s->n_ctx);
     sc->work = carve(cv, nt * dv);
+    const size_t kvw = (size_t)c->n_kv_heads * d, g = nh / (size_t)c->n_kv_heads;
+    sc->kv = carve(cv, 2 * B * kvw);
+    sc->kvtmp = carve(cv, nt * (Q35_KV_BLOCK + g) * d);
 }
 
 static int model_usable(const q35_model *m, const char *what, q35_err *e) {
@@ -142,16 +147,21 @@ q35_state *q35_state_new(const q35_model *m, int n_ctx, q35_err *e) {
     size_t kvw = (size_t)c->n_kv_heads * (size_t)c->head_dim, n_attn = 0;
     for (int l = 0; l < c->n_layers; l++)
         n_attn += m->layers[l].full_attn;
-    s->kv_bytes = n_attn * 2 * (size_t)n_ctx * kvw * sizeof(float);
+    /* 16 bits a cached value unless Q35_KV_CACHE says otherwise ("f32":
+     * the exact mode, what the float64 reference is compared with) */
+    int kvt = q35_kv_type_parse(getenv("Q35_KV_CACHE"));
+    s->kv = q35_kv_codec_for(kvt < 0 ? Q35_KV_F16 : (q35_kv_type)kvt);
+    const size_t row = kvw * q35_kv_elem_bytes(s->kv.type); /* bytes per cached position */
+    s->kv_bytes = n_attn * 2 * (size_t)n_ctx * row;
     if (n_attn) {
         s->kv_mem = calloc(1, s->kv_bytes);
         if (!s->kv_mem) goto oom;
-        float *p = s->kv_mem;
+        unsigned char *p = s->kv_mem;
         for (int l = 0; l < c->n_layers; l++) {
             if (!m->layers[l].full_attn) continue;
             s->layers[l].kc = p;
-            s->layers[l].vc = p + (size_t)n_ctx * kvw;
-            p += 2 * (size_t)n_ctx * kvw;
+            s->layers[l].vc = p + (size_t)n_ctx * row;
+            p += 2 * (size_t)n_ctx * row;
         }
     }
     q35_state_clear(s);
@@ -221,7 +231,10 @@ int q35_state_eval(const q35_model *m, q35_state *s, const int32_t *ids, int n, 
  * positions < P (attention). */
 static size_t part_len(const q35_state *s, int P, int l, int part) {
     const q35_config *c = &s->model->cfg;
-    if (s->layers[l].kc) return (size_t)P * c->n_kv_heads * c->head_dim;
+    /* in floats: 16-bit rows are nkv*d (even) values, a whole number of floats */
+    if (s->layers[l].kc)
+        return (size_t)P * c->n_kv_heads * c->head_dim * q35_kv_elem_bytes(s->kv.type) /
+               sizeof(float);
     if (part == 0) return (size_t)(c->conv_kernel - 1) * q35_config_conv_channels(c);
     return (size_t)c->lin_v_heads * c->lin_k_dim * c->lin_v_dim;
 }
@@ -235,7 +248,7 @@ static size_t part_offset(const q35_state *s, int P, int l, int part) {
 
 static float *part_in_state(const q35_state *s, int l, int part) {
     const q35_layer_state *ls = &s->layers[l];
-    if (ls->kc) return part ? ls->vc : ls->kc;
+    if (ls->kc) return (float *)(part ? ls->vc : ls->kc); /* copied as bytes */
     return part ? ls->ssm : ls->conv;
 }
 

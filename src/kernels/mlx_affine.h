@@ -78,12 +78,12 @@ void q35_mlx_matmul_generic(const q35_tensor *w, const q35_acts *a, float *y, in
 /* AVX2 + FMA (also what the AVX-512 sets use): per group, sum q * x in
  * float32 and add s * that + z * sum x; only float32 rounding differs from
  * the plain C definition. Only after a CPU check (q35_kernels_avx2 non-NULL). */
-void q35_mlx_matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy,
-                         int64_t r0, int64_t r1);
+void q35_mlx_matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
+                         int64_t r1);
 /* Q5_K on AVX2: each super-block's weights decoded exactly in registers,
  * then float32 FMAs. */
-void q35_q5k_matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy,
-                         int64_t r0, int64_t r1);
+void q35_q5k_matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
+                         int64_t r1);
 
 /* The matmul of kernel set k for an MLX affine or Q5_K matrix: its SIMD
  * path where k is an x86 SIMD set, else the plain C one. */

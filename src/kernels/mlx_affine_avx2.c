@@ -19,7 +19,7 @@
 #include "kernels/mlx_affine.h"
 #include "kernels/quant_block.h"
 
-#define TT 4        /* tokens per pass over a row */
+#define TT 4       /* tokens per pass over a row */
 #define MAXGR 1024 /* groups per row held for sum(x) (cols <= 32768) */
 
 static inline float hsum8(__m256 v) {
@@ -66,8 +66,8 @@ static inline __m256 unit_codes(const uint8_t *p, const unit_tab *t) {
     return _mm256_cvtepi32_ps(v);
 }
 
-void q35_mlx_matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy,
-                         int64_t r0, int64_t r1) {
+void q35_mlx_matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
+                         int64_t r1) {
     const q35_mlx_affine *qa = (const q35_mlx_affine *)w->data;
     const int b = q35_dtype_mlx_bits(w->dtype), gs = qa->group;
     const int64_t cols = w->shape[1], ng = cols / gs, ldx = a->ldx;
@@ -118,8 +118,8 @@ void q35_mlx_matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64
                         acc1[t] = _mm256_fmadd_ps(q1, _mm256_loadu_ps(x + 8), acc1[t]);
                     }
                 }
-                const __m256 s = _mm256_set1_ps(q35_mlx_aux_f32(qa->scales, qa->aux,
-                                                                (size_t)(o * ng + g)));
+                const __m256 s =
+                    _mm256_set1_ps(q35_mlx_aux_f32(qa->scales, qa->aux, (size_t)(o * ng + g)));
                 for (int t = 0; t < nt; t++)
                     tot[t] = _mm256_fmadd_ps(s, _mm256_add_ps(acc0[t], acc1[t]), tot[t]);
             }
@@ -156,8 +156,8 @@ static void q5k_decode(const uint8_t *b, float *out) {
     }
 }
 
-void q35_q5k_matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy,
-                         int64_t r0, int64_t r1) {
+void q35_q5k_matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
+                         int64_t r1) {
     const int64_t cols = w->shape[1], nb = cols / Q35_KBLOCK, ldx = a->ldx;
     const size_t rb = q35_row_bytes(Q35_DT_Q5_K, cols);
     float wb[Q35_KBLOCK];
@@ -173,8 +173,8 @@ void q35_q5k_matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64
                 for (int t = 0; t < nt; t++) {
                     const float *x = a->x + (int64_t)(t0 + t) * ldx + kb * Q35_KBLOCK;
                     for (int i = 0; i < Q35_KBLOCK; i += 16) {
-                        acc[t][0] = _mm256_fmadd_ps(_mm256_loadu_ps(wb + i),
-                                                    _mm256_loadu_ps(x + i), acc[t][0]);
+                        acc[t][0] = _mm256_fmadd_ps(_mm256_loadu_ps(wb + i), _mm256_loadu_ps(x + i),
+                                                    acc[t][0]);
                         acc[t][1] = _mm256_fmadd_ps(_mm256_loadu_ps(wb + i + 8),
                                                     _mm256_loadu_ps(x + i + 8), acc[t][1]);
                     }

@@ -12,6 +12,7 @@
 
 #include "core/err.h"
 #include "core/half.h"
+#include "formats/file_kind.h"
 #include "formats/safetensors.h"
 #include "model/load_gguf.h"
 #include "model/load_mlx.h"
@@ -152,7 +153,7 @@ typedef struct binder {
      * in, conv1d channels-last, and may hold affine-quantized matrices
      * (load_mlx.h tells the layouts apart). */
     q35_ckpt_layout layout;
-    bool final_norm; /* binding the final norm (the app layout leaves it unfolded) */
+    bool final_norm;             /* binding the final norm (the app layout leaves it unfolded) */
     const q35_quant_spec *quant; /* config's "quantization", or NULL */
     q35_err *e;
 } binder;
@@ -443,8 +444,20 @@ static int load_into(q35_model *m, q35_err *e) {
         rc = load_hf_dir(m, path, e);
     } else if (q35_path_is_gguf(path)) {
         rc = q35_model_load_gguf(m, path, e);
+    } else if (q35_file_kind_of(path) == Q35_FILE_SAFETENSORS) {
+        /* one safetensors file: the checkpoint directory that holds it */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            slash[slash == dir] = 0;
+        else
+            snprintf(dir, sizeof dir, ".");
+        rc = load_hf_dir(m, dir, e);
     } else {
-        rc = q35_err_set(e, Q35_EINVAL, "%s: not a model directory or .gguf file", path);
+        rc = q35_err_set(e, Q35_EINVAL,
+                         "%s: not a model directory, GGUF file or safetensors file (by content)",
+                         path);
     }
     if (!rc && m->requant != Q35_DT_F32) {
         rc = q35_model_requantize(m, m->requant, e);

@@ -117,8 +117,8 @@ static inline size_t q35_dtype_block_bytes(q35_dtype d) {
 
 static inline int q35_dtype_block_elems(q35_dtype d) {
     return d == Q35_DT_Q4_K || d == Q35_DT_Q6_K || d == Q35_DT_Q5_K ? Q35_KBLOCK
-           : q35_dtype_is_quant(d) || q35_dtype_is_mlx(d)            ? Q35_QBLOCK
-                                                                     : 1;
+           : q35_dtype_is_quant(d) || q35_dtype_is_mlx(d)           ? Q35_QBLOCK
+                                                                    : 1;
 }
 
 /* Bytes per element of a plain type. Quantized types have no whole-byte

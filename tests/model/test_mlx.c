@@ -55,8 +55,8 @@ static void same_matrix(const q35_tensor *a, const q35_tensor *b, const char *wh
         const float *fb = (const float *)b->data + r * cols;
         for (int64_t c = 0; c < cols; c++)
             if (row[c] != fb[c])
-                fail_msg("layer %d %s differs at [%lld, %lld]: %g vs %g", layer, what,
-                         (long long)r, (long long)c, row[c], fb[c]);
+                fail_msg("layer %d %s differs at [%lld, %lld]: %g vs %g", layer, what, (long long)r,
+                         (long long)c, row[c], fb[c]);
     }
     free(row);
 }
@@ -175,12 +175,9 @@ int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/q35_test_mlx_XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_int4_group32),
-        cmocka_unit_test(test_int8_group64),
-        cmocka_unit_test(test_int3_group128),
-        cmocka_unit_test(test_int5_group64),
-        cmocka_unit_test(test_int6_group32),
-        cmocka_unit_test(test_bad_quant_configs),
+        cmocka_unit_test(test_int4_group32),  cmocka_unit_test(test_int8_group64),
+        cmocka_unit_test(test_int3_group128), cmocka_unit_test(test_int5_group64),
+        cmocka_unit_test(test_int6_group32),  cmocka_unit_test(test_bad_quant_configs),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

@@ -128,14 +128,16 @@ static void mlx_case(int bits, int group, int aux, int64_t rows, int64_t cols) {
             dec[r * cols + c] = sq + z;
         }
     q35_mlx_affine ma = {q, sc, bi, aux, group};
-    static const q35_dtype dts[] = {0, 0, Q35_DT_MLX2, Q35_DT_MLX3, Q35_DT_MLX4,
-                                    Q35_DT_MLX5, Q35_DT_MLX6, 0, Q35_DT_MLX8};
+    static const q35_dtype dts[] = {0,           0,           Q35_DT_MLX2, Q35_DT_MLX3, Q35_DT_MLX4,
+                                    Q35_DT_MLX5, Q35_DT_MLX6, 0,           Q35_DT_MLX8};
     q35_tensor w = {dts[bits], 2, {rows, cols}, &ma};
     assert_int_equal(q35_dtype_mlx_bits(w.dtype), bits);
     char what[96];
     snprintf(what, sizeof what, "mlx%d/g%d %s [%lld, %lld]", bits, group,
-             aux == Q35_DT_F32 ? "f32" : aux == Q35_DT_F16 ? "f16" : "bf16", (long long)rows,
-             (long long)cols);
+             aux == Q35_DT_F32   ? "f32"
+             : aux == Q35_DT_F16 ? "f16"
+                                 : "bf16",
+             (long long)rows, (long long)cols);
     for (int64_t r = 0; r < rows; r++) {
         q35_tensor_row_f32(&w, r, row);
         if (memcmp(row, dec + r * cols, (size_t)cols * 4))
