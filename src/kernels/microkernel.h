@@ -55,8 +55,8 @@
  * One q35_i8_kernels per instruction set: its quantizer and, per weight
  * dtype, the micro-kernel and its register tile (mr, nr); fn = NULL means
  * that dtype does not go through the integer path in this set (the float
- * kernels of kernels.h then run, as in the exact mode). Sets are static
- * tables; nothing to free. */
+ * kernels of kernels.h then run, as in the exact mode), nor do inputs of
+ * more than max_t tokens. Sets are static tables; nothing to free. */
 #ifndef Q35_KERNELS_MICROKERNEL_H
 #define Q35_KERNELS_MICROKERNEL_H
 
@@ -84,6 +84,10 @@ typedef void (*q35_i8_ukernel)(const uint8_t *w, size_t ldw, int R, const uint8_
 typedef struct q35_i8_ukernel_desc {
     int mr, nr; /* register tile: at most mr weight rows x nr q8 rows */
     q35_i8_ukernel fn;
+    /* Token counts up to which q35_matmul takes this micro-kernel (0: any):
+     * above it the set's float kernels measured faster (prefill panels,
+     * AMX tiles), and they run instead, on the exact path. */
+    int max_t;
 } q35_i8_ukernel_desc;
 
 typedef struct q35_i8_kernels {

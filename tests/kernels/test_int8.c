@@ -287,37 +287,46 @@ static void test_twins(void **st) {
     const q35_kernels *floats[] = {q35_kernels_generic(), q35_kernels_avx2(), q35_kernels_avx512(),
                                    q35_kernels_amx()};
     int64_t cols = 512;
-    int rows = 97, T = 20;
-    float *x = malloc((size_t)T * cols * sizeof *x);
-    float *y = malloc((size_t)T * rows * sizeof *y), *y2 = malloc((size_t)T * rows * sizeof *y2);
-    assert_true(x && y && y2);
-    for (int64_t i = 0; i < T * cols; i++)
-        x[i] = frand();
-    for (int fi = 0; fi < 4; fi++) {
-        const q35_kernels *k = floats[fi];
-        if (!k) continue;
-        assert_null(k->i8);
-        const q35_kernels *k8 = q35_kernels_int8(k);
-        assert_string_equal(k8->name, k->name);
-        if (!k8->i8) continue;
-        size_t nb = q35_acts_bytes(k8, T, cols);
-        void *buf = aligned_alloc(64, (nb + 63) / 64 * 64);
-        assert_non_null(buf);
-        q35_acts a = q35_acts_prepare(k8, x, cols, T, cols, buf);
-        assert_non_null(a.q8);
-        for (size_t f = 0; f < sizeof formats / sizeof *formats; f++) {
-            uint8_t *w = make_w(formats[f], rows, cols, 0);
-            q35_tensor wt = {formats[f], 2, {rows, cols}, w};
-            q35_matmul(k8, NULL, &wt, &a, y, rows);
-            q35_i8_matmul(k8->i8, &wt, a.q8, a.ldq8, T, y2, rows, 0, rows);
-            assert_memory_equal(y, y2, (size_t)T * rows * sizeof *y);
-            free(w);
+    int rows = 97;
+    for (int T = 1; T <= 20; T += 19) {
+        float *x = malloc((size_t)T * cols * sizeof *x);
+        float *y = malloc((size_t)T * rows * sizeof *y),
+              *y2 = malloc((size_t)T * rows * sizeof *y2);
+        assert_true(x && y && y2);
+        for (int64_t i = 0; i < T * cols; i++)
+            x[i] = frand();
+        for (int fi = 0; fi < 4; fi++) {
+            const q35_kernels *k = floats[fi];
+            if (!k) continue;
+            assert_null(k->i8);
+            const q35_kernels *k8 = q35_kernels_int8(k);
+            assert_string_equal(k8->name, k->name);
+            if (!k8->i8) continue;
+            size_t nb = q35_acts_bytes(k8, T, cols);
+            void *buf = aligned_alloc(64, (nb + 63) / 64 * 64);
+            assert_non_null(buf);
+            q35_acts a = q35_acts_prepare(k8, x, cols, T, cols, buf);
+            assert_non_null(a.q8);
+            for (size_t f = 0; f < sizeof formats / sizeof *formats; f++) {
+                uint8_t *w = make_w(formats[f], rows, cols, 0);
+                q35_tensor wt = {formats[f], 2, {rows, cols}, w};
+                q35_matmul(k8, NULL, &wt, &a, y, rows);
+                const q35_i8_ukernel_desc *d = &k8->i8->mk[formats[f]];
+                if (d->max_t == 0 || T <= d->max_t) /* the integer path */
+                    q35_i8_matmul(k8->i8, &wt, a.q8, a.ldq8, T, y2, rows, 0, rows);
+                else { /* above max_t: the float kernels, as the exact set */
+                    q35_acts ae = q35_acts_prepare(k, x, cols, T, cols, buf);
+                    q35_matmul(k, NULL, &wt, &ae, y2, rows);
+                }
+                assert_memory_equal(y, y2, (size_t)T * rows * sizeof *y);
+                free(w);
+            }
+            free(buf);
         }
-        free(buf);
+        free(x);
+        free(y);
+        free(y2);
     }
-    free(x);
-    free(y);
-    free(y2);
 }
 
 int main(void) {
