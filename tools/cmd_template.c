@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "core/err.h"
 #include "core/mapped_file.h"
+#include "formats/file_kind.h"
 #include "text/tokenizer_gguf.h"
 #include "text/tokenizer_gguf_write.h"
 
@@ -91,7 +92,8 @@ static char *read_model_template(const char *path, size_t *len) {
     struct stat st;
     if (stat(path, &st) != 0) return NULL;
     size_t plen = strlen(path);
-    if (S_ISREG(st.st_mode) && plen > 5 && !strcmp(path + plen - 5, ".gguf")) {
+    if (S_ISREG(st.st_mode) && (q35_file_kind_of(path) == Q35_FILE_GGUF ||
+                                (plen > 5 && !strcmp(path + plen - 5, ".gguf")))) {
         char *text = NULL;
         q35_tokenizer_free(q35_tokenizer_load_gguf(path, &text, NULL));
         if (text) *len = strlen(text);

@@ -387,7 +387,9 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
-static int load_hf_dir(q35_model *m, const char *dir, q35_err *e) {
+/* `file`: one safetensors file to read instead of the directory's
+ * model.safetensors (or index), NULL for the directory's. */
+static int load_hf_dir(q35_model *m, const char *dir, const char *file, q35_err *e) {
     char *cfg_path = join(dir, "config.json");
     if (!cfg_path) return q35_err_set(e, Q35_ENOMEM, "out of memory");
     size_t len;
@@ -404,7 +406,8 @@ static int load_hf_dir(q35_model *m, const char *dir, q35_err *e) {
     }
 
     q35_st_set set;
-    if ((rc = q35_st_set_open_dir(&set, dir, skip_vision, e))) {
+    if ((rc = file ? q35_st_set_open_file(&set, file, e)
+                   : q35_st_set_open_dir(&set, dir, skip_vision, e))) {
         q35_quant_spec_free(&quant);
         return rc;
     }
@@ -441,11 +444,11 @@ static int load_into(q35_model *m, q35_err *e) {
     if (stat(path, &st) != 0) {
         rc = q35_err_set(e, Q35_ENOTFOUND, "%s: no such file or directory", path);
     } else if (S_ISDIR(st.st_mode)) {
-        rc = load_hf_dir(m, path, e);
+        rc = load_hf_dir(m, path, NULL, e);
     } else if (q35_path_is_gguf(path)) {
         rc = q35_model_load_gguf(m, path, e);
     } else if (q35_file_kind_of(path) == Q35_FILE_SAFETENSORS) {
-        /* one safetensors file: the checkpoint directory that holds it */
+        /* one safetensors file, whatever its name: the config beside it */
         char dir[4096];
         snprintf(dir, sizeof dir, "%s", path);
         char *slash = strrchr(dir, '/');
@@ -453,7 +456,7 @@ static int load_into(q35_model *m, q35_err *e) {
             slash[slash == dir] = 0;
         else
             snprintf(dir, sizeof dir, ".");
-        rc = load_hf_dir(m, dir, e);
+        rc = load_hf_dir(m, dir, path, e);
     } else {
         rc = q35_err_set(e, Q35_EINVAL,
                          "%s: not a model directory, GGUF file or safetensors file (by content)",

@@ -32,6 +32,7 @@
 #include <strings.h>
 
 #include "core/err.h"
+#include "formats/file_kind.h"
 #include "formats/gguf_quants.h"
 
 #define MAX_DIM (1 << 17)
@@ -42,8 +43,11 @@
 #define MAX_CTX (1 << 30)
 
 bool q35_path_is_gguf(const char *path) {
+    q35_file_kind k = q35_file_kind_of(path);
+    if (k == Q35_FILE_GGUF) return true;
+    /* a file named .gguf that is not one gets the GGUF parser's message */
     size_t n = path ? strlen(path) : 0;
-    return n >= 5 && !strcasecmp(path + n - 5, ".gguf");
+    return k == Q35_FILE_OTHER && n >= 5 && !strcasecmp(path + n - 5, ".gguf");
 }
 
 /* ---------------------------------------------------------------- config */

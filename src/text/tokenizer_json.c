@@ -22,6 +22,7 @@
 
 #include "core/err.h"
 #include "core/mapped_file.h"
+#include "formats/file_kind.h"
 #include "text/tokenizer_cache.h"
 #include "text/tokenizer_gguf.h"
 #include "text/tokenizer_internal.h"
@@ -472,8 +473,12 @@ q35_tokenizer *q35_tokenizer_load(const char *path, q35_err *e) {
         return NULL;
     }
     size_t plen = strlen(path);
-    if (!S_ISDIR(st.st_mode) && plen >= 5 && !strcasecmp(path + plen - 5, ".gguf"))
-        return q35_tokenizer_load_gguf(path, NULL, e); /* the vocabulary in a GGUF model file */
+    /* the vocabulary in a GGUF model file, told by content (or by a .gguf
+     * name, so that a broken one gets the GGUF parser's message) */
+    q35_file_kind kind = q35_file_kind_of(path);
+    if (kind == Q35_FILE_GGUF ||
+        (kind == Q35_FILE_OTHER && plen >= 5 && !strcasecmp(path + plen - 5, ".gguf")))
+        return q35_tokenizer_load_gguf(path, NULL, e);
     char *json_path = malloc(plen + 32), *cfg_path = malloc(plen + 32);
     q35_tokenizer *t = NULL;
     q35_mapped_file jf = {0};
@@ -486,6 +491,13 @@ q35_tokenizer *q35_tokenizer_load(const char *path, q35_err *e) {
     if (S_ISDIR(st.st_mode)) {
         snprintf(json_path, plen + 32, "%s/tokenizer.json", path);
         snprintf(cfg_path, plen + 32, "%s/tokenizer_config.json", path);
+    } else if (kind == Q35_FILE_SAFETENSORS) { /* a checkpoint file: its directory's */
+        const char *slash = strrchr(path, '/');
+        size_t dlen = slash ? (size_t)(slash - path) + 1 : 0;
+        memcpy(json_path, path, dlen);
+        memcpy(json_path + dlen, "tokenizer.json", sizeof "tokenizer.json");
+        memcpy(cfg_path, path, dlen);
+        memcpy(cfg_path + dlen, "tokenizer_config.json", sizeof "tokenizer_config.json");
     } else {
         memcpy(json_path, path, plen + 1);
         const char *slash = strrchr(path, '/');

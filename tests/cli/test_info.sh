@@ -40,6 +40,18 @@ if "$Q35_PYTHON" "$(dirname "$0")/../tools/make_mlx.py" "$Q35_FIXTURES/models/ti
 else
   check "make_mlx.py wrote the MLX copy" false
 fi
+txt=$("$Q35" info -m "$Q35_FIXTURES/models/tiny-a")
+check "layer pattern source: layer_types" "grep -q '^layer pattern: from config.json layer_types\$' <<<\"\$txt\""
+txt=$("$Q35" info -m "$Q35_FIXTURES/gguf/tiny-a-bf16.gguf")
+check "layer pattern source: GGUF recurrent_layers" "grep -q '^layer pattern: from GGUF qwen35.attention.recurrent_layers\$' <<<\"\$txt\""
+out=$("$Q35" info -m "$Q35_FIXTURES/gguf/tiny-mixed-bf16.gguf" --json)
+check "irregular pattern (GGUF): recurrent_layers wins over the interval" "python3 -c '
+import json,sys; d=json.loads(sys.argv[1])
+assert d[\"layers\"]==\"LFLLFL\", d
+assert d[\"layers_from\"]==\"GGUF qwen35.attention.recurrent_layers (full_attention_interval 4 disagrees, ignored)\", d
+' \"\$out\""
+txt=$("$Q35" info -m "$Q35_FIXTURES/models/tiny-mixed")
+check "irregular pattern (config.json): layer_types wins over the interval" "grep -q 'LFLLFL' <<<\"\$txt\" && grep -q '^layer pattern: from config.json layer_types (full_attention_interval 4 disagrees' <<<\"\$txt\""
 err=$("$Q35" info -m /nonexistent/model 2>&1 >/dev/null); rc=$?
 check "missing model: exit 1 with a message" "[ $rc -eq 1 ] && grep -q 'no such file' <<<\"\$err\""
 "$Q35" info 2>/dev/null; rc=$?
