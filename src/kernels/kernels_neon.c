@@ -320,7 +320,7 @@ static bool qmatmul_panel(const q35_tensor *w, const q35_acts *a, float *y, int6
         for (int i = 0; i < P; i++) {
             const uint8_t *row = (const uint8_t *)w->data + (p + i) * ldw;
             float *dst = panel + (int64_t)i * n;
-            if (dt == Q35_DT_Q4_K || dt == Q35_DT_Q6_K) {
+            if (q35_dtype_block_elems(dt) == Q35_KBLOCK) {
                 for (int64_t kb = 0; kb < n / Q35_KBLOCK; kb++)
                     q35_kblock_decode(dt, row + kb * bb, dst + kb * Q35_KBLOCK);
                 continue;
@@ -359,7 +359,7 @@ static bool qmatmul_panel(const q35_tensor *w, const q35_acts *a, float *y, int6
 static void matmul_quant(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
                          int64_t r1) {
     if (a->T >= QPANEL_MIN_T && qmatmul_panel(w, a, y, ldy, r0, r1)) return;
-    if (w->dtype == Q35_DT_Q4_K || w->dtype == Q35_DT_Q6_K)
+    if (q35_dtype_block_elems(w->dtype) == Q35_KBLOCK) /* Q4_K, Q5_K, Q6_K */
         kmatmul_regs(w->dtype, w, a, y, ldy, r0, r1);
     else if (w->dtype == Q35_DT_Q8_0)
         qmatmul_regs(Q35_DT_Q8_0, w, a, y, ldy, r0, r1);
@@ -370,10 +370,15 @@ static void matmul_quant(const q35_tensor *w, const q35_acts *a, float *y, int64
 static void matmul_neon(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
                         int64_t r1) {
     int64_t n = w->shape[1], ldw = n * (int64_t)q35_dtype_size(w->dtype);
+    if (q35_dtype_is_mlx(w->dtype)) {
+        q35_mlx_matmul_neon(w, a, y, ldy, r0, r1);
+        return;
+    }
     switch (w->dtype) {
     case Q35_DT_Q8_0:
     case Q35_DT_Q4_0:
     case Q35_DT_Q4_K:
+    case Q35_DT_Q5_K:
     case Q35_DT_Q6_K: matmul_quant(w, a, y, ldy, r0, r1); break;
     case Q35_DT_BF16:
         matmul_dt(Q35_DT_BF16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);

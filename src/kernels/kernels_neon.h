@@ -21,6 +21,12 @@ const q35_kernels *q35_kernels_neon_level(q35_neon_level l);
 /* The integer set of level l (microkernel.h), or NULL as above. Static. */
 const q35_i8_kernels *q35_i8_kernels_neon_level(q35_neon_level l);
 
+/* kernels->matmul's contract for MLX affine weights in every NEON set
+ * (mlx_affine_neon.c; q35_mlx_q5k_matmul calls it): within float32
+ * rounding of q35_mlx_matmul_generic. */
+void q35_mlx_matmul_neon(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
+                         int64_t r1);
+
 /* ---- between the NEON files (not for callers) */
 
 /* microkernel.h's q8 row quantizer for every NEON set (its bytes are

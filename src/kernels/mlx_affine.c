@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include "kernels/mlx_affine.h"
+#if defined(__aarch64__)
+#include "kernels/kernels_neon.h"
+#endif
 
 #define QTOK 8   /* tokens per pass over a row: each group decoded once for them */
 #define MAXG 128 /* largest group size MLX writes */
@@ -48,6 +51,15 @@ void q35_mlx_q5k_matmul(const q35_kernels *k, const q35_tensor *w, const q35_act
             q35_q5k_matmul_avx2(w, a, y, ldy, r0, r1);
         else
             q35_mlx_matmul_avx2(w, a, y, ldy, r0, r1);
+        return;
+    }
+#elif defined(__aarch64__)
+    (void)x86;
+    if (!strncmp(n, "neon", 4)) { /* Q5_K: the NEON set's k-quant path */
+        if (w->dtype == Q35_DT_Q5_K)
+            k->matmul(w, a, y, ldy, r0, r1);
+        else
+            q35_mlx_matmul_neon(w, a, y, ldy, r0, r1);
         return;
     }
 #else

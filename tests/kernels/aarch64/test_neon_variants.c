@@ -24,6 +24,7 @@
 #include "kernels/kernels.h"
 #include "kernels/kernels_neon.h"
 #include "kernels/microkernel.h"
+#include "kernels/mlx_affine.h"
 #include "kernels/quant_block.h"
 
 static const char *const level_names[Q35_NEON_LEVELS] = {"neon", "neon-dotprod", "neon-i8mm"};
@@ -492,12 +493,133 @@ static void test_twins(void **st) {
     free(y2);
 }
 
+/* An aux (scales / biases) value v stored as dtype aux at p[i]; returns
+ * the value as stored. */
+static float put_aux(void *p, int aux, size_t i, float v) {
+    if (aux == Q35_DT_F32) {
+        memcpy((char *)p + 4 * i, &v, 4);
+        return v;
+    }
+    uint16_t h = aux == Q35_DT_BF16 ? q35_f32_to_bf16(v) : q35_f32_to_f16(v);
+    memcpy((char *)p + 2 * i, &h, 2);
+    return aux == Q35_DT_BF16 ? q35_bf16_to_f32(h) : q35_f16_to_f32(h);
+}
+
+/* MLX affine on the NEON float path (every width, group and aux dtype,
+ * codes at an odd address): within float32 rounding of a float64 dot over
+ * the decoded rows (1e-5 of sum |w x|, as for the x86 path), the same bits
+ * for any row split and any grouping of tokens. */
+static void test_mlx_float(void **st) {
+    (void)st;
+    const q35_dtype dts[] = {Q35_DT_MLX2, Q35_DT_MLX3, Q35_DT_MLX4,
+                             Q35_DT_MLX5, Q35_DT_MLX6, Q35_DT_MLX8};
+    const int groups[] = {32, 64, 128}, auxs[] = {Q35_DT_F16, Q35_DT_BF16, Q35_DT_F32};
+    const q35_kernels *k = q35_kernels_neon_level(Q35_NEON_PLAIN);
+    int n = 0;
+    for (int di = 0; di < 6; di++)
+        for (int gi = 0; gi < 3; gi++) {
+            q35_dtype dt = dts[di];
+            int b = q35_dtype_mlx_bits(dt), gs = groups[gi], aux = auxs[(di + gi) % 3];
+            int rows = 7 + gi, T = 5;
+            int64_t cols = 384, ng = cols / gs, ldx = cols + 3;
+            size_t qb = (size_t)rows * (size_t)(cols / 8 * b);
+            uint8_t *mem = malloc(qb + 1), *q = mem + 1;
+            void *sc = malloc((size_t)rows * ng * 4), *bi = malloc((size_t)rows * ng * 4);
+            float *x = malloc((size_t)T * ldx * 4), *wf = malloc((size_t)cols * 4);
+            float *y = malloc((size_t)T * rows * 4), *y2 = malloc((size_t)T * rows * 4);
+            assert_true(mem && sc && bi && x && wf && y && y2);
+            for (size_t i = 0; i < qb; i++)
+                q[i] = (uint8_t)urand();
+            for (size_t i = 0; i < (size_t)rows * ng; i++) {
+                put_aux(sc, aux, i, 0.01f + 0.05f * fabsf(frand()));
+                put_aux(bi, aux, i, 0.05f * frand());
+            }
+            for (int64_t i = 0; i < T * ldx; i++)
+                x[i] = frand();
+            q35_mlx_affine ma = {q, sc, bi, aux, gs};
+            q35_tensor w = {dt, 2, {rows, cols}, &ma};
+            q35_acts a = q35_acts_prepare(k, x, ldx, T, cols, NULL);
+            memset(y, 0, (size_t)T * rows * 4);
+            k->matmul(&w, &a, y, rows, 0, rows);
+            for (int o = 0; o < rows; o++) {
+                q35_tensor_row_f32(&w, o, wf);
+                for (int t = 0; t < T; t++) {
+                    double ref = 0, mag = 0;
+                    for (int64_t j = 0; j < cols; j++) {
+                        ref += (double)wf[j] * x[t * ldx + j];
+                        mag += fabs((double)wf[j] * x[t * ldx + j]);
+                    }
+                    double err = fabs(y[t * rows + o] - ref);
+                    if (!(err <= 1e-5 * mag))
+                        fail_msg("neon mlx %d-bit group %d aux %d row %d token %d: %.9g, "
+                                 "float64 %.9g (sum |w x| %.3g)",
+                                 b, gs, aux, o, t, y[t * rows + o], ref, mag);
+                }
+            }
+            /* any row split, one token at a time: the same bits */
+            for (int r = 0; r < rows;) {
+                int e = r + 1 + r % 3;
+                e = e > rows ? rows : e;
+                for (int t = 0; t < T; t++) {
+                    q35_acts at = q35_acts_prepare(k, x + t * ldx, ldx, 1, cols, NULL);
+                    k->matmul(&w, &at, y2 + t * rows, rows, r, e);
+                }
+                r = e;
+            }
+            assert_memory_equal(y, y2, (size_t)T * rows * 4);
+            /* what q35_matmul does with it: the same function */
+            q35_matmul(k, NULL, &w, &a, y2, rows);
+            assert_memory_equal(y, y2, (size_t)T * rows * 4);
+            n++;
+            free(mem);
+            free(sc);
+            free(bi);
+            free(x);
+            free(wf);
+            free(y);
+            free(y2);
+        }
+    printf("neon mlx: %d width x group cases\n", n);
+}
+
+/* Q5_K on the NEON float path (the exact mode): the bits of the set's
+ * float32 matmul over the dequantized matrix, as for Q4_K / Q6_K
+ * (test_kernels.c), for few tokens (in registers) and many (panels). */
+static void test_q5k_float(void **st) {
+    (void)st;
+    const q35_kernels *k = q35_kernels_neon_level(Q35_NEON_PLAIN);
+    const int Ts[] = {1, 3, 9};
+    for (int ti = 0; ti < 3; ti++) {
+        int rows = 13, T = Ts[ti];
+        int64_t cols = 512, ldx = cols + 1;
+        uint8_t *w = make_w(Q35_DT_Q5_K, rows, cols, false);
+        float *wf = malloc((size_t)rows * cols * 4), *x = malloc((size_t)T * ldx * 4);
+        float *y = malloc((size_t)T * rows * 4), *y2 = malloc((size_t)T * rows * 4);
+        assert_true(wf && x && y && y2);
+        q35_tensor wq = {Q35_DT_Q5_K, 2, {rows, cols}, w}, w32 = {Q35_DT_F32, 2, {rows, cols}, wf};
+        for (int o = 0; o < rows; o++)
+            q35_tensor_row_f32(&wq, o, wf + (int64_t)o * cols);
+        for (int64_t i = 0; i < T * ldx; i++)
+            x[i] = frand();
+        q35_acts a = q35_acts_prepare(k, x, ldx, T, cols, NULL);
+        q35_matmul(k, NULL, &wq, &a, y, rows);
+        q35_matmul(k, NULL, &w32, &a, y2, rows);
+        assert_memory_equal(y, y2, (size_t)T * rows * 4);
+        free(w);
+        free(wf);
+        free(x);
+        free(y);
+        free(y2);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_detection),       cmocka_unit_test(test_force_by_name),
         cmocka_unit_test(test_float_ops_agree), cmocka_unit_test(test_quantize_edges),
         cmocka_unit_test(test_ukernel_tiles),   cmocka_unit_test(test_driver),
-        cmocka_unit_test(test_twins),
+        cmocka_unit_test(test_twins),           cmocka_unit_test(test_mlx_float),
+        cmocka_unit_test(test_q5k_float),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
