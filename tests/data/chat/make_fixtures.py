@@ -10,7 +10,7 @@
   float_repr.json: Python's repr() of doubles (edge values and random bit
     patterns), as [hex of the IEEE bits, repr] pairs.
 
-Usage: python3 tests/data/chat/make_fixtures.py [GOLDEN_DIR]
+Usage: python3 tests/data/chat/make_fixtures.py FIXTURES_DIR   (e.g. build-test/tests/fixtures)
 """
 import json
 import os
