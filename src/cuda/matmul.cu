@@ -14,6 +14,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <mma.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cuda/cuda_internal.cuh"
 
@@ -269,6 +271,172 @@ __global__ void __launch_bounds__(128) gemm_kernel(dmat W, const float *__restri
     }
 }
 
+/* The same product with 16-byte tile loads and the next tile's loads in
+ * flight while the tensor cores work on this one (registers, then shared
+ * memory). Thread tid loads row tid/2 of both tiles, 16 values from column
+ * (tid%2)*16: BK = 32 is one quantized block, so a Q8/Q4 tile row has one
+ * scale. Needs ldx % 4 == 0 (every activation buffer here). */
+template <int FMT> __device__ __forceinline__ void load_w16(const dmat &W, int n, int k, float *v) {
+    if (n >= W.rows) {
+#pragma unroll
+        for (int i = 0; i < 16; i++)
+            v[i] = 0.0f;
+        return;
+    }
+    int cols = W.cols;
+    if (FMT == DF_F32) {
+        const float4 *p = (const float4 *)((const float *)W.w + (size_t)n * cols + k);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            float4 f = __ldg(p + i);
+            v[4 * i] = f.x;
+            v[4 * i + 1] = f.y;
+            v[4 * i + 2] = f.z;
+            v[4 * i + 3] = f.w;
+        }
+    } else if (FMT == DF_BF16 || FMT == DF_F16) {
+        const uint4 *p = (const uint4 *)((const uint16_t *)W.w + (size_t)n * cols + k);
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            uint4 q = __ldg(p + i);
+            uint32_t u[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                if (FMT == DF_BF16) {
+                    v[8 * i + 2 * j] = bf16f(u[j] & 0xffffu);
+                    v[8 * i + 2 * j + 1] = __uint_as_float(u[j] & 0xffff0000u);
+                } else {
+                    v[8 * i + 2 * j] = f16f((uint16_t)(u[j] & 0xffffu));
+                    v[8 * i + 2 * j + 1] = f16f((uint16_t)(u[j] >> 16));
+                }
+            }
+        }
+    } else {
+        float d = f16f(__ldg(W.scale + (size_t)n * (cols / 32) + k / 32));
+        if (FMT == DF_Q8) {
+            uint4 q = __ldg((const uint4 *)((const int8_t *)W.w + (size_t)n * cols + k));
+            uint32_t u[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+            for (int j = 0; j < 16; j++)
+                v[j] = d * (float)(int8_t)(u[j / 4] >> (8 * (j % 4)));
+        } else {
+            uint4 q = __ldg(
+                (const uint4 *)((const uint8_t *)W.w + (size_t)n * (cols / 2) + (k / 32) * 16));
+            uint32_t u[4] = {q.x, q.y, q.z, q.w};
+            int hi = (k % 32) ? 4 : 0;
+#pragma unroll
+            for (int j = 0; j < 16; j++)
+                v[j] = d * (float)((int)((u[j / 4] >> (8 * (j % 4) + hi)) & 15) - 8);
+        }
+    }
+}
+
+template <int FMT>
+__global__ void __launch_bounds__(128)
+    gemm_fast_kernel(dmat W, const float *__restrict__ X, int ldx, int T, float *__restrict__ Y,
+                     int ldy, int op) {
+    __shared__ __align__(32) float As[BM * LDS];
+    __shared__ __align__(32) float Bs[BN * LDS];
+    __shared__ __align__(32) float Cs[BM * (BN + 4)];
+    const bool w_exact = FMT == DF_BF16 || FMT == DF_F16;
+    int tid = threadIdx.x, warp = tid >> 5;
+    int n0 = blockIdx.x * BN, t0 = blockIdx.y * BM;
+    int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
+    int lr = tid >> 1, lk = (tid & 1) * 16;
+    fc_t acc[2][2];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+            wmma::fill_fragment(acc[i][j], 0.0f);
+    float ra[16], rw[16];
+    auto load = [&](int k0) {
+        if (t0 + lr < T) {
+            const float4 *p = (const float4 *)(X + (size_t)(t0 + lr) * ldx + k0 + lk);
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                float4 f = __ldg(p + i);
+                ra[4 * i] = f.x;
+                ra[4 * i + 1] = f.y;
+                ra[4 * i + 2] = f.z;
+                ra[4 * i + 3] = f.w;
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < 16; i++)
+                ra[i] = 0.0f;
+        }
+        load_w16<FMT>(W, n0 + lr, k0 + lk, rw);
+    };
+    load(0);
+    for (int k0 = 0; k0 < W.cols; k0 += BK) {
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            *(float4 *)(As + lr * LDS + lk + 4 * i) =
+                make_float4(ra[4 * i], ra[4 * i + 1], ra[4 * i + 2], ra[4 * i + 3]);
+            *(float4 *)(Bs + lr * LDS + lk + 4 * i) =
+                make_float4(rw[4 * i], rw[4 * i + 1], rw[4 * i + 2], rw[4 * i + 3]);
+        }
+        __syncthreads();
+        if (k0 + BK < W.cols) load(k0 + BK); /* in flight during the products */
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += 8) {
+            fa_t ah[2], al[2];
+            fb_t bh[2], bl[2];
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                wmma::load_matrix_sync(ah[i], As + (wm + 16 * i) * LDS + kk, LDS);
+                split_tf32(ah[i], al[i]);
+                wmma::load_matrix_sync(bh[i], Bs + (wn + 16 * i) * LDS + kk, LDS);
+                split_tf32(bh[i], bl[i]);
+            }
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+#pragma unroll
+                for (int j = 0; j < 2; j++) {
+                    wmma::mma_sync(acc[i][j], al[i], bh[j], acc[i][j]);
+                    if (!w_exact) wmma::mma_sync(acc[i][j], ah[i], bl[j], acc[i][j]);
+                    wmma::mma_sync(acc[i][j], ah[i], bh[j], acc[i][j]);
+                }
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+            wmma::store_matrix_sync(Cs + (wm + 16 * i) * (BN + 4) + wn + 16 * j, acc[i][j], BN + 4,
+                                    wmma::mem_row_major);
+    __syncthreads();
+    for (int idx = tid; idx < BM * BN; idx += 128) {
+        int r = idx / BN, cidx = idx % BN;
+        int t = t0 + r, n = n0 + cidx;
+        if (t >= T || n >= W.rows) continue;
+        float v = Cs[r * (BN + 4) + cidx];
+        float *out = Y + (size_t)t * ldy + n;
+        if (op == MM_ADD)
+            *out += v;
+        else
+            *out = v;
+    }
+}
+
+/* Q35_CUDA_GEMM=simple: the plain-load kernel above (for comparisons). */
+static bool gemm_simple(void) {
+    const char *v = getenv("Q35_CUDA_GEMM");
+    return v && !strcmp(v, "simple");
+}
+
+template <int FMT>
+static void gemm(const dmat *W, const float *x, int ldx, int T, float *y, int ldy, int op,
+                 cudaStream_t st) {
+    dim3 grid((W->rows + BN - 1) / BN, (T + BM - 1) / BM);
+    if (ldx % 4 == 0 && !gemm_simple())
+        gemm_fast_kernel<FMT><<<grid, 128, 0, st>>>(*W, x, ldx, T, y, ldy, op);
+    else
+        gemm_kernel<FMT><<<grid, 128, 0, st>>>(*W, x, ldx, T, y, ldy, op);
+}
+
 __global__ void rmsnorm_kernel(const float *__restrict__ in, const float *__restrict__ w, float eps,
                                int n, int ldin, float *__restrict__ out, int ldout) {
     __shared__ float red[32];
@@ -333,14 +501,13 @@ static void launch(const dmat *W, const float *x, int T, int ldx, float *y, int 
         x = tmp;
         ldx = W->cols;
     }
-    dim3 grid((W->rows + BN - 1) / BN, (T + BM - 1) / BM);
     if (op == MM_GLU) {
         int n = W->rows / 2;
-        gemm_kernel<FMT><<<grid, 128, 0, st>>>(*W, x, ldx, T, tmp2, W->rows, MM_STORE);
+        gemm<FMT>(W, x, ldx, T, tmp2, W->rows, MM_STORE, st);
         size_t total = (size_t)T * n;
         glu_kernel<<<(unsigned)((total + 255) / 256), 256, 0, st>>>(tmp2, n, T, y, ldy);
     } else {
-        gemm_kernel<FMT><<<grid, 128, 0, st>>>(*W, x, ldx, T, y, ldy, op);
+        gemm<FMT>(W, x, ldx, T, y, ldy, op, st);
     }
 }
 
