@@ -14,6 +14,7 @@
  * it), larger when nobody does. */
 #define CHUNK_SHARED 64
 #define CHUNK_ALONE 256
+#define PREP_MAX 4 /* next-turn prefixes waiting for idle time */
 
 static double now_ms(void) {
     struct timespec ts;
@@ -43,6 +44,7 @@ void srv_job_release(srv_job *j) {
     if (left) return;
     if (j->free_ud) j->free_ud(j->ud);
     q35_tokens_free(&j->prompt);
+    q35_tokens_free(&j->next_prefix);
     if (j->stop)
         for (char **p = j->stop; *p; p++)
             free(*p);
@@ -120,6 +122,8 @@ struct srv_engine {
     srv_job **queue; /* ring of o.queue + parallel */
     int qcap, qhead, qn;
     int n_active;
+    q35_tokens prep[PREP_MAX]; /* next-turn prefixes to compute when idle, newest last */
+    int n_prep;
     srv_engine_stats st;
     int rr;
 };
@@ -191,6 +195,15 @@ static void finish_slot(srv_engine *g, slot *s, int rc, const q35_err *err) {
         g->st.jobs_done++;
     pthread_mutex_unlock(&g->mu);
     if (j->on_end) j->on_end(j, rc, &reply, &e);
+    if (!rc && j->next_prefix.n > 1) { /* this thread's list: no lock needed */
+        if (g->n_prep == PREP_MAX) {
+            q35_tokens_free(&g->prep[0]);
+            memmove(g->prep, g->prep + 1, (PREP_MAX - 1) * sizeof *g->prep);
+            g->n_prep--;
+        }
+        g->prep[g->n_prep++] = j->next_prefix;
+        j->next_prefix = (q35_tokens){0};
+    }
     signal_done(j);
     pthread_mutex_lock(&g->mu);
     g->n_active--;
@@ -266,6 +279,41 @@ static void prefill_step(srv_engine *g, slot *s, int chunk) {
     s->phase = SLOT_DECODE;
 }
 
+/* Idle time: the newest next-turn prefix, computed on an idle slot's state
+ * from its best cached prefix and cached whole. Gives way (stops between
+ * chunks, keeping nothing) as soon as a job waits. */
+static void prepare_next(srv_engine *g, slot *s) {
+    q35_tokens p = g->prep[--g->n_prep];
+    const int32_t *ids = p.ids;
+    int n = (int)p.n;
+    if (n > q35_state_n_ctx(s->st) || srv_cache_has(&g->cache, ids, n)) goto done;
+    const srv_cache_entry *x = srv_cache_best(&g->cache, ids, n, n);
+    int fed = 0;
+    if (x && q35_state_restore(s->st, x->snap, NULL) == Q35_OK)
+        fed = x->n;
+    else
+        q35_state_clear(s->st);
+    while (fed < n) {
+        pthread_mutex_lock(&g->mu);
+        bool waiting = g->qn > 0 || g->stop || g->closing;
+        pthread_mutex_unlock(&g->mu);
+        if (waiting) goto done;
+        int k = n - fed < CHUNK_ALONE ? n - fed : CHUNK_ALONE;
+        double t0 = now_ms();
+        if (q35_state_eval(g->m, s->st, ids + fed, k, NULL, false, NULL)) goto done;
+        double dt = now_ms() - t0;
+        fed += k;
+        pthread_mutex_lock(&g->mu);
+        g->st.prepared_tokens += k;
+        g->st.prefill_s += dt / 1e3;
+        pthread_mutex_unlock(&g->mu);
+    }
+    q35_snapshot *snap = q35_state_snapshot(s->st, NULL);
+    if (snap) srv_cache_put(&g->cache, ids, n, snap);
+done:
+    q35_tokens_free(&p);
+}
+
 static int count_active(const srv_engine *g) {
     int n = 0;
     for (int i = 0; i < g->o.parallel; i++)
@@ -282,7 +330,7 @@ static void *engine_main(void *arg) {
         g->st.cache_evictions = g->cache.evictions;
         g->st.cache_entries = g->cache.n;
         g->st.cache_bytes = g->cache.bytes;
-        while (!g->stop && !count_active(g) && !g->qn)
+        while (!g->stop && !count_active(g) && !g->qn && !g->n_prep)
             pthread_cond_wait(&g->cv, &g->mu);
         if (g->stop) {
             pthread_mutex_unlock(&g->mu);
@@ -311,6 +359,15 @@ static void *engine_main(void *arg) {
         pthread_mutex_unlock(&g->mu);
         for (int i = 0; i < n_cancelled; i++)
             end_without_reply(g, cancelled[i], 0, "cancelled while queued");
+        if (g->n_prep && !count_active(g)) { /* nothing else to do: next turns */
+            pthread_mutex_lock(&g->mu);
+            bool idle = !g->qn;
+            pthread_mutex_unlock(&g->mu);
+            if (idle) {
+                prepare_next(g, &g->slots[0]);
+                continue;
+            }
+        }
 
         /* cancels: a hung-up client frees its slot now */
         for (int i = 0; i < g->o.parallel; i++) {
@@ -462,6 +519,8 @@ void srv_engine_free(srv_engine *g) {
         g->qn--;
         end_without_reply(g, j, 0, "the server is shutting down");
     }
+    for (int i = 0; i < g->n_prep; i++)
+        q35_tokens_free(&g->prep[i]);
     srv_cache_free(&g->cache);
     q35_batch_free(g->batch);
     free(g->blogits);

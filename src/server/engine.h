@@ -36,6 +36,10 @@ struct srv_job {
     void (*on_end)(srv_job *j, int rc, const q35_reply *reply, const q35_err *err);
     void (*free_ud)(void *ud); /* called when the job is freed */
 
+    /* the conversation as the client will send it next turn (on_end may
+     * fill it): computed and cached by the engine when idle */
+    q35_tokens next_prefix;
+
     /* results, written by the engine before `done` */
     int prompt_tokens, cached_tokens, completion_tokens;
     double t_submit, t_first, t_end; /* ms, q35_now-style monotonic clock */
@@ -88,6 +92,7 @@ typedef struct srv_engine_stats {
     int64_t prompt_tokens, cached_tokens, prefilled_tokens, generated_tokens;
     double prefill_s, decode_s; /* time spent in prefill chunks and decode steps */
     int64_t decode_steps, decode_rows; /* batched steps and the sequences in them */
+    int64_t prepared_tokens; /* computed in idle time for the next turns */
     int64_t cache_hits, cache_misses, cache_evictions;
     int cache_entries;
     size_t cache_bytes;

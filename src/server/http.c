@@ -267,6 +267,8 @@ static enum MHD_Result do_metrics(struct MHD_Connection *c, conn *x) {
                (double)st.prefilled_tokens);
         metric(&p, &left, "q35_generated_tokens_total", "counter", "tokens generated",
                (double)st.generated_tokens);
+        metric(&p, &left, "q35_prepared_tokens_total", "counter",
+               "tokens of next turns computed in idle time", (double)st.prepared_tokens);
         metric(&p, &left, "q35_prefill_tokens_per_second", "gauge",
                "prompt tokens computed per second of prefill",
                st.prefill_s > 0 ? (double)st.prefilled_tokens / st.prefill_s : 0);
@@ -579,7 +581,9 @@ static enum MHD_Result do_generate(struct MHD_Connection *c, conn *x, srv_kind k
     bool has_system = kind == SRV_CHAT && req.messages.n && req.messages.items[0].role &&
                       !strcmp(req.messages.items[0].role, "system");
     prompt_cuts(s, &j->prompt, has_system, j);
-    if (!srv_resp_attach(j, &req, s->model_name)) {
+    srv_resp *resp = srv_resp_attach(j, &req, s->model_name);
+    if (!resp || (kind == SRV_CHAT && s->o.cache_bytes > 1 &&
+                  srv_resp_predict_next(resp, s->tok, x->body, x->n, req.sampling.thinking))) {
         srv_job_release(j);
         rc = MHD_NO;
         goto out;

@@ -53,6 +53,11 @@ struct srv_resp {
     call *calls;
     int n_calls, cap_calls;
     bool failed; /* out of memory somewhere: the answer ends in an error */
+    /* srv_resp_predict_next */
+    const q35_tokenizer *tok;
+    char *body;
+    size_t body_len;
+    bool thinking, with_tools;
 };
 
 static void random_hex(char *out, int n) {
@@ -73,6 +78,7 @@ static void resp_free(void *ud) {
     srv_resp *r = ud;
     if (!r) return;
     srv_tool_parser_free(r->tp);
+    free(r->body);
     free(r->model);
     free(r->content.p);
     free(r->reasoning.p);
@@ -279,6 +285,62 @@ static void end_error(srv_resp *r, int rc, const q35_err *err) {
     free(s);
 }
 
+/* The next turn's prefix: the request's messages and this answer (content
+ * and tool calls as the client gets them), rendered as the next turn will
+ * render them — with a user message after the answer (so the answer is an
+ * earlier turn: no think block), cut where that message starts. Failures
+ * only lose the idle-time precompute. */
+static void predict_next(srv_resp *r) {
+    q35_message_list l = {0};
+    q35_err e = {0};
+    if (q35_messages_from_json(r->body, r->body_len, &l, &e)) return;
+    q35_message *msgs = calloc(l.n + 2, sizeof *msgs);
+    q35_tool_call *calls = r->n_calls ? calloc((size_t)r->n_calls, sizeof *calls) : NULL;
+    if (!msgs || (r->n_calls && !calls)) goto done;
+    memcpy(msgs, l.items, l.n * sizeof *msgs);
+    for (int i = 0; i < r->n_calls; i++) {
+        calls[i].name = r->calls[i].name;
+        calls[i].arguments_json = r->calls[i].args.p ? r->calls[i].args.p : "{}";
+    }
+    msgs[l.n] = (q35_message){.role = "assistant",
+                              .content = r->content.p ? r->content.p : "",
+                              .tool_calls = calls,
+                              .n_tool_calls = (size_t)r->n_calls};
+    msgs[l.n + 1] = (q35_message){.role = "user", .content = ""};
+    q35_chat_opts o = q35_chat_opts_default();
+    o.add_generation_prompt = false;
+    o.enable_thinking = r->thinking;
+    o.tools_json = r->with_tools ? l.tools_json : NULL;
+    q35_prompt p = {0};
+    q35_tokens *t = &r->job->next_prefix;
+    if (!q35_chat_render(msgs, l.n + 2, &o, &p, &e)) {
+        t->n = 0;
+        if (q35_prompt_encode(r->tok, &p, t, &e)) t->n = 0;
+        int32_t im_start = q35_token_id(r->tok, "<|im_start|>");
+        size_t cut = 0;
+        for (size_t i = 0; i < t->n; i++)
+            if (t->ids[i] == im_start) cut = i;
+        t->n = im_start >= 0 ? cut : 0; /* up to the dummy user message */
+    }
+    q35_prompt_free(&p);
+done:
+    free(msgs);
+    free(calls);
+    q35_message_list_free(&l);
+}
+
+int srv_resp_predict_next(srv_resp *r, const q35_tokenizer *tok, const char *body, size_t len,
+                          bool thinking) {
+    r->body = malloc(len + 1);
+    if (!r->body) return -1;
+    memcpy(r->body, body, len);
+    r->body[len] = 0;
+    r->body_len = len;
+    r->tok = tok;
+    r->thinking = thinking;
+    return 0;
+}
+
 static void on_end(srv_job *j, int rc, const q35_reply *reply, const q35_err *err) {
     srv_resp *r = j->ud;
     if (!rc && r->tp) srv_tool_parser_finish(r->tp);
@@ -302,6 +364,8 @@ static void on_end(srv_job *j, int rc, const q35_reply *reply, const q35_err *er
             send_event(r, o);
         }
         srv_job_write(j, "data: [DONE]\n\n", 14);
+        if (r->body && reply->stop != Q35_STOP_CANCELLED)
+            predict_next(r);
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -350,6 +414,7 @@ static void on_end(srv_job *j, int rc, const q35_reply *reply, const q35_err *er
     }
     srv_job_write(j, s, strlen(s));
     free(s);
+    if (r->body && reply->stop != Q35_STOP_CANCELLED) predict_next(r);
 }
 
 srv_resp *srv_resp_attach(srv_job *j, const srv_request *req, const char *model) {
@@ -364,7 +429,8 @@ srv_resp *srv_resp_attach(srv_job *j, const srv_request *req, const char *model)
     r->model = strdup(model ? model : "");
     memcpy(r->id, req->kind == SRV_CHAT ? "chatcmpl-" : "cmpl-", req->kind == SRV_CHAT ? 9 : 5);
     random_hex(r->id + (req->kind == SRV_CHAT ? 9 : 5), 24);
-    if (srv_request_has_tools(req)) {
+    r->with_tools = srv_request_has_tools(req);
+    if (r->with_tools) {
         srv_tool_sink sink = {r, content_out, call_begin, call_args, NULL};
         r->tp = srv_tool_parser_new(req->messages.tools_json, &sink);
         if (!r->tp) {

@@ -19,6 +19,15 @@ typedef struct srv_resp srv_resp;
  * memory. */
 srv_resp *srv_resp_attach(srv_job *j, const srv_request *req, const char *model);
 
+/* Asks the formatter to work out, when the reply ends complete, the ids
+ * of the conversation as the client will send it back next turn (its
+ * messages, then this answer as an assistant message, no generation
+ * prompt), into j->next_prefix, so that the engine can compute it in idle
+ * time. `body` (the request, copied) and `tok` (borrowed: it outlives the
+ * job) as in the request. Returns 0, or -1 when out of memory. */
+int srv_resp_predict_next(srv_resp *r, const q35_tokenizer *tok, const char *body, size_t len,
+                          bool thinking);
+
 /* {"error": {...}} for e; caller frees with free(). */
 char *srv_error_json(const srv_error *e);
 

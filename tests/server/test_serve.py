@@ -109,6 +109,7 @@ def test_prompt_cache_and_equal_answers():
     try:
         history = [SYSTEM]
         answers = []
+        prepared = srv.metrics()["q35_prepared_tokens_total"]
         for turn in range(3):
             history.append({"role": "user", "content": f"Question number {turn}"})
             req = {"messages": history, "max_tokens": 12, "temperature": 0}
@@ -121,11 +122,21 @@ def test_prompt_cache_and_equal_answers():
             assert b["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
             cached = a["usage"]["prompt_tokens_details"]["cached_tokens"]
             if turn > 0:
-                # the earlier turns were restored, not recomputed
+                # the whole previous turn, its answer included (computed in
+                # idle time), was restored: only the new message and the
+                # generation prompt are computed
+                st, t = srv.json("POST", "/tokenize", {"content": (
+                    f"<|im_start|>user\nQuestion number {turn}<|im_end|>\n"
+                    "<|im_start|>assistant\n<think>\n")})
+                new = len(t["tokens"])
+                assert cached == a["usage"]["prompt_tokens"] - new, (cached, new, a["usage"])
                 assert cached >= prev_prompt - 8, (cached, prev_prompt)
             prev_prompt = a["usage"]["prompt_tokens"]
             answers.append(ma["content"])
-            history.append({"role": "assistant", "content": ma["content"] or "ok"})
+            history.append({"role": "assistant", "content": ma["content"]})
+            wait_for(lambda: srv.metrics()["q35_prepared_tokens_total"] > prepared,
+                     "the next turn to be prepared")
+            prepared = srv.metrics()["q35_prepared_tokens_total"]
         # another client with the same system prompt reuses its block
         st, c = srv.chat({"messages": [SYSTEM, {"role": "user", "content": "other"}],
                           "max_tokens": 4})
@@ -367,9 +378,10 @@ def test_disconnect_cancels():
 
 
 def test_queue_full_503():
-    small = Server("--parallel", "1", "--queue", "1", "--quiet", "-c", "4096")
-    try:
-        socks = [raw_request(small.port, {"messages": [USER], "max_tokens": 3500,
+    small = Server("--parallel", "1", "--queue", "1", "--quiet", "-c", "32768",
+                   "--max-tokens", "32000")
+    try:  # replies long enough to still run when the third request comes
+        socks = [raw_request(small.port, {"messages": [USER], "max_tokens": 32000,
                                           "stream": True}) for _ in range(2)]
         wait_for(lambda: small.metrics()["q35_queue_length"] == 1, "one queued request")
         st, h, out = small.request("POST", "/v1/chat/completions",
