@@ -11,6 +11,9 @@ typedef struct q35_mapped_file {
     const unsigned char *data; /* NULL for an empty file */
     size_t size;
     char *path; /* owned copy */
+    /* bytes of it whose pages the loader dropped for good (tensors that were
+     * converted): not held, so memory footprints leave them out */
+    size_t dropped;
 } q35_mapped_file;
 
 /* Maps `path` read-only. On failure returns an error and leaves f zeroed. */

@@ -119,7 +119,9 @@ size_t q35_model_memory_footprint(const q35_model *m) {
     if (!m || !m->loaded) return 0;
     size_t mapped = 0;
     for (int i = 0; i < m->n_files; i++)
-        mapped += m->files[i].size;
+        /* what the map still holds: converted tensors' pages were dropped */
+        mapped += m->files[i].size -
+                  (m->files[i].dropped < m->files[i].size ? m->files[i].dropped : m->files[i].size);
     return mapped + m->owned_bytes + m->device_bytes;
 }
 

@@ -616,7 +616,7 @@ static int bind_all(q35_model *m, const q35_gguf *g, bool *uses_map, q35_err *e)
     int rc = read_config(&mt, &m->cfg);
     if (rc) return rc;
     const q35_config *c = &m->cfg;
-    binder b = {m, g, e, false};
+    binder b = {m, g, e, false, 0};
     m->format = "gguf";
     note_file_type(m, g);
     rc = bind_matrix(&b, "token_embd.weight", c->vocab_size, c->hidden_size, NULL, NULL, &m->embed);

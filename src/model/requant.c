@@ -35,12 +35,6 @@ static bool file_in_use(const q35_model *m, q35_tensor *const *mats, int n_mats,
     return false;
 }
 
-static bool in_files(const q35_model *m, const void *p) {
-    for (int i = 0; i < m->n_files; i++)
-        if (in_file(&m->files[i], p)) return true;
-    return false;
-}
-
 /* Drops the resident pages of a converted tensor's old bytes in a weight
  * file: without this, converting a 1.5 GB bf16 checkpoint would peak at the
  * whole file plus the result, since every page read stays mapped until the

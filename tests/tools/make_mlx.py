@@ -39,8 +39,10 @@ Layouts (--layout):
     later int5 exporter's form).
 
 usage: make_mlx.py SRC_DIR MLX_DIR DEQUANT_DIR [--bits 4] [--group 64]
-                   [--layout mlx-lm|app] [--random SEED] [--app-bits-keys]
-  --random SEED writes a random checkpoint into SRC_DIR first.
+                   [--layout mlx-lm|app] [--random SEED [--intermediate N]]
+                   [--app-bits-keys]
+  --random SEED writes a random checkpoint into SRC_DIR first (--intermediate N:
+  its MLP width, 256 by default).
 """
 import argparse
 import json
@@ -163,9 +165,9 @@ def quantized(w, bits, group, aux_dt):
     return pack(q, bits), s_e, b_e, deq
 
 
-def random_checkpoint(d, seed):
+def random_checkpoint(d, seed, I=256):
     rng = np.random.default_rng(seed)
-    H, I, V, L = 128, 256, 256, 4
+    H, V, L = 128, 256, 4
     nh, nkv, hd = 4, 2, 32
     nk, dk, nv, dv, K = 2, 16, 4, 32, 4
     C = 2 * nk * dk + nv * dv
@@ -313,9 +315,12 @@ def main():
     ap.add_argument("--layout", default="mlx-lm", choices=("mlx-lm", "app"))
     ap.add_argument("--random", type=int, default=None, metavar="SEED")
     ap.add_argument("--app-bits-keys", action="store_true")
+    ap.add_argument("--intermediate", type=int, default=256,
+                    help="with --random: the MLP width (one not a multiple of the group leaves "
+                    "down_proj unquantized)")
     a = ap.parse_args()
     if a.random is not None:
-        random_checkpoint(a.src, a.random)
+        random_checkpoint(a.src, a.random, a.intermediate)
     cfg = json.load(open(os.path.join(a.src, "config.json")))
     w = read_st(os.path.join(a.src, "model.safetensors"))
     if a.layout == "mlx-lm":
