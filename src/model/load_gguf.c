@@ -305,6 +305,7 @@ typedef struct binder {
     const q35_gguf *g;
     q35_err *e;
     bool uses_map; /* some weight points into the file */
+    size_t dropped; /* bytes of converted tensors whose pages were dropped */
 } binder;
 
 static const q35_gguf_tensor *find(binder *b, const char *name, int64_t rows, int64_t cols) {
@@ -434,6 +435,7 @@ static int bind_requantized(binder *b, const q35_gguf_tensor *t, const char *nam
     free(row);
     if (rc) return rc;
     q35_mapped_file_drop_pages(t->data, t->n_bytes);
+    b->dropped += t->n_bytes;
     out->dtype = dt;
     out->data = dst;
     return Q35_OK;
@@ -611,7 +613,8 @@ static void note_file_type(q35_model *m, const q35_gguf *g) {
 }
 
 /* Binds everything; *uses_map tells whether some weight points into g. */
-static int bind_all(q35_model *m, const q35_gguf *g, bool *uses_map, q35_err *e) {
+static int bind_all(q35_model *m, const q35_gguf *g, bool *uses_map, size_t *dropped,
+                    q35_err *e) {
     meta mt = {g, "", e};
     int rc = read_config(&mt, &m->cfg);
     if (rc) return rc;
@@ -637,12 +640,14 @@ static int bind_all(q35_model *m, const q35_gguf *g, bool *uses_map, q35_err *e)
                              &m->lm_head);
     }
     *uses_map = b.uses_map;
+    *dropped = b.dropped;
     return rc;
 }
 
 int q35_model_bind_gguf(q35_model *m, const q35_gguf *g, q35_err *e) {
     bool uses_map;
-    return bind_all(m, g, &uses_map, e);
+    size_t dropped;
+    return bind_all(m, g, &uses_map, &dropped, e);
 }
 
 int q35_model_load_gguf(q35_model *m, const char *path, q35_err *e) {
@@ -650,13 +655,15 @@ int q35_model_load_gguf(q35_model *m, const char *path, q35_err *e) {
     int rc = q35_gguf_open(&g, path, e);
     if (rc) return rc;
     bool uses_map = false;
-    rc = bind_all(m, &g, &uses_map, e);
+    size_t dropped = 0;
+    rc = bind_all(m, &g, &uses_map, &dropped, e);
     if (!rc && uses_map) { /* weights point into the map: the model keeps it */
         m->files = calloc(1, sizeof *m->files);
         if (!m->files) {
             rc = q35_err_set(e, Q35_ENOMEM, "out of memory");
         } else {
             m->files[0] = q35_gguf_take_file(&g);
+            m->files[0].dropped = dropped;
             m->n_files = 1;
         }
     }

@@ -39,8 +39,13 @@ static bool file_in_use(const q35_model *m, q35_tensor *const *mats, int n_mats,
  * file: without this, converting a 1.5 GB bf16 checkpoint would peak at the
  * whole file plus the result, since every page read stays mapped until the
  * file is unmapped at the end. */
-static void drop_pages(const q35_model *m, const void *p, size_t n) {
-    if (in_files(m, p)) q35_mapped_file_drop_pages(p, n);
+static void drop_pages(q35_model *m, const void *p, size_t n) {
+    for (int i = 0; i < m->n_files; i++) {
+        if (!in_file(&m->files[i], p)) continue;
+        q35_mapped_file_drop_pages(p, n);
+        m->files[i].dropped += n; /* memory_footprint no longer counts them */
+        return;
+    }
 }
 
 /* Rows are independent: the model's threads convert them in parallel
