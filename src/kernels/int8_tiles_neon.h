@@ -7,7 +7,7 @@
  * and then includes this header, which is all the arithmetic per format:
  * the loops over rows and tokens are the shared driver's (matmul_int8.c).
  *
- * A tile is R <= NEON_MR weight rows x C <= NEON_NR q8 rows. Per 32-element
+ * A tile is R <= NEON_MR weight rows x C <= SDOT_NR q8 rows. Per 32-element
  * block b, weight row r and token c, the block's integer sum I_b (as four
  * int32 lane partials) is converted to float32 and added, fused with its
  * float scale, to the (r, c) accumulator; the mins of Q4_K / Q5_K are
@@ -21,6 +21,12 @@
 #define Q35_KERNELS_INT8_TILES_NEON_H
 
 #include "kernels/int8_blocks_neon.h"
+
+/* The sets' tile: 4 rows x 3 tokens. 4 x 4 (16 accumulators, 8 weight
+ * registers, the token's two and the temporaries) does not fit the 32
+ * vector registers: GCC 12 spills six accumulators per block. Chosen from
+ * the generated code, not timed (no AArch64 machine). */
+#define SDOT_NR 3
 
 ALWAYS_INLINE void store_tile(float32x4_t acc[NEON_MR][NEON_NR], const int R, const int C, float *y,
                               int64_t ldy) {
