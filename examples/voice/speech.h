@@ -33,6 +33,15 @@ typedef struct asr_ops {
 
 extern const asr_ops asr_pocketsphinx;
 
+/* A stand-in recognizer for measuring the LLM side alone: it "hears" a
+ * given text at `wpm` words a minute (one word per 60/wpm s of audio fed),
+ * its partials trailing `lag` words behind, and returns the whole text as
+ * the final hypothesis. asr_text_set configures it before open;
+ * asr_text_samples is the audio length (16 kHz samples) the text takes. */
+extern const asr_ops asr_text;
+void asr_text_set(const char *text, int wpm, int lag);
+size_t asr_text_samples(void);
+
 /* ------------------------------------------------- speech synthesis */
 
 /* Receives synthesized samples (mono signed 16-bit at the synthesizer's

@@ -132,11 +132,16 @@ static void usage(FILE *f) {
                "      --no-prefill      no prefill while the user speaks (baseline)\n"
                "      --unload-for-tts  unload the model while the rest is spoken, reload after\n"
                "      --fast            feed a WAV as fast as possible, not in real time\n"
-               "      --first-max N     longest first phrase (60)\n");
+               "      --first-max N     longest first phrase (60)\n"
+               "      --text T          no audio in: a simulated recognizer \"hears\" T at --wpm\n"
+               "                        words a minute, its partials --lag words behind (the\n"
+               "                        LLM stages measured without ASR noise); --in not needed\n"
+               "      --wpm N (150)  --lag N (3)\n");
 }
 
 int main(int argc, char **argv) {
-    const char *model = NULL, *in = NULL, *out = NULL;
+    const char *model = NULL, *in = NULL, *out = NULL, *text_in = NULL;
+    int wpm = 150, lag = 3;
     const char *system = "You are a concise voice assistant. Answer in one or two sentences.";
     int threads = 2, first_max = 0;
     bool prefill = true, unload = false, fast = false;
@@ -146,21 +151,15 @@ int main(int argc, char **argv) {
     s.max_tokens = 64;
     s.seed = 1;
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},
-        {"in", required_argument, 0, 'i'},
-        {"out", required_argument, 0, 'o'},
-        {"system", required_argument, 0, 's'},
-        {"threads", required_argument, 0, 't'},
-        {"max-tokens", required_argument, 0, 'n'},
-        {"quant", required_argument, 0, 'Q'},
-        {"temp", required_argument, 0, 'T'},
-        {"seed", required_argument, 0, 'S'},
-        {"no-prefill", no_argument, 0, 'P'},
-        {"unload-for-tts", no_argument, 0, 'U'},
-        {"fast", no_argument, 0, 'F'},
-        {"first-max", required_argument, 0, 'X'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+        {"model", required_argument, 0, 'm'},     {"in", required_argument, 0, 'i'},
+        {"out", required_argument, 0, 'o'},       {"system", required_argument, 0, 's'},
+        {"threads", required_argument, 0, 't'},   {"max-tokens", required_argument, 0, 'n'},
+        {"quant", required_argument, 0, 'Q'},     {"temp", required_argument, 0, 'T'},
+        {"seed", required_argument, 0, 'S'},      {"no-prefill", no_argument, 0, 'P'},
+        {"unload-for-tts", no_argument, 0, 'U'},  {"fast", no_argument, 0, 'F'},
+        {"first-max", required_argument, 0, 'X'}, {"help", no_argument, 0, 'h'},
+        {"text", required_argument, 0, 'W'},      {"wpm", required_argument, 0, 'R'},
+        {"lag", required_argument, 0, 'L'},       {0, 0, 0, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "m:s:t:n:h", opts, NULL)) != -1) {
@@ -177,6 +176,9 @@ int main(int argc, char **argv) {
         case 'U': unload = true; break;
         case 'F': fast = true; break;
         case 'X': first_max = atoi(optarg); break;
+        case 'W': text_in = optarg; break;
+        case 'R': wpm = atoi(optarg); break;
+        case 'L': lag = atoi(optarg); break;
         case 'Q':
             if (!strcmp(optarg, "q4"))
                 lo.weights = Q35_WEIGHTS_Q4_0;
@@ -191,7 +193,8 @@ int main(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
-    if (!model || !in || !out || optind != argc || threads < 1 || s.max_tokens < 1) {
+    if (!model || (!in && !text_in) || !out || optind != argc || threads < 1 || s.max_tokens < 1 ||
+        wpm < 1 || lag < 0) {
         usage(stderr);
         return 2;
     }
@@ -214,7 +217,8 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "startup_ms %.1f\n", now_ms() - t);
 
-    const asr_ops *asr_impl = &asr_pocketsphinx;
+    const asr_ops *asr_impl = text_in ? &asr_text : &asr_pocketsphinx;
+    asr_text_set(text_in, wpm, lag);
     asr *a = asr_impl->open(err, sizeof err);
     pipeline p = {.tts_impl = &tts_espeak};
     pthread_mutex_init(&p.mu, NULL);
@@ -232,8 +236,11 @@ int main(int argc, char **argv) {
     /* ---------------------------------------------- listening */
     int16_t *pcm = NULL;
     size_t n_pcm = 0;
-    bool from_stdin = !strcmp(in, "-");
-    if (!from_stdin && wav_read_16k(in, &pcm, &n_pcm, err, sizeof err)) {
+    bool from_stdin = !text_in && !strcmp(in, "-");
+    if (text_in) { /* silence as long as the text takes to say */
+        n_pcm = asr_text_samples();
+        pcm = calloc(n_pcm ? n_pcm : 1, sizeof *pcm);
+    } else if (!from_stdin && wav_read_16k(in, &pcm, &n_pcm, err, sizeof err)) {
         fprintf(stderr, "q35-voice: %s\n", err);
         return 1;
     }
