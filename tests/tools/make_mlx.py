@@ -149,6 +149,12 @@ def pack(q, bits):
     """Codes [rows, cols] -> uint32 words [rows, cols*bits/32]: one
     little-endian bit stream per row."""
     rows, cols = q.shape
+    if bits in (2, 4, 8):  # codes stay inside words: the same bytes, cheaper
+        per = 32 // bits
+        words = np.zeros((rows, cols // per), dtype=np.uint32)
+        for j in range(per):
+            words |= q[:, j::per].astype(np.uint32) << np.uint32(j * bits)
+        return words
     bitv = ((q[..., None] >> np.arange(bits, dtype=np.uint32)) & 1).astype(np.uint8)
     by = np.packbits(bitv.reshape(rows, cols * bits), axis=1, bitorder="little")
     return np.ascontiguousarray(by).view("<u4").reshape(rows, cols * bits // 32)
@@ -322,7 +328,11 @@ def main():
     if a.random is not None:
         random_checkpoint(a.src, a.random, a.intermediate)
     cfg = json.load(open(os.path.join(a.src, "config.json")))
-    w = read_st(os.path.join(a.src, "model.safetensors"))
+    # the multimodal checkpoint's names (model.language_model.*) as the
+    # causal LM's (model.*); vision tensors are not used
+    w = {k.replace("model.language_model.", "model."): v
+         for k, v in read_st(os.path.join(a.src, "model.safetensors")).items()
+         if not k.startswith(("model.visual.", "visual."))}
     if a.layout == "mlx-lm":
         mlx, deq = convert_mlx_lm(w, a.bits, a.group)
         mcfg = dict(cfg)
@@ -332,12 +342,13 @@ def main():
             raise SystemExit("the app's label implies group 64: pass --app-bits-keys")
         mlx, deq = convert_app(w, a.bits, a.group)
         mcfg = app_config(cfg, a.bits, a.group, a.app_bits_keys)
-    for d in (a.mlx_dir, a.deq_dir):
-        os.makedirs(d, exist_ok=True)
-    json.dump(cfg, open(os.path.join(a.deq_dir, "config.json"), "w"), indent=1)
+    os.makedirs(a.mlx_dir, exist_ok=True)
     json.dump(mcfg, open(os.path.join(a.mlx_dir, "config.json"), "w"), indent=1)
     write_st(os.path.join(a.mlx_dir, "model.safetensors"), mlx)
-    write_st(os.path.join(a.deq_dir, "model.safetensors"), deq)
+    if a.deq_dir != "-":  # "-": no dequantized copy (full-size checkpoints)
+        os.makedirs(a.deq_dir, exist_ok=True)
+        json.dump(cfg, open(os.path.join(a.deq_dir, "config.json"), "w"), indent=1)
+        write_st(os.path.join(a.deq_dir, "model.safetensors"), deq)
 
 
 if __name__ == "__main__":
