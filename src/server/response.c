@@ -297,7 +297,7 @@ static void predict_next(srv_resp *r) {
     q35_message *msgs = calloc(l.n + 2, sizeof *msgs);
     q35_tool_call *calls = r->n_calls ? calloc((size_t)r->n_calls, sizeof *calls) : NULL;
     if (!msgs || (r->n_calls && !calls)) goto done;
-    memcpy(msgs, l.items, l.n * sizeof *msgs);
+    if (l.n) memcpy(msgs, l.items, l.n * sizeof *msgs);
     for (int i = 0; i < r->n_calls; i++) {
         calls[i].name = r->calls[i].name;
         calls[i].arguments_json = r->calls[i].args.p ? r->calls[i].args.p : "{}";

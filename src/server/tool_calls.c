@@ -52,6 +52,7 @@ int srv_tool_parser_n_calls(const srv_tool_parser *p) {
 }
 
 static void consume(srv_tool_parser *p, size_t k) {
+    if (!k) return; /* buf may still be NULL */
     memmove(p->buf, p->buf + k, p->n - k);
     p->n -= k;
 }

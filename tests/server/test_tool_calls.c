@@ -163,10 +163,9 @@ static const char BODY[] = "{\"model\":\"m\",\"stream\":%s,\"messages\":[{\"role
 
 static void feed_reply(srv_job *j, const char *think, const char *answer, q35_stop_reason stop) {
     j->on_piece(j, Q35_PIECE_THINKING, think, strlen(think));
-    for (size_t i = 0; answer[i]; i += 5) {
-        size_t n = strlen(answer + i) < 5 ? strlen(answer + i) : 5;
-        j->on_piece(j, Q35_PIECE_ANSWER, answer + i, n);
-    }
+    size_t len = strlen(answer);
+    for (size_t i = 0; i < len; i += 5)
+        j->on_piece(j, Q35_PIECE_ANSWER, answer + i, len - i < 5 ? len - i : 5);
     q35_reply r = {0};
     r.stop = stop;
     j->prompt_tokens = 10;
