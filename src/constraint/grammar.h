@@ -49,6 +49,12 @@ typedef struct q35_grammar {
     int n_sets;
     int root; /* the start rule */
     int lead; /* root preceded by up to two "\n" (the answer after </think>) */
+    /* [n_els] the position a mask key uses: identity, except inside the
+     * helper rules of a bounded repetition x{m,n} of a non-empty x, where
+     * "k more allowed" for k > Q35_MASK_SAT reads as k = Q35_MASK_SAT. No
+     * token of at most Q35_MASK_SAT bytes can tell them apart, so the
+     * masks of such states are shared (longer tokens are checked alone). */
+    int32_t *canon_pos;
 } q35_grammar;
 
 void q35_grammar_free(q35_grammar *g);
@@ -68,7 +74,20 @@ typedef struct g_rule {
     int ref_line, ref_col; /* where it was first used (for "undefined rule" errors) */
 } g_rule;
 
+/* Token bytes up to which repetition counters are saturated in mask keys
+ * (the vocabulary trie holds only tokens this short). */
+#define Q35_MASK_SAT 24
+
+/* The helper rules of one bounded repetition: rules first .. first+n-1
+ * hold "k more allowed" for k = 1..n, each "x next | empty". */
+typedef struct g_chain {
+    int first, n;
+    g_elem x;
+} g_chain;
+
 typedef struct g_builder {
+    g_chain *chains;
+    int n_chains, cap_chains;
     g_rule *rules;
     int n_rules, cap_rules;
     g_byteset *sets;

@@ -19,6 +19,7 @@ void q35_grammar_free(q35_grammar *g) {
     free(g->alt_start);
     free(g->rule_alt);
     free(g->sets);
+    free(g->canon_pos);
     free(g);
 }
 
@@ -41,6 +42,7 @@ void gb_free(g_builder *b) {
     }
     free(b->rules);
     free(b->sets);
+    free(b->chains);
     memset(b, 0, sizeof *b);
 }
 
@@ -377,7 +379,7 @@ int gb_repeat(g_builder *b, g_seq *s, int from, int min, int max) {
         return rc ? rc : gb_push(b, s, G_RULE, rule);
     }
     /* up to max-min more: R1 ::= x | "", Rk ::= x R(k-1) | "" */
-    int prev = -1;
+    int prev = -1, first = b->n_rules;
     for (int k = 0; k < max - min; k++) {
         int rule = gb_anon(b, "opt");
         if (rule < 0) return Q35_ENOMEM;
@@ -391,13 +393,23 @@ int gb_repeat(g_builder *b, g_seq *s, int from, int min, int max) {
         b->rules[rule].defined = true;
         prev = rule;
     }
+    if (max - min > Q35_MASK_SAT && prev == first + (max - min) - 1) { /* ids consecutive */
+        if (b->n_chains == b->cap_chains) {
+            int cap = b->cap_chains ? b->cap_chains * 2 : 16;
+            g_chain *c = realloc(b->chains, (size_t)cap * sizeof *c);
+            if (!c) return oom(b);
+            b->chains = c;
+            b->cap_chains = cap;
+        }
+        b->chains[b->n_chains++] = (g_chain){first, max - min, x};
+    }
     return prev >= 0 ? gb_push(b, s, G_RULE, prev) : Q35_OK;
 }
 
 /* Left recursion: a rule reachable from itself through leading elements
  * that can all match the empty string would make the recognizer's stacks
  * grow without consuming input. */
-static int check_left_recursion(g_builder *b) {
+static int check_left_recursion(g_builder *b, bool **nullable_out) {
     int n = b->n_rules;
     bool *nullable = calloc((size_t)n, 1);
     int *color = calloc((size_t)n, sizeof *color);
@@ -470,7 +482,10 @@ static int check_left_recursion(g_builder *b) {
             }
         }
     }
-    free(nullable);
+    if (!rc && nullable_out)
+        *nullable_out = nullable;
+    else
+        free(nullable);
     free(color);
     free(stack);
     return rc;
@@ -478,6 +493,7 @@ static int check_left_recursion(g_builder *b) {
 
 q35_grammar *gb_finish(g_builder *b, const char *root_name) {
     q35_grammar *g = NULL;
+    bool *nullable = NULL;
     int root = -1;
     for (int i = 0; i < b->n_rules; i++)
         if (!strcmp(b->rules[i].name, root_name)) root = i;
@@ -505,7 +521,7 @@ q35_grammar *gb_finish(g_builder *b, const char *root_name) {
         if (rc) goto done;
     }
     b->rules[lead].defined = true;
-    if (check_left_recursion(b)) goto done;
+    if (check_left_recursion(b, &nullable)) goto done;
 
     g = calloc(1, sizeof *g);
     if (!g) goto oom;
@@ -538,12 +554,32 @@ q35_grammar *gb_finish(g_builder *b, const char *root_name) {
     g->n_sets = b->n_sets;
     g->root = root;
     g->lead = lead;
+    g->canon_pos = malloc(((size_t)ei + 1) * sizeof *g->canon_pos);
+    if (!g->canon_pos) goto oom;
+    for (int i = 0; i < ei; i++)
+        g->canon_pos[i] = i;
+    for (int c = 0; c < b->n_chains; c++) {
+        const g_chain *ch = &b->chains[c];
+        if (ch->x.kind == G_RULE && nullable[ch->x.arg]) continue; /* empty steps: no bound */
+        if (ch->x.kind == G_TOKEN) continue;                       /* tokens are not trie bytes */
+        int sat = ch->first + Q35_MASK_SAT - 1;                    /* the rule of k = SAT */
+        for (int k = Q35_MASK_SAT + 1; k <= ch->n; k++) {
+            int r = ch->first + k - 1;
+            /* alt 0: x, R(k-1), END; alt 1: END — the same layout as SAT's */
+            int a0 = g->alt_start[g->rule_alt[r]], a1 = g->alt_start[g->rule_alt[r] + 1];
+            int s0 = g->alt_start[g->rule_alt[sat]], s1 = g->alt_start[g->rule_alt[sat] + 1];
+            for (int o = 0; o < 3; o++)
+                g->canon_pos[a0 + o] = s0 + o;
+            g->canon_pos[a1] = s1;
+        }
+    }
     goto done;
 oom:
     oom(b);
     q35_grammar_free(g);
     g = NULL;
 done:
+    free(nullable);
     gb_free(b);
     return g;
 }

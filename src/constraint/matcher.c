@@ -39,7 +39,8 @@ typedef struct mstate {
     uint8_t accept;
     uint8_t has_token; /* some stack's top is a G_TOKEN */
     int32_t *trans;    /* [256] next state on a byte, T_UNKNOWN or T_DEAD */
-    uint32_t *mask;    /* cached token mask or NULL */
+    uint32_t *mask;    /* cached mask of the trie's tokens (canonical states) or NULL */
+    int32_t canon;     /* the state whose trie mask this one shares; T_UNKNOWN until known */
 } mstate;
 
 struct q35_matcher {
@@ -47,6 +48,7 @@ struct q35_matcher {
     const q35_constraint_vocab *v;
     mnode *nodes;
     uint32_t *nstamp;
+    int32_t *ncanon; /* [n_nodes] the node with saturated counters, or T_UNKNOWN */
     int n_nodes, cap_nodes;
     int32_t *nhash;
     uint32_t nhash_mask;
@@ -67,6 +69,7 @@ struct q35_matcher {
     int n_eos;
     int32_t *walk;          /* [max_depth + 1] states along the trie path */
     const int32_t **wtrans; /* [max_depth + 1] their transition tables */
+    uint32_t *scratch;      /* [words] this step's mask: the trie's part and the rest */
     int32_t cached[MAX_CACHED_MASKS];
     int n_cached, next_evict;
     size_t mem;
@@ -133,11 +136,13 @@ static int32_t intern_node(q35_matcher *m, int32_t pos, int32_t parent) {
     }
     int cap = m->cap_nodes;
     if (!grow(m, (void **)&m->nodes, &cap, sizeof *m->nodes, m->n_nodes + 1)) return -1;
-    int cap2 = m->cap_nodes;
+    int cap2 = m->cap_nodes, cap3 = m->cap_nodes;
     if (!grow(m, (void **)&m->nstamp, &cap2, sizeof *m->nstamp, m->n_nodes + 1)) return -1;
-    m->cap_nodes = cap < cap2 ? cap : cap2;
+    if (!grow(m, (void **)&m->ncanon, &cap3, sizeof *m->ncanon, m->n_nodes + 1)) return -1;
+    m->cap_nodes = cap < cap2 ? (cap < cap3 ? cap : cap3) : (cap2 < cap3 ? cap2 : cap3);
     m->nodes[m->n_nodes] = (mnode){pos, parent};
     m->nstamp[m->n_nodes] = 0;
+    m->ncanon[m->n_nodes] = T_UNKNOWN;
     m->nhash[k] = m->n_nodes;
     return m->n_nodes++;
 }
@@ -247,6 +252,7 @@ static int32_t intern_result(q35_matcher *m) {
         return T_UNKNOWN;
     mstate *s = &m->states[m->n_states];
     memset(s, 0, sizeof *s);
+    s->canon = T_UNKNOWN;
     s->off = (int32_t)m->n_pool;
     s->n = m->n_res;
     s->accept = m->res_accept;
@@ -403,6 +409,8 @@ void q35_matcher_free(q35_matcher *m) {
     free(m->pool);
     free(m->nodes);
     free(m->nstamp);
+    free(m->ncanon);
+    free(m->scratch);
     free(m->nhash);
     free(m->work);
     free(m->res);
@@ -417,7 +425,49 @@ static double now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* Builds the mask of state s into `mask` (n_vocab bits). */
+/* The node with every bounded-repetition counter above Q35_MASK_SAT
+ * saturated (see grammar.h); -1 on failure. */
+static int32_t canon_node(q35_matcher *m, int32_t id) {
+    if (id < 0) return id;
+    if (m->ncanon[id] != T_UNKNOWN) return m->ncanon[id];
+    int32_t pos = m->nodes[id].pos, parent = m->nodes[id].parent;
+    int32_t cpar = canon_node(m, parent);
+    if (parent >= 0 && cpar < 0) return -1;
+    int32_t cpos = m->g->canon_pos[pos];
+    int32_t c = cpos == pos && cpar == parent ? id : intern_node(m, cpos, cpar);
+    if (c < 0) return -1;
+    m->ncanon[id] = c;
+    m->ncanon[c] = c;
+    return c;
+}
+
+/* The state whose trie mask s shares (s itself when nothing saturates). */
+static int32_t canon_state(q35_matcher *m, int32_t s) {
+    if (m->states[s].canon != T_UNKNOWN) return m->states[s].canon;
+    begin(m);
+    bool same = true;
+    for (int i = 0; i < m->states[s].n; i++) {
+        int32_t id = m->pool[m->states[s].off + i];
+        int32_t c = canon_node(m, id);
+        if (c < 0) return s; /* out of memory: no sharing, still exact */
+        same &= c == id;
+        if (m->nstamp[c] == m->stamp) continue; /* saturated stacks may coincide */
+        m->nstamp[c] = m->stamp;
+        if (!grow(m, (void **)&m->res, &m->cap_res, sizeof *m->res, m->n_res + 1)) return s;
+        m->res[m->n_res++] = c;
+    }
+    int32_t c = s;
+    if (!same) {
+        m->res_accept = m->states[s].accept;
+        c = intern_result(m);
+        if (c < 0) return s;
+    }
+    m->states[s].canon = c;
+    m->states[c].canon = c;
+    return c;
+}
+
+/* The trie tokens admitted from state s into `mask` (n_vocab bits). */
 static void build_mask(q35_matcher *m, int32_t s, uint32_t *mask) {
     const q35_constraint_vocab *v = m->v;
     memset(mask, 0, ((size_t)v->n_vocab + 31) / 32 * sizeof *mask);
@@ -445,24 +495,14 @@ static void build_mask(q35_matcher *m, int32_t s, uint32_t *mask) {
             mask[id >> 5] |= 1u << (id & 31);
         i++;
     }
-    const mstate *st = &m->states[s];
-    if (st->has_token)
-        for (int i = 0; i < st->n; i++) {
-            const g_elem *el = &m->g->els[m->nodes[m->pool[st->off + i]].pos];
-            if (el->kind == G_TOKEN) mask[el->arg >> 5] |= 1u << (el->arg & 31);
-        }
-    if (st->accept)
-        for (int i = 0; i < m->n_eos; i++)
-            if (m->eos[i] < v->n_vocab) mask[m->eos[i] >> 5] |= 1u << (m->eos[i] & 31);
 }
 
-/* The cached mask of the current state (computed if needed); NULL on
+/* The trie mask of state `key`, cached (computed if needed); NULL on
  * failure. */
-static const uint32_t *current_mask(q35_matcher *m, q35_err *e) {
-    mstate *st = &m->states[m->cur];
-    if (st->mask) {
+static const uint32_t *trie_mask(q35_matcher *m, int32_t key, q35_err *e) {
+    if (m->states[key].mask) {
         m->st.n_mask_hits++;
-        return st->mask;
+        return m->states[key].mask;
     }
     size_t words = ((size_t)m->v->n_vocab + 31) / 32;
     uint32_t *mask;
@@ -470,7 +510,7 @@ static const uint32_t *current_mask(q35_matcher *m, q35_err *e) {
         int victim = m->cached[m->next_evict];
         mask = m->states[victim].mask;
         m->states[victim].mask = NULL;
-        m->cached[m->next_evict] = m->cur;
+        m->cached[m->next_evict] = key;
         m->next_evict = (m->next_evict + 1) % MAX_CACHED_MASKS;
     } else {
         mask = malloc(words * sizeof *mask);
@@ -479,30 +519,69 @@ static const uint32_t *current_mask(q35_matcher *m, q35_err *e) {
             return NULL;
         }
         m->mem += words * sizeof *mask;
-        m->cached[m->n_cached++] = m->cur;
+        m->cached[m->n_cached++] = key;
     }
     m->failed = 0;
-    int32_t cur = m->cur;
-    build_mask(m, cur, mask);
+    build_mask(m, key, mask);
     m->st.n_masks++;
     if (m->failed) {
         q35_err_set(e, m->failed,
                     "matcher: the grammar's state space grew past the limits "
                     "(%d states, %zu bytes)",
                     m->n_states, m->mem);
-        m->states[cur].mask = mask; /* keep the buffer owned; recomputed next time */
         free(mask);
-        m->states[cur].mask = NULL;
-        /* drop it from the cache list */
+        m->mem -= words * sizeof *mask;
         for (int i = 0; i < m->n_cached; i++)
-            if (m->cached[i] == cur) {
+            if (m->cached[i] == key) {
                 m->cached[i] = m->cached[--m->n_cached];
                 m->next_evict = 0;
                 break;
             }
         return NULL;
     }
-    m->states[cur].mask = mask;
+    m->states[key].mask = mask;
+    return mask;
+}
+
+/* This step's whole mask: the trie's tokens (shared through the
+ * canonical state), the long tokens, token terminals and eos, from the
+ * current state itself. NULL on failure. */
+static const uint32_t *current_mask(q35_matcher *m, q35_err *e) {
+    const q35_constraint_vocab *v = m->v;
+    size_t words = ((size_t)v->n_vocab + 31) / 32;
+    if (!m->scratch) {
+        m->scratch = malloc(words * sizeof *m->scratch);
+        if (!m->scratch) {
+            q35_err_set(e, Q35_ENOMEM, "matcher: out of memory for a mask");
+            return NULL;
+        }
+        m->mem += words * sizeof *m->scratch;
+    }
+    int32_t cur = m->cur;
+    const uint32_t *tm = trie_mask(m, canon_state(m, cur), e);
+    if (!tm) return NULL;
+    uint32_t *mask = m->scratch;
+    memcpy(mask, tm, words * sizeof *mask);
+    m->failed = 0;
+    for (int k = 0; k < v->n_long; k++) {
+        int32_t id = v->long_ids[k], t = cur;
+        for (uint32_t i = v->off[id]; i < v->off[id + 1] && t >= 0; i++)
+            t = step(m, t, (unsigned char)v->bytes[i]);
+        if (t >= 0) mask[id >> 5] |= 1u << (id & 31);
+    }
+    if (m->failed) {
+        q35_err_set(e, m->failed, "matcher: the grammar's state space grew past the limits");
+        return NULL;
+    }
+    const mstate *st = &m->states[cur];
+    if (st->has_token)
+        for (int i = 0; i < st->n; i++) {
+            const g_elem *el = &m->g->els[m->nodes[m->pool[st->off + i]].pos];
+            if (el->kind == G_TOKEN) mask[el->arg >> 5] |= 1u << (el->arg & 31);
+        }
+    if (st->accept)
+        for (int i = 0; i < m->n_eos; i++)
+            if (m->eos[i] < v->n_vocab) mask[m->eos[i] >> 5] |= 1u << (m->eos[i] & 31);
     return mask;
 }
 

@@ -28,6 +28,7 @@ void q35_constraint_vocab_free(q35_constraint_vocab *v) {
     free(v->depth);
     free(v->end);
     free(v->tok);
+    free(v->long_ids);
     free(v);
 }
 
@@ -66,7 +67,8 @@ q35_constraint_vocab *q35_constraint_vocab_new(const q35_tokenizer *t, q35_err *
     v->added = calloc(nv, 1);
     v->next_dup = malloc(nv * sizeof *v->next_dup);
     order = malloc(nv * sizeof *order);
-    if (!v->bytes || !v->off || !v->added || !v->next_dup || !order) goto oom;
+    v->long_ids = malloc(nv * sizeof *v->long_ids);
+    if (!v->bytes || !v->off || !v->added || !v->next_dup || !order || !v->long_ids) goto oom;
     size_t at = 0, n_order = 0;
     for (size_t i = 0; i < nv; i++) {
         size_t len = 0;
@@ -76,7 +78,12 @@ q35_constraint_vocab *q35_constraint_vocab_new(const q35_tokenizer *t, q35_err *
         at += b ? len : 0;
         v->next_dup[i] = -1;
         v->added[i] = q35_token_is_added(t, (int32_t)i);
-        if (b && len && !v->added[i]) order[n_order++] = (int32_t)i;
+        if (b && len && !v->added[i]) {
+            if (len > Q35_MASK_SAT)
+                v->long_ids[v->n_long++] = (int32_t)i;
+            else
+                order[n_order++] = (int32_t)i;
+        }
     }
     v->off[nv] = (uint32_t)at;
     qsort_r(order, n_order, sizeof *order, cmp_tok, v);

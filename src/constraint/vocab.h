@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "constraint/grammar.h"
 #include "q35.h"
 
 #define Q35_VOCAB_MAX_EOS 8
@@ -28,6 +29,10 @@ struct q35_constraint_vocab {
     int32_t *end;
     int32_t *tok;
     int max_depth;
+    /* non-added tokens longer than Q35_MASK_SAT bytes: not in the trie,
+     * checked one by one (a few hundred in a Qwen vocabulary) */
+    int32_t *long_ids;
+    int n_long;
     int32_t eos[Q35_VOCAB_MAX_EOS];
     int n_eos;
 };
