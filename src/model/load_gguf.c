@@ -45,9 +45,11 @@
 bool q35_path_is_gguf(const char *path) {
     q35_file_kind k = q35_file_kind_of(path);
     if (k == Q35_FILE_GGUF) return true;
-    /* a file named .gguf that is not one gets the GGUF parser's message */
+    /* a file named .gguf that is not one (or is not there) gets the GGUF
+     * parser's message */
     size_t n = path ? strlen(path) : 0;
-    return k == Q35_FILE_OTHER && n >= 5 && !strcasecmp(path + n - 5, ".gguf");
+    return (k == Q35_FILE_OTHER || k == Q35_FILE_MISSING) && n >= 5 &&
+           !strcasecmp(path + n - 5, ".gguf");
 }
 
 /* ---------------------------------------------------------------- config */
@@ -304,7 +306,7 @@ typedef struct binder {
     q35_model *m;
     const q35_gguf *g;
     q35_err *e;
-    bool uses_map; /* some weight points into the file */
+    bool uses_map;  /* some weight points into the file */
     size_t dropped; /* bytes of converted tensors whose pages were dropped */
 } binder;
 
@@ -613,8 +615,7 @@ static void note_file_type(q35_model *m, const q35_gguf *g) {
 }
 
 /* Binds everything; *uses_map tells whether some weight points into g. */
-static int bind_all(q35_model *m, const q35_gguf *g, bool *uses_map, size_t *dropped,
-                    q35_err *e) {
+static int bind_all(q35_model *m, const q35_gguf *g, bool *uses_map, size_t *dropped, q35_err *e) {
     meta mt = {g, "", e};
     int rc = read_config(&mt, &m->cfg);
     if (rc) return rc;

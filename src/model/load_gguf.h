@@ -22,8 +22,8 @@ int q35_model_load_gguf(q35_model *m, const char *path, q35_err *e);
 int q35_model_bind_gguf(q35_model *m, const q35_gguf *g, q35_err *e);
 
 /* True when `path` is a GGUF file by its content (magic "GGUF", whatever
- * its name), or a regular file named *.gguf (any case) that is not, so that
- * the GGUF parser reports what is wrong with it. */
+ * its name), or a file or missing path named *.gguf (any case) that is not
+ * a directory, so that the GGUF parser reports what is wrong with it. */
 bool q35_path_is_gguf(const char *path);
 
 #endif

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -393,6 +394,23 @@ static void test_load_errors(void **state) {
     assert_true(q35_path_is_gguf("a/b/model-Q4_K_M.GGUF"));
     assert_false(q35_path_is_gguf("model.safetensors"));
     assert_false(q35_path_is_gguf(".gguf/dir/x"));
+    /* by content: a GGUF whatever its name, a safetensors file or a
+     * directory never, even when named .gguf */
+    assert_true(q35_path_is_gguf(GOLDEN "gguf/tiny-a-bf16.gguf"));
+    assert_false(q35_path_is_gguf(GOLDEN "models/tiny-a/model.safetensors"));
+    assert_false(q35_path_is_gguf(GOLDEN "models/tiny-a"));
+    char tmpl[] = "/tmp/q35-sniff-XXXXXX";
+    int fd = mkstemp(tmpl);
+    assert_true(fd >= 0);
+    FILE *src = fopen(GOLDEN "gguf/tiny-a-Q4_0.gguf", "rb");
+    assert_non_null(src);
+    unsigned char buf[4096];
+    size_t got = fread(buf, 1, sizeof buf, src);
+    fclose(src);
+    assert_int_equal(write(fd, buf, got), (ssize_t)got);
+    close(fd);
+    assert_true(q35_path_is_gguf(tmpl)); /* no extension, GGUF magic */
+    unlink(tmpl);
 }
 
 int main(void) {
