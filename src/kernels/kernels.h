@@ -108,14 +108,17 @@ const q35_kernels *q35_kernels_avx2(void);
 const q35_kernels *q35_kernels_avx512(void);
 /* AVX-512 plus AMX-BF16 tiles for matmuls over many tokens (prefill). */
 const q35_kernels *q35_kernels_amx(void);
+/* The best of the AArch64 sets "neon" (Armv8.0), "neon-dotprod" (+ sdot)
+ * and "neon-i8mm" (+ smmla) this CPU runs, or the one Q35_KERNELS names
+ * (kernels_neon.h has each by level). */
 const q35_kernels *q35_kernels_neon(void);
 /* The sets above are the exact float path (i8 = NULL). The same set with
  * its integer path on (same name, same float ops, i8 set), or k itself
  * where that set has none. */
 const q35_kernels *q35_kernels_int8(const q35_kernels *k);
 /* The fastest set this CPU runs, with its integer path. Environment
- * variable Q35_KERNELS=generic|avx2|avx512|amx|neon forces one (when
- * available), for testing and comparison; Q35_EXACT=1 keeps the exact float
+ * variable Q35_KERNELS=generic|avx2|avx512|amx|neon|neon-dotprod|
+ * neon-i8mm forces one (when available), for testing and comparison; Q35_EXACT=1 keeps the exact float
  * path (the reference mode: weights times float32 activations, see
  * matmul above). */
 const q35_kernels *q35_kernels_best(void);
