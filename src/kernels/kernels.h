@@ -118,9 +118,9 @@ const q35_kernels *q35_kernels_neon(void);
 const q35_kernels *q35_kernels_int8(const q35_kernels *k);
 /* The fastest set this CPU runs, with its integer path. Environment
  * variable Q35_KERNELS=generic|avx2|avx512|amx|neon|neon-dotprod|
- * neon-i8mm forces one (when available), for testing and comparison; Q35_EXACT=1 keeps the exact float
- * path (the reference mode: weights times float32 activations, see
- * matmul above). */
+ * neon-i8mm forces one (when available), for testing and comparison;
+ * Q35_EXACT=1 keeps the exact float path (the reference mode: weights times
+ * float32 activations, see matmul above). */
 const q35_kernels *q35_kernels_best(void);
 /* The same with the mode given: exact = true is the float path whatever
  * Q35_EXACT says, false the integer path unless Q35_EXACT is set. */
