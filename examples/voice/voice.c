@@ -119,6 +119,67 @@ static int on_piece(void *ud, q35_piece_kind kind, const char *text, size_t len)
     return q35_phraser_on_piece(pc->phraser, kind, text, len);
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* --bench N with --text: the LLM stage alone, N times each way, in one
+ * process (no load, ASR or TTS in the figures): time from the final
+ * transcript to the first token after the partials were prefilled (each
+ * partial waited for, as a recognizer slower than the prefill allows),
+ * against the same turn with nothing prefilled but the system prompt. */
+static int bench_listen(q35_chat *c, const char *text, int lag, int n, q35_sampling s) {
+    char words[4096];
+    snprintf(words, sizeof words, "%s", text);
+    int starts[512], nw = 0;
+    for (char *p = words; *p && nw < 512;) {
+        while (*p == ' ')
+            p++;
+        if (!*p) break;
+        starts[nw++] = (int)(p - words);
+        while (*p && *p != ' ')
+            p++;
+    }
+    s.max_tokens = 1;
+    double *t[2];
+    t[0] = calloc((size_t)n, sizeof(double));
+    t[1] = calloc((size_t)n, sizeof(double));
+    int pre[2] = {0, 0}, reu[2] = {0, 0};
+    q35_err e = {0};
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++)
+        for (int mode = 0; mode < 2 && !rc; mode++) { /* 0: with partials, 1: without */
+            q35_chat_reset(c);
+            if (mode == 0)
+                for (int k = 1; k <= nw - lag; k++) {
+                    char part[4096];
+                    int end = k < nw ? starts[k] : (int)strlen(words);
+                    snprintf(part, sizeof part, "%.*s", end, words);
+                    q35_chat_listen(c, part, &e);
+                    q35_chat_listen_wait(c);
+                }
+            q35_reply r;
+            rc = q35_chat_generate(c, text, &s, NULL, NULL, &r, &e);
+            t[mode][i] = r.ttft_ms;
+            pre[mode] = r.prefilled_tokens;
+            reu[mode] = r.reused_tokens;
+            q35_reply_free(&r);
+        }
+    if (rc) fprintf(stderr, "q35-voice: %s\n", e.msg);
+    for (int mode = 0; mode < 2 && !rc; mode++) {
+        qsort(t[mode], (size_t)n, sizeof(double), cmp_double);
+        fprintf(stderr,
+                "bench_%s_first_token_ms min %.1f median %.1f max %.1f (prefilled %d, reused "
+                "%d)\n",
+                mode ? "without_prefill" : "with_prefill", t[mode][0], t[mode][n / 2],
+                t[mode][n - 1], pre[mode], reu[mode]);
+    }
+    free(t[0]);
+    free(t[1]);
+    return rc ? 1 : 0;
+}
+
 static void usage(FILE *f) {
     fprintf(f, "usage: q35-voice -m MODEL --in IN.wav|- --out OUT.wav|- [options]\n"
                "  One spoken turn: pocketsphinx -> q35 -> espeak-ng, with each stage's latency.\n"
@@ -136,12 +197,14 @@ static void usage(FILE *f) {
                "      --text T          no audio in: a simulated recognizer \"hears\" T at --wpm\n"
                "                        words a minute, its partials --lag words behind (the\n"
                "                        LLM stages measured without ASR noise); --in not needed\n"
-               "      --wpm N (150)  --lag N (3)\n");
+               "      --wpm N (150)  --lag N (3)\n"
+               "      --bench N         with --text: final transcript -> first token, N times\n"
+               "                        with and without prefill while speaking (no audio)\n");
 }
 
 int main(int argc, char **argv) {
     const char *model = NULL, *in = NULL, *out = NULL, *text_in = NULL;
-    int wpm = 150, lag = 3;
+    int wpm = 150, lag = 3, bench = 0;
     const char *system = "You are a concise voice assistant. Answer in one or two sentences.";
     int threads = 2, first_max = 0;
     bool prefill = true, unload = false, fast = false;
@@ -151,15 +214,25 @@ int main(int argc, char **argv) {
     s.max_tokens = 64;
     s.seed = 1;
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},     {"in", required_argument, 0, 'i'},
-        {"out", required_argument, 0, 'o'},       {"system", required_argument, 0, 's'},
-        {"threads", required_argument, 0, 't'},   {"max-tokens", required_argument, 0, 'n'},
-        {"quant", required_argument, 0, 'Q'},     {"temp", required_argument, 0, 'T'},
-        {"seed", required_argument, 0, 'S'},      {"no-prefill", no_argument, 0, 'P'},
-        {"unload-for-tts", no_argument, 0, 'U'},  {"fast", no_argument, 0, 'F'},
-        {"first-max", required_argument, 0, 'X'}, {"help", no_argument, 0, 'h'},
-        {"text", required_argument, 0, 'W'},      {"wpm", required_argument, 0, 'R'},
-        {"lag", required_argument, 0, 'L'},       {0, 0, 0, 0},
+        {"model", required_argument, 0, 'm'},
+        {"in", required_argument, 0, 'i'},
+        {"out", required_argument, 0, 'o'},
+        {"system", required_argument, 0, 's'},
+        {"threads", required_argument, 0, 't'},
+        {"max-tokens", required_argument, 0, 'n'},
+        {"quant", required_argument, 0, 'Q'},
+        {"temp", required_argument, 0, 'T'},
+        {"seed", required_argument, 0, 'S'},
+        {"no-prefill", no_argument, 0, 'P'},
+        {"unload-for-tts", no_argument, 0, 'U'},
+        {"fast", no_argument, 0, 'F'},
+        {"first-max", required_argument, 0, 'X'},
+        {"help", no_argument, 0, 'h'},
+        {"text", required_argument, 0, 'W'},
+        {"wpm", required_argument, 0, 'R'},
+        {"lag", required_argument, 0, 'L'},
+        {"bench", required_argument, 0, 'B'},
+        {0, 0, 0, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "m:s:t:n:h", opts, NULL)) != -1) {
@@ -179,6 +252,7 @@ int main(int argc, char **argv) {
         case 'W': text_in = optarg; break;
         case 'R': wpm = atoi(optarg); break;
         case 'L': lag = atoi(optarg); break;
+        case 'B': bench = atoi(optarg); break;
         case 'Q':
             if (!strcmp(optarg, "q4"))
                 lo.weights = Q35_WEIGHTS_Q4_0;
@@ -216,6 +290,12 @@ int main(int argc, char **argv) {
         return 1;
     }
     fprintf(stderr, "startup_ms %.1f\n", now_ms() - t);
+    if (bench > 0 && text_in) {
+        int brc = bench_listen(c, text_in, lag, bench, s);
+        q35_chat_free(c);
+        q35_model_free(m);
+        return brc;
+    }
 
     const asr_ops *asr_impl = text_in ? &asr_text : &asr_pocketsphinx;
     asr_text_set(text_in, wpm, lag);
