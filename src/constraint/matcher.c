@@ -467,18 +467,17 @@ static int32_t canon_state(q35_matcher *m, int32_t s) {
     return c;
 }
 
-/* The trie tokens admitted from state s into `mask` (n_vocab bits). */
-static void build_mask(q35_matcher *m, int32_t s, uint32_t *mask) {
+/* Adds the tokens of trie `tr` admitted from state s to `mask`. */
+static void walk_trie(q35_matcher *m, int32_t s, const q35_vtrie *tr, uint32_t *mask) {
     const q35_constraint_vocab *v = m->v;
-    memset(mask, 0, ((size_t)v->n_vocab + 31) / 32 * sizeof *mask);
     int32_t *walk = m->walk;
     const int32_t **wt = m->wtrans;
     walk[0] = s;
     wt[0] = m->states[s].trans;
-    const uint8_t *byte = v->byte;
-    const uint16_t *depth = v->depth;
-    const int32_t *end = v->end, *tok = v->tok;
-    for (int i = 0; i < v->n_nodes;) {
+    const uint8_t *byte = tr->byte;
+    const uint16_t *depth = tr->depth;
+    const int32_t *end = tr->end, *tok = tr->tok;
+    for (int i = 0; i < tr->n_nodes;) {
         int d = depth[i];
         int32_t t = wt[d - 1] ? wt[d - 1][byte[i]] : T_UNKNOWN;
         if (t == T_UNKNOWN) {
@@ -522,7 +521,8 @@ static const uint32_t *trie_mask(q35_matcher *m, int32_t key, q35_err *e) {
         m->cached[m->n_cached++] = key;
     }
     m->failed = 0;
-    build_mask(m, key, mask);
+    memset(mask, 0, words * sizeof *mask);
+    walk_trie(m, key, &m->v->trie, mask);
     m->st.n_masks++;
     if (m->failed) {
         q35_err_set(e, m->failed,
@@ -563,12 +563,7 @@ static const uint32_t *current_mask(q35_matcher *m, q35_err *e) {
     uint32_t *mask = m->scratch;
     memcpy(mask, tm, words * sizeof *mask);
     m->failed = 0;
-    for (int k = 0; k < v->n_long; k++) {
-        int32_t id = v->long_ids[k], t = cur;
-        for (uint32_t i = v->off[id]; i < v->off[id + 1] && t >= 0; i++)
-            t = step(m, t, (unsigned char)v->bytes[i]);
-        if (t >= 0) mask[id >> 5] |= 1u << (id & 31);
-    }
+    walk_trie(m, cur, &v->long_trie, mask);
     if (m->failed) {
         q35_err_set(e, m->failed, "matcher: the grammar's state space grew past the limits");
         return NULL;
@@ -599,8 +594,15 @@ int q35_matcher_mask(q35_matcher *m, float *logits, int n, q35_err *e) {
                 logits[i + j] = -INFINITY;
             continue;
         }
-        for (int j = 0; j < 32; j++)
-            if (!((w >> j) & 1)) logits[i + j] = -INFINITY;
+        /* branch-free on the bits (partial words are common in strings):
+         * an allowed logit keeps its bits, the others become -inf */
+        uint32_t bits[32];
+        memcpy(bits, logits + i, sizeof bits);
+        for (int j = 0; j < 32; j++) {
+            uint32_t keep = 0u - ((w >> j) & 1u);
+            bits[j] = (bits[j] & keep) | (0xFF800000u & ~keep);
+        }
+        memcpy(logits + i, bits, sizeof bits);
     }
     for (; i < nv; i++)
         if (!((mask[i >> 5] >> (i & 31)) & 1)) logits[i] = -INFINITY;

@@ -18,16 +18,21 @@ static int cmp_tok(const void *a, const void *b, void *ud) {
     return x < y ? -1 : x > y;
 }
 
+static void trie_free(q35_vtrie *t) {
+    free(t->byte);
+    free(t->depth);
+    free(t->end);
+    free(t->tok);
+}
+
 void q35_constraint_vocab_free(q35_constraint_vocab *v) {
     if (!v || atomic_fetch_sub(&v->refs, 1) != 1) return;
     free(v->bytes);
     free(v->off);
     free(v->added);
     free(v->next_dup);
-    free(v->byte);
-    free(v->depth);
-    free(v->end);
-    free(v->tok);
+    trie_free(&v->trie);
+    trie_free(&v->long_trie);
     free(v->long_ids);
     free(v);
 }
@@ -46,9 +51,65 @@ static void add_eos(q35_constraint_vocab *v, int32_t id) {
     v->eos[v->n_eos++] = id;
 }
 
+/* The preorder trie of tokens order[0..n) (sorted here by their bytes). */
+static int build_trie(q35_constraint_vocab *v, int32_t *order, size_t n_order, q35_vtrie *t,
+                      q35_err *e) {
+    qsort_r(order, n_order, sizeof *order, cmp_tok, v);
+    size_t cap = 0;
+    int max_len = 1;
+    for (size_t k = 0; k < n_order; k++) {
+        int len = (int)(v->off[order[k] + 1] - v->off[order[k]]);
+        cap += (size_t)len;
+        if (len > max_len) max_len = len;
+    }
+    if (max_len > 65535)
+        return q35_err_set(e, Q35_EINVAL, "constraint vocab: a token of %d bytes", max_len);
+    t->byte = malloc(cap + 1);
+    t->depth = malloc((cap + 1) * sizeof *t->depth);
+    t->end = malloc((cap + 1) * sizeof *t->end);
+    t->tok = malloc((cap + 1) * sizeof *t->tok);
+    int *path = malloc(((size_t)max_len + 1) * sizeof *path);
+    if (!t->byte || !t->depth || !t->end || !t->tok || !path) {
+        free(path);
+        return q35_err_set(e, Q35_ENOMEM, "constraint vocab: out of memory");
+    }
+    int n = 0, path_len = 0;
+    const char *prev = NULL;
+    int prev_len = 0;
+    for (size_t k = 0; k < n_order; k++) {
+        int32_t id = order[k];
+        const char *s = v->bytes + v->off[id];
+        int len = (int)(v->off[id + 1] - v->off[id]);
+        int lcp = 0;
+        while (prev && lcp < len && lcp < prev_len && s[lcp] == prev[lcp])
+            lcp++;
+        while (path_len > lcp) /* close the subtrees we leave */
+            t->end[path[--path_len]] = n;
+        if (lcp == len) { /* same bytes as the previous token */
+            int node = path[len - 1];
+            v->next_dup[id] = t->tok[node];
+            t->tok[node] = id;
+        }
+        for (int d = lcp; d < len; d++) {
+            t->byte[n] = (uint8_t)s[d];
+            t->depth[n] = (uint16_t)(d + 1);
+            t->tok[n] = d == len - 1 ? id : -1;
+            path[path_len++] = n++;
+        }
+        prev = s;
+        prev_len = len;
+    }
+    while (path_len > 0)
+        t->end[path[--path_len]] = n;
+    t->n_nodes = n;
+    t->max_depth = max_len;
+    free(path);
+    return Q35_OK;
+}
+
 q35_constraint_vocab *q35_constraint_vocab_new(const q35_tokenizer *t, q35_err *e) {
     q35_constraint_vocab *v = calloc(1, sizeof *v);
-    int32_t *order = NULL, *path = NULL;
+    int32_t *order = NULL;
     if (!v) goto oom;
     atomic_init(&v->refs, 1);
     size_t nv = q35_tokenizer_n_vocab(t);
@@ -86,68 +147,20 @@ q35_constraint_vocab *q35_constraint_vocab_new(const q35_tokenizer *t, q35_err *
         }
     }
     v->off[nv] = (uint32_t)at;
-    qsort_r(order, n_order, sizeof *order, cmp_tok, v);
-
-    /* nodes: at most the sum of lengths; shrink after */
-    size_t cap = 0;
-    for (size_t k = 0; k < n_order; k++)
-        cap += v->off[order[k] + 1] - v->off[order[k]];
-    v->byte = malloc(cap + 1);
-    v->depth = malloc((cap + 1) * sizeof *v->depth);
-    v->end = malloc((cap + 1) * sizeof *v->end);
-    v->tok = malloc((cap + 1) * sizeof *v->tok);
-    int max_len = 1;
-    for (size_t k = 0; k < n_order; k++) {
-        int len = (int)(v->off[order[k] + 1] - v->off[order[k]]);
-        if (len > max_len) max_len = len;
-    }
-    path = malloc(((size_t)max_len + 1) * sizeof *path);
-    if (!v->byte || !v->depth || !v->end || !v->tok || !path) goto oom;
-    if (max_len > 65535) {
-        q35_err_set(e, Q35_EINVAL, "constraint vocab: a token of %d bytes", max_len);
+    if (build_trie(v, order, n_order, &v->trie, e) ||
+        build_trie(v, v->long_ids, (size_t)v->n_long, &v->long_trie, e))
         goto fail;
-    }
-    int n = 0, path_len = 0;
-    const char *prev = NULL;
-    int prev_len = 0;
-    for (size_t k = 0; k < n_order; k++) {
-        int32_t id = order[k];
-        const char *s = v->bytes + v->off[id];
-        int len = (int)(v->off[id + 1] - v->off[id]);
-        int lcp = 0;
-        while (prev && lcp < len && lcp < prev_len && s[lcp] == prev[lcp])
-            lcp++;
-        while (path_len > lcp) /* close the subtrees we leave */
-            v->end[path[--path_len]] = n;
-        if (lcp == len) { /* same bytes as the previous token */
-            int node = path[len - 1];
-            v->next_dup[id] = v->tok[node];
-            v->tok[node] = id;
-        }
-        for (int d = lcp; d < len; d++) {
-            v->byte[n] = (uint8_t)s[d];
-            v->depth[n] = (uint16_t)(d + 1);
-            v->tok[n] = d == len - 1 ? id : -1;
-            path[path_len++] = n++;
-        }
-        prev = s;
-        prev_len = len;
-    }
-    while (path_len > 0)
-        v->end[path[--path_len]] = n;
-    v->n_nodes = n;
-    v->max_depth = max_len;
+    v->max_depth =
+        v->trie.max_depth > v->long_trie.max_depth ? v->trie.max_depth : v->long_trie.max_depth;
     add_eos(v, q35_tokenizer_eos(t));
     add_eos(v, q35_token_id(t, "<|im_end|>"));
     add_eos(v, q35_token_id(t, "<|endoftext|>"));
     free(order);
-    free(path);
     return v;
 oom:
     q35_err_set(e, Q35_ENOMEM, "constraint vocab: out of memory");
 fail:
     free(order);
-    free(path);
     q35_constraint_vocab_free(v);
     return NULL;
 }

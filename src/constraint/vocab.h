@@ -14,6 +14,18 @@
 
 #define Q35_VOCAB_MAX_EOS 8
 
+/* A byte trie of tokens in preorder: node i spells byte[i] at depth[i]
+ * (1 = first byte), ends token tok[i] (-1: none; more with the same bytes
+ * through next_dup), and its subtree is [i, end[i]). */
+typedef struct q35_vtrie {
+    int n_nodes;
+    uint8_t *byte;
+    uint16_t *depth;
+    int32_t *end;
+    int32_t *tok;
+    int max_depth;
+} q35_vtrie;
+
 struct q35_constraint_vocab {
     atomic_int refs;
     int n_vocab;
@@ -21,16 +33,9 @@ struct q35_constraint_vocab {
     uint32_t *off;
     uint8_t *added;    /* [n_vocab] 1 for added tokens (not in the trie) */
     int32_t *next_dup; /* [n_vocab] another token with the same bytes, or -1 */
-    /* trie nodes in preorder: node i spells byte[i] at depth[i] (1 = first
-     * byte), ends token tok[i] (-1: none), its subtree is [i, end[i]) */
-    int n_nodes;
-    uint8_t *byte;
-    uint16_t *depth;
-    int32_t *end;
-    int32_t *tok;
-    int max_depth;
-    /* non-added tokens longer than Q35_MASK_SAT bytes: not in the trie,
-     * checked one by one (a few hundred in a Qwen vocabulary) */
+    /* the tokens of at most Q35_MASK_SAT bytes, and the longer ones */
+    q35_vtrie trie, long_trie;
+    int max_depth; /* the deeper of the two */
     int32_t *long_ids;
     int n_long;
     int32_t eos[Q35_VOCAB_MAX_EOS];
