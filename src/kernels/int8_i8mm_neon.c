@@ -262,7 +262,10 @@ const q35_i8_kernels q35_i8_neon_i8mm_set = {
             [Q35_DT_Q8_0] = {NEON_MR, NEON_NR, uk_q8_0},
             [Q35_DT_Q4_0] = {NEON_MR, NEON_NR, uk_q4_0},
             [Q35_DT_Q4_K] = {NEON_MR, NEON_NR, uk_q4_K},
-            [Q35_DT_Q5_K] = {NEON_MR, NEON_NR, uk_q5_K},
             [Q35_DT_Q6_K] = {NEON_MR, NEON_NR, uk_q6_K},
         },
 };
+/* Q5_K's micro-kernel, out of the set until the plain C definitions
+ * (int8_generic.c) have Q5_K, so that Q5_K takes the same path on every
+ * CPU; kernels_neon.h. */
+const q35_i8_ukernel_desc q35_i8_neon_i8mm_q5k = {.mr = NEON_MR, .nr = NEON_NR, .fn = uk_q5_K};

@@ -75,10 +75,13 @@ const q35_i8_kernels q35_i8_neon_set = {
             [Q35_DT_Q8_0] = {NEON_MR, SDOT_NR, uk_q8_0},
             [Q35_DT_Q4_0] = {NEON_MR, SDOT_NR, uk_q4_0},
             [Q35_DT_Q4_K] = {NEON_MR, SDOT_NR, uk_q4_K},
-            [Q35_DT_Q5_K] = {NEON_MR, SDOT_NR, uk_q5_K},
             [Q35_DT_Q6_K] = {NEON_MR, SDOT_NR, uk_q6_K},
         },
 };
+/* Q5_K's micro-kernel, out of the set until the plain C definitions
+ * (int8_generic.c) have Q5_K, so that Q5_K takes the same path on every
+ * CPU; kernels_neon.h. */
+const q35_i8_ukernel_desc q35_i8_neon_q5k = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q5_K};
 
 const q35_i8_kernels *q35_i8_kernels_neon_level(q35_neon_level l) {
     if (!q35_kernels_neon_level(l)) return NULL; /* the CPU lacks its instructions */
@@ -88,6 +91,13 @@ const q35_i8_kernels *q35_i8_kernels_neon_level(q35_neon_level l) {
     case Q35_NEON_I8MM: return &q35_i8_neon_i8mm_set;
     default: return NULL;
     }
+}
+
+const q35_i8_ukernel_desc *q35_i8_neon_q5k_level(q35_neon_level l) {
+    if (!q35_kernels_neon_level(l)) return NULL;
+    return l == Q35_NEON_PLAIN     ? &q35_i8_neon_q5k
+           : l == Q35_NEON_DOTPROD ? &q35_i8_neon_dotprod_q5k
+                                   : &q35_i8_neon_i8mm_q5k;
 }
 
 /* The integer set of the level of q35_kernels_neon's float set (so that

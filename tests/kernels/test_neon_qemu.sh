@@ -14,7 +14,8 @@
 # test_int8.c (the integer path of the best set, as on x86). Under the
 # last: the whole of test_kernels.c (every float set against the plain C
 # float definitions; the three sets share their float functions, built for
-# Armv8.0, so one model is enough, and it is the suite's slowest part).
+# Armv8.0, so one model is enough, and it is the suite's slowest part) and
+# tests/model/test_mlx_q5k_kernels.c (MLX affine and Q5_K on the best set).
 # Skips (exit 0, says so) where the cross compiler or qemu is missing; on an
 # AArch64 host it builds with the native compiler and runs on the CPU at
 # hand only.
@@ -42,9 +43,12 @@ flags=(-std=c11 -D_GNU_SOURCE -O2 -ffp-contract=off -Wall -Wextra -Werror -Wno-u
 [ "${models[0]}" = native ] || flags+=(-static)
 # The library sources once, then the two test programs against them.
 mkdir -p "$out/obj"
-(cd "$out/obj" && "$cc" "${flags[@]}" -c "${srcs[@]}" "$root/src/core/threadpool.c" "$root/src/core/err.c")
+(cd "$out/obj" && "$cc" "${flags[@]}" -c "${srcs[@]}" "$root/src/core/threadpool.c" "$root/src/core/err.c" \
+  "$root/src/formats/gguf_quants.c")
 progs=("$here/test_kernels.c" "$here/aarch64/test_neon_variants.c")
 [ -f "$here/test_int8.c" ] && progs+=("$here/test_int8.c")
+mlxq5k="$root/tests/model/test_mlx_q5k_kernels.c" # MLX affine and Q5_K on the best set
+[ -f "$mlxq5k" ] && progs+=("$mlxq5k")
 for t in "${progs[@]}"; do
   "$cc" "${flags[@]}" "$t" "$out"/obj/*.o -lm -lpthread -o "$out/$(basename "$t" .c)"
 done
@@ -84,4 +88,9 @@ for m in "${models[-1]}"; do
     grep -q "OK \] $t\$" "$out/log" || { cat "$out/log"; echo "FAIL: $t did not pass under $model"; exit 1; }
   done
   echo "-cpu $model: test_kernels: $(grep -c 'OK \]' "$out/log") tests passed ($(grep '^kernel set:' "$out/log" | tr '\n' ' '))"
+  if [ -x "$out/test_mlx_q5k_kernels" ]; then
+    run "$model" "$out/test_mlx_q5k_kernels"
+    grep -q "PASSED" "$out/log" || { cat "$out/log"; echo "FAIL: test_mlx_q5k_kernels under $model"; exit 1; }
+    echo "-cpu $model: test_mlx_q5k_kernels: $(grep -c 'OK \]' "$out/log") tests passed"
+  fi
 done
