@@ -100,6 +100,15 @@ typedef struct q35_load_opts {
     const struct q35_hub_opts *hub;
     /* Where states of this model evaluate (see "devices" above). */
     q35_device device;
+    /* The exact float path, the reference mode: quantized weights times
+     * float32 activations (each result the matmul over the dequantized
+     * matrix, to float32 summation order). Default (false): the integer
+     * kernels, which round activations to 8 bits per 32-element block and
+     * multiply with integer dot products (ggml's Q8_0 scheme; faster where
+     * decode is bound by arithmetic, e.g. AVX2 or NEON; logits move by about
+     * what 8-bit weights would add). The environment variable Q35_EXACT=1
+     * forces the exact path for every model. */
+    bool exact_kernels;
 } q35_load_opts;
 
 /* The model `q35 run` and `q35 chat` use when none is named. */

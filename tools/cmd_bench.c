@@ -19,15 +19,16 @@
 #include "model/model.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: q35 bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]\n"
-               "  Prefill: one prompt of -p random tokens (tokens/s; time to first token =\n"
-               "  the prompt's time until its logits). Decode: -n tokens one at a time, each\n"
-               "  the argmax of the last logits (tokens/s). Best of -r runs (default 1),\n"
-               "  after an untimed warm-up. Peak memory is the process's maximum RSS.\n"
-               "  Also: weight bytes read per decoded token, the GB/s that makes, and the\n"
-               "  machine's read bandwidth with the same threads (--no-bw: skip it).\n"
-               "  --exact: the exact float-activation path (as Q35_EXACT=1), not the\n"
-               "  integer kernels.\n" CLI_QUANT_HELP);
+    fprintf(f,
+            "usage: q35 bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]\n"
+            "  Prefill: one prompt of -p random tokens (tokens/s; time to first token =\n"
+            "  the prompt's time until its logits). Decode: -n tokens one at a time, each\n"
+            "  the argmax of the last logits (tokens/s). Best of -r runs (default 1),\n"
+            "  after an untimed warm-up. Peak memory is the process's maximum RSS.\n"
+            "  Also: weight bytes read per decoded token, the GB/s that makes, and the\n"
+            "  machine's read bandwidth with the same threads (--no-bw: skip it).\n"
+            "  --exact: the exact float-activation path (q35_load_opts.exact_kernels,\n"
+            "  as Q35_EXACT=1 does for every program), not the integer kernels.\n" CLI_QUANT_HELP);
 }
 
 static double now_s(void) {
@@ -135,6 +136,7 @@ int cmd_bench(int argc, char **argv) {
     const char *model = NULL;
     long p = 512, n = 128, threads = 0, reps = 1;
     int json = 0, no_bw = 0;
+    bool exact = false;
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"prompt", required_argument, 0, 'p'},
                                          {"n-gen", required_argument, 0, 'n'},
@@ -165,7 +167,7 @@ int cmd_bench(int argc, char **argv) {
             if (!cli_parse_int(optarg, 1, 1000, &reps)) return cli_fail("bench", "bad -r");
             break;
         case 'j': json = 1; break;
-        case 'E': setenv("Q35_EXACT", "1", 1); break;
+        case 'E': exact = true; break;
         case 'B': no_bw = 1; break;
         case 'Q':
             if (!cli_parse_quant(optarg, &quant))
@@ -185,7 +187,7 @@ int cmd_bench(int argc, char **argv) {
     q35_state *s = NULL;
     float *logits = NULL;
     int32_t *prompt = NULL;
-    q35_load_opts lo = {.n_threads = (int)threads, .weights = quant};
+    q35_load_opts lo = {.n_threads = (int)threads, .weights = quant, .exact_kernels = exact};
     double t_load = now_s();
     q35_model *m = q35_model_load(model, &lo, &e);
     t_load = now_s() - t_load;
@@ -229,7 +231,7 @@ int cmd_bench(int argc, char **argv) {
     double tg = n > 0 ? (double)n / best.decode_s : 0;
     double bpt = bytes_per_token(m), gbs = tg * bpt / 1e9;
     double bw = no_bw ? 0 : read_bandwidth(info.n_threads);
-    const q35_kernels *ks = q35_kernels_best();
+    const q35_kernels *ks = q35_kernels_pick(exact);
     const char *kname = ks->name, *iname = ks->i8 ? ks->i8->name : "exact (float)";
     if (json) {
         printf("{\"model\": \"%s\", \"dtype\": \"%s\", \"threads\": %d, \"prompt_tokens\": %ld, "

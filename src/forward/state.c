@@ -125,7 +125,7 @@ q35_state *q35_state_new(const q35_model *m, int n_ctx, q35_err *e) {
         }
         return s;
     }
-    s->k = q35_kernels_best();
+    s->k = q35_kernels_pick(m->exact_kernels);
     s->pool = q35_threadpool_new(m->n_threads, e);
     if (!s->pool) {
         free(s);

@@ -506,6 +506,7 @@ q35_model *q35_model_load(const char *path, const q35_load_opts *opts, q35_err *
     m->n_threads = opts && opts->n_threads > 0 ? opts->n_threads : (ncpu > 0 ? (int)ncpu : 1);
     q35_weight_format wf = opts ? opts->weights : Q35_WEIGHTS_AS_STORED;
     m->device = opts ? opts->device : Q35_DEVICE_CPU;
+    m->exact_kernels = opts && opts->exact_kernels;
     if (wf != Q35_WEIGHTS_AS_STORED && wf != Q35_WEIGHTS_Q8_0 && wf != Q35_WEIGHTS_Q4_0) {
         q35_err_set(e, Q35_EINVAL, "load options: unknown weight format %d", (int)wf);
         q35_model_free(m);

@@ -95,6 +95,7 @@ struct q35_model {
      * forward/backend.h; device_bytes of device memory), freed with the
      * weights through device_free. */
     q35_device device;
+    bool exact_kernels; /* q35_load_opts.exact_kernels */
     void *device_ctx;
     void (*device_free)(void *ctx);
     size_t device_bytes;
