@@ -6,7 +6,10 @@
  *    asking the recognizer about each of the 151k tokens alone, at every
  *    step of random walks through several grammars (brute force);
  *  - added tokens enter only through token terminals; eos only where
- *    complete; a finished document ends the walk. */
+ *    complete; a finished document ends the walk;
+ *  - one compiled constraint serves several threads at once. */
+#include <pthread.h>
+
 #include "constraint/constraint_test_util.h"
 
 typedef struct err_case {
@@ -246,8 +249,79 @@ static void test_tokens_and_bytes(void **state) {
     q35_constraint_free(con);
 }
 
+/* One compiled constraint used by four threads at once, each with its own
+ * matcher: the same walk gives the same document as on one thread. */
+typedef struct thread_job {
+    const q35_constraint *con;
+    uint64_t seed;
+    char doc[4096];
+    int rc;
+} thread_job;
+
+static void *thread_walk(void *p) {
+    thread_job *j = p;
+    q35_err e = {0};
+    q35_matcher *m = q35_matcher_new(j->con, false, &ENV->eos, 1, &e);
+    float *l = malloc((size_t)ENV->n_vocab * sizeof *l);
+    if (!m || !l) {
+        j->rc = -1;
+        return NULL;
+    }
+    uint64_t rng = j->seed;
+    size_t n = 0;
+    for (int s = 0; s < 60 && !(q35_matcher_is_complete(m) && !q35_matcher_can_continue(m)); s++) {
+        memset(l, 0, (size_t)ENV->n_vocab * sizeof *l);
+        if (q35_matcher_mask(m, l, ENV->n_vocab, &e)) {
+            j->rc = -2;
+            break;
+        }
+        int32_t pick = -1;
+        for (int tries = 0; tries < 2000 && pick < 0; tries++) {
+            int32_t id = (int32_t)(ct_next(&rng) % 600);
+            if (id != ENV->eos && isfinite(l[id])) pick = id;
+        }
+        if (pick < 0) break;
+        size_t bl;
+        const char *b = q35_token_bytes(ENV->tok, pick, &bl);
+        if (n + bl >= sizeof j->doc) break;
+        memcpy(j->doc + n, b, bl);
+        n += bl;
+        if (q35_matcher_accept(m, pick, &e)) {
+            j->rc = -3;
+            break;
+        }
+    }
+    j->doc[n] = 0;
+    q35_matcher_free(m);
+    free(l);
+    return NULL;
+}
+
+static void test_threads(void **state) {
+    (void)state;
+    q35_err e = {0};
+    q35_constraint *con = q35_constraint_compile(ENV->vocab, Q35_CONSTRAINT_JSON, NULL, 0, &e);
+    assert_non_null(con);
+    thread_job jobs[4], alone[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (thread_job){.con = con, .seed = 500 + (uint64_t)i};
+        alone[i] = jobs[i];
+        thread_walk(&alone[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, thread_walk, &jobs[i]), 0);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(jobs[i].rc, 0);
+        assert_string_equal(jobs[i].doc, alone[i].doc);
+    }
+    q35_constraint_free(con);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threads),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_mask_equals_brute_force),
         cmocka_unit_test(test_tokens_and_bytes),
