@@ -654,10 +654,10 @@ bool q35_matcher_can_continue(const q35_matcher *m);
 
 /* Counters of a matcher, for benchmarks. */
 typedef struct q35_matcher_stats {
-    int n_states;      /* interned recognizer states */
-    int n_masks;       /* masks computed (trie walks) */
-    int n_mask_hits;   /* masks served from the cache */
-    double mask_ms;    /* time spent in q35_matcher_mask */
+    int n_states;    /* interned recognizer states */
+    int n_masks;     /* masks computed (trie walks) */
+    int n_mask_hits; /* masks served from the cache */
+    double mask_ms;  /* time spent in q35_matcher_mask */
     size_t memory_bytes;
 } q35_matcher_stats;
 void q35_matcher_get_stats(const q35_matcher *m, q35_matcher_stats *out);
