@@ -26,7 +26,7 @@ typedef struct chat_options {
     int threads; /* 0: the library's default */
     q35_weight_format weights;
     q35_device device; /* --device cpu|cuda */
-    int n_ctx; /* 0: the chat's default */
+    int n_ctx;         /* 0: the chat's default */
     bool no_cache;
     bool warmup; /* chat: one throw-away token at start-up to page the model in */
     /* structured output: --json (kind JSON), --json-schema F, --grammar F */
