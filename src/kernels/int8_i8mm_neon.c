@@ -15,7 +15,13 @@
  * definition, microkernel.h). With one token (decode) the pairing doubles
  * the multiplies but not the instructions: 2 smmla per row and block, as
  * sdot needs. */
+#if defined(__clang__)
+/* clang gates vmmlaq_s32 on the build's target, not on a pragma: where the
+ * target lacks i8mm, mmla() below computes smmla's exact integers with
+ * plain NEON (same results, only slower). */
+#else
 #pragma GCC target("arch=armv8.2-a+dotprod+i8mm")
+#endif
 #include <arm_neon.h>
 
 #include "kernels/int8_blocks_neon.h"
@@ -79,12 +85,28 @@ ALWAYS_INLINE void store_pairs(float32x4_t acc[PR][PC], const int R, const int C
     }
 }
 
+/* smmla: r + [a0 . b0, a0 . b1, a1 . b0, a1 . b1] for the 8-byte halves
+ * a0, a1 of a and b0, b1 of b. */
+static inline int32x4_t mmla(int32x4_t r, int8x16_t a, int8x16_t b) {
+#if defined(__clang__) && !defined(__ARM_FEATURE_MATMUL_INT8)
+    int16x8_t p00 = vmull_s8(vget_low_s8(a), vget_low_s8(b));
+    int16x8_t p01 = vmull_s8(vget_low_s8(a), vget_high_s8(b));
+    int16x8_t p10 = vmull_s8(vget_high_s8(a), vget_low_s8(b));
+    int16x8_t p11 = vmull_s8(vget_high_s8(a), vget_high_s8(b));
+    int32x4_t t0 = vpaddq_s32(vpaddlq_s16(p00), vpaddlq_s16(p01));
+    int32x4_t t1 = vpaddq_s32(vpaddlq_s16(p10), vpaddlq_s16(p11));
+    return vaddq_s32(r, vpaddq_s32(t0, t1));
+#else
+    return vmmlaq_s32(r, a, b);
+#endif
+}
+
 /* The four block sums of row pair i and token pair j: four smmla. */
 ALWAYS_INLINE int32x4_t mmla4(const int8x16_t wp[4], const int8x16_t xp[4]) {
-    int32x4_t s = vmmlaq_s32(vdupq_n_s32(0), wp[0], xp[0]);
-    s = vmmlaq_s32(s, wp[1], xp[1]);
-    s = vmmlaq_s32(s, wp[2], xp[2]);
-    return vmmlaq_s32(s, wp[3], xp[3]);
+    int32x4_t s = mmla(vdupq_n_s32(0), wp[0], xp[0]);
+    s = mmla(s, wp[1], xp[1]);
+    s = mmla(s, wp[2], xp[2]);
+    return mmla(s, wp[3], xp[3]);
 }
 
 /* ---- Q8_0 and Q4_0 */
@@ -228,10 +250,10 @@ ALWAYS_INLINE void mtile_k6(const uint8_t *w, size_t ldw, const int R, const uin
                 token_pieces(x, ldx, 2 * j, TWIN(2 * j + 1, C), b, xp);
                 float32x4_t dbj = tokens_lanes(db, j);
                 UNROLL for (int i = 0; i < P; i++) {
-                    int32x4_t h0 = vmmlaq_s32(vdupq_n_s32(0), wp[i][0], xp[0]);
-                    h0 = vmmlaq_s32(h0, wp[i][1], xp[1]);
-                    int32x4_t h1 = vmmlaq_s32(vdupq_n_s32(0), wp[i][2], xp[2]);
-                    h1 = vmmlaq_s32(h1, wp[i][3], xp[3]);
+                    int32x4_t h0 = mmla(vdupq_n_s32(0), wp[i][0], xp[0]);
+                    h0 = mmla(h0, wp[i][1], xp[1]);
+                    int32x4_t h1 = mmla(vdupq_n_s32(0), wp[i][2], xp[2]);
+                    h1 = mmla(h1, wp[i][3], xp[3]);
                     int32x4_t I = vmlaq_s32(vmulq_s32(h0, sc0[i]), h1, sc1[i]);
                     float32x4_t s = vmulq_f32(rows_lanes(d, i), dbj);
                     acc[i][j] = vfmaq_f32(acc[i][j], vcvtq_f32_s32(I), s);
@@ -259,10 +281,10 @@ const q35_i8_kernels q35_i8_neon_i8mm_set = {
     .quantize = q35_q8_quantize_neon,
     .mk =
         {
-            [Q35_DT_Q8_0] = {NEON_MR, NEON_NR, uk_q8_0},
-            [Q35_DT_Q4_0] = {NEON_MR, NEON_NR, uk_q4_0},
-            [Q35_DT_Q4_K] = {NEON_MR, NEON_NR, uk_q4_K},
-            [Q35_DT_Q6_K] = {NEON_MR, NEON_NR, uk_q6_K},
+            [Q35_DT_Q8_0] = {.mr = NEON_MR, .nr = NEON_NR, .fn = uk_q8_0},
+            [Q35_DT_Q4_0] = {.mr = NEON_MR, .nr = NEON_NR, .fn = uk_q4_0},
+            [Q35_DT_Q4_K] = {.mr = NEON_MR, .nr = NEON_NR, .fn = uk_q4_K},
+            [Q35_DT_Q6_K] = {.mr = NEON_MR, .nr = NEON_NR, .fn = uk_q6_K},
         },
 };
 /* Q5_K's micro-kernel, out of the set until the plain C definitions

@@ -72,10 +72,10 @@ const q35_i8_kernels q35_i8_neon_set = {
     .quantize = q35_q8_quantize_neon,
     .mk =
         {
-            [Q35_DT_Q8_0] = {NEON_MR, SDOT_NR, uk_q8_0},
-            [Q35_DT_Q4_0] = {NEON_MR, SDOT_NR, uk_q4_0},
-            [Q35_DT_Q4_K] = {NEON_MR, SDOT_NR, uk_q4_K},
-            [Q35_DT_Q6_K] = {NEON_MR, SDOT_NR, uk_q6_K},
+            [Q35_DT_Q8_0] = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q8_0},
+            [Q35_DT_Q4_0] = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q4_0},
+            [Q35_DT_Q4_K] = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q4_K},
+            [Q35_DT_Q6_K] = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q6_K},
         },
 };
 /* Q5_K's micro-kernel, out of the set until the plain C definitions
