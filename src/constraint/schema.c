@@ -331,6 +331,93 @@ static int integer_expr(schema_conv *c, const cJSON *s, const char *path, gtext 
     return Q35_OK;
 }
 
+/* Numbers (without exponent) whose integer part I is in [a, b], followed
+ * by a fraction of the kind asked: any, only zeros, or not only zeros. */
+enum { FRAC_ANY, FRAC_ZERO, FRAC_NONZERO };
+
+static void num_segment(gtext *t, int *n, const char *sign, long long a, long long b, int frac) {
+    if (a > b) return;
+    static const char *const fr[] = {"( \".\" [0-9]{1,6} )?", "( \".\" \"0\"{1,6} )?",
+                                     "\".\" [0-9]{0,5} [1-9] [0-9]{0,5}"};
+    if ((*n)++) gt_put(t, " | ");
+    gt_printf(t, "( %s", sign);
+    nonneg_range(t, a, b);
+    gt_printf(t, " %s )", fr[frac]);
+}
+
+/* Values v with L <(=) v <(=) U on one side of zero, written as I.F:
+ * v >= L <=> I >= L; v > L <=> I > L, or I == L with a non-zero
+ * fraction; v <= U <=> I < U, or I == U with a zero fraction; v < U <=>
+ * I < U (L and U are integers). */
+static void num_side(gtext *t, int *n, const char *sign, long long L, bool lex, long long U,
+                     bool uex) {
+    if (L > U) return;
+    if (L == U) {
+        if (!lex && !uex) num_segment(t, n, sign, L, L, FRAC_ZERO);
+        return;
+    }
+    num_segment(t, n, sign, L, L, lex ? FRAC_NONZERO : FRAC_ANY);
+    num_segment(t, n, sign, L + 1, U - 1, FRAC_ANY);
+    if (!uex) num_segment(t, n, sign, U, U, FRAC_ZERO);
+}
+
+/* A number with integer bounds: no exponent, at most 9 integer and 6
+ * fraction digits, so that Python's float of the text never rounds across
+ * a bound. */
+#define NUM_LIMIT 999999999LL
+
+static int number_expr(schema_conv *c, const cJSON *s, const char *path, gtext *t) {
+    static const char *const kws[] = {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"};
+    bool has_lo = false, has_hi = false, lex = false, hex = false;
+    long long lo = 0, hi = 0;
+    for (int k = 0; k < 4; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(s, kws[k]);
+        if (!v) continue;
+        char p[1024];
+        child_path(p, sizeof p, path, kws[k]);
+        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
+            fabs(v->valuedouble) > (double)NUM_LIMIT)
+            return fail(c, Q35_EINVAL,
+                        "'%s' on a number must be an integer within 1e9 (a fractional bound is "
+                        "not supported)",
+                        kws[k], p);
+        long long x = (long long)v->valuedouble;
+        bool excl = k == 1 || k == 3;
+        if (k < 2) {
+            if (!has_lo || x > lo || (x == lo && excl)) lo = x, lex = excl;
+            has_lo = true;
+        } else {
+            if (!has_hi || x < hi || (x == hi && excl)) hi = x, hex = excl;
+            has_hi = true;
+        }
+    }
+    if (!has_lo && !has_hi) {
+        gt_put(t, "number");
+        return Q35_OK;
+    }
+    int n = 0;
+    gt_put(t, "( ");
+    /* v >= 0, written without a sign */
+    if (!has_hi || hi >= 0) {
+        long long L = has_lo && lo >= 0 ? lo : 0;
+        bool l_ex = has_lo && lo >= 0 && lex;
+        long long U = has_hi ? hi : NUM_LIMIT;
+        bool u_ex = has_hi && hex;
+        num_side(t, &n, "", L, l_ex, U, u_ex);
+    }
+    /* v < 0: "-" and a magnitude M > 0, with -M within the bounds */
+    if (!has_lo || lo < 0) {
+        long long L = has_hi && hi < 0 ? -hi : 0;
+        bool l_ex = has_hi && hi < 0 ? hex : true;
+        long long U = has_lo ? -lo : NUM_LIMIT;
+        bool u_ex = has_lo && lex;
+        num_side(t, &n, "\"-\" ", L, l_ex, U, u_ex);
+    }
+    gt_put(t, " )");
+    if (!n) return fail(c, Q35_EINVAL, "%sno number satisfies the bounds", "", path);
+    return Q35_OK;
+}
+
 /* ------------------------------------------------------------ strings */
 
 typedef struct cp_range {
@@ -1393,16 +1480,6 @@ static int value_rule(schema_conv *c, const cJSON *s, const char *path, char nam
         gt_free(&rhs);
         return Q35_OK;
     }
-    if ((types >> 4 & 1)) {
-        static const char *const nkw[] = {"minimum", "maximum", "exclusiveMinimum",
-                                          "exclusiveMaximum", NULL};
-        for (int i = 0; nkw[i]; i++)
-            if (cJSON_GetObjectItemCaseSensitive(s, nkw[i])) {
-                child_path(p, sizeof p, path, nkw[i]);
-                return fail(c, Q35_EINVAL, "'%s' on type number (bounds are supported on integers)",
-                            nkw[i], p);
-            }
-    }
     gtext rhs = {0};
     int n = 0, rc = Q35_OK;
     for (int i = 0; TYPES[i] && !rc; i++) {
@@ -1413,7 +1490,7 @@ static int value_rule(schema_conv *c, const cJSON *s, const char *path, char nam
         case 1: gt_put(&b, "\"true\" | \"false\""); break;
         case 2: rc = object_expr(c, s, path, &b); break;
         case 3: rc = array_expr(c, s, path, &b); break;
-        case 4: gt_put(&b, "number"); break;
+        case 4: rc = number_expr(c, s, path, &b); break;
         case 5: rc = string_expr(c, s, path, &b); break;
         case 6: rc = integer_expr(c, s, path, &b); break;
         }

@@ -62,7 +62,20 @@ static cJSON *rand_schema(uint64_t *r, int depth) {
         }
         break;
     }
-    case 2: cJSON_AddStringToObject(s, "type", rnd(r, 2) ? "number" : "boolean"); break;
+    case 2:
+        if (rnd(r, 3) == 0) {
+            cJSON_AddStringToObject(s, "type", "boolean");
+            break;
+        }
+        cJSON_AddStringToObject(s, "type", "number");
+        if (rnd(r, 2)) { /* integer bounds, inclusive or exclusive, one side or both */
+            int lo = rnd(r, 21) - 10, hi = lo + 1 + rnd(r, 10);
+            if (rnd(r, 3))
+                cJSON_AddNumberToObject(s, rnd(r, 2) ? "minimum" : "exclusiveMinimum", lo);
+            if (rnd(r, 3))
+                cJSON_AddNumberToObject(s, rnd(r, 2) ? "maximum" : "exclusiveMaximum", hi);
+        }
+        break;
     case 3: cJSON_AddStringToObject(s, "type", "null"); break;
     case 4: {
         cJSON *e = cJSON_CreateArray();

@@ -68,8 +68,10 @@ static const sample_case CASES[] = {
      NULL, true},
     {Q35_CONSTRAINT_JSON_SCHEMA,
      "{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"string\",\"minLength\":3,"
-     "\"maxLength\":5},\"n\":{\"type\":\"integer\",\"exclusiveMaximum\":-7}},\"required\":[\"s\","
-     "\"n\"],\"additionalProperties\":false}",
+     "\"maxLength\":5},\"n\":{\"type\":\"integer\",\"exclusiveMaximum\":-7},\"p\":{\"type\":"
+     "\"number\",\"minimum\":0,\"maximum\":1},\"q\":{\"type\":\"number\",\"exclusiveMinimum\":"
+     "-2,\"exclusiveMaximum\":0}},\"required\":[\"s\",\"n\",\"p\",\"q\"],"
+     "\"additionalProperties\":false}",
      NULL, true},
     {Q35_CONSTRAINT_GRAMMAR, "root ::= \"yes\" | \"no\" | \"maybe\"", "yes|no|maybe", true},
     {Q35_CONSTRAINT_GRAMMAR,
