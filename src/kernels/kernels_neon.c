@@ -4,7 +4,10 @@
  * Same structure as the x86 sets with 4 lanes: matmul register tiles of
  * R rows x C tokens in which every (row, token) accumulator sees the same
  * FMA sequence whatever the tile shape; column tails go through small
- * zero-padded stack copies. */
+ * zero-padded stack copies. These float ops serve the three AArch64 sets
+ * (neon, neon-dotprod, neon-i8mm: kernels_neon.h), which differ only in
+ * their integer twins' micro-kernels (int8_*neon*); MLX affine weights go
+ * to mlx_affine_neon.c. */
 #include <arm_neon.h>
 #include <math.h>
 #include <stdint.h>
@@ -617,30 +620,21 @@ static void gdn_scan_neon(float *S, int dk, int dv, int T, const float *q, const
  * NEON (every AArch64 core), sdot (Armv8.2 dotprod: Cortex-A55/A76 and
  * later, Apple M1) and smmla (Armv8.6 i8mm: Cortex-A510/A710, Neoverse
  * V1/N2, Apple M2). */
-#define NEON_SET(nm)                                                                               \
-    {                                                                                              \
-        .name = nm, .matmul = matmul_neon, .dots = dots_neon, .wsum = wsum_neon, .dot = dot_neon,  \
-        .axpy = axpy_neon, .scale = scale_neon, .mul_add = mul_add_neon, .rmsnorm = rmsnorm_neon,  \
-        .silu = silu_neon, .silu_mul = silu_mul_neon, .softmax = softmax_neon,                     \
-        .gdn_scan = gdn_scan_neon,                                                                 \
-    }
+#define NEON_OPS                                                                                   \
+    .matmul = matmul_neon, .dots = dots_neon, .wsum = wsum_neon, .dot = dot_neon,                  \
+    .axpy = axpy_neon, .scale = scale_neon, .mul_add = mul_add_neon, .rmsnorm = rmsnorm_neon,      \
+    .silu = silu_neon, .silu_mul = silu_mul_neon, .softmax = softmax_neon,                         \
+    .gdn_scan = gdn_scan_neon
 static const q35_kernels neon_sets[Q35_NEON_LEVELS] = {
-    [Q35_NEON_PLAIN] = NEON_SET("neon"),
-    [Q35_NEON_DOTPROD] = NEON_SET("neon-dotprod"),
-    [Q35_NEON_I8MM] = NEON_SET("neon-i8mm"),
+    [Q35_NEON_PLAIN] = {.name = "neon", NEON_OPS},
+    [Q35_NEON_DOTPROD] = {.name = "neon-dotprod", NEON_OPS},
+    [Q35_NEON_I8MM] = {.name = "neon-i8mm", NEON_OPS},
 };
 /* The same with their integer paths (microkernel.h; int8_*_neon.c). */
-#define NEON_INT8_SET(nm, i8set)                                                                   \
-    {                                                                                              \
-        .name = nm, .i8 = &i8set, .matmul = matmul_neon, .dots = dots_neon, .wsum = wsum_neon,     \
-        .dot = dot_neon, .axpy = axpy_neon, .scale = scale_neon, .mul_add = mul_add_neon,          \
-        .rmsnorm = rmsnorm_neon, .silu = silu_neon, .silu_mul = silu_mul_neon,                     \
-        .softmax = softmax_neon, .gdn_scan = gdn_scan_neon,                                        \
-    }
 static const q35_kernels neon_int8_sets[Q35_NEON_LEVELS] = {
-    [Q35_NEON_PLAIN] = NEON_INT8_SET("neon", q35_i8_neon_set),
-    [Q35_NEON_DOTPROD] = NEON_INT8_SET("neon-dotprod", q35_i8_neon_dotprod_set),
-    [Q35_NEON_I8MM] = NEON_INT8_SET("neon-i8mm", q35_i8_neon_i8mm_set),
+    [Q35_NEON_PLAIN] = {.name = "neon", .i8 = &q35_i8_neon_set, NEON_OPS},
+    [Q35_NEON_DOTPROD] = {.name = "neon-dotprod", .i8 = &q35_i8_neon_dotprod_set, NEON_OPS},
+    [Q35_NEON_I8MM] = {.name = "neon-i8mm", .i8 = &q35_i8_neon_i8mm_set, NEON_OPS},
 };
 
 static bool level_runs(const q35_cpu_features *f, q35_neon_level l) {
