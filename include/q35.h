@@ -959,8 +959,8 @@ void q35_reply_step_free(q35_reply_step *r);
  * reply has ended (eos, max_tokens, a stop string, the callback asked to
  * stop, or room < 1: `room` is the positions left in the caller's state);
  * negative on error. logits may be NULL when q35_reply_step_forcing. */
-int q35_reply_step_next(q35_reply_step *r, float *logits, int room, q35_piece_fn on_piece,
-                        void *ud, int32_t *id, q35_err *e);
+int q35_reply_step_next(q35_reply_step *r, float *logits, int room, q35_piece_fn on_piece, void *ud,
+                        int32_t *id, q35_err *e);
 /* True when the next id is forced (no logits needed). */
 bool q35_reply_step_forcing(const q35_reply_step *r);
 /* Ends the reply as cancelled at the next call. */

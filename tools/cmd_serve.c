@@ -76,7 +76,8 @@ int cmd_serve(int argc, char **argv) {
             if (!cli_parse_quant(v, &o.weights)) return cli_fail("serve", "bad --quant %s", v);
         } else {
             long lo = 0, hi = 1L << 30;
-            if (!cli_parse_int(v, lo, hi, &n)) return cli_fail("serve", "bad value for %s: %s", a, v);
+            if (!cli_parse_int(v, lo, hi, &n))
+                return cli_fail("serve", "bad value for %s: %s", a, v);
             if (!strcmp(a, "--port"))
                 o.port = (int)n;
             else if (!strcmp(a, "--parallel"))

@@ -27,15 +27,15 @@ struct q35_batch {
     const q35_kernels *k;
     q35_threadpool *pool;
     void *mem;
-    float *x, *h, *out;     /* [n, H] */
-    float *xin, *qkv;       /* [n, C] conv inputs, conv + silu output */
-    float *z;               /* [n, nv*dv] */
-    float *gb, *ga;         /* [n, nv] */
-    float *o;               /* [n, max(nv*dv, nh*d)] */
-    float *gate, *up;       /* [n, I] */
-    float *conv_t;          /* [K, C] */
-    float *work;            /* [threads, dv] */
-    void *packed;           /* matmul input in the kernel set's form */
+    float *x, *h, *out; /* [n, H] */
+    float *xin, *qkv;   /* [n, C] conv inputs, conv + silu output */
+    float *z;           /* [n, nv*dv] */
+    float *gb, *ga;     /* [n, nv] */
+    float *o;           /* [n, max(nv*dv, nh*d)] */
+    float *gate, *up;   /* [n, I] */
+    float *conv_t;      /* [K, C] */
+    float *work;        /* [threads, dv] */
+    void *packed;       /* matmul input in the kernel set's form */
 };
 
 typedef struct carver {
@@ -227,18 +227,20 @@ static int check(q35_batch *b, q35_state *const *states, const int32_t *ids, int
         const q35_state *s = states[i];
         if (!s) return q35_err_set(e, Q35_EINVAL, "%s: sequence %d has no state", what, i);
         if (s->model != m || s->model_generation != m->generation)
-            return q35_err_set(e, Q35_EINVAL, "%s: sequence %d's state belongs to another model "
-                                              "or load", what, i);
+            return q35_err_set(e, Q35_EINVAL,
+                               "%s: sequence %d's state belongs to another model "
+                               "or load",
+                               what, i);
         if (s->pos >= s->n_ctx)
-            return q35_err_set(e, Q35_EOVERFLOW, "%s: sequence %d is full (%d positions)", what,
-                               i, s->n_ctx);
+            return q35_err_set(e, Q35_EOVERFLOW, "%s: sequence %d is full (%d positions)", what, i,
+                               s->n_ctx);
         if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
-            return q35_err_set(e, Q35_EINVAL, "%s: sequence %d's id %d is outside 0..%d", what,
-                               i, ids[i], m->cfg.vocab_size - 1);
+            return q35_err_set(e, Q35_EINVAL, "%s: sequence %d's id %d is outside 0..%d", what, i,
+                               ids[i], m->cfg.vocab_size - 1);
         for (int j = 0; j < i; j++)
             if (states[j] == s)
-                return q35_err_set(e, Q35_EINVAL, "%s: sequences %d and %d share a state", what,
-                                   j, i);
+                return q35_err_set(e, Q35_EINVAL, "%s: sequences %d and %d share a state", what, j,
+                                   i);
     }
     return Q35_OK;
 }

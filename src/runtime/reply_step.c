@@ -108,8 +108,7 @@ q35_reply_step *q35_reply_step_new(const q35_model *m, const q35_tokenizer *tok,
     static const char think_end[] = "\n</think>\n\n";
     int32_t *ids = NULL;
     size_t n = 0;
-    if (q35_tokenize(tok, think_end, sizeof think_end - 1, Q35_ADDED_MATCH, &ids, &n, e))
-        goto fail;
+    if (q35_tokenize(tok, think_end, sizeof think_end - 1, Q35_ADDED_MATCH, &ids, &n, e)) goto fail;
     if (n > MAX_THINK_END) n = 0;
     if (n) memcpy(r->think_end, ids, n * sizeof *ids);
     r->n_think_end = (int)n;
@@ -177,8 +176,8 @@ static int push_id(q35_reply_step *r, int32_t id, bool forced, q35_err *e) {
     return q35_ids_append(&r->ids, &id, 1) ? oom(e) : Q35_OK;
 }
 
-int q35_reply_step_next(q35_reply_step *r, float *logits, int room, q35_piece_fn on_piece,
-                        void *ud, int32_t *id_out, q35_err *e) {
+int q35_reply_step_next(q35_reply_step *r, float *logits, int room, q35_piece_fn on_piece, void *ud,
+                        int32_t *id_out, q35_err *e) {
     if (!r || !id_out) return q35_err_set(e, Q35_EINVAL, "q35_reply_step_next: NULL argument");
     if (r->finished || r->reason) return 0;
     int32_t id;

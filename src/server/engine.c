@@ -252,7 +252,8 @@ static void prefill_step(srv_engine *g, slot *s, int chunk) {
     bool last = s->fed + k == n;
     int at[4], na = 0;
     for (int i = 0; i < s->n_cuts; i++)
-        if (s->cuts[i] > s->fed && s->cuts[i] <= s->fed + k && (na == 0 || at[na - 1] < s->cuts[i] - s->fed))
+        if (s->cuts[i] > s->fed && s->cuts[i] <= s->fed + k &&
+            (na == 0 || at[na - 1] < s->cuts[i] - s->fed))
             at[na++] = s->cuts[i] - s->fed;
     q35_snapshot *snaps[4];
     double t0 = now_ms();
@@ -442,10 +443,9 @@ static void *engine_main(void *arg) {
     return NULL;
 }
 
-srv_engine *srv_engine_new(const q35_model *m, const q35_tokenizer *tok,
-                           const srv_engine_opts *o, q35_err *e) {
-    if (!m || !tok || !o || o->parallel < 1 || o->parallel > 128 || o->queue < 0 ||
-        o->n_ctx < 16) {
+srv_engine *srv_engine_new(const q35_model *m, const q35_tokenizer *tok, const srv_engine_opts *o,
+                           q35_err *e) {
+    if (!m || !tok || !o || o->parallel < 1 || o->parallel > 128 || o->queue < 0 || o->n_ctx < 16) {
         q35_err_set(e, Q35_EINVAL, "server: bad engine settings (parallel 1..128, ctx >= 16)");
         return NULL;
     }
@@ -488,8 +488,8 @@ srv_engine *srv_engine_new(const q35_model *m, const q35_tokenizer *tok,
     g->started = true;
     return g;
 oom:
-    q35_err_set(e, Q35_ENOMEM, "server: out of memory for %d slots of %d positions",
-                o->parallel, o->n_ctx);
+    q35_err_set(e, Q35_ENOMEM, "server: out of memory for %d slots of %d positions", o->parallel,
+                o->n_ctx);
 fail:
     srv_engine_free(g);
     return NULL;
@@ -537,7 +537,8 @@ void srv_engine_free(srv_engine *g) {
 int srv_engine_submit(srv_engine *g, srv_job *j) {
     pthread_mutex_lock(&g->mu);
     int rc = -1;
-    if (!g->stop && !g->closing && g->n_active + g->qn < g->o.parallel + g->o.queue && g->qn < g->qcap) {
+    if (!g->stop && !g->closing && g->n_active + g->qn < g->o.parallel + g->o.queue &&
+        g->qn < g->qcap) {
         pthread_mutex_lock(&j->mu);
         j->refs++;
         pthread_mutex_unlock(&j->mu);

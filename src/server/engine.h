@@ -24,10 +24,10 @@ typedef struct srv_job srv_job;
 struct srv_job {
     /* inputs (owned by the job) */
     q35_tokens prompt;
-    q35_sampling sampling; /* .stop may point into `stop` */
-    char **stop;           /* NULL-terminated, owned (freed with the job) */
+    q35_sampling sampling;      /* .stop may point into `stop` */
+    char **stop;                /* NULL-terminated, owned (freed with the job) */
     q35_constraint *constraint; /* structured output, owned; sampling.constraint points here */
-    int cuts[4];           /* prompt positions worth a snapshot (turn boundaries) */
+    int cuts[4];                /* prompt positions worth a snapshot (turn boundaries) */
     int n_cuts;
     /* called on the engine's thread */
     void *ud;
@@ -73,8 +73,8 @@ typedef struct srv_engine_opts {
 typedef struct srv_engine srv_engine;
 
 /* Borrows m and tok (they outlive the engine). Starts its thread. */
-srv_engine *srv_engine_new(const q35_model *m, const q35_tokenizer *tok,
-                           const srv_engine_opts *o, q35_err *e);
+srv_engine *srv_engine_new(const q35_model *m, const q35_tokenizer *tok, const srv_engine_opts *o,
+                           q35_err *e);
 /* Cancels every job, stops the thread, frees. */
 void srv_engine_free(srv_engine *g);
 
@@ -90,9 +90,9 @@ typedef struct srv_engine_stats {
     int slots, active, queued;
     int64_t jobs_done, jobs_cancelled, jobs_failed;
     int64_t prompt_tokens, cached_tokens, prefilled_tokens, generated_tokens;
-    double prefill_s, decode_s; /* time spent in prefill chunks and decode steps */
+    double prefill_s, decode_s;        /* time spent in prefill chunks and decode steps */
     int64_t decode_steps, decode_rows; /* batched steps and the sequences in them */
-    int64_t prepared_tokens; /* computed in idle time for the next turns */
+    int64_t prepared_tokens;           /* computed in idle time for the next turns */
     int64_t cache_hits, cache_misses, cache_evictions;
     int cache_entries;
     size_t cache_bytes;

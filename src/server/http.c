@@ -29,10 +29,20 @@
 
 #define WAIT_SLICE_MS 50
 
-enum { R_CHAT, R_COMPLETION, R_MODELS, R_HEALTH, R_METRICS, R_TOKENIZE, R_DETOKENIZE, R_OTHER, N_ROUTES };
+enum {
+    R_CHAT,
+    R_COMPLETION,
+    R_MODELS,
+    R_HEALTH,
+    R_METRICS,
+    R_TOKENIZE,
+    R_DETOKENIZE,
+    R_OTHER,
+    N_ROUTES
+};
 static const char *const ROUTE_NAMES[N_ROUTES] = {"chat_completions", "completions", "models",
-                                                  "health", "metrics", "tokenize", "detokenize",
-                                                  "other"};
+                                                  "health",           "metrics",     "tokenize",
+                                                  "detokenize",       "other"};
 
 struct q35_server {
     q35_server_opts o;
@@ -135,7 +145,11 @@ static enum MHD_Result send_text(struct MHD_Connection *c, conn *x, int status, 
 static enum MHD_Result send_json(struct MHD_Connection *c, conn *x, int status, cJSON *obj) {
     char *s = obj ? cJSON_PrintUnformatted(obj) : NULL;
     cJSON_Delete(obj);
-    if (!s) return send_text(c, x, 500, "application/json", "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"param\":null,\"code\":null}}", 83, NULL);
+    if (!s)
+        return send_text(c, x, 500, "application/json",
+                         "{\"error\":{\"message\":\"out of "
+                         "memory\",\"type\":\"server_error\",\"param\":null,\"code\":null}}",
+                         83, NULL);
     enum MHD_Result rc = send_text(c, x, status, "application/json", s, strlen(s), NULL);
     free(s);
     return rc;
@@ -146,8 +160,7 @@ static enum MHD_Result send_error(struct MHD_Connection *c, conn *x, const srv_e
     if (!s) return MHD_NO;
     const char *retry = e->status == 503 ? "1" : NULL;
     if (e->status == 503 && x) atomic_fetch_add(&x->srv->rejected, 1);
-    enum MHD_Result rc =
-        send_text(c, x, e->status, "application/json", s, strlen(s), retry);
+    enum MHD_Result rc = send_text(c, x, e->status, "application/json", s, strlen(s), retry);
     free(s);
     return rc;
 }
@@ -205,8 +218,7 @@ static enum MHD_Result do_models(struct MHD_Connection *c, conn *x, const char *
     if (id) {
         if (!model_matches(s, id) || !id[0])
             return fail(c, x, 404, "invalid_request_error", "model", "model_not_found",
-                        "the model '%s' does not exist (this server has '%s')", id,
-                        s->model_name);
+                        "the model '%s' does not exist (this server has '%s')", id, s->model_name);
         return send_json(c, x, 200, model_json(s));
     }
     cJSON *o = cJSON_CreateObject();
@@ -231,8 +243,9 @@ static enum MHD_Result do_metrics(struct MHD_Connection *c, conn *x) {
     size_t cap = 8192, left = cap;
     char *buf = malloc(cap), *p = buf;
     if (!buf) return MHD_NO;
-    int n = snprintf(p, left, "# HELP q35_requests_total HTTP requests by endpoint\n"
-                              "# TYPE q35_requests_total counter\n");
+    int n = snprintf(p, left,
+                     "# HELP q35_requests_total HTTP requests by endpoint\n"
+                     "# TYPE q35_requests_total counter\n");
     p += n, left -= (size_t)n;
     for (int i = 0; i < N_ROUTES; i++) {
         n = snprintf(p, left, "q35_requests_total{endpoint=\"%s\"} %lld\n", ROUTE_NAMES[i],
@@ -255,8 +268,8 @@ static enum MHD_Result do_metrics(struct MHD_Connection *c, conn *x) {
         metric(&p, &left, "q35_queue_length", "gauge", "requests waiting for a slot", st.queued);
         metric(&p, &left, "q35_jobs_completed_total", "counter", "replies finished",
                (double)st.jobs_done);
-        metric(&p, &left, "q35_jobs_cancelled_total", "counter",
-               "replies cancelled (client gone)", (double)st.jobs_cancelled);
+        metric(&p, &left, "q35_jobs_cancelled_total", "counter", "replies cancelled (client gone)",
+               (double)st.jobs_cancelled);
         metric(&p, &left, "q35_jobs_failed_total", "counter", "replies that failed",
                (double)st.jobs_failed);
         metric(&p, &left, "q35_prompt_tokens_total", "counter", "prompt tokens of all requests",
@@ -470,8 +483,7 @@ static void stream_free(void *cls) {
     free(sc);
 }
 
-static void log_request(q35_server *s, const char *route, int status, const srv_job *j,
-                        double t0) {
+static void log_request(q35_server *s, const char *route, int status, const srv_job *j, double t0) {
     if (s->o.quiet) return;
     if (j)
         fprintf(stderr,
@@ -488,7 +500,8 @@ static void log_request(q35_server *s, const char *route, int status, const srv_
 static int make_constraint(q35_server *s, const srv_request *req, q35_constraint **out,
                            srv_error *err) {
     *out = NULL;
-    bool tools_forced = req->tool_choice == SRV_TOOLS_REQUIRED || req->tool_choice == SRV_TOOLS_NAMED;
+    bool tools_forced =
+        req->tool_choice == SRV_TOOLS_REQUIRED || req->tool_choice == SRV_TOOLS_NAMED;
     if (!req->response_format && !tools_forced) return 0;
     if (req->response_format && tools_forced)
         return srv_error_set(err, 400, "invalid_request_error", "response_format", NULL,
@@ -515,7 +528,9 @@ static int make_constraint(q35_server *s, const srv_request *req, q35_constraint
         cJSON_GetObjectItemCaseSensitive(rf, "json_schema"), "schema");
     if (cJSON_IsString(type) && !strcmp(type->valuestring, "json_schema") && schema) {
         char *text = cJSON_PrintUnformatted(schema);
-        if (text) *out = q35_constraint_compile(s->cvocab, Q35_CONSTRAINT_JSON_SCHEMA, text, strlen(text), &e);
+        if (text)
+            *out = q35_constraint_compile(s->cvocab, Q35_CONSTRAINT_JSON_SCHEMA, text, strlen(text),
+                                          &e);
         free(text);
     } else {
         *out = q35_constraint_compile(s->cvocab, Q35_CONSTRAINT_JSON, NULL, 0, &e);
@@ -535,8 +550,7 @@ static enum MHD_Result do_generate(struct MHD_Connection *c, conn *x, srv_kind k
     enum MHD_Result rc;
     if (!model_matches(s, req.model)) {
         rc = fail(c, x, 404, "invalid_request_error", "model", "model_not_found",
-                  "the model '%s' does not exist (this server has '%s')", req.model,
-                  s->model_name);
+                  "the model '%s' does not exist (this server has '%s')", req.model, s->model_name);
         goto out;
     }
     q35_constraint *con = NULL;
@@ -840,8 +854,7 @@ q35_server *q35_server_start(const q35_server_opts *o, q35_err *e) {
     struct sockaddr_in a4 = {0};
     struct sockaddr_in6 a6 = {0};
     const char *host = !strcmp(s->host, "localhost") ? "127.0.0.1" : s->host;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
     const struct sockaddr *addr;
     if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
         a4.sin_family = AF_INET;
@@ -863,8 +876,8 @@ q35_server *q35_server_start(const q35_server_opts *o, q35_err *e) {
     s->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR,
                             addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.timeout_s,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-                            MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_NOTIFY_COMPLETED,
+                            completed, s, MHD_OPTION_END);
     if (!s->d) {
         q35_err_set(e, Q35_EIO, "serve: cannot listen on %s:%d (%s)", s->host, o->port,
                     strerror(errno));

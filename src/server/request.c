@@ -116,8 +116,8 @@ static int refuse(const cJSON *root, const char *name, bool allow_false, double 
     if (is_null(v)) return 0;
     if (allow_false && cJSON_IsFalse(v)) return 0;
     if (!isnan(allow_number) && cJSON_IsNumber(v) && v->valuedouble == allow_number) return 0;
-    return srv_error_set(err, 400, INVALID, name, "unsupported_parameter", "'%s' is not supported: %s",
-                         name, why);
+    return srv_error_set(err, 400, INVALID, name, "unsupported_parameter",
+                         "'%s' is not supported: %s", name, why);
 }
 
 static int read_stop(const cJSON *root, const srv_limits *lim, srv_request *r, srv_error *err) {
@@ -154,9 +154,12 @@ static int read_tool_choice(const cJSON *root, srv_request *r, srv_error *err) {
     if (is_null(v)) return 0;
     if (cJSON_IsString(v)) {
         const char *s = v->valuestring;
-        if (!strcmp(s, "auto")) r->tool_choice = SRV_TOOLS_AUTO;
-        else if (!strcmp(s, "none")) r->tool_choice = SRV_TOOLS_NONE;
-        else if (!strcmp(s, "required")) r->tool_choice = SRV_TOOLS_REQUIRED;
+        if (!strcmp(s, "auto"))
+            r->tool_choice = SRV_TOOLS_AUTO;
+        else if (!strcmp(s, "none"))
+            r->tool_choice = SRV_TOOLS_NONE;
+        else if (!strcmp(s, "required"))
+            r->tool_choice = SRV_TOOLS_REQUIRED;
         else
             return bad(err, "tool_choice",
                        "'%s' must be \"auto\", \"none\", \"required\" or a named function%s", NULL);
@@ -187,8 +190,8 @@ static int read_response_format(const cJSON *root, srv_request *r, srv_error *er
                    "'%s.type' must be \"text\", \"json_object\" or \"json_schema\"%s", NULL);
     if (!strcmp(t, "json_schema")) {
         const cJSON *js = cJSON_GetObjectItemCaseSensitive(v, "json_schema");
-        const cJSON *schema = cJSON_IsObject(js) ? cJSON_GetObjectItemCaseSensitive(js, "schema")
-                                                 : NULL;
+        const cJSON *schema =
+            cJSON_IsObject(js) ? cJSON_GetObjectItemCaseSensitive(js, "schema") : NULL;
         if (!cJSON_IsObject(js) || (schema && !cJSON_IsObject(schema) && !cJSON_IsBool(schema)))
             return bad(err, "response_format",
                        "'%s.json_schema' must be an object with a \"schema\" object%s", NULL);
@@ -197,8 +200,7 @@ static int read_response_format(const cJSON *root, srv_request *r, srv_error *er
     return 0;
 }
 
-static int read_sampling(const cJSON *root, const srv_limits *lim, srv_request *r,
-                         srv_error *err) {
+static int read_sampling(const cJSON *root, const srv_limits *lim, srv_request *r, srv_error *err) {
     q35_sampling *s = &r->sampling;
     double d;
     long long ll;
@@ -279,15 +281,20 @@ static int parse_fields(const cJSON *root, const char *body, size_t len, srv_kin
     const cJSON *mods = cJSON_GetObjectItemCaseSensitive(root, "modalities");
     if (cJSON_IsArray(mods)) {
         const cJSON *m;
-        cJSON_ArrayForEach(m, mods) if (!cJSON_IsString(m) || strcmp(m->valuestring, "text")) return
-            srv_error_set(err, 400, INVALID, "modalities", "unsupported_parameter",
-                          "'modalities' may only hold \"text\"");
+        cJSON_ArrayForEach(
+            m,
+            mods) if (!cJSON_IsString(m) ||
+                      strcmp(m->valuestring,
+                             "text")) return srv_error_set(err, 400, INVALID, "modalities",
+                                                           "unsupported_parameter",
+                                                           "'modalities' may only hold \"text\"");
     }
 
     if (get_bool(root, "stream", &r->stream, NULL, err)) return err->status;
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
     if (!is_null(so)) {
-        if (!cJSON_IsObject(so)) return bad(err, "stream_options", "'%s' must be an object%s", NULL);
+        if (!cJSON_IsObject(so))
+            return bad(err, "stream_options", "'%s' must be an object%s", NULL);
         if (get_bool(so, "include_usage", &r->include_usage, NULL, err)) {
             snprintf(err->param, sizeof err->param, "stream_options.include_usage");
             return err->status;
@@ -319,8 +326,8 @@ static int parse_fields(const cJSON *root, const char *body, size_t len, srv_kin
         const cJSON *t;
         cJSON_ArrayForEach(t, tools) {
             const cJSON *fn = cJSON_GetObjectItemCaseSensitive(t, "function");
-            const cJSON *name = cJSON_IsObject(fn) ? cJSON_GetObjectItemCaseSensitive(fn, "name")
-                                                   : NULL;
+            const cJSON *name =
+                cJSON_IsObject(fn) ? cJSON_GetObjectItemCaseSensitive(fn, "name") : NULL;
             if (!cJSON_IsString(name) || !name->valuestring[0])
                 return bad(err, "tools",
                            "each of '%s' must be {\"type\": \"function\", \"function\": {\"name\": "
@@ -347,7 +354,8 @@ int srv_request_parse(const char *body, size_t len, srv_kind kind, const srv_lim
     out->sampling = q35_sampling_default();
     out->sampling.thinking_budget = -1;
     if (!body || !len)
-        return srv_error_set(err, 400, INVALID, NULL, NULL, "the request has no body (JSON expected)");
+        return srv_error_set(err, 400, INVALID, NULL, NULL,
+                             "the request has no body (JSON expected)");
     if (memchr(body, 0, len))
         return srv_error_set(err, 400, INVALID, NULL, NULL, "the request body holds a NUL byte");
     const char *end = NULL;

@@ -38,25 +38,25 @@ typedef enum srv_tool_choice {
 } srv_tool_choice;
 
 typedef struct srv_limits {
-    int max_tokens;    /* largest max_tokens a request may ask for */
-    int max_stop;      /* stop strings per request */
-    int max_stop_len;  /* bytes per stop string */
+    int max_tokens;   /* largest max_tokens a request may ask for */
+    int max_stop;     /* stop strings per request */
+    int max_stop_len; /* bytes per stop string */
 } srv_limits;
 
 typedef struct srv_request {
     srv_kind kind;
-    char *model;              /* "model" or NULL */
+    char *model;               /* "model" or NULL */
     q35_message_list messages; /* chat: the messages (and tools) */
-    char *prompt;             /* completion: the raw prompt */
+    char *prompt;              /* completion: the raw prompt */
     bool stream, include_usage;
-    q35_sampling sampling;    /* stop points into `stop` */
+    q35_sampling sampling; /* stop points into `stop` */
     bool max_tokens_given;
-    char **stop;              /* NULL-terminated, or NULL */
+    char **stop; /* NULL-terminated, or NULL */
     srv_tool_choice tool_choice;
-    char *tool_name;          /* SRV_TOOLS_NAMED */
+    char *tool_name; /* SRV_TOOLS_NAMED */
     bool parallel_tool_calls;
-    char *response_format;    /* JSON of a json_object/json_schema response_format, or NULL */
-    bool thinking_given;      /* enable_thinking was in the request */
+    char *response_format; /* JSON of a json_object/json_schema response_format, or NULL */
+    bool thinking_given;   /* enable_thinking was in the request */
 } srv_request;
 
 /* Reads `len` bytes of `body`. Defaults: q35_sampling_default() with

@@ -251,17 +251,15 @@ static cJSON *timings_json(const srv_job *j) {
     cJSON_AddNumberToObject(t, "ttft_ms", first - j->t_submit);
     cJSON_AddNumberToObject(t, "total_ms", j->t_end - j->t_submit);
     double dec = j->t_end - first;
-    cJSON_AddNumberToObject(t, "decode_tok_s",
-                            dec > 0 && j->completion_tokens > 1
-                                ? (j->completion_tokens - 1) / (dec / 1e3)
-                                : 0);
+    cJSON_AddNumberToObject(
+        t, "decode_tok_s",
+        dec > 0 && j->completion_tokens > 1 ? (j->completion_tokens - 1) / (dec / 1e3) : 0);
     return t;
 }
 
 static const char *finish_reason(const srv_resp *r, const q35_reply *reply) {
     if (r->tp && srv_tool_parser_n_calls(r->tp) > 0) return "tool_calls";
-    if (reply->stop == Q35_STOP_MAX_TOKENS || reply->stop == Q35_STOP_CONTEXT_FULL)
-        return "length";
+    if (reply->stop == Q35_STOP_MAX_TOKENS || reply->stop == Q35_STOP_CONTEXT_FULL) return "length";
     return "stop";
 }
 
@@ -364,13 +362,13 @@ static void on_end(srv_job *j, int rc, const q35_reply *reply, const q35_err *er
             send_event(r, o);
         }
         srv_job_write(j, "data: [DONE]\n\n", 14);
-        if (r->body && reply->stop != Q35_STOP_CANCELLED)
-            predict_next(r);
+        if (r->body && reply->stop != Q35_STOP_CANCELLED) predict_next(r);
         return;
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", r->id);
-    cJSON_AddStringToObject(o, "object", r->kind == SRV_CHAT ? "chat.completion" : "text_completion");
+    cJSON_AddStringToObject(o, "object",
+                            r->kind == SRV_CHAT ? "chat.completion" : "text_completion");
     cJSON_AddNumberToObject(o, "created", (double)r->created);
     cJSON_AddStringToObject(o, "model", r->model);
     cJSON *choices = cJSON_AddArrayToObject(o, "choices");
@@ -380,7 +378,8 @@ static void on_end(srv_job *j, int rc, const q35_reply *reply, const q35_err *er
         cJSON *m = cJSON_AddObjectToObject(c, "message");
         cJSON_AddStringToObject(m, "role", "assistant");
         if (r->content.n || !r->n_calls)
-            cJSON_AddItemToObject(m, "content", string_n(r->content.p ? r->content.p : "", r->content.n));
+            cJSON_AddItemToObject(m, "content",
+                                  string_n(r->content.p ? r->content.p : "", r->content.n));
         else
             cJSON_AddNullToObject(m, "content");
         if (r->reasoning.n)
@@ -393,7 +392,8 @@ static void on_end(srv_job *j, int rc, const q35_reply *reply, const q35_err *er
                 cJSON_AddStringToObject(tc, "type", "function");
                 cJSON *fn = cJSON_AddObjectToObject(tc, "function");
                 cJSON_AddStringToObject(fn, "name", r->calls[i].name ? r->calls[i].name : "");
-                cJSON_AddStringToObject(fn, "arguments", r->calls[i].args.p ? r->calls[i].args.p : "{}");
+                cJSON_AddStringToObject(fn, "arguments",
+                                        r->calls[i].args.p ? r->calls[i].args.p : "{}");
                 cJSON_AddItemToArray(tcs, tc);
             }
         }

@@ -27,11 +27,11 @@ typedef struct q35_server_opts {
     size_t cache_bytes;     /* prompt cache bound (default 1 GiB) */
     int n_threads;          /* compute threads (0: all cores) */
     q35_weight_format weights;
-    size_t max_body;        /* request body bytes (default 4 MiB) */
-    int max_prompt_tokens;  /* default: n_ctx - 1 */
-    int max_tokens;         /* largest max_tokens (default 4096) */
-    int timeout_s;          /* idle connection timeout (default 600) */
-    bool quiet;             /* no request log on stderr */
+    size_t max_body;       /* request body bytes (default 4 MiB) */
+    int max_prompt_tokens; /* default: n_ctx - 1 */
+    int max_tokens;        /* largest max_tokens (default 4096) */
+    int timeout_s;         /* idle connection timeout (default 600) */
+    bool quiet;            /* no request log on stderr */
 } q35_server_opts;
 
 typedef struct q35_server q35_server;

@@ -92,13 +92,13 @@ static const char *param_type(const srv_tool_parser *p, const char *fn, const ch
         if (!cJSON_IsString(name) || strcmp(name->valuestring, fn)) continue;
         const cJSON *props = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(f, "parameters"), "properties");
-        const cJSON *type = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(props, key), "type");
+        const cJSON *type =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(props, key), "type");
         if (cJSON_IsString(type)) return type->valuestring;
         if (cJSON_IsArray(type)) { /* ["integer", "null"]: the first that is not null */
             const cJSON *x;
-            cJSON_ArrayForEach(x, type) if (cJSON_IsString(x) && strcmp(x->valuestring, "null"))
-                return x->valuestring;
+            cJSON_ArrayForEach(x, type) if (cJSON_IsString(x) &&
+                                            strcmp(x->valuestring, "null")) return x->valuestring;
         }
         return NULL;
     }
@@ -127,7 +127,7 @@ static char *value_json(const char *type, const char *v) {
         }
         if (!fits && type && !strcmp(type, "boolean")) { /* Python's str(True) */
             cJSON_Delete(parsed);
-            parsed = !strcasecmp(v, "true") ? cJSON_CreateTrue()
+            parsed = !strcasecmp(v, "true")    ? cJSON_CreateTrue()
                      : !strcasecmp(v, "false") ? cJSON_CreateFalse()
                                                : NULL;
             fits = parsed != NULL;
@@ -332,9 +332,7 @@ int srv_tool_parser_finish(srv_tool_parser *p) {
     int rc = step(p, true);
     switch (p->st) {
     case S_FUNC:
-    case S_PARAM: /* cut off: the complete parameters so far, closed */
-        end_call(p);
-        break;
+    case S_PARAM: /* cut off: the complete parameters so far, closed */ end_call(p); break;
     default: break;
     }
     p->n = 0;

@@ -29,7 +29,8 @@ static void fields_honoured(void **st) {
     const char *b =
         "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\","
         "\"content\":[{\"type\":\"text\",\"text\":\"hi\"}]}],\"temperature\":0.2,\"top_p\":0.5,"
-        "\"top_k\":7,\"repetition_penalty\":1.3,\"max_completion_tokens\":33,\"stop\":[\"x\",\"yy\"],"
+        "\"top_k\":7,\"repetition_penalty\":1.3,\"max_completion_tokens\":33,\"stop\":[\"x\","
+        "\"yy\"],"
         "\"seed\":42,\"stream\":true,\"stream_options\":{\"include_usage\":true},"
         "\"chat_template_kwargs\":{\"enable_thinking\":false},\"thinking_budget\":9,"
         "\"tool_choice\":\"none\",\"n\":1,\"logprobs\":false,\"user\":\"ignored\"}";
@@ -52,14 +53,17 @@ static void fields_honoured(void **st) {
     srv_request_free(&r);
 
     /* defaults */
-    assert_int_equal(parse("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", SRV_CHAT, &r, &e), 0);
+    assert_int_equal(
+        parse("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", SRV_CHAT, &r, &e), 0);
     assert_true(r.sampling.thinking);
     assert_int_equal(r.sampling.max_tokens, LIM.max_tokens);
     assert_false(r.max_tokens_given);
     assert_false(r.stream);
     srv_request_free(&r);
 
-    assert_int_equal(parse("{\"prompt\":[\"once upon\"],\"max_tokens\":5,\"stop\":\"\\n\"}", SRV_COMPLETION, &r, &e), 0);
+    assert_int_equal(parse("{\"prompt\":[\"once upon\"],\"max_tokens\":5,\"stop\":\"\\n\"}",
+                           SRV_COMPLETION, &r, &e),
+                     0);
     assert_string_equal(r.prompt, "once upon");
     assert_false(r.sampling.thinking);
     srv_request_free(&r);
@@ -71,24 +75,42 @@ static void refused(void **st) {
         srv_kind kind;
     } cases[] = {
         {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"n\":2}", "n", SRV_CHAT},
-        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"logprobs\":true}", "logprobs", SRV_CHAT},
-        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"top_logprobs\":2}", "top_logprobs", SRV_CHAT},
-        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":\"hot\"}", "temperature", SRV_CHAT},
-        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":7}", "temperature", SRV_CHAT},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"logprobs\":true}", "logprobs",
+         SRV_CHAT},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"top_logprobs\":2}",
+         "top_logprobs", SRV_CHAT},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":\"hot\"}",
+         "temperature", SRV_CHAT},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":7}", "temperature",
+         SRV_CHAT},
         {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"top_p\":0}", "top_p", SRV_CHAT},
-        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":1.5}", "max_tokens", SRV_CHAT},
-        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":100000}", "max_tokens", SRV_CHAT},
-        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":0}", "max_tokens", SRV_CHAT},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":1.5}", "max_tokens",
+         SRV_CHAT},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":100000}",
+         "max_tokens", SRV_CHAT},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":0}", "max_tokens",
+         SRV_CHAT},
         {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stop\":[1]}", "stop", SRV_CHAT},
-        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", "stop", SRV_CHAT},
-        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":1}", "stream", SRV_CHAT},
-        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"presence_penalty\":0.5}", "presence_penalty", SRV_CHAT},
-        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"tool_choice\":\"sometimes\"}", "tool_choice", SRV_CHAT},
-        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"response_format\":{\"type\":\"xml\"}}", "response_format", SRV_CHAT},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stop\":[\"a\",\"b\",\"c\",\"d\","
+         "\"e\"]}",
+         "stop", SRV_CHAT},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":1}", "stream",
+         SRV_CHAT},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"presence_penalty\":0.5}",
+         "presence_penalty", SRV_CHAT},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"tool_choice\":\"sometimes\"}",
+         "tool_choice", SRV_CHAT},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"response_format\":{\"type\":"
+         "\"xml\"}}",
+         "response_format", SRV_CHAT},
         {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"tools\":{}}", "tools", SRV_CHAT},
-        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"chat_template_kwargs\":{\"enable_thinking\":\"yes\"}}", "chat_template_kwargs.enable_thinking", SRV_CHAT},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"chat_template_kwargs\":{"
+         "\"enable_thinking\":\"yes\"}}",
+         "chat_template_kwargs.enable_thinking", SRV_CHAT},
         {"{\"messages\":[]}", "messages", SRV_CHAT},
-        {"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\"}}]}]}", "messages", SRV_CHAT},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{"
+         "\"url\":\"x\"}}]}]}",
+         "messages", SRV_CHAT},
         {"{\"model\":3,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", "model", SRV_CHAT},
         {"{\"prompt\":5}", "prompt", SRV_COMPLETION},
         {"{\"prompt\":\"x\",\"echo\":true}", "echo", SRV_COMPLETION},
@@ -99,12 +121,14 @@ static void refused(void **st) {
         srv_error e;
         int rc = parse(cases[i].body, cases[i].kind, &r, &e);
         if (rc != 400 || strcmp(e.param, cases[i].param))
-            fail_msg("case %zu (%s): status %d param '%s' (%s)", i, cases[i].body, rc, e.param, e.message);
+            fail_msg("case %zu (%s): status %d param '%s' (%s)", i, cases[i].body, rc, e.param,
+                     e.message);
         assert_true(e.message[0] != 0);
         assert_string_equal(e.type, "invalid_request_error");
         assert_null(r.model); /* zeroed on failure */
     }
-    const char *malformed[] = {"", "{", "[]", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]} x",
+    const char *malformed[] = {"",     "{",
+                               "[]",   "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]} x",
                                "null", "{\"a\":1}"};
     for (size_t i = 0; i < sizeof malformed / sizeof *malformed; i++) {
         srv_request r;
@@ -131,14 +155,19 @@ static void mutation_run(void **st) {
     static const char *seeds[] = {
         "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},{\"role\":"
         "\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{"
-        "\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\""
+        "\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{"
+        "\\\"a\\\""
         ":1}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"ok\"}],\"tools\":[{"
-        "\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\"}}}],"
+        "\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\"}}}]"
+        ","
         "\"temperature\":0.5,\"stop\":[\"\\n\\n\"],\"stream\":true,\"stream_options\":{"
         "\"include_usage\":true},\"max_tokens\":64,\"seed\":7}",
-        "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},{\"type\""
-        ":\"text\",\"text\":\"\\u00e9\\ud83d\\ude00\"}]}],\"response_format\":{\"type\":\"json_schema\""
-        ",\"json_schema\":{\"name\":\"x\",\"schema\":{\"type\":\"object\"}}},\"tool_choice\":{\"type\":"
+        "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},{"
+        "\"type\""
+        ":\"text\",\"text\":\"\\u00e9\\ud83d\\ude00\"}]}],\"response_format\":{\"type\":\"json_"
+        "schema\""
+        ",\"json_schema\":{\"name\":\"x\",\"schema\":{\"type\":\"object\"}}},\"tool_choice\":{"
+        "\"type\":"
         "\"function\",\"function\":{\"name\":\"f\"}}}",
     };
     const char alphabet[] = "{}[]\":,0123456789.-eE+truefalsnl\\u \t\n\x80\xff\x00";
@@ -152,9 +181,9 @@ static void mutation_run(void **st) {
         for (int k = 0; k < edits && n > 0; k++) {
             size_t at = next() % n;
             switch (next() % 5) {
-            case 0: buf[at] = (char)(next() & 0xff); break;                     /* flip */
-            case 1: n = at; break;                                              /* cut */
-            case 2:                                                             /* insert */
+            case 0: buf[at] = (char)(next() & 0xff); break; /* flip */
+            case 1: n = at; break;                          /* cut */
+            case 2:                                         /* insert */
                 if (n + 1 < sizeof buf) {
                     memmove(buf + at + 1, buf + at, n - at);
                     buf[at] = alphabet[next() % (sizeof alphabet - 1)];

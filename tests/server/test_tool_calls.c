@@ -202,13 +202,15 @@ static void streamed_tool_calls(void **st) {
             cJSON *d = cJSON_GetObjectItem(c, "delta");
             cJSON *v;
             if ((v = cJSON_GetObjectItem(d, "content"))) strcat(content, v->valuestring);
-            if ((v = cJSON_GetObjectItem(d, "reasoning_content"))) strcat(reasoning, v->valuestring);
+            if ((v = cJSON_GetObjectItem(d, "reasoning_content")))
+                strcat(reasoning, v->valuestring);
             cJSON *tc = cJSON_GetArrayItem(cJSON_GetObjectItem(d, "tool_calls"), 0);
             if (tc) {
                 cJSON *fn = cJSON_GetObjectItem(tc, "function");
                 if (cJSON_GetObjectItem(fn, "name")) {
                     named = true;
-                    assert_string_equal(cJSON_GetObjectItem(fn, "name")->valuestring, "get_weather");
+                    assert_string_equal(cJSON_GetObjectItem(fn, "name")->valuestring,
+                                        "get_weather");
                     assert_non_null(cJSON_GetObjectItem(tc, "id"));
                 }
                 strcat(args, cJSON_GetObjectItem(fn, "arguments")->valuestring);
@@ -246,8 +248,10 @@ static void whole_message_with_tool_calls(void **st) {
     cJSON *args = cJSON_Parse(cJSON_GetObjectItem(fn, "arguments")->valuestring);
     assert_int_equal(cJSON_GetObjectItem(args, "days")->valueint, 2);
     cJSON *u = cJSON_GetObjectItem(o, "usage");
-    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(u, "prompt_tokens_details"),
-                                         "cached_tokens")->valueint, 4);
+    assert_int_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(u, "prompt_tokens_details"), "cached_tokens")
+            ->valueint,
+        4);
     cJSON_Delete(args);
     cJSON_Delete(o);
     srv_job_release(j);
@@ -255,13 +259,15 @@ static void whole_message_with_tool_calls(void **st) {
 
     /* cut off inside the call: length, no XML in the content */
     j = job_for(BODY, false, &req);
-    feed_reply(j, "", "Sure.<tool_call>\n<function=get_weather>\n<parameter=da", Q35_STOP_MAX_TOKENS);
+    feed_reply(j, "", "Sure.<tool_call>\n<function=get_weather>\n<parameter=da",
+               Q35_STOP_MAX_TOKENS);
     o = cJSON_Parse(j->out);
     c = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0);
     m = cJSON_GetObjectItem(c, "message");
     assert_string_equal(cJSON_GetObjectItem(m, "content")->valuestring, "Sure.");
     tc = cJSON_GetArrayItem(cJSON_GetObjectItem(m, "tool_calls"), 0);
-    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(tc, "function"), "arguments")->valuestring, "{}");
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(tc, "function"), "arguments")->valuestring, "{}");
     cJSON_Delete(o);
     srv_job_release(j);
     srv_request_free(&req);
@@ -269,9 +275,9 @@ static void whole_message_with_tool_calls(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(calls_parsed_and_typed),   cmocka_unit_test(any_split_same_result),
-        cmocka_unit_test(cut_off_never_leaks),      cmocka_unit_test(plain_text_untouched),
-        cmocka_unit_test(streamed_tool_calls),      cmocka_unit_test(whole_message_with_tool_calls),
+        cmocka_unit_test(calls_parsed_and_typed), cmocka_unit_test(any_split_same_result),
+        cmocka_unit_test(cut_off_never_leaks),    cmocka_unit_test(plain_text_untouched),
+        cmocka_unit_test(streamed_tool_calls),    cmocka_unit_test(whole_message_with_tool_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
