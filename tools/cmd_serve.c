@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "server/server.h"
@@ -123,10 +124,15 @@ int cmd_serve(int argc, char **argv) {
             o.host ? o.host : "127.0.0.1", q35_server_port(s), o.model_path,
             o.api_key ? ", API key required" : "");
     fflush(stderr);
-    int sig = 0;
-    sigwait(&set, &sig);
-    fprintf(stderr, "q35 serve: stopping (signal %d)\n", sig);
-    int ready = q35_server_ready(s, &e);
+    /* until a signal, or a model that failed to load (nothing to serve) */
+    int sig = -1, ready = 0;
+    while (sig < 0) {
+        struct timespec tick = {0, 100 * 1000 * 1000};
+        sig = sigtimedwait(&set, NULL, &tick);
+        if (sig < 0 && (ready = q35_server_ready(s, &e)) < 0) break;
+    }
+    if (sig >= 0) fprintf(stderr, "q35 serve: stopping (signal %d)\n", sig);
+    ready = q35_server_ready(s, &e);
     q35_server_stop(s);
     free(key_owned);
     return ready < 0 ? 1 : 0;
