@@ -46,7 +46,9 @@ void q35_mlx_q5k_matmul(const q35_kernels *k, const q35_tensor *w, const q35_act
     const char *n = k->name;
     bool x86 = !strncmp(n, "avx", 3) || !strcmp(n, "amx"); /* avx2, avx512, ... */
 #if defined(__x86_64__)
-    if (x86 && q35_kernels_avx2()) {
+    /* k exists only where its CPU check passed (and every x86 SIMD set has
+     * AVX2 + FMA + F16C): no check here, cpuid is slow in a VM */
+    if (x86) {
         if (w->dtype == Q35_DT_Q5_K)
             q35_q5k_matmul_avx2(w, a, y, ldy, r0, r1);
         else

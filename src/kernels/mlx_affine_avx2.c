@@ -57,6 +57,24 @@ static unit_tab make_tab(int b) {
     return t;
 }
 
+/* n values of a scales/biases row (dtype aux) as float32, 8 at a time. */
+static void aux_row(const void *p, int aux, size_t at, int64_t n, float *out) {
+    int64_t i = 0;
+    if (aux == Q35_DT_F16) {
+        const uint16_t *h = (const uint16_t *)p + at;
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+    } else if (aux == Q35_DT_BF16) {
+        const uint16_t *h = (const uint16_t *)p + at;
+        for (; i + 8 <= n; i += 8) {
+            __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + i)));
+            _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+        }
+    }
+    for (; i < n; i++)
+        out[i] = q35_mlx_aux_f32(p, aux, at + (size_t)i);
+}
+
 static inline __m256 unit_codes(const uint8_t *p, const unit_tab *t) {
     long long u;
     memcpy(&u, p, 8);
@@ -64,6 +82,44 @@ static inline __m256 unit_codes(const uint8_t *p, const unit_tab *t) {
     v = _mm256_shuffle_epi8(v, t->shuf);
     v = _mm256_and_si256(_mm256_srlv_epi32(v, t->shift), t->mask);
     return _mm256_cvtepi32_ps(v);
+}
+
+/* sum_g s_g * sum(q x over g) of one row for NT (1..TT) tokens, into dots. */
+static inline __attribute__((always_inline)) void
+row_dots(const int NT, const uint8_t *row, int64_t ng, int gs, int b, size_t gb, uint8_t *last,
+         const unit_tab *tab, const float *sc, const float *const *xt, float *dots) {
+    __m256 tot[TT];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++)
+        tot[t] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < ng; g++) {
+        const uint8_t *p = row + (size_t)g * gb;
+        if (g == ng - 1) {
+            memcpy(last, p, gb);
+            p = last;
+        }
+        __m256 acc0[TT], acc1[TT];
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++)
+            acc0[t] = acc1[t] = _mm256_setzero_ps();
+        for (int u = 0; u < gs / 8; u += 2) {
+            __m256 q0 = unit_codes(p + (size_t)u * (size_t)b, tab);
+            __m256 q1 = unit_codes(p + (size_t)(u + 1) * (size_t)b, tab);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                const float *x = xt[t] + g * gs + 8 * u;
+                acc0[t] = _mm256_fmadd_ps(q0, _mm256_loadu_ps(x), acc0[t]);
+                acc1[t] = _mm256_fmadd_ps(q1, _mm256_loadu_ps(x + 8), acc1[t]);
+            }
+        }
+        const __m256 s = _mm256_set1_ps(sc[g]);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++)
+            tot[t] = _mm256_fmadd_ps(s, _mm256_add_ps(acc0[t], acc1[t]), tot[t]);
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++)
+        dots[t] = hsum8(tot[t]);
 }
 
 void q35_mlx_matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
@@ -77,7 +133,7 @@ void q35_mlx_matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64
     }
     const size_t rb = (size_t)(cols / 8 * b), gb = (size_t)(gs / 8 * b);
     const unit_tab tab = make_tab(b);
-    float xs[TT][MAXGR];
+    float xs[TT][MAXGR], sc[MAXGR], bi[MAXGR];
     /* the last group of a row is read from a copy: 8-byte loads of its last
      * units would run past the row (and past the file for the last row) */
     uint8_t last[128 + 8];
@@ -96,38 +152,24 @@ void q35_mlx_matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64
             }
         for (int64_t o = r0; o < r1; o++) {
             const uint8_t *row = (const uint8_t *)qa->q + (size_t)o * rb;
-            __m256 tot[TT];
-            for (int t = 0; t < TT; t++)
-                tot[t] = _mm256_setzero_ps();
-            for (int64_t g = 0; g < ng; g++) {
-                const uint8_t *p = row + (size_t)g * gb;
-                if (g == ng - 1) {
-                    memcpy(last, p, gb);
-                    p = last;
-                }
-                __m256 acc0[TT], acc1[TT];
-                for (int t = 0; t < TT; t++)
-                    acc0[t] = acc1[t] = _mm256_setzero_ps();
-                for (int u = 0; u < gs / 8; u += 2) {
-                    __m256 q0 = unit_codes(p + (size_t)u * (size_t)b, &tab);
-                    __m256 q1 = unit_codes(p + (size_t)(u + 1) * (size_t)b, &tab);
-                    for (int t = 0; t < TT; t++) {
-                        if (t >= nt) break;
-                        const float *x = xt[t] + g * gs + 8 * u;
-                        acc0[t] = _mm256_fmadd_ps(q0, _mm256_loadu_ps(x), acc0[t]);
-                        acc1[t] = _mm256_fmadd_ps(q1, _mm256_loadu_ps(x + 8), acc1[t]);
-                    }
-                }
-                const __m256 s =
-                    _mm256_set1_ps(q35_mlx_aux_f32(qa->scales, qa->aux, (size_t)(o * ng + g)));
-                for (int t = 0; t < nt; t++)
-                    tot[t] = _mm256_fmadd_ps(s, _mm256_add_ps(acc0[t], acc1[t]), tot[t]);
+            aux_row(qa->scales, qa->aux, (size_t)(o * ng), ng, sc);
+            aux_row(qa->biases, qa->aux, (size_t)(o * ng), ng, bi);
+            float dots[TT];
+            switch (nt) { /* constant token counts: accumulators stay in registers */
+            case 1: row_dots(1, row, ng, gs, b, gb, last, &tab, sc, xt, dots); break;
+            case 2: row_dots(2, row, ng, gs, b, gb, last, &tab, sc, xt, dots); break;
+            case 3: row_dots(3, row, ng, gs, b, gb, last, &tab, sc, xt, dots); break;
+            default: row_dots(4, row, ng, gs, b, gb, last, &tab, sc, xt, dots); break;
             }
             for (int t = 0; t < nt; t++) {
-                float bz = 0;
-                for (int64_t g = 0; g < ng; g++)
-                    bz += q35_mlx_aux_f32(qa->biases, qa->aux, (size_t)(o * ng + g)) * xs[t][g];
-                y[(int64_t)(t0 + t) * ldy + o] = hsum8(tot[t]) + bz;
+                __m256 bv = _mm256_setzero_ps();
+                int64_t g = 0;
+                for (; g + 8 <= ng; g += 8)
+                    bv = _mm256_fmadd_ps(_mm256_loadu_ps(bi + g), _mm256_loadu_ps(xs[t] + g), bv);
+                float bz = hsum8(bv);
+                for (; g < ng; g++)
+                    bz += bi[g] * xs[t][g];
+                y[(int64_t)(t0 + t) * ldy + o] = dots[t] + bz;
             }
         }
     }
