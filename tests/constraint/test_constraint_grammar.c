@@ -11,6 +11,7 @@
 #include <pthread.h>
 
 #include "constraint/constraint_test_util.h"
+#include "constraint/reply_guard.h"
 
 typedef struct err_case {
     q35_constraint_kind kind;
@@ -323,11 +324,57 @@ static void test_threads(void **state) {
     q35_constraint_free(con);
 }
 
+/* The reply loop's side (reply_guard): free text while thinking, the
+ * document from the end of </think>, done when it cannot go on, and a
+ * token that ends the think block with text breaking the document is an
+ * error, never an accepted reply. */
+static void test_reply_guard(void **state) {
+    (void)state;
+    q35_err e = {0};
+    const char *g = "root ::= \"ok\"";
+    q35_constraint *con =
+        q35_constraint_compile(ENV->vocab, Q35_CONSTRAINT_GRAMMAR, g, strlen(g), &e);
+    assert_non_null(con);
+    int32_t think_end = q35_token_id(ENV->tok, "</think>");
+    q35_reply_guard rg;
+    /* thinking off: masked from the first token */
+    assert_int_equal(q35_reply_guard_init(&rg, con, false, &ENV->eos, 1, &e), Q35_OK);
+    assert_non_null(q35_reply_guard_mask(&rg));
+    int32_t ok = q35_token_id(ENV->tok, "ok");
+    assert_true(ok >= 0);
+    assert_int_equal(q35_reply_guard_after(&rg, ok, false, false, "ok", 2, &e), Q35_OK);
+    assert_true(rg.done);
+    q35_reply_guard_free(&rg);
+    /* thinking on: free until </think>, then the answer text of that step */
+    assert_int_equal(q35_reply_guard_init(&rg, con, true, &ENV->eos, 1, &e), Q35_OK);
+    assert_null(q35_reply_guard_mask(&rg));
+    assert_int_equal(q35_reply_guard_after(&rg, 42, true, true, "", 0, &e), Q35_OK);
+    assert_null(q35_reply_guard_mask(&rg));
+    assert_int_equal(q35_reply_guard_after(&rg, think_end, true, false, "", 0, &e), Q35_OK);
+    assert_non_null(q35_reply_guard_mask(&rg));
+    assert_false(rg.done);
+    q35_reply_guard_free(&rg);
+    assert_int_equal(q35_reply_guard_init(&rg, con, true, &ENV->eos, 1, &e), Q35_OK);
+    assert_int_equal(q35_reply_guard_after(&rg, 7, true, false, "ok", 2, &e), Q35_OK);
+    assert_true(rg.done);
+    q35_reply_guard_free(&rg);
+    assert_int_equal(q35_reply_guard_init(&rg, con, true, &ENV->eos, 1, &e), Q35_OK);
+    assert_int_not_equal(q35_reply_guard_after(&rg, 7, true, false, "no", 2, &e), Q35_OK);
+    assert_non_null(strstr(e.msg, "after </think>"));
+    q35_reply_guard_free(&rg);
+    /* no constraint: every call a no-op */
+    assert_int_equal(q35_reply_guard_init(&rg, NULL, true, NULL, 0, &e), Q35_OK);
+    assert_null(q35_reply_guard_mask(&rg));
+    assert_int_equal(q35_reply_guard_after(&rg, 7, true, false, "zz", 2, &e), Q35_OK);
+    assert_false(rg.done);
+    q35_reply_guard_free(&rg);
+    q35_constraint_free(con);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_mask_equals_brute_force),
+        cmocka_unit_test(test_reply_guard),      cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_errors),           cmocka_unit_test(test_mask_equals_brute_force),
         cmocka_unit_test(test_tokens_and_bytes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
