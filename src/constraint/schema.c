@@ -1396,6 +1396,81 @@ static int only_annotations(schema_conv *c, const cJSON *s, const char *path, co
     return Q35_OK;
 }
 
+/* The JSON kinds a schema can match, as TYPES bits (integer folded into
+ * number); -1 when it cannot be told without more analysis. */
+static int kinds_of(const cJSON *s) {
+    if (!cJSON_IsObject(s)) return -1;
+    const cJSON *en = cJSON_GetObjectItemCaseSensitive(s, "enum");
+    const cJSON *cn = cJSON_GetObjectItemCaseSensitive(s, "const");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(s, "type");
+    if (cJSON_GetObjectItemCaseSensitive(s, "$ref") ||
+        cJSON_GetObjectItemCaseSensitive(s, "anyOf") ||
+        cJSON_GetObjectItemCaseSensitive(s, "oneOf") ||
+        cJSON_GetObjectItemCaseSensitive(s, "allOf"))
+        return -1;
+    int mask = 0;
+    if (type) {
+        const cJSON *one = cJSON_IsArray(type) ? type->child : type;
+        for (; one; one = cJSON_IsArray(type) ? one->next : NULL) {
+            if (!cJSON_IsString(one)) return -1;
+            for (int i = 0; TYPES[i]; i++)
+                if (!strcmp(one->valuestring, TYPES[i])) mask |= 1 << (i == 6 ? 4 : i);
+        }
+        return mask ? mask : -1;
+    }
+    if (en || cn) {
+        for (const cJSON *v = en ? en->child : cn; v; v = en ? v->next : NULL)
+            mask |= cJSON_IsNull(v)     ? 1 << 0
+                    : cJSON_IsBool(v)   ? 1 << 1
+                    : cJSON_IsObject(v) ? 1 << 2
+                    : cJSON_IsArray(v)  ? 1 << 3
+                    : cJSON_IsNumber(v) ? 1 << 4
+                                        : 1 << 5;
+        return mask;
+    }
+    return -1;
+}
+
+/* The const/enum values of a property schema as printed JSON, or NULL. */
+static bool literal_sets_disjoint(const cJSON *a, const cJSON *b) {
+    const cJSON *la[2] = {cJSON_GetObjectItemCaseSensitive(a, "enum"),
+                          cJSON_GetObjectItemCaseSensitive(a, "const")};
+    const cJSON *lb[2] = {cJSON_GetObjectItemCaseSensitive(b, "enum"),
+                          cJSON_GetObjectItemCaseSensitive(b, "const")};
+    if ((!la[0] && !la[1]) || (!lb[0] && !lb[1])) return false;
+    for (const cJSON *x = la[0] ? la[0]->child : la[1]; x; x = la[0] ? x->next : NULL)
+        for (const cJSON *y = lb[0] ? lb[0]->child : lb[1]; y; y = lb[0] ? y->next : NULL)
+            if (cJSON_Compare(x, y, true)) return false;
+    return true;
+}
+
+static bool required_has(const cJSON *s, const char *name) {
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(s, "required")) {
+        if (cJSON_IsString(r) && !strcmp(r->valuestring, name)) return true;
+    }
+    return false;
+}
+
+/* True when no JSON value can be valid under both schemas, as far as a
+ * simple check can tell: different kinds, different literals, or objects
+ * with a required property whose const/enum values differ. */
+static bool disjoint(const cJSON *a, const cJSON *b) {
+    int ka = kinds_of(a), kb = kinds_of(b);
+    if (ka >= 0 && kb >= 0 && !(ka & kb)) return true;
+    if (literal_sets_disjoint(a, b)) return true;
+    const cJSON *pa = cJSON_GetObjectItemCaseSensitive(a, "properties");
+    const cJSON *pb = cJSON_GetObjectItemCaseSensitive(b, "properties");
+    const cJSON *x;
+    if (cJSON_IsObject(pa) && cJSON_IsObject(pb)) cJSON_ArrayForEach(x, pa) {
+            const cJSON *y = cJSON_GetObjectItemCaseSensitive(pb, x->string);
+            if (y && required_has(a, x->string) && required_has(b, x->string) &&
+                literal_sets_disjoint(x, y))
+                return true;
+        }
+    return false;
+}
+
 static int value_rule(schema_conv *c, const cJSON *s, const char *path, char name[32]) {
     if (cJSON_IsTrue(s)) {
         snprintf(name, 32, "value");
@@ -1421,6 +1496,22 @@ static int value_rule(schema_conv *c, const cJSON *s, const char *path, char nam
         if (k == 2 && cJSON_GetArraySize(l) > 1)
             return fail(c, Q35_EINVAL, "'%s' with more than one schema is not supported", combos[k],
                         p);
+        if (k == 1) { /* oneOf = anyOf only where no value can match two branches */
+            int i = 0;
+            for (const cJSON *a = l->child; a; a = a->next, i++) {
+                int j = i + 1;
+                for (const cJSON *b = a->next; b; b = b->next, j++)
+                    if (!disjoint(a, b)) {
+                        char msg[160];
+                        snprintf(msg, sizeof msg,
+                                 "'oneOf' branches %d and %d may both match a value (only "
+                                 "branches of different types or with different const/enum "
+                                 "discriminators are supported)",
+                                 i, j);
+                        return fail(c, Q35_EINVAL, "%s", msg, p);
+                    }
+            }
+        }
         gtext rhs = {0};
         int i = 0;
         const cJSON *it;

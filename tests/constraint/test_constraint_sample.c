@@ -63,6 +63,14 @@ static const sample_case CASES[] = {
      "\"minimum\":0,\"maximum\":9}}",
      NULL, false},
     {Q35_CONSTRAINT_JSON_SCHEMA,
+     "{\"type\":\"array\",\"maxItems\":3,\"items\":{\"oneOf\":[{\"type\":\"object\","
+     "\"properties\":{\"kind\":{\"const\":\"a\"},\"n\":{\"type\":\"integer\",\"maximum\":"
+     "3}},\"required\":[\"kind\"],\"additionalProperties\":false},{\"type\":\"object\","
+     "\"properties\":{\"kind\":{\"enum\":[\"b\",\"c\"]},\"s\":{\"type\":\"string\","
+     "\"maxLength\":2}},\"required\":[\"kind\",\"s\"],\"additionalProperties\":false},"
+     "{\"type\":[\"null\",\"boolean\"]}]}}",
+     NULL, true},
+    {Q35_CONSTRAINT_JSON_SCHEMA,
      "{\"enum\":[\"\\u00e9\\\"q\\\\\",\"line\\nbreak\",\"\\u65e5\\u672c\","
      "-0.5,1e3,true]}",
      NULL, true},
