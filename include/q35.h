@@ -562,8 +562,8 @@ int q35_hub_resolve(const char *path_or_repo, const q35_hub_opts *opts, char **l
  * transitions and masks are cached by the matcher.
  *
  * Objects and threads:
- *  - q35_constraint_vocab: a tokenizer's vocabulary as a byte trie, built
- *    once per tokenizer (~100 ms for 248k tokens) and shared by every
+ *  - q35_constraint_vocab: a tokenizer's vocabulary as byte tries, built
+ *    once per tokenizer (~0.2 s for 248k tokens) and shared by every
  *    constraint compiled against it. Immutable, any thread.
  *  - q35_constraint: a compiled constraint. Immutable: any number of
  *    conversations on any threads may use one at once (a server caches
