@@ -74,51 +74,6 @@ static inline __attribute__((always_inline)) void tile(q35_dtype dt, const char 
         vaddvq_f32(acc[r][c]);
 }
 
-/* A tile with run-time (rows, tokens) <= (TILE_R, TILE_C) through its
- * specialization: R and C must be constants inside tile() for its loops to
- * unroll into registers. */
-static inline __attribute__((always_inline)) void tile_r(q35_dtype dt, const char *w, int64_t ldw,
-                                                         const float *x, int64_t ldx, int64_t n,
-                                                         float *y, int64_t ldy, const int R,
-                                                         int C) {
-    switch (C) {
-    case 1: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 1); break;
-    case 2: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 2); break;
-    case 3: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 3); break;
-    default: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 4); break;
-    }
-}
-
-static inline __attribute__((always_inline)) void tile_any(q35_dtype dt, const char *w, int64_t ldw,
-                                                           const float *x, int64_t ldx, int64_t n,
-                                                           float *y, int64_t ldy, int R, int C) {
-    switch (R) {
-    case 1: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 1, C); break;
-    case 2: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 2, C); break;
-    case 3: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 3, C); break;
-    default: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 4, C); break;
-    }
-}
-
-/* y[t*ldy + o] = w_o . x_t for rows o in [r0, r1) of w (row stride ldw
- * bytes, n columns of dtype dt) and tokens t < T. */
-static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const char *base,
-                                                            int64_t ldw, int64_t n, const float *x,
-                                                            int64_t ldx, int T, float *y,
-                                                            int64_t ldy, int64_t r0, int64_t r1) {
-    for (int64_t o = r0; o < r1; o += TILE_R) {
-        int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
-        const char *wr = base + o * ldw;
-        for (int t = 0; t < T; t += TILE_C) {
-            int C = T - t < TILE_C ? T - t : TILE_C;
-            if (R == TILE_R && C == TILE_C)
-                tile(dt, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, TILE_R, TILE_C);
-            else
-                tile_any(dt, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, R, C);
-        }
-    }
-}
-
 /* ------------------------------------------------ quantized weights */
 
 static inline float32x4_t qblock_scale(const uint8_t *b) {
@@ -188,30 +143,6 @@ static inline __attribute__((always_inline)) void qtile(q35_dtype dt, const uint
         vaddvq_f32(acc[r][c]);
 }
 
-static inline __attribute__((always_inline)) void qtile_r(q35_dtype dt, const uint8_t *w,
-                                                          int64_t ldw, const float *x, int64_t ldx,
-                                                          int64_t n, float *y, int64_t ldy,
-                                                          const int R, int C) {
-    switch (C) {
-    case 1: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 1); break;
-    case 2: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 2); break;
-    case 3: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 3); break;
-    default: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 4); break;
-    }
-}
-
-static inline __attribute__((always_inline)) void qtile_any(q35_dtype dt, const uint8_t *w,
-                                                            int64_t ldw, const float *x,
-                                                            int64_t ldx, int64_t n, float *y,
-                                                            int64_t ldy, int R, int C) {
-    switch (R) {
-    case 1: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 1, C); break;
-    case 2: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 2, C); break;
-    case 3: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 3, C); break;
-    default: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 4, C); break;
-    }
-}
-
 /* R x C tile over Q4_K / Q6_K rows: each row's super-block is decoded
  * by the plain C decoder (quant_block.h) into an L1 buffer and multiplied
  * from there in tile()'s FMA order (k ascending by 4), so the bits are
@@ -245,54 +176,63 @@ static inline __attribute__((always_inline)) void ktile(q35_dtype dt, const uint
         vaddvq_f32(acc[r][c]);
 }
 
-static inline __attribute__((always_inline)) void ktile_r(q35_dtype dt, const uint8_t *w,
-                                                          int64_t ldw, const float *x, int64_t ldx,
-                                                          int64_t n, float *y, int64_t ldy,
-                                                          const int R, int C) {
-    switch (C) {
-    case 1: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 1); break;
-    case 2: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 2); break;
-    case 3: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 3); break;
-    default: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 4); break;
+/* ------------------------------------------------ the loop over tiles */
+
+/* Which register tile a loop runs: float32 / f16 / bf16 rows (tile),
+ * Q8_0 / Q4_0 rows widened in registers (qtile), k-quant rows decoded per
+ * super-block (ktile). */
+enum tile_kind { TILE_PLAIN, TILE_Q0, TILE_K };
+
+static inline __attribute__((always_inline)) void
+tile_of(const enum tile_kind kind, q35_dtype dt, const char *w, int64_t ldw, const float *x,
+        int64_t ldx, int64_t n, float *y, int64_t ldy, const int R, const int C) {
+    if (kind == TILE_PLAIN)
+        tile(dt, w, ldw, x, ldx, n, y, ldy, R, C);
+    else if (kind == TILE_Q0)
+        qtile(dt, (const uint8_t *)w, ldw, x, ldx, n, y, ldy, R, C);
+    else
+        ktile(dt, (const uint8_t *)w, ldw, x, ldx, n, y, ldy, R, C);
+}
+
+/* A tile with run-time (rows, tokens) <= (TILE_R, TILE_C) through its
+ * specialization: R and C must be constants inside the tiles for their
+ * loops to unroll into registers. */
+static inline __attribute__((always_inline)) void tile_rc(const enum tile_kind kind, q35_dtype dt,
+                                                          const char *w, int64_t ldw,
+                                                          const float *x, int64_t ldx, int64_t n,
+                                                          float *y, int64_t ldy, int R, int C) {
+    switch (R * 8 + C) {
+    case 1 * 8 + 1: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 1, 1); break;
+    case 1 * 8 + 2: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 1, 2); break;
+    case 1 * 8 + 3: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 1, 3); break;
+    case 1 * 8 + 4: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 1, 4); break;
+    case 2 * 8 + 1: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 2, 1); break;
+    case 2 * 8 + 2: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 2, 2); break;
+    case 2 * 8 + 3: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 2, 3); break;
+    case 2 * 8 + 4: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 2, 4); break;
+    case 3 * 8 + 1: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 3, 1); break;
+    case 3 * 8 + 2: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 3, 2); break;
+    case 3 * 8 + 3: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 3, 3); break;
+    case 3 * 8 + 4: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 3, 4); break;
+    case 4 * 8 + 1: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 4, 1); break;
+    case 4 * 8 + 2: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 4, 2); break;
+    case 4 * 8 + 3: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 4, 3); break;
+    default: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, TILE_R, TILE_C); break;
     }
 }
 
-static void kmatmul_regs(q35_dtype dt, const q35_tensor *w, const q35_acts *a, float *y,
-                         int64_t ldy, int64_t r0, int64_t r1) {
-    int64_t n = w->shape[1], ldw = (int64_t)q35_row_bytes(dt, n), ldx = a->ldx;
-    const uint8_t *base = w->data;
-    int T = a->T;
+/* The one loop of the float matmuls: y[t*ldy + o] = w_o . x_t for rows o
+ * in [r0, r1) of w (row stride ldw bytes, n columns of dtype dt) and
+ * tokens t < T, in register tiles, rows outer (each row tile's weights
+ * streamed once for all tokens). */
+static inline __attribute__((always_inline)) void
+tile_loop(const enum tile_kind kind, q35_dtype dt, const char *base, int64_t ldw, int64_t n,
+          const float *x, int64_t ldx, int T, float *y, int64_t ldy, int64_t r0, int64_t r1) {
     for (int64_t o = r0; o < r1; o += TILE_R) {
         int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
         for (int t = 0; t < T; t += TILE_C) {
             int C = T - t < TILE_C ? T - t : TILE_C;
-            const uint8_t *wr = base + o * ldw;
-            const float *xt = a->x + t * ldx;
-            float *yt = y + t * ldy + o;
-            switch (R) {
-            case 1: ktile_r(dt, wr, ldw, xt, ldx, n, yt, ldy, 1, C); break;
-            case 2: ktile_r(dt, wr, ldw, xt, ldx, n, yt, ldy, 2, C); break;
-            case 3: ktile_r(dt, wr, ldw, xt, ldx, n, yt, ldy, 3, C); break;
-            default: ktile_r(dt, wr, ldw, xt, ldx, n, yt, ldy, 4, C); break;
-            }
-        }
-    }
-}
-
-/* Few tokens: every weight is widened once per group of TILE_C tokens,
- * straight from the stream. */
-static inline __attribute__((always_inline)) void qmatmul_regs(q35_dtype dt, const q35_tensor *w,
-                                                               const q35_acts *a, float *y,
-                                                               int64_t ldy, int64_t r0,
-                                                               int64_t r1) {
-    int64_t n = w->shape[1], ldw = (int64_t)q35_row_bytes(dt, n), ldx = a->ldx;
-    const uint8_t *base = w->data;
-    int T = a->T;
-    for (int64_t o = r0; o < r1; o += TILE_R) {
-        int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
-        for (int t = 0; t < T; t += TILE_C) {
-            int C = T - t < TILE_C ? T - t : TILE_C;
-            qtile_any(dt, base + o * ldw, ldw, a->x + t * ldx, ldx, n, y + t * ldy + o, ldy, R, C);
+            tile_rc(kind, dt, base + o * ldw, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, R, C);
         }
     }
 }
@@ -308,8 +248,8 @@ static inline __attribute__((always_inline)) void qmatmul_regs(q35_dtype dt, con
 /* Many tokens: a panel of QPANEL rows is dequantized once into float32
  * scratch and multiplied by every token with the float32 tile, tokens
  * outer, so a group of token rows stays in L1 while the panel streams past
- * it. Same products, same FMA order as qmatmul_regs. Returns false, having
- * done nothing, when scratch cannot be had. */
+ * it. Same products, same FMA order as the tiles straight from the stream.
+ * Returns false, having done nothing, when scratch cannot be had. */
 static bool qmatmul_panel(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
                           int64_t r1) {
     q35_dtype dt = w->dtype;
@@ -341,18 +281,12 @@ static bool qmatmul_panel(const q35_tensor *w, const q35_acts *a, float *y, int6
                 }
             }
         }
+        /* tokens outer: a group of token rows stays in L1 while the panel
+         * streams past it */
         for (int t = 0; t < T; t += TILE_C) {
             int C = T - t < TILE_C ? T - t : TILE_C;
-            const float *xt = a->x + t * ldx;
-            for (int r = 0; r < P; r += TILE_R) {
-                int R = P - r < TILE_R ? P - r : TILE_R;
-                const char *wr = (const char *)(panel + (int64_t)r * n);
-                float *yt = y + t * ldy + p + r;
-                if (R == TILE_R && C == TILE_C)
-                    tile(Q35_DT_F32, wr, n * 4, xt, ldx, n, yt, ldy, TILE_R, TILE_C);
-                else
-                    tile_any(Q35_DT_F32, wr, n * 4, xt, ldx, n, yt, ldy, R, C);
-            }
+            tile_loop(TILE_PLAIN, Q35_DT_F32, (const char *)panel, n * 4, n, a->x + t * ldx, ldx, C,
+                      y + t * ldy + p, ldy, 0, P);
         }
     }
     free(panel);
@@ -362,12 +296,17 @@ static bool qmatmul_panel(const q35_tensor *w, const q35_acts *a, float *y, int6
 static void matmul_quant(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
                          int64_t r1) {
     if (a->T >= QPANEL_MIN_T && qmatmul_panel(w, a, y, ldy, r0, r1)) return;
-    if (q35_dtype_block_elems(w->dtype) == Q35_KBLOCK) /* Q4_K, Q5_K, Q6_K */
-        kmatmul_regs(w->dtype, w, a, y, ldy, r0, r1);
-    else if (w->dtype == Q35_DT_Q8_0)
-        qmatmul_regs(Q35_DT_Q8_0, w, a, y, ldy, r0, r1);
+    /* few tokens: every weight widened or decoded once per group of TILE_C
+     * tokens, straight from the stream */
+    q35_dtype dt = w->dtype;
+    int64_t n = w->shape[1], ldw = (int64_t)q35_row_bytes(dt, n);
+    const char *base = w->data;
+    if (q35_dtype_block_elems(dt) == Q35_KBLOCK) /* Q4_K, Q5_K, Q6_K */
+        tile_loop(TILE_K, dt, base, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
+    else if (dt == Q35_DT_Q8_0)
+        tile_loop(TILE_Q0, Q35_DT_Q8_0, base, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
     else
-        qmatmul_regs(Q35_DT_Q4_0, w, a, y, ldy, r0, r1);
+        tile_loop(TILE_Q0, Q35_DT_Q4_0, base, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
 }
 
 static void matmul_neon(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
@@ -384,18 +323,20 @@ static void matmul_neon(const q35_tensor *w, const q35_acts *a, float *y, int64_
     case Q35_DT_Q5_K:
     case Q35_DT_Q6_K: matmul_quant(w, a, y, ldy, r0, r1); break;
     case Q35_DT_BF16:
-        matmul_dt(Q35_DT_BF16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
+        tile_loop(TILE_PLAIN, Q35_DT_BF16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
         break;
     case Q35_DT_F16:
-        matmul_dt(Q35_DT_F16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
+        tile_loop(TILE_PLAIN, Q35_DT_F16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
         break;
-    default: matmul_dt(Q35_DT_F32, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1); break;
+    default:
+        tile_loop(TILE_PLAIN, Q35_DT_F32, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
+        break;
     }
 }
 
 static void dots_neon(const float *b, int64_t ldb, int nb, const float *a, int64_t lda, int na,
                       int n, float *y, int64_t ldy) {
-    matmul_dt(Q35_DT_F32, (const char *)b, ldb * 4, n, a, lda, na, y, ldy, 0, nb);
+    tile_loop(TILE_PLAIN, Q35_DT_F32, (const char *)b, ldb * 4, n, a, lda, na, y, ldy, 0, nb);
 }
 
 /* y_i = sum_p w[i, p] b_p: 4 outputs x 16 columns of accumulators; the last
