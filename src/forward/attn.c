@@ -15,7 +15,8 @@
  * read back Q35_KV_BLOCK positions at a time into a per-thread float32
  * buffer, so the same dots / wsum kernels multiply them. The logits then
  * differ from the exact mode's by that one rounding of each cached value
- * (f16: 2^-11 relative). */
+ * (f16: 2^-11 relative). An 8-bit cache (Q8_0 blocks of 32 values along
+ * each head) is the same with one scale per block. */
 #include <math.h>
 #include <string.h>
 
@@ -32,10 +33,9 @@ typedef struct attn_job {
  * for p < n, widened to float32. */
 static void widen(const q35_kv_codec *kv, const void *base, int64_t stride, int n, int d,
                   float *out) {
-    const size_t es = q35_kv_elem_bytes(kv->type);
     for (int p = 0; p < n; p++)
-        kv->to_f32((const unsigned char *)base + (size_t)(p * stride) * es, out + (int64_t)p * d,
-                   d);
+        kv->to_f32((const unsigned char *)base + q35_kv_bytes(kv->type, (size_t)(p * stride)),
+                   out + (int64_t)p * d, d);
 }
 
 /* Items are (token, KV head) pairs: item = t * nkv + kv head. The g = nh/nkv
@@ -48,7 +48,6 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1, int tid) {
     const q35_kernels *k = a->s->k;
     const q35_kv_codec *kv = &a->s->kv;
     const bool exact = kv->type == Q35_KV_F32;
-    const size_t es = q35_kv_elem_bytes(kv->type);
     int nh = c->n_heads, nkv = c->n_kv_heads, d = c->head_dim, g = nh / nkv;
     int64_t kvw = (int64_t)nkv * d, n_ctx = a->s->n_ctx; /* cache row width */
     float inv_sqrt_d = 1.0f / sqrtf((float)d);
@@ -59,9 +58,10 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1, int tid) {
         int t = (int)(it / nkv), kvh = (int)(it % nkv);
         int n_pos = a->s->pos + t + 1; /* causal: positions 0 .. pos+t */
         const float *q =
-            sc->q + ((int64_t)t * nh + (int64_t)kvh * g) * 2 * d; /* g rows, 2d apart */
-        const unsigned char *keys = (const unsigned char *)a->kc + (size_t)kvh * d * es;
-        const unsigned char *vals = (const unsigned char *)a->vc + (size_t)kvh * d * es;
+            sc->q + ((int64_t)t * nh + (int64_t)kvh * g) * 2 * d;    /* g rows, 2d apart */
+        const size_t head = q35_kv_bytes(kv->type, (size_t)kvh * d); /* whole blocks */
+        const unsigned char *keys = (const unsigned char *)a->kc + head;
+        const unsigned char *vals = (const unsigned char *)a->vc + head;
         float *o = sc->o + ((int64_t)t * nh + (int64_t)kvh * g) * d;
         /* softmax(q . k_p / sqrt(d)) over p, per query head */
         if (exact) {
@@ -69,7 +69,7 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1, int tid) {
         } else {
             for (int p0 = 0; p0 < n_pos; p0 += Q35_KV_BLOCK) {
                 int n = n_pos - p0 < Q35_KV_BLOCK ? n_pos - p0 : Q35_KV_BLOCK;
-                widen(kv, keys + (size_t)(p0 * kvw) * es, kvw, n, d, rows);
+                widen(kv, keys + q35_kv_bytes(kv->type, (size_t)(p0 * kvw)), kvw, n, d, rows);
                 k->dots(rows, d, n, q, 2 * d, g, d, scores + p0, n_ctx);
             }
         }
@@ -83,7 +83,7 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1, int tid) {
         } else {
             for (int p0 = 0; p0 < n_pos; p0 += Q35_KV_BLOCK) {
                 int n = n_pos - p0 < Q35_KV_BLOCK ? n_pos - p0 : Q35_KV_BLOCK;
-                widen(kv, vals + (size_t)(p0 * kvw) * es, kvw, n, d, rows);
+                widen(kv, vals + q35_kv_bytes(kv->type, (size_t)(p0 * kvw)), kvw, n, d, rows);
                 k->wsum(scores + p0, n_ctx, g, rows, d, n, d, p0 ? part : o, d);
                 if (p0)
                     for (int h = 0; h < g * d; h++)
@@ -105,7 +105,7 @@ void q35_attn_forward(const q35_model *m, q35_state *s, int layer, int T) {
     int r = c->rotary_dim;
     int64_t kvw = (int64_t)nkv * d;
     const bool exact = s->kv.type == Q35_KV_F32;
-    const size_t row = (size_t)kvw * q35_kv_elem_bytes(s->kv.type);
+    const size_t row = q35_kv_bytes(s->kv.type, (size_t)kvw);
     /* the exact mode projects straight into the cache; 16-bit caches get
      * float32 rows first, rounded into the cache once they are final */
     float *kc = exact ? (float *)((unsigned char *)ls->kc + (size_t)s->pos * row) : sc->kv;

@@ -6,8 +6,9 @@
  * creation for chunks of up to max_batch tokens; the KV caches are a
  * separate zeroed allocation whose pages the OS only backs once written, so
  * a large n_ctx costs what is used. Nothing is allocated per token. The
- * caches hold f16 by default (Q35_KV_CACHE=f32|f16|bf16 picks): half the
- * bytes a position, logits within 16-bit rounding of the f32 cache's.
+ * caches hold f16 by default (Q35_KV_CACHE=f32|f16|bf16|q8 picks; q8 only
+ * where heads are whole 32-value blocks): half the bytes a position (q8:
+ * 0.27), logits within that rounding of the f32 cache's.
  *
  * A snapshot copies the recurrent states and the KV rows below the
  * position: restoring it puts the state back exactly (same bits), which is
@@ -150,8 +151,9 @@ q35_state *q35_state_new(const q35_model *m, int n_ctx, q35_err *e) {
     /* 16 bits a cached value unless Q35_KV_CACHE says otherwise ("f32":
      * the exact mode, what the float64 reference is compared with) */
     int kvt = q35_kv_type_parse(getenv("Q35_KV_CACHE"));
-    s->kv = q35_kv_codec_for(kvt < 0 ? Q35_KV_F16 : (q35_kv_type)kvt);
-    const size_t row = kvw * q35_kv_elem_bytes(s->kv.type); /* bytes per cached position */
+    if (kvt < 0 || !q35_kv_type_fits((q35_kv_type)kvt, c->head_dim, (int)kvw)) kvt = Q35_KV_F16;
+    s->kv = q35_kv_codec_for((q35_kv_type)kvt);
+    const size_t row = q35_kv_bytes(s->kv.type, kvw); /* bytes per cached position */
     s->kv_bytes = n_attn * 2 * (size_t)n_ctx * row;
     if (n_attn) {
         s->kv_mem = calloc(1, s->kv_bytes);
@@ -231,9 +233,9 @@ int q35_state_eval(const q35_model *m, q35_state *s, const int32_t *ids, int n, 
  * positions < P (attention). */
 static size_t part_len(const q35_state *s, int P, int l, int part) {
     const q35_config *c = &s->model->cfg;
-    /* in floats: 16-bit rows are nkv*d (even) values, a whole number of floats */
+    /* in floats: a cached row is a whole number of them (q35_kv_type_fits) */
     if (s->layers[l].kc)
-        return (size_t)P * c->n_kv_heads * c->head_dim * q35_kv_elem_bytes(s->kv.type) /
+        return (size_t)P * q35_kv_bytes(s->kv.type, (size_t)c->n_kv_heads * c->head_dim) /
                sizeof(float);
     if (part == 0) return (size_t)(c->conv_kernel - 1) * q35_config_conv_channels(c);
     return (size_t)c->lin_v_heads * c->lin_k_dim * c->lin_v_dim;

@@ -5,16 +5,27 @@
 #ifndef Q35_KERNELS_KV_CONVERT_H
 #define Q35_KERNELS_KV_CONVERT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef enum q35_kv_type {
     Q35_KV_F32 = 0, /* exact: what the float32 reference computes */
     Q35_KV_F16,     /* IEEE half, round to nearest even (the default) */
     Q35_KV_BF16,    /* bfloat16, round to nearest even */
+    Q35_KV_Q8,      /* Q8_0 blocks (f16 scale + 32 int8, 34 bytes): 8.5 bits a value */
 } q35_kv_type;
 
-static inline size_t q35_kv_elem_bytes(q35_kv_type t) {
-    return t == Q35_KV_F32 ? 4 : 2;
+/* Bytes of n cached values (n a multiple of 32 for Q8; offsets into a
+ * cache are always whole blocks: heads of 32k values). */
+static inline size_t q35_kv_bytes(q35_kv_type t, size_t n) {
+    return t == Q35_KV_F32 ? 4 * n : t == Q35_KV_Q8 ? n / 32 * 34 : 2 * n;
+}
+
+/* True if a cache of heads of d values, rows of kvw values, can hold type
+ * t: Q8 needs whole blocks per head and rows of a whole number of floats
+ * (snapshots copy float units). */
+static inline bool q35_kv_type_fits(q35_kv_type t, int d, int kvw) {
+    return t != Q35_KV_Q8 || (d % 32 == 0 && kvw % 64 == 0);
 }
 
 /* A pair of row conversions for one type. */
@@ -28,7 +39,7 @@ typedef struct q35_kv_codec {
  * bits as the plain C ones: round to nearest even both ways exact). */
 q35_kv_codec q35_kv_codec_for(q35_kv_type t);
 
-/* The type named by "f32", "f16" or "bf16"; -1 for anything else. */
+/* The type named by "f32", "f16", "bf16" or "q8"; -1 for anything else. */
 int q35_kv_type_parse(const char *s);
 
 /* x86 F16C row conversions (kv_convert_avx2.c), only after a CPU check. */
