@@ -14,8 +14,9 @@
 #   SRC_DIR   llama.cpp sources; default: the release bundled in the npm
 #             package node-llama-cpp 3.22.1, fetched into $WORK (default
 #             /tmp/q35-bench).
-# Writes BUILD_DIR/q35-isa.txt (one line: the instruction sets the build
-# uses) and prints that line on stdout; everything else goes to stderr.
+# Prints one line on stdout, the instruction sets the build uses (and, for a
+# build it made, writes it to BUILD_DIR/q35-isa.txt); the rest goes to
+# stderr.
 set -euo pipefail
 avx2_only=0
 if [ "${1:-}" = "--avx2" ]; then avx2_only=1; shift; fi
@@ -34,9 +35,7 @@ isa_of_cache() { # cache file
 }
 
 if [ -x "$BUILD/bin/llama-bench" ] && [ -f "$BUILD/CMakeCache.txt" ]; then
-  line=$(isa_of_cache "$BUILD/CMakeCache.txt")
-  echo "$line" >"$BUILD/q35-isa.txt" 2>/dev/null || true
-  echo "$line"
+  isa_of_cache "$BUILD/CMakeCache.txt" # a build made elsewhere is only read
   exit 0
 fi
 

@@ -31,7 +31,10 @@ if [ ! -f "$MODEL/model.safetensors" ]; then
   /usr/bin/python3 bench/make_checkpoint.py "$MODEL"
 fi
 avx512=0; grep -qw avx512f /proc/cpuinfo 2>/dev/null && avx512=1
-ISAS=${ISAS:-native$([ $avx512 = 1 ] && echo " avx2")}
+if [ -z "${ISAS:-}" ]; then
+  ISAS=native
+  if [ $avx512 = 1 ]; then ISAS="native avx2"; fi
+fi
 LLAMA=${LLAMA:-$WORK/llama-native}
 LLAMA_AVX2=${LLAMA_AVX2:-$WORK/llama-avx2}
 isa_native=$(bench/llama_cpp.sh "$LLAMA")
