@@ -55,9 +55,10 @@ typedef struct q35_model q35_model;
 
 /* The form weight matrices are computed in. */
 typedef enum q35_weight_format {
-    Q35_WEIGHTS_AS_STORED = 0, /* bf16/f16/f32 and GGUF Q8_0/Q4_0/Q4_K/Q6_K as in the
-                                * files (mapped); other quantized types (Q5_K, IQ*,
-                                * MLX affine) decoded to float32 */
+    Q35_WEIGHTS_AS_STORED = 0, /* bf16/f16/f32, GGUF Q8_0/Q4_0/Q4_K/Q5_K/Q6_K and MLX
+                                * affine (2-8 bits, mlx-lm's or the reference app's
+                                * files) as in the files (mapped); other quantized
+                                * types (IQ*, Q2_K, ...) decoded to float32 */
     Q35_WEIGHTS_Q8_0,          /* every matrix converted to Q8_0 at load (8.5 bits/weight) */
     Q35_WEIGHTS_Q4_0,          /* every matrix converted to Q4_0 at load (4.5 bits/weight) */
 } q35_weight_format;
@@ -173,8 +174,11 @@ void q35_model_get_info(const q35_model *m, q35_model_info *out);
 typedef struct q35_state q35_state;
 
 /* A state able to hold `n_ctx` positions (1 .. 2^24). The KV cache is
- * reserved for n_ctx but only backed by memory as positions are used.
- * Caller frees with q35_state_free. */
+ * reserved for n_ctx but only backed by memory as positions are used. It
+ * holds f16 keys and values (2 bytes each); the environment variable
+ * Q35_KV_CACHE=f32 (exact: what float32 references are compared with),
+ * bf16 or q8 (Q8_0 blocks, ~1.06 bytes) picks another form for the states
+ * made after it is set. Caller frees with q35_state_free. */
 q35_state *q35_state_new(const q35_model *m, int n_ctx, q35_err *e);
 void q35_state_free(q35_state *s);
 
