@@ -6,22 +6,19 @@
  * error always has a 4xx/5xx status and a message; the tool-call parser
  * never lets "<tool_call>" into the content. The deterministic
  * counterpart in ctest is mutation_run in tests/server/test_request.c.
- * Not built by CMake. Build (Debian's clang has libFuzzer):
+ * Not built by CMake. Build (Debian's clang has libFuzzer; only the parser's
+ * layers are compiled, instrumented, straight from the sources):
  *
- *   cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
- *         -DQ35_SANITIZE=ON -DQ35_TESTS=OFF \
- *         "-DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link -Wno-error"
- *   (-Wno-error: clang 14 warns where gcc does not, e.g. unused static
- *   functions in kernel files)
- *   cmake --build build-fuzz -j2 --target q35_server
- *   B=build-fuzz
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
  *         -D_GNU_SOURCE -Iinclude -Isrc tests/fuzz/fuzz_server_request.c \
- *         $B/libq35_server.a $B/libq35_runtime.a $B/libq35_constraint.a $B/libq35_text.a \
- *         $B/libq35_forward.a $B/libq35_model.a $B/libq35_kernels.a $B/libq35_formats.a \
- *         $B/libq35_core.a $(pkg-config --libs libcjson libcurl libcrypto libpcre2-8 \
- *         libutf8proc libmicrohttpd) -lm -lpthread -o $B/fuzz_server_request
- *   $B/fuzz_server_request -max_total_time=600 -dict=tests/fuzz/chat.dict $B/corpus-server
+ *         src/server/request.c src/server/tool_calls.c src/text/*.c src/core/*.c \
+ *         src/formats/*.c src/constraint/*.c src/runtime/sampler.c src/runtime/rng.c \
+ *         $(pkg-config --libs libcjson libcurl libcrypto libpcre2-8 libutf8proc) \
+ *         -lm -lpthread -o fuzz_server_request
+ *   mkdir -p corpus && ./fuzz_server_request -max_total_time=600 -timeout=10 \
+ *         -rss_limit_mb=2000 -dict=tests/fuzz/chat.dict corpus
+ *
+ * (2026-12-06: 756k runs in 150 s from three seeds, no failure.)
  */
 #include <stddef.h>
 #include <stdint.h>
