@@ -11,8 +11,8 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
  *         -D_GNU_SOURCE -Iinclude -Isrc tests/fuzz/fuzz_server_request.c \
- *         src/server/request.c src/server/tool_calls.c src/text/*.c src/core/*.c \
- *         src/formats/*.c src/constraint/*.c src/runtime/sampler.c src/runtime/rng.c \
+ *         src/server/request.c src/server/tool_calls.c src/text/[a-z]*.c src/core/[a-z]*.c \
+ *         src/formats/[a-z]*.c src/constraint/[a-z]*.c src/runtime/sampler.c src/runtime/rng.c \
  *         $(pkg-config --libs libcjson libcurl libcrypto libpcre2-8 libutf8proc) \
  *         -lm -lpthread -o fuzz_server_request
  *   mkdir -p corpus && ./fuzz_server_request -max_total_time=600 -timeout=10 \
