@@ -1105,15 +1105,32 @@ int q35_chat_barge_in_bytes(q35_chat *c, size_t n_bytes, q35_err *e);
  * the first call) then prefills, on the chat's own compute threads, the
  * conversation so far and the partial's settled words — all but the last,
  * which the recognizer may still change — and keeps a snapshot of each
- * such prefix (the latest two). When the final transcript comes,
+ * such prefix (the latest few). When the final transcript comes,
  * q35_chat_generate stops the listener (within one chunk of 32 tokens),
  * restores the longest cached prefix of its prompt and computes only the
  * rest: only what differs from the longest prefilled prefix. The reply is
  * the one a from-scratch render gives, token for token. A newer partial
  * replaces an older one not yet taken; every other call of the chat
  * (generate, prepare, reset, ...) waits for the listener to stop first.
- * Does nothing useful with caching off (max_snapshots -1). Any thread. */
+ * Does nothing useful with caching off (max_snapshots -1). Any thread.
+ *
+ * Speculation: the listener then also feeds the newest partial as if it
+ * were the final transcript (its whole text, <|im_end|> and the generation
+ * prompt of the expected settings, see q35_chat_listen_expect) and keeps
+ * the logits of its last position and a snapshot at the end of its text.
+ * A final transcript whose prompt is exactly that one (the common case: the
+ * final equals the last partial, nothing in the history changed since)
+ * computes nothing before its first id (q35_reply.prefilled_tokens 0); any
+ * other final restores the longest cached prefix as above. */
 int q35_chat_listen(q35_chat *c, const char *partial, q35_err *e);
+
+/* The sampling settings the final turn will use, for the speculation
+ * (their thinking flag, thinking_budget and max_tokens decide its prompt;
+ * nothing else is kept). Until it is called: those of the last
+ * q35_chat_generate, or q35_sampling_default() before the first. NULL: no
+ * speculation (only the settled prefixes are prefilled). A final turn
+ * with other settings is still exact, only not sped up. Any thread. */
+int q35_chat_listen_expect(q35_chat *c, const q35_sampling *s, q35_err *e);
 
 /* Waits until the listener has taken and prefilled the last partial (for
  * tests and benchmarks). Any thread. */

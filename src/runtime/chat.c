@@ -28,7 +28,20 @@
  * compute threads, snapshotting each settled prefix (the `partial` cache).
  * The final turn then finds the longest of them like any cached prefix.
  * Every other call first stops the listener at its next chunk and waits
- * for it (fg_enter), so the state has one user at a time. A barge-in
+ * for it (fg_enter), so the state has one user at a time.
+ *
+ * The listener also speculates: after the settled words it feeds the whole
+ * last partial as if it were the final transcript — its <|im_end|>, the
+ * generation prompt — and keeps the logits of that prompt's last position
+ * (`spec`). When the final transcript renders to exactly those ids and the
+ * state still holds them, the turn samples its first id from those logits
+ * at once: nothing is left to compute. Any other final (different words, a
+ * history changed by a barge-in, other sampling settings) takes the exact
+ * path. Either way the ids compared are the whole rendered prompt, so the
+ * reply is the from-scratch one. The speculative feed also snapshots the
+ * end of the partial's text (into `partial`: a final that only adds words
+ * starts there) and the start of the generation prompt (the cut where the
+ * next turn starts, handed to the prompt cache on a hit). A barge-in
  * (any thread) during a reply is recorded and applied to the turn when the
  * reply ends; after it, it replaces the last answer at once.
  */
@@ -56,9 +69,10 @@
 /* The listener's evaluations are smaller than a turn's, so that a final
  * transcript waits at most this many tokens' time for it to stop. */
 #define LISTEN_CHUNK 32
-/* Settled-prefix snapshots kept for partial transcripts: the latest, and
- * one before it for an ASR that revises its last words. */
-#define PARTIAL_SNAPSHOTS 2
+/* Prefix snapshots kept for partial transcripts: the latest partial's
+ * settled words and its whole text, and one before them for an ASR that
+ * revises its last words. */
+#define PARTIAL_SNAPSHOTS 3
 
 /* What q35_chat_barge_in* asked for, applied when the reply ends. */
 typedef enum cut_mode { CUT_NONE = 0, CUT_TEXT, CUT_BYTES } cut_mode;
@@ -100,7 +114,29 @@ struct q35_chat {
     cut_mode cut;
     char *cut_text;
     size_t cut_len;
+
+    /* the speculation (listener): the last partial's whole prompt, fed */
+    q35_tokens spec_ids;     /* the prompt; n = 0: none */
+    float *spec_logits;      /* [n_logits]: its last position's */
+    q35_snapshot *spec_snap; /* at spec_cut (its generation prompt's start) */
+    int spec_cut;
+    /* the settings the final turn is expected to use (q35_chat_listen_expect) */
+    bool expect_on, expect_set, expect_thinking;
+    int expect_budget, expect_max_tokens;
 };
+
+/* Forgets the speculation (the state may hold it still: harmless). */
+static void spec_clear(q35_chat *c) {
+    q35_snapshot_free(c->spec_snap);
+    c->spec_snap = NULL;
+    c->spec_ids.n = 0;
+}
+
+static void expect_from(q35_chat *c, const q35_sampling *s) {
+    c->expect_thinking = s->thinking;
+    c->expect_budget = s->thinking_budget;
+    c->expect_max_tokens = s->max_tokens;
+}
 
 /* ---------------------------------------------------- foreground calls */
 
@@ -183,6 +219,9 @@ q35_chat *q35_chat_new(const q35_model *m, const q35_tokenizer *tok, const char 
     }
     c->sync_ok = true;
     q35_snap_cache_init(&c->partial, PARTIAL_SNAPSHOTS);
+    q35_sampling def = q35_sampling_default();
+    expect_from(c, &def);
+    c->expect_on = true;
     if (settings) c->set = *settings;
     if (c->set.n_ctx < 0) {
         q35_err_set(e, Q35_EINVAL, "q35_chat_new: n_ctx %d must be >= 0", c->set.n_ctx);
@@ -243,6 +282,7 @@ static void drop_cache(q35_chat *c) {
     c->ctx.n = 0;
     q35_snap_cache_clear(&c->cache, false);
     q35_snap_cache_clear(&c->partial, false);
+    spec_clear(c);
 }
 
 void q35_chat_drop_cache(q35_chat *c) {
@@ -270,6 +310,8 @@ void q35_chat_free(q35_chat *c) {
     q35_snap_cache_free(&c->cache);
     q35_snap_cache_free(&c->partial);
     q35_tokens_free(&c->ctx);
+    q35_tokens_free(&c->spec_ids);
+    free(c->spec_logits);
     q35_conv_free(&c->conv);
     q35_tokenizer_free(c->owned_tok);
     free(c->logits);
@@ -509,6 +551,31 @@ static int fit_context(q35_chat *c, const char *user, const q35_sampling *s, q35
 static int chat_generate(q35_chat *c, const char *user, const q35_sampling *s,
                          q35_piece_fn on_piece, void *ud, q35_reply *reply, double t0, q35_err *e);
 
+static bool ids_equal(const q35_tokens *a, const q35_tokens *b) {
+    return a->n == b->n && (!a->n || !memcmp(a->ids, b->ids, a->n * sizeof *a->ids));
+}
+
+/* A hit of the listener's speculation: it fed exactly the prompt p and
+ * the state still holds it. Its logits become the turn's, and its snapshot
+ * at the generation prompt's start goes to the prompt cache, as the
+ * turn's own prefill would have taken it. */
+static bool use_spec(q35_chat *c, const q35_tokens *p) {
+    if (!p->n || c->set.max_snapshots < 0 || !ids_equal(&c->spec_ids, p) || !ids_equal(&c->ctx, p))
+        return false;
+    memcpy(c->logits, c->spec_logits, (size_t)c->n_logits * sizeof *c->logits);
+    if (c->spec_snap) {
+        q35_snapshot *x = c->spec_snap;
+        c->spec_snap = NULL;
+        q35_err e2;
+        if (q35_snap_cache_has(&c->cache, p->ids, c->spec_cut))
+            q35_snapshot_free(x);
+        else /* on failure only the next turn's reuse is lost */
+            q35_snap_cache_put(&c->cache, p->ids, c->spec_cut, x, false, &e2);
+    }
+    c->st.reused_tokens += (int64_t)p->n;
+    return true;
+}
+
 /* A barge-in's cut applied to the last turn (mu held). */
 static void apply_cut(q35_chat *c) {
     if (c->cut != CUT_NONE && c->conv.n_turns) {
@@ -543,8 +610,13 @@ int q35_chat_generate(q35_chat *c, const char *user, const q35_sampling *s, q35_
     atomic_store(&c->cancel, false);
     c->generating = true;
     c->cut = CUT_NONE;
+    if (!c->expect_set) { /* the next turn's listener expects these settings */
+        q35_sampling def = q35_sampling_default();
+        expect_from(c, s ? s : &def);
+    }
     pthread_mutex_unlock(&c->mu);
     int rc = chat_generate(c, user, s, on_piece, ud, reply, t0, e);
+    spec_clear(c); /* it was for this turn only */
     pthread_mutex_lock(&c->mu);
     if (rc) { /* the turn was not added: nothing to cut */
         free(c->cut_text);
@@ -595,8 +667,11 @@ static int chat_generate(q35_chat *c, const char *user, const q35_sampling *s,
     int reused = 0;
     bool cancelled = false;
     int64_t before = c->st.prefilled_tokens;
-    rc = prefill(c, p.ids, (int)p.n, cuts, pinned, n_cuts, true, &c->cancel, PREFILL_CHUNK, &reused,
-                 &cancelled, e);
+    if (!dropped && use_spec(c, &p))
+        reused = (int)p.n;
+    else
+        rc = prefill(c, p.ids, (int)p.n, cuts, pinned, n_cuts, true, &c->cancel, PREFILL_CHUNK,
+                     &reused, &cancelled, e);
     if (rc) goto done;
     q35_snap_cache_clear(&c->partial, false); /* this turn's partial transcripts are done */
     out->prompt_tokens = (int)p.n;
@@ -826,6 +901,91 @@ static void listen_prefill(q35_chat *c, const q35_tokens *q, int len, int user_s
     if (snap) q35_snap_cache_put(&c->partial, q->ids, len, snap, false, &e);
 }
 
+/* The speculation (mu not held, bg_busy set): feeds the whole prompt sp of
+ * the partial taken as final, from the best cached prefix, keeping the
+ * last position's logits, a snapshot at text_end (the end of the
+ * partial's text) in `partial` and one at cut (the generation prompt's
+ * start) for the turn. Stops at bg_stop with no speculation kept. */
+static void speculate(q35_chat *c, const q35_tokens *sp, int text_end, int cut) {
+    const int n = (int)sp->n;
+    if (ids_equal(&c->spec_ids, sp) && ids_equal(&c->ctx, sp)) return; /* still held */
+    spec_clear(c);
+    q35_err e;
+    if (ensure_state(c, &e) || n + 1 >= c->set.n_ctx) return;
+    if (!c->spec_logits && !(c->spec_logits = malloc((size_t)c->n_logits * sizeof(float)))) return;
+    int from = restore_best(c, sp->ids, n, n, &e);
+    if (from < 0) return;
+    while (from < n) {
+        if (atomic_load(&c->bg_stop)) return;
+        int k = n - from < LISTEN_CHUNK ? n - from : LISTEN_CHUNK;
+        int at[2], n_at = 0;
+        bool to_spec[2];
+        if (text_end > from && text_end <= from + k &&
+            !q35_snap_cache_has(&c->partial, sp->ids, text_end)) {
+            at[n_at] = text_end - from;
+            to_spec[n_at++] = false;
+        }
+        if (cut > from && cut <= from + k && cut != text_end) {
+            at[n_at] = cut - from;
+            to_spec[n_at++] = true;
+        }
+        q35_snapshot *snaps[2];
+        if (q35_state_eval_snapshots(c->model, c->state, sp->ids + from, k,
+                                     from + k == n ? c->spec_logits : NULL, false, at, n_at, snaps,
+                                     &e))
+            return;
+        bool oom = q35_ids_append(&c->ctx, sp->ids + from, (size_t)k) != Q35_OK;
+        if (oom) { /* keep state and ids in step */
+            q35_state_clear(c->state);
+            c->ctx.n = 0;
+        }
+        for (int i = 0; i < n_at; i++) {
+            if (oom) {
+                q35_snapshot_free(snaps[i]);
+            } else if (to_spec[i]) {
+                q35_snapshot_free(c->spec_snap);
+                c->spec_snap = snaps[i];
+                c->spec_cut = cut;
+            } else { /* the cache takes it (or frees it) */
+                q35_snap_cache_put(&c->partial, sp->ids, text_end, snaps[i], false, &e);
+            }
+        }
+        if (oom) {
+            spec_clear(c);
+            return;
+        }
+        c->st.prefilled_tokens += k;
+        from += k;
+    }
+    if (q35_ids_assign(&c->spec_ids, sp->ids, (size_t)n)) spec_clear(c);
+}
+
+/* The prompt the final turn would have if the partial `text` were final,
+ * with the settings expected (mu held); sp->n = 0 when there is none to
+ * speculate on. *text_end: where the user's text ends in it; *cut: where
+ * the generation prompt starts. */
+static void spec_render(q35_chat *c, const char *text, q35_tokens *sp, int *text_end, int *cut) {
+    sp->n = 0;
+    q35_err e;
+    if (!c->expect_on || c->set.max_snapshots < 0 ||
+        q35_conv_render(&c->conv, c->tok, 0, text, true, c->expect_thinking, sp, &e)) {
+        sp->n = 0;
+        return;
+    }
+    const long reserve = (long)c->expect_max_tokens +
+                         (c->expect_thinking && c->expect_budget >= 0 ? c->n_think_end : 0);
+    *cut = block_start(c, sp, 0, true);
+    *text_end = -1;
+    int32_t im_end = q35_token_id(c->tok, "<|im_end|>");
+    for (int i = *cut - 1; i > 0; i--)
+        if (sp->ids[i] == im_end) {
+            *text_end = i;
+            break;
+        }
+    /* a final that drops turns renders otherwise: nothing to speculate on */
+    if (*cut <= 0 || *text_end <= 0 || (long)sp->n + reserve > c->set.n_ctx) sp->n = 0;
+}
+
 static void *listener_main(void *arg) {
     q35_chat *c = arg;
     pthread_mutex_lock(&c->mu);
@@ -838,8 +998,10 @@ static void *listener_main(void *arg) {
         c->bg_busy = true;
         atomic_store(&c->bg_stop, false); /* a cancel stopped the one before, not this */
         /* rendered under mu: a barge-in may change the history meanwhile */
-        q35_tokens q = {0};
+        q35_tokens q = {0}, sp = {0};
         q35_err e;
+        int text_end = -1, cut = -1;
+        spec_render(c, text, &sp, &text_end, &cut);
         char *settled = text;
         settled[settled_len(text)] = 0;
         int len = -1, user_start = -1, sys_end = 0;
@@ -859,6 +1021,11 @@ static void *listener_main(void *arg) {
          * the listener did not */
         if (len > 0) listen_prefill(c, &q, len, user_start, sys_end);
         q35_tokens_free(&q);
+        pthread_mutex_lock(&c->mu);
+        bool newer = c->pending || c->fg_busy; /* speculate on the newest partial only */
+        pthread_mutex_unlock(&c->mu);
+        if (sp.n && !newer && !atomic_load(&c->bg_stop)) speculate(c, &sp, text_end, cut);
+        q35_tokens_free(&sp);
         pthread_mutex_lock(&c->mu);
         c->bg_busy = false;
         pthread_cond_broadcast(&c->cv);
@@ -885,6 +1052,18 @@ int q35_chat_listen(q35_chat *c, const char *partial, q35_err *e) {
     free(c->pending);
     c->pending = copy;
     pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return Q35_OK;
+}
+
+int q35_chat_listen_expect(q35_chat *c, const q35_sampling *s, q35_err *e) {
+    if (!c) return q35_err_set(e, Q35_EINVAL, "q35_chat_listen_expect: NULL chat");
+    int rc = s ? q35_sampling_check(s, e) : Q35_OK;
+    if (rc) return rc;
+    pthread_mutex_lock(&c->mu);
+    c->expect_set = true;
+    c->expect_on = s != NULL;
+    if (s) expect_from(c, s);
     pthread_mutex_unlock(&c->mu);
     return Q35_OK;
 }

@@ -1,7 +1,11 @@
-/* chat_test_util.h — what the chat tests share: the tiny-chat model and its
- * tokenizer loaded once per test program, greedy settings, and a chat
- * replayed from scratch (no cache, history added as text) to compare a
- * cached turn with. Header-only: each test program is one file. */
+/* chat_test_util.h — what the chat and voice tests share: the tiny-chat
+ * model and its tokenizer loaded once per test program, greedy settings,
+ * and a chat replayed from scratch (no cache, history added as text) to
+ * compare a cached turn with. Header-only: each test program is one file.
+ * A program may define CHAT_TEST_THREADS (compute threads, 1 unless set:
+ * the voice tests use 2, so that the listener and barge-in run on a chat
+ * with more than one compute thread) before including it. The model
+ * directory is $Q35_TINY_CHAT when set, else the build's Q35_TINY_CHAT. */
 #ifndef Q35_TEST_CHAT_UTIL_H
 #define Q35_TEST_CHAT_UTIL_H
 
@@ -11,18 +15,26 @@
 
 #include "q35.h"
 
-#define TINY_CHAT Q35_FIXTURES "/models/tiny-chat"
+#define TINY_CHAT Q35_TINY_CHAT
+#ifndef CHAT_TEST_THREADS
+#define CHAT_TEST_THREADS 1
+#endif
 
 static q35_model *g_model;
 static q35_tokenizer *g_tok;
 
+static inline const char *tiny_chat_dir(void) {
+    const char *env = getenv("Q35_TINY_CHAT");
+    return env && *env ? env : TINY_CHAT;
+}
+
 static inline int load_tiny_chat(void **st) {
     (void)st;
     q35_err e = {0};
-    q35_load_opts lo = {.n_threads = 1};
-    g_model = q35_model_load(TINY_CHAT, &lo, &e);
-    if (!g_model) fprintf(stderr, "load: %s\n", e.msg);
-    g_tok = g_model ? q35_tokenizer_load(TINY_CHAT, &e) : NULL;
+    q35_load_opts lo = {.n_threads = CHAT_TEST_THREADS};
+    g_model = q35_model_load(tiny_chat_dir(), &lo, &e);
+    if (!g_model) fprintf(stderr, "load %s: %s\n", tiny_chat_dir(), e.msg);
+    g_tok = g_model ? q35_tokenizer_load(tiny_chat_dir(), &e) : NULL;
     if (g_model && !g_tok) fprintf(stderr, "tokenizer: %s\n", e.msg);
     return g_model && g_tok ? 0 : -1;
 }
@@ -62,7 +74,7 @@ static inline q35_reply turn(q35_chat *c, const char *user, const q35_sampling *
 }
 
 /* The reply the same history gives from scratch: a chat without prompt
- * cache whose history is added as text, then `user`. */
+ * cache whose history is added as text, then `user`; nothing reused. */
 static inline q35_reply from_scratch(const q35_chat *c, const char *system, const char *user,
                                      const q35_sampling *s) {
     q35_chat *f = new_chat(system, 0, -1);

@@ -14,7 +14,8 @@
 
 #include <cmocka.h>
 
-#include "voice/voice_test_util.h"
+#define CHAT_TEST_THREADS 2
+#include "runtime/chat_test_util.h"
 
 static const char *SYSTEM = "You are a brief voice assistant.";
 
@@ -24,7 +25,7 @@ static void check_next_prompt(q35_chat *c, const char *user, const char *spoken)
     size_t na, nb;
     q35_err e = {0};
     assert_int_equal(q35_chat_prompt_ids(c, user, false, &a, &na, &e), Q35_OK);
-    q35_chat *f = new_chat(SYSTEM, -1);
+    q35_chat *f = new_chat(SYSTEM, 2048, -1);
     const char *u0;
     assert_int_equal(q35_chat_turn(c, 0, &u0, NULL), Q35_OK);
     assert_int_equal(q35_chat_add_turn(f, u0, spoken, &e), Q35_OK);
@@ -106,7 +107,7 @@ static int first_prompt_len(q35_chat *c, const char *user) {
 
 static void test_cut_during_reply(void **st) {
     (void)st;
-    q35_chat *c = new_chat(SYSTEM, 0);
+    q35_chat *c = new_chat(SYSTEM, 2048, 0);
     assert_non_null(c);
     const char *user = "Tell me a long story about a cat.";
     int p1 = first_prompt_len(c, user);
@@ -136,7 +137,7 @@ static void test_cut_during_reply(void **st) {
 
 static void test_cut_after_reply(void **st) {
     (void)st;
-    q35_chat *c = new_chat(SYSTEM, 0);
+    q35_chat *c = new_chat(SYSTEM, 2048, 0);
     const char *user = "Name three colours.";
     int p1 = first_prompt_len(c, user);
     q35_sampling s = greedy(20, false);
@@ -171,7 +172,7 @@ static void *barge_thread(void *arg) {
 
 static void test_cut_from_another_thread(void **st) {
     (void)st;
-    q35_chat *c = new_chat(SYSTEM, 0);
+    q35_chat *c = new_chat(SYSTEM, 2048, 0);
     const char *user = "Tell me a story.";
     int p1 = first_prompt_len(c, user);
     speaker sp = {.c = c};
@@ -194,7 +195,7 @@ static void test_cut_from_another_thread(void **st) {
 
 static void test_no_turn(void **st) {
     (void)st;
-    q35_chat *c = new_chat(SYSTEM, 0);
+    q35_chat *c = new_chat(SYSTEM, 2048, 0);
     q35_err e = {0};
     assert_int_equal(q35_chat_barge_in(c, "x", 1, &e), Q35_ESTATE);
     assert_int_equal(q35_chat_barge_in_bytes(c, 0, &e), Q35_ESTATE);
