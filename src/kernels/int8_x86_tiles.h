@@ -180,9 +180,24 @@ INLINE void q4k_tile(const uint8_t *w, size_t ldw, const uint8_t *x, size_t ldx,
         hsum(acc[r][c]) - hsum(macc[r][c]);
 }
 
-/* ---- Q6_K: 6-bit values q (0..63) unsigned times a, then per 16-element
- * half h: sc_h * (sum q a - 32 sum a); both halves' int16 pair sums are
- * multiplied by their scale with vpmaddwd, which also sums the pairs. */
+/* ---- Q6_K: 6-bit values q (0..63) unsigned times a; both 16-element
+ * halves' int16 pair sums multiplied by their scale (sc_0 in the low
+ * 128-bit lane, sc_1 in the high one) with vpmaddwd, which also sums the
+ * pairs. The -32 offset is one vpmaddwd per super-block: the 16 scales
+ * times the 16 half-sums of a give the 8 blocks' sc_0 s_0 + sc_1 s_1,
+ * subtracted as floats scaled by 32 d d_b, 8 blocks at once. A block's
+ * scale pair comes from the 16 scale bytes (one 128-bit broadcast load) by
+ * a byte shuffle into the high bytes of the int16 lanes and an arithmetic
+ * shift (the sign extension). */
+INLINE __m256i q6k_scale_pair(const uint8_t *sc16, const int j) {
+    /* int16 lanes 0-7: sc[2j], 8-15: sc[2j+1], each in its high byte */
+    const char lo = (char)(2 * j), hi = (char)(2 * j + 1), z = (char)0x80;
+    const __m256i m = _mm256_setr_epi8(z, lo, z, lo, z, lo, z, lo, z, lo, z, lo, z, lo, z, lo, z,
+                                       hi, z, hi, z, hi, z, hi, z, hi, z, hi, z, hi, z, hi);
+    __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sc16));
+    return _mm256_srai_epi16(_mm256_shuffle_epi8(b, m), 8);
+}
+
 INLINE void q6k_tile(const uint8_t *w, size_t ldw, const uint8_t *x, size_t ldx, int64_t cols,
                      float *y, int64_t ldy, const int R, const int C) {
     __m256 acc[MR][NR];
@@ -196,44 +211,46 @@ INLINE void q6k_tile(const uint8_t *w, size_t ldw, const uint8_t *x, size_t ldx,
     }
     const __m256i m15 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
     for (int64_t k = 0; k < cols / 256; k++) {
-        float d[MR];
+        __m256 dv[MR];
         UNROLL for (int r = 0; r < R; r++) {
             const uint8_t *sb = w + r * ldw + k * 210;
             for (int i = 0; i < 210; i += 64)
                 _mm_prefetch(ahead(sb, (size_t)R * ldw + (size_t)i), _MM_HINT_T0);
-            d[r] = f16(sb + 208);
+            dv[r] = _mm256_set1_ps(f16(sb + 208));
         }
-        for (int h = 0; h < 2; h++) {
-            for (int kk = 0; kk < 4; kk++) { /* block j = 4h + kk of the super-block */
-                int j = 4 * h + kk;
-                __m256i qv[MR], scv[MR];
+        /* the offsets: 32 d (sum over blocks of d_b (sc_0 s_0 + sc_1 s_1)) */
+        UNROLL for (int c = 0; c < C; c++) {
+            __m256i s16 = _mm256_loadu_si256((const __m256i *)(sa[c] + 16 * k));
+            __m256 d32 = _mm256_mul_ps(_mm256_loadu_ps(da[c] + 8 * k), _mm256_set1_ps(-32.0f));
+            UNROLL for (int r = 0; r < R; r++) {
+                const uint8_t *sb = w + r * ldw + k * 210;
+                __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(sb + 192)));
+                __m256 o = _mm256_cvtepi32_ps(_mm256_madd_epi16(sc, s16));
+                acc[r][c] = _mm256_fmadd_ps(o, _mm256_mul_ps(d32, dv[r]), acc[r][c]);
+            }
+        }
+        UNROLL for (int j = 0; j < 8; j++) { /* block j: half h = j / 4, kk = j % 4 */
+            const int h = j / 4, kk = j % 4;
+            __m256i qv[MR];
+            UNROLL for (int r = 0; r < R; r++) {
+                const uint8_t *sb = w + r * ldw + k * 210;
+                __m256i lo = _mm256_loadu_si256((const __m256i *)(sb + 64 * h + 32 * (kk & 1)));
+                __m256i hi = _mm256_loadu_si256((const __m256i *)(sb + 128 + 32 * h));
+                if (kk >> 1) lo = _mm256_srli_epi16(lo, 4);
+                lo = _mm256_and_si256(lo, m15);
+                hi = _mm256_and_si256(kk ? _mm256_srli_epi16(hi, 2 * kk) : hi, m3);
+                qv[r] = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+            }
+            UNROLL for (int c = 0; c < C; c++) {
+                const int64_t b = 8 * k + j;
+                __m256i a = _mm256_loadu_si256((const __m256i *)(x + c * ldx + 32 * b));
+                __m256 dab = _mm256_broadcast_ss(da[c] + b);
                 UNROLL for (int r = 0; r < R; r++) {
                     const uint8_t *sb = w + r * ldw + k * 210;
-                    __m256i lo = _mm256_loadu_si256((const __m256i *)(sb + 64 * h + 32 * (kk & 1)));
-                    __m256i hi = _mm256_loadu_si256((const __m256i *)(sb + 128 + 32 * h));
-                    lo = _mm256_and_si256(_mm256_srli_epi16(lo, 4 * (kk >> 1)), m15);
-                    hi = _mm256_and_si256(_mm256_srli_epi16(hi, 2 * kk), m3);
-                    qv[r] = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
-                    /* int16 lanes 0-7: sc_0, 8-15: sc_1 */
-                    __m128i s0 = _mm_set1_epi16((int8_t)sb[192 + 2 * j]);
-                    __m128i s1 = _mm_set1_epi16((int8_t)sb[192 + 2 * j + 1]);
-                    scv[r] = _mm256_set_m128i(s1, s0);
-                }
-                UNROLL for (int c = 0; c < C; c++) {
-                    int64_t b = 8 * k + j;
-                    __m256i a = _mm256_loadu_si256((const __m256i *)(x + c * ldx + 32 * b));
-                    /* the -32 offset: sc_0 * 32 * s_0 + sc_1 * 32 * s_1 off lane 0 */
-                    int32_t s0 = sa[c][2 * b], s1 = sa[c][2 * b + 1];
-                    UNROLL for (int r = 0; r < R; r++) {
-                        __m256i p16 = _mm256_maddubs_epi16(qv[r], a);
-                        __m256i p = _mm256_madd_epi16(p16, scv[r]);
-                        const uint8_t *sb = w + r * ldw + k * 210;
-                        int32_t off =
-                            32 * ((int8_t)sb[192 + 2 * j] * s0 + (int8_t)sb[192 + 2 * j + 1] * s1);
-                        p = _mm256_sub_epi32(p, _mm256_setr_epi32(off, 0, 0, 0, 0, 0, 0, 0));
-                        __m256 s = _mm256_set1_ps(d[r] * da[c][b]);
-                        acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[r][c]);
-                    }
+                    __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(qv[r], a),
+                                                  q6k_scale_pair(sb + 192, j));
+                    acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dv[r], dab),
+                                                acc[r][c]);
                 }
             }
         }
