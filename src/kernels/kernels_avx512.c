@@ -25,6 +25,13 @@
 #define TILE_R 4
 #define TILE_C 4
 
+/* An address to prefetch, possibly past the matrix (prefetches never
+ * fault); computed as an integer, as pointer arithmetic past an object is
+ * undefined. */
+static inline const char *ahead(const uint8_t *p, int64_t bytes) {
+    return (const char *)((uintptr_t)p + (uintptr_t)bytes);
+}
+
 static inline __m512 load_w(q35_dtype dt, const void *p, __mmask16 m) {
     switch (dt) {
     case Q35_DT_BF16: {
@@ -121,6 +128,9 @@ static inline __attribute__((always_inline)) void tile_eo(const uint16_t *w, int
         __m512 we[TILE_R], wo[TILE_R];
         if (C == 1) /* memory-bound: keep more of the R row streams in flight */
             UNROLL for (int r = 0; r < R; r++) _mm_prefetch(w + r * ldw + k + 256, _MM_HINT_T0);
+        else /* the FMAs for C tokens delay each load: fetch the next tile's rows */
+            UNROLL for (int r = 0; r < R; r++)
+                _mm_prefetch(ahead((const uint8_t *)w, ((R + r) * ldw + k) * 2), _MM_HINT_T0);
         UNROLL for (int r = 0; r < R; r++) {
             __m512i v = _mm512_maskz_loadu_epi16(m, w + r * ldw + k);
             we[r] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
@@ -227,13 +237,6 @@ static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const 
 }
 
 /* ------------------------------------------------ quantized weights */
-
-/* An address to prefetch, possibly past the matrix (prefetches never
- * fault); computed as an integer, as pointer arithmetic past an object is
- * undefined. */
-static inline const char *ahead(const uint8_t *p, int64_t bytes) {
-    return (const char *)((uintptr_t)p + (uintptr_t)bytes);
-}
 
 /* R x C tile over quantized rows (row stride ldw bytes, n columns): the
  * weights are widened in registers and used for C tokens. */

@@ -5,6 +5,7 @@
  * transformers' TopKLogitsWarper does; only the survivors are sorted and
  * exponentiated, so a token costs one pass over the row plus O(k log k). */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,11 +96,41 @@ void q35_sampler_penalize(q35_sampler *sp, float *logits, const int32_t *recent,
     }
 }
 
+/* Scans go 16 logits at a time: whether any of them is above a bound is
+ * branch-free (the compiler vectorizes it), and only a block with one goes
+ * through the exact scalar steps, so a row of 248k logits costs a few
+ * vector compares per block instead of a branch per id. The ids visited
+ * and their order are those of the plain loop. */
+#define SCAN_BLOCK 16
+
+static inline bool any_above(const float *x, float bound) {
+    int any = 0;
+    for (int j = 0; j < SCAN_BLOCK; j++)
+        any |= x[j] > bound;
+    return any != 0;
+}
+
+static inline bool any_equal(const float *x, float v) {
+    int any = 0;
+    for (int j = 0; j < SCAN_BLOCK; j++)
+        any |= x[j] == v;
+    return any != 0;
+}
+
 /* Greedy: the first id with the largest logit; NaN never wins. */
 static int32_t argmax(const float *l, int n) {
     int32_t best = -1;
     float bv = -INFINITY;
-    for (int i = 0; i < n; i++) {
+    int i = 0;
+    for (; i + SCAN_BLOCK <= n; i += SCAN_BLOCK) {
+        if (!any_above(l + i, bv)) continue; /* nothing here beats bv */
+        for (int j = i; j < i + SCAN_BLOCK; j++)
+            if (l[j] > bv) {
+                bv = l[j];
+                best = j;
+            }
+    }
+    for (; i < n; i++) {
         if (l[i] > bv) {
             bv = l[i];
             best = i;
@@ -148,14 +179,24 @@ static int best_k(q35_sampler *sp, const float *l, int k) {
     int32_t *c = sp->cand;
     int m = 0;
     /* c[0..k) is a heap whose root is the worst of the best k so far */
-    for (int i = 0; i < n; i++) {
+    int i = 0;
+    for (; i < n && m < k; i++) {
         if (!(l[i] > -INFINITY)) continue;
-        if (m < k) {
-            c[m++] = i;
-            if (m == k)
-                for (int j = k / 2 - 1; j >= 0; j--)
-                    sift_down_min(c, k, j, l);
-        } else if (better(l, i, c[0])) {
+        c[m++] = i;
+        if (m == k)
+            for (int j = k / 2 - 1; j >= 0; j--)
+                sift_down_min(c, k, j, l);
+    }
+    /* A later id is better than the root only with a larger logit (on a
+     * tie the root's smaller id wins), and the root is finite, so a block
+     * with nothing above the root's logit changes nothing. */
+    for (; i < n; i++) {
+        if (i % SCAN_BLOCK == 0 && i + SCAN_BLOCK <= n && !any_above(l + i, l[c[0]])) {
+            i += SCAN_BLOCK - 1;
+            continue;
+        }
+        if (!(l[i] > -INFINITY)) continue;
+        if (better(l, i, c[0])) {
             c[0] = i;
             sift_down_min(c, k, 0, l);
         }
@@ -168,7 +209,12 @@ static int best_k(q35_sampler *sp, const float *l, int k) {
         for (int j = 0; j < k; j++)
             if (l[c[j]] != kth) c[kept++] = c[j];
         m = kept;
-        for (int i = 0; i < n; i++)
+        int i = 0;
+        for (; i + SCAN_BLOCK <= n; i += SCAN_BLOCK)
+            if (any_equal(l + i, kth))
+                for (int j = i; j < i + SCAN_BLOCK; j++)
+                    if (l[j] == kth) c[m++] = j;
+        for (; i < n; i++)
             if (l[i] == kth) c[m++] = i;
     }
     sort_desc(c, m, l);
