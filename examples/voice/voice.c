@@ -9,10 +9,11 @@
  *        pieces through the phrase chunker (q35_phraser)
  *     -> each phrase to espeak-ng on a thread of its own as soon as it is
  *        ready, while the reply goes on; audio to a WAV file (or raw to
- *        stdout with --out -)
+ *        stdout with --out -) and/or the sound device (--play, PulseAudio)
  *
- * usage: q35-voice -m MODEL --in IN.wav|- --out OUT.wav|- [options]
- * Reports go to stderr, one "name value" pair per line. */
+ * usage: q35-voice -m MODEL --in IN.wav|- (--out OUT.wav|- | --play) [options]
+ * Reports go to stderr, one "name value" pair per line ("name none (why)"
+ * for a stage the turn never reached). */
 #include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "q35.h"
+#include "sound_device.h"
 #include "speech.h"
 #include "wav.h"
 
@@ -50,16 +52,28 @@ typedef struct pipeline {
     bool done;
     const tts_ops *tts_impl;
     tts *t;
-    wav_writer out;
+    wav_writer out;     /* when out.f */
+    sound_device *dev;  /* --play */
+    double dev_latency; /* the device's buffer at the first samples, ms */
+    size_t samples;     /* synthesized so far */
     bool out_failed;
+    char out_err[256];
     /* times (ms on the monotonic clock; 0 = not yet) */
     double t_first_piece, t_first_phrase, t_first_phrase_tts, t_first_audio;
 } pipeline;
 
 static int on_audio(void *ud, const int16_t *pcm, size_t n) {
     pipeline *p = ud;
-    if (!p->t_first_audio) p->t_first_audio = now_ms();
-    if (wav_write(&p->out, pcm, n)) p->out_failed = true;
+    bool first = !p->t_first_audio;
+    if (first) p->t_first_audio = now_ms();
+    p->samples += n;
+    if (p->out.f && wav_write(&p->out, pcm, n)) p->out_failed = true;
+    if (p->dev) {
+        if (sound_device_write(p->dev, pcm, n, p->out_err, sizeof p->out_err))
+            p->out_failed = true;
+        else if (first)
+            p->dev_latency = sound_device_latency_ms(p->dev);
+    }
     return 0;
 }
 
@@ -124,11 +138,15 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* --bench N with --text: the LLM stage alone, N times each way, in one
- * process (no load, ASR or TTS in the figures): time from the final
- * transcript to the first token after the partials were prefilled (each
- * partial waited for, as a recognizer slower than the prefill allows),
- * against the same turn with nothing prefilled but the system prompt. */
+/* --bench N with --text: the LLM stage alone, N times each way, taken
+ * alternately in one process (no ASR or TTS in the figures): time from the
+ * final transcript to the first token
+ *   - "speculated": the partials prefilled and the last one speculated on
+ *     as the final (q35_chat_listen_expect with the turn's settings);
+ *   - "prefilled": the partials' settled prefixes only (no speculation);
+ *   - "without": nothing prefilled but the system prompt.
+ * Each partial is waited for, as a recognizer slower than the prefill
+ * allows. With --lag 0 the final equals the last partial. */
 static int bench_listen(q35_chat *c, const char *text, int lag, int n, q35_sampling s) {
     char words[4096];
     snprintf(words, sizeof words, "%s", text);
@@ -142,16 +160,19 @@ static int bench_listen(q35_chat *c, const char *text, int lag, int n, q35_sampl
             p++;
     }
     s.max_tokens = 1;
-    double *t[2];
-    t[0] = calloc((size_t)n, sizeof(double));
-    t[1] = calloc((size_t)n, sizeof(double));
-    int pre[2] = {0, 0}, reu[2] = {0, 0};
+    enum { MODES = 3 };
+    static const char *const names[MODES] = {"speculated", "prefilled", "without"};
+    double *t[MODES];
+    for (int mode = 0; mode < MODES; mode++)
+        t[mode] = calloc((size_t)n, sizeof(double));
+    int pre[MODES] = {0}, reu[MODES] = {0};
     q35_err e = {0};
     int rc = 0;
     for (int i = 0; i < n && !rc; i++)
-        for (int mode = 0; mode < 2 && !rc; mode++) { /* 0: with partials, 1: without */
+        for (int mode = 0; mode < MODES && !rc; mode++) {
             q35_chat_reset(c);
-            if (mode == 0)
+            q35_chat_listen_expect(c, mode == 0 ? &s : NULL, &e);
+            if (mode < 2)
                 for (int k = 1; k <= nw - lag; k++) {
                     char part[4096];
                     int end = k < nw ? starts[k] : (int)strlen(words);
@@ -167,24 +188,30 @@ static int bench_listen(q35_chat *c, const char *text, int lag, int n, q35_sampl
             q35_reply_free(&r);
         }
     if (rc) fprintf(stderr, "q35-voice: %s\n", e.msg);
-    for (int mode = 0; mode < 2 && !rc; mode++) {
+    for (int mode = 0; mode < MODES && !rc; mode++) {
         qsort(t[mode], (size_t)n, sizeof(double), cmp_double);
         fprintf(stderr,
                 "bench_%s_first_token_ms min %.1f median %.1f max %.1f (prefilled %d, reused "
                 "%d)\n",
-                mode ? "without_prefill" : "with_prefill", t[mode][0], t[mode][n / 2],
-                t[mode][n - 1], pre[mode], reu[mode]);
+                names[mode], t[mode][0], t[mode][n / 2], t[mode][n - 1], pre[mode], reu[mode]);
     }
-    free(t[0]);
-    free(t[1]);
+    if (!rc)
+        fprintf(stderr, "bench_median_ratio speculated/without %.3f prefilled/without %.3f\n",
+                t[0][n / 2] / t[2][n / 2], t[1][n / 2] / t[2][n / 2]);
+    for (int mode = 0; mode < MODES; mode++)
+        free(t[mode]);
     return rc ? 1 : 0;
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: q35-voice -m MODEL --in IN.wav|- --out OUT.wav|- [options]\n"
+    fprintf(f, "usage: q35-voice -m MODEL --in IN.wav|- (--out OUT.wav|- | --play) [options]\n"
                "  One spoken turn: pocketsphinx -> q35 -> espeak-ng, with each stage's latency.\n"
                "  --in -   reads raw 16 kHz mono s16le PCM on stdin (e.g. from arecord);\n"
                "  --out -  writes raw s16le PCM at the synthesizer's rate to stdout.\n"
+               "      --play            plays the answer on the sound device (PulseAudio or\n"
+               "                        PipeWire's pulse server), with or without --out\n"
+               "      --device NAME     the sink to play on (implies --play; default: the\n"
+               "                        server's default)\n"
                "  -s, --system S        system prompt (a concise voice assistant)\n"
                "  -t, --threads N       compute threads (2)\n"
                "      --quant q4|q8     weights converted at load\n"
@@ -199,11 +226,14 @@ static void usage(FILE *f) {
                "                        LLM stages measured without ASR noise); --in not needed\n"
                "      --wpm N (150)  --lag N (3)\n"
                "      --bench N         with --text: final transcript -> first token, N times\n"
-               "                        with and without prefill while speaking (no audio)\n");
+               "                        each: partials speculated on, partials prefilled only,\n"
+               "                        nothing prefilled (no audio; --lag 0: final = last\n"
+               "                        partial)\n");
 }
 
 int main(int argc, char **argv) {
-    const char *model = NULL, *in = NULL, *out = NULL, *text_in = NULL;
+    const char *model = NULL, *in = NULL, *out = NULL, *text_in = NULL, *device = NULL;
+    bool play = false;
     int wpm = 150, lag = 3, bench = 0;
     const char *system = "You are a concise voice assistant. Answer in one or two sentences.";
     int threads = 2, first_max = 0;
@@ -232,6 +262,8 @@ int main(int argc, char **argv) {
         {"wpm", required_argument, 0, 'R'},
         {"lag", required_argument, 0, 'L'},
         {"bench", required_argument, 0, 'B'},
+        {"play", no_argument, 0, 'A'},
+        {"device", required_argument, 0, 'D'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -253,6 +285,11 @@ int main(int argc, char **argv) {
         case 'R': wpm = atoi(optarg); break;
         case 'L': lag = atoi(optarg); break;
         case 'B': bench = atoi(optarg); break;
+        case 'A': play = true; break;
+        case 'D':
+            device = optarg;
+            play = true;
+            break;
         case 'Q':
             if (!strcmp(optarg, "q4"))
                 lo.weights = Q35_WEIGHTS_Q4_0;
@@ -267,8 +304,9 @@ int main(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
-    if (!model || (!in && !text_in) || !out || optind != argc || threads < 1 || s.max_tokens < 1 ||
-        wpm < 1 || lag < 0) {
+    bool bench_only = bench > 0 && text_in;
+    if (!model || (!in && !text_in) || (!out && !play && !bench_only) || optind != argc ||
+        threads < 1 || s.max_tokens < 1 || wpm < 1 || lag < 0) {
         usage(stderr);
         return 2;
     }
@@ -276,6 +314,24 @@ int main(int argc, char **argv) {
 
     char err[512];
     q35_err e = {0};
+    /* the outputs first: a missing sound device is reported at once, not
+     * after the model's load */
+    pipeline p = {.tts_impl = &tts_espeak};
+    int rate = 0;
+    if (!bench_only) {
+        p.t = p.tts_impl->open(&rate, err, sizeof err);
+        if (p.t && play) p.dev = sound_device_open(device, rate, err, sizeof err);
+        bool file_failed = p.t && (!play || p.dev) && out && wav_open(&p.out, out, rate);
+        if (!p.t || (play && !p.dev) || file_failed) {
+            if (file_failed) snprintf(err, sizeof err, "cannot write %s", out);
+            fprintf(stderr, "q35-voice: %s\n", err);
+            sound_device_close(p.dev);
+            if (p.t) p.tts_impl->close(p.t);
+            return 1;
+        }
+        fprintf(stderr, "output %s%s%s\n", out ? out : "", out && play ? " and " : "",
+                play ? "the sound device" : "");
+    }
     double t = now_ms();
     q35_model *m = q35_model_load(model, &lo, &e);
     if (!m) {
@@ -290,7 +346,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     fprintf(stderr, "startup_ms %.1f\n", now_ms() - t);
-    if (bench > 0 && text_in) {
+    q35_chat_listen_expect(c, prefill ? &s : NULL, &e); /* the final turn's settings */
+    if (bench_only) {
         int brc = bench_listen(c, text_in, lag, bench, s);
         q35_chat_free(c);
         q35_model_free(m);
@@ -300,14 +357,13 @@ int main(int argc, char **argv) {
     const asr_ops *asr_impl = text_in ? &asr_text : &asr_pocketsphinx;
     asr_text_set(text_in, wpm, lag);
     asr *a = asr_impl->open(err, sizeof err);
-    pipeline p = {.tts_impl = &tts_espeak};
     pthread_mutex_init(&p.mu, NULL);
     pthread_cond_init(&p.cv, NULL);
-    int rate = 0;
-    p.t = a ? p.tts_impl->open(&rate, err, sizeof err) : NULL;
-    if (!a || !p.t || wav_open(&p.out, out, rate)) {
-        fprintf(stderr, "q35-voice: %s\n", !a || !p.t ? err : "cannot write the output");
-        if (a) asr_impl->close(a);
+    if (!a) {
+        fprintf(stderr, "q35-voice: %s\n", err);
+        sound_device_close(p.dev);
+        wav_close(&p.out);
+        p.tts_impl->close(p.t);
         q35_chat_free(c);
         q35_model_free(m);
         return 1;
@@ -394,6 +450,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "unloaded_bytes %zu\n", held);
     }
     pthread_join(th, NULL);
+    sound_device_close(p.dev); /* waits until the device has played it all */
+    p.dev = NULL;
     double t_tts_end = now_ms();
     if (unload && !rc) {
         double t0 = now_ms();
@@ -407,24 +465,40 @@ int main(int argc, char **argv) {
     fprintf(stderr, "reply_prompt_tokens %d reused %d prefilled %d\n", r.prompt_tokens,
             r.reused_tokens, r.prefilled_tokens);
     fprintf(stderr, "phrases %d\n", p.n_queued);
+    /* every stage of the issue's list, each from the one before; a stage
+     * the turn never reached says why */
     double first_tok = r.n_sampled ? t_final + r.ttft_ms : 0;
+    const char *no_phrase =
+        r.n_sampled ? "none (the reply held no speakable text)" : "none (no token was sampled)";
     fprintf(stderr, "latency_asr_final_ms %.1f\n", t_final - t_eos);
-    if (first_tok) fprintf(stderr, "latency_llm_first_token_ms %.1f\n", first_tok - t_final);
+    if (first_tok)
+        fprintf(stderr, "latency_llm_first_token_ms %.1f\n", first_tok - t_final);
+    else
+        fprintf(stderr, "latency_llm_first_token_ms %s\n", no_phrase);
+    if (first_tok) fprintf(stderr, "latency_eos_to_first_token_ms %.1f\n", first_tok - t_eos);
     if (p.t_first_phrase && first_tok)
         fprintf(stderr, "latency_first_phrase_ms %.1f\n", p.t_first_phrase - first_tok);
+    else
+        fprintf(stderr, "latency_first_phrase_ms %s\n", no_phrase);
     if (p.t_first_audio && p.t_first_phrase)
         fprintf(stderr, "latency_first_audio_ms %.1f\n", p.t_first_audio - p.t_first_phrase);
+    else
+        fprintf(stderr, "latency_first_audio_ms %s\n", no_phrase);
     if (p.t_first_audio)
         fprintf(stderr, "latency_eos_to_first_audio_ms %.1f\n", p.t_first_audio - t_eos);
+    else
+        fprintf(stderr, "latency_eos_to_first_audio_ms %s\n", no_phrase);
+    if (p.dev_latency > 0) fprintf(stderr, "sound_device_buffer_ms %.1f\n", p.dev_latency);
     if (p.t_first_phrase_tts)
         fprintf(stderr, "first_phrase_tts_at_ms %.1f\n", p.t_first_phrase_tts - t_eos);
     fprintf(stderr, "reply_end_at_ms %.1f\n", t_reply_end - t_eos);
     fprintf(stderr, "speech_end_at_ms %.1f\n", t_tts_end - t_eos);
     if (unload_ms >= 0) fprintf(stderr, "unload_ms %.1f\nreload_ms %.1f\n", unload_ms, reload_ms);
-    fprintf(stderr, "output_samples %zu\noutput_rate %d\n", p.out.samples, rate);
+    fprintf(stderr, "output_samples %zu\noutput_rate %d\n", p.samples, rate);
 
     if (wav_close(&p.out) || p.out_failed) {
-        fprintf(stderr, "q35-voice: writing %s failed\n", out);
+        fprintf(stderr, "q35-voice: writing the answer to %s failed%s%s\n",
+                out ? out : "the sound device", *p.out_err ? ": " : "", p.out_err);
         rc = -1;
     }
     for (int i = 0; i < p.n_queued; i++)
