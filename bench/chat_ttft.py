@@ -68,4 +68,5 @@ def main():
               f"reused {rows[0][2]} tokens")
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -25,6 +25,13 @@
  * load each weight once per chunk rather than once per token. */
 #define Q35_MAX_BATCH 128
 
+/* The chunked DeltaNet form (gdn_chunk.c): tokens per chunk, and the
+ * fewest tokens a run needs to take it rather than the token-by-token
+ * recurrence, on the kernel sets where it measured faster (gdn.c;
+ * BENCHMARKS.md "Forward: chunked DeltaNet, TTFT, memory"). */
+#define Q35_GDN_CHUNK 16
+#define Q35_GDN_CHUNK_MIN 16
+
 /* One layer's share of a sequence. */
 typedef struct q35_layer_state {
     float *conv; /* DeltaNet: last K-1 inputs of the conv, [K-1, C] */
@@ -46,6 +53,7 @@ typedef struct q35_scratch {
     float *z;      /* [B, nv*dv] */
     float *gb;     /* [B, nv]  b, then beta */
     float *ga;     /* [B, nv]  a, then the decay exp(g) */
+    float *gl;     /* [B, nv]  the log decay g (the chunked form) */
     float *o;      /* [B, max(nv*dv, nh*d)]  mixer output per head */
     /* attention */
     float *q;                 /* [B, nh*2d]  query | gate per head */
@@ -56,9 +64,10 @@ typedef struct q35_scratch {
     float *up;    /* [B, I] */
     void *packed; /* a matmul input in the kernel set's packed form */
     /* per thread */
-    float *scores; /* [n_threads, nh/nkv, n_ctx] */
-    float *work;   /* [n_threads, dv] */
-    float *kvtmp;  /* [n_threads, Q35_KV_BLOCK + g, d]  cached rows widened to f32, partial o */
+    float *scores;   /* [n_threads, nh/nkv, n_ctx] */
+    float *work;     /* [n_threads, dv] */
+    float *gdn_work; /* [n_threads, q35_gdn_chunk_work] where prefill takes the chunked form */
+    float *kvtmp;    /* [n_threads, Q35_KV_BLOCK + g, d]  cached rows widened to f32, partial o */
 } q35_scratch;
 
 /* A snapshot to fill during an evaluation: the state as it stands after
@@ -110,5 +119,16 @@ static inline q35_acts q35_state_acts(q35_state *s, const float *x, int T, int64
  * the layer's state for positions s->pos .. s->pos+T-1. */
 void q35_gdn_forward(const q35_model *m, q35_state *s, int layer, int T);
 void q35_attn_forward(const q35_model *m, q35_state *s, int layer, int T);
+
+/* The DeltaNet recurrence of one value head over T tokens in the chunked
+ * form: the same arguments and result as kernels.h gdn_scan (to float32
+ * rounding), but with the log decay g_t (<= 0) where gdn_scan takes
+ * exp(g_t), and `work` of q35_gdn_chunk_work(dk, dv) floats. */
+void q35_gdn_chunked(const q35_kernels *k, float *S, int dk, int dv, int T, const float *q,
+                     const float *kk, int64_t ldqk, const float *v, int64_t ldv, const float *g,
+                     const float *beta, int64_t ldg, float *o, int64_t ldo, float *work);
+size_t q35_gdn_chunk_work(int dk, int dv);
+/* Whether prefill takes the chunked form with kernel set k (gdn.c). */
+bool q35_gdn_chunked_pays(const q35_kernels *k);
 
 #endif

@@ -1,8 +1,10 @@
 /* gdn.c — the Gated DeltaNet token mixer (SPEC §2, "GDN") over a chunk of
  * T tokens: batched projections, the causal depthwise conv over the conv
- * window, then the delta-rule recurrence token by token in float32 (the
- * exact recurrent form; T = 1 is the decode step), then the gated RMSNorm
- * and the output projection.
+ * window, then the delta-rule recurrence in float32 — token by token (the
+ * recurrent form; T = 1 is the decode step) or, for runs of at least
+ * Q35_GDN_CHUNK_MIN tokens where the kernel set makes it pay, in the
+ * chunked form of gdn_chunk.c (the same result to float32 rounding) —
+ * then the gated RMSNorm and the output projection.
  *
  * The recurrence runs in parallel over value heads; each head's state
  * S [dk, dv] is touched by one thread only. */
@@ -24,6 +26,18 @@ typedef struct gdn_job {
     float *cap_S[Q35_MAX_CAPTURES];
 } gdn_job;
 
+/* Whether runs of Q35_GDN_CHUNK_MIN tokens or more take the chunked form
+ * with this kernel set. It does the same multiply-adds on the state as the
+ * recurrence (3 dk dv a token) plus the in-chunk products, so it only
+ * wins where the set's small products (wsum, dots) run closer to the FMA
+ * peak than its gdn_scan: measured (bench/gdn_bench.c, dk = dv = 128, 16
+ * heads, 1 thread, Xeon VM) 1.13-1.17x with the 16-lane sets at T = 74 and
+ * 128, 0.83x with the 8-lane AVX2 set; the others are not measured and
+ * keep the recurrence. */
+bool q35_gdn_chunked_pays(const q35_kernels *k) {
+    return !strcmp(k->name, "avx512") || !strcmp(k->name, "amx");
+}
+
 /* For value heads [j0, j1): the recurrence over the chunk's tokens, then
  * o = rms(o) * w_norm * silu(z) per head. */
 static void gdn_heads(void *ctx, int64_t j0, int64_t j1, int tid) {
@@ -34,6 +48,7 @@ static void gdn_heads(void *ctx, int64_t j0, int64_t j1, int tid) {
     int nk = c->lin_k_heads, nv = c->lin_v_heads, dk = c->lin_k_dim, dv = c->lin_v_dim;
     int C = q35_config_conv_channels(c), rep = nv / nk;
     float *work = sc->work + (int64_t)tid * dv;
+    float *chunk_work = sc->gdn_work ? sc->gdn_work + tid * q35_gdn_chunk_work(dk, dv) : NULL;
     for (int64_t j = j0; j < j1; j++) {
         int kh = (int)(j / rep); /* consecutive value heads share a key head */
         const float *q = sc->qkv + kh * dk, *kk = sc->qkv + nk * dk + kh * dk;
@@ -46,7 +61,11 @@ static void gdn_heads(void *ctx, int64_t j0, int64_t j1, int tid) {
         int t0 = 0;
         for (int i = 0; i <= g->n_cap; i++) {
             int t1 = i < g->n_cap ? g->cap_t[i] : g->T;
-            if (t1 > t0)
+            if (t1 - t0 >= Q35_GDN_CHUNK_MIN && chunk_work)
+                q35_gdn_chunked(k, S, dk, dv, t1 - t0, q + t0 * C, kk + t0 * C, C, v + t0 * C, C,
+                                sc->gl + j + t0 * nv, sc->gb + j + t0 * nv, nv, o + t0 * ldo, ldo,
+                                chunk_work);
+            else if (t1 > t0)
                 k->gdn_scan(S, dk, dv, t1 - t0, q + t0 * C, kk + t0 * C, C, v + t0 * C, C,
                             sc->ga + j + t0 * nv, sc->gb + j + t0 * nv, nv, o + t0 * ldo, ldo,
                             work);
@@ -111,7 +130,8 @@ void q35_gdn_forward(const q35_model *m, q35_state *s, int layer, int T) {
     k->silu(sc->qkv, sc->qkv, T * C);
 
     /* q, k: L2-normalized per head, q scaled by 1/sqrt(dk);
-     * beta = sigmoid(b); decay = exp(g), g = A * softplus(a + dt_bias) */
+     * beta = sigmoid(b); decay = exp(g), g = A * softplus(a + dt_bias)
+     * (g kept too: the chunked form works with it) */
     float qscale = 1.0f / sqrtf((float)dk);
     for (int t = 0; t < T; t++) {
         float *row = sc->qkv + (int64_t)t * C;
@@ -121,7 +141,8 @@ void q35_gdn_forward(const q35_model *m, q35_state *s, int layer, int T) {
         for (int j = 0; j < nv; j++) {
             int64_t tj = (int64_t)t * nv + j;
             sc->gb[tj] = q35_sigmoidf(sc->gb[tj]);
-            sc->ga[tj] = expf(L->A[j] * q35_softplusf(sc->ga[tj] + L->dt_bias[j]));
+            sc->gl[tj] = L->A[j] * q35_softplusf(sc->ga[tj] + L->dt_bias[j]);
+            sc->ga[tj] = expf(sc->gl[tj]);
         }
     }
 

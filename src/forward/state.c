@@ -73,6 +73,7 @@ static void layout(const q35_model *m, q35_state *s, carver *cv) {
     sc->z = carve(cv, B * nv * dv);
     sc->gb = carve(cv, B * nv);
     sc->ga = carve(cv, B * nv);
+    sc->gl = carve(cv, B * nv);
     sc->o = carve(cv, B * (nv * dv > nh * d ? nv * dv : nh * d));
     sc->q = carve(cv, B * nh * 2 * d);
     sc->rope_cs = carve(cv, B * (size_t)(c->rotary_dim / 2));
@@ -90,6 +91,9 @@ static void layout(const q35_model *m, q35_state *s, carver *cv) {
     sc->packed = carve(cv, (pb + 3) / 4);
     sc->scores = carve(cv, nt * (nh / (size_t)c->n_kv_heads) * (size_t)s->n_ctx);
     sc->work = carve(cv, nt * dv);
+    sc->gdn_work = any_gdn && B >= Q35_GDN_CHUNK_MIN && q35_gdn_chunked_pays(s->k)
+                       ? carve(cv, nt * q35_gdn_chunk_work((int)dk, (int)dv))
+                       : NULL;
     const size_t kvw = (size_t)c->n_kv_heads * d, g = nh / (size_t)c->n_kv_heads;
     sc->kv = carve(cv, 2 * B * kvw);
     sc->kvtmp = carve(cv, nt * (Q35_KV_BLOCK + g) * d);
