@@ -163,7 +163,7 @@ INLINE void q4k_tile(const uint8_t *w, size_t ldw, const uint8_t *x, size_t ldx,
             UNROLL for (int c = 0; c < C; c++) macc[r][c] =
                 _mm256_fmadd_ps(subv, dS[c], macc[r][c]);
         }
-        for (int h = 0; h < 4; h++) { /* 32 bytes: sub-blocks 2h (low), 2h+1 (high) */
+        UNROLL for (int h = 0; h < 4; h++) { /* 32 bytes: sub-blocks 2h (low), 2h+1 (high) */
             __m256i n[MR][2];
             UNROLL for (int r = 0; r < R; r++) {
                 __m256i q =
@@ -175,9 +175,10 @@ INLINE void q4k_tile(const uint8_t *w, size_t ldw, const uint8_t *x, size_t ldx,
                 UNROLL for (int e = 0; e < 2; e++) {
                     int64_t b = 8 * k + 2 * h + e;
                     __m256i a = _mm256_loadu_si256((const __m256i *)(x + c * ldx + 32 * b));
+                    __m256 dab = _mm256_broadcast_ss(da[c] + b);
                     UNROLL for (int r = 0; r < R; r++) {
                         __m256i p = DOT_U8S8(n[r][e], a);
-                        __m256 s = _mm256_set1_ps(mul[r][2 * h + e] * da[c][b]);
+                        __m256 s = _mm256_mul_ps(_mm256_broadcast_ss(&mul[r][2 * h + e]), dab);
                         acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[r][c]);
                     }
                 }
