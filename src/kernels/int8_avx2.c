@@ -21,6 +21,8 @@
 #define DOT_U8S8(u, s) sum_pairs(_mm256_maddubs_epi16(u, s))
 #include "kernels/int8_x86_tiles.h"
 
+#include "kernels/int8_x86_mlx.h" /* MLX affine and Q5_K (mlxq5) */
+
 /* ---- quantizer: the reference's float ops, 8 lanes at a time */
 void q35_q8_quantize_avx2(const float *x, int64_t ldx, int T, int64_t cols, uint8_t *out) {
     size_t st = q35_q8_row_stride(cols);
@@ -79,6 +81,7 @@ const q35_i8_kernels q35_i8_avx2_set = {
             [Q35_DT_Q4_0] = {MR, NR, uk_q4_0, 12},
             [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 12},
             [Q35_DT_Q6_K] = {MR, NR, uk_q6_K, 8},
+            Q35_X86_MLX_Q5K_ENTRIES,
         },
 };
 

@@ -23,6 +23,8 @@
 #define DOT_U8S8(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
 #include "kernels/int8_x86_tiles.h"
 
+#include "kernels/int8_x86_mlx.h" /* MLX affine and Q5_K (mlxq5) */
+
 /* [u ×8, v ×8] */
 static inline __m512 pair_ps(float u, float v) {
     return _mm512_insertf32x8(_mm512_set1_ps(u), _mm256_set1_ps(v), 1);
@@ -132,6 +134,7 @@ const q35_i8_kernels q35_i8_avx512vnni_set = {
             [Q35_DT_Q4_0] = {MR, NR, uk_q4_0, 2},
             [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 4},
             [Q35_DT_Q6_K] = {MR, NR, uk_q6_K_512, 8},
+            Q35_X86_MLX_Q5K_ENTRIES,
         },
 };
 

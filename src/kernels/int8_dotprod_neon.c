@@ -26,6 +26,8 @@ static inline int32x4_t dot16(int32x4_t acc, int8x16_t w, int8x16_t a) {
 
 #include "kernels/int8_tiles_neon.h"
 
+#include "kernels/int8_mlx_neon.h"
+
 NEON_UKERNEL(uk_q8_0, Q8_0_TILE)
 NEON_UKERNEL(uk_q4_0, Q4_0_TILE)
 NEON_UKERNEL(uk_q4_K, Q4_K_TILE)
@@ -41,9 +43,7 @@ const q35_i8_kernels q35_i8_neon_dotprod_set = {
             [Q35_DT_Q4_0] = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q4_0},
             [Q35_DT_Q4_K] = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q4_K},
             [Q35_DT_Q6_K] = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q6_K},
+            [Q35_DT_Q5_K] = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q5_K},
+            Q35_NEON_MLX_ENTRIES,
         },
 };
-/* Q5_K's micro-kernel, out of the set until the plain C definitions
- * (int8_generic.c) have Q5_K, so that Q5_K takes the same path on every
- * CPU; kernels_neon.h. */
-const q35_i8_ukernel_desc q35_i8_neon_dotprod_q5k = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q5_K};

@@ -264,6 +264,16 @@ ALWAYS_INLINE void mtile_k6(const uint8_t *w, size_t ldw, const int R, const uin
     store_pairs(acc, R, C, y, ldy);
 }
 
+/* MLX affine: sdot's tiles (int8_mlx_neon.h), every i8mm core has sdot */
+static inline int32x4_t dot16(int32x4_t acc, int8x16_t w, int8x16_t a) {
+#if defined(__clang__) && !defined(__ARM_FEATURE_DOTPROD)
+    return vpadalq_s16(acc, vmlal_high_s8(vmull_s8(vget_low_s8(w), vget_low_s8(a)), w, a));
+#else
+    return vdotq_s32(acc, w, a);
+#endif
+}
+#include "kernels/int8_mlx_neon.h"
+
 #define Q8_0_MTILE(r, c) mtile_q0(Q35_DT_Q8_0, w, ldw, r, x, ldx, c, cols, y, ldy)
 #define Q4_0_MTILE(r, c) mtile_q0(Q35_DT_Q4_0, w, ldw, r, x, ldx, c, cols, y, ldy)
 #define Q4_K_MTILE(r, c) mtile_k45(false, w, ldw, r, x, ldx, c, cols, y, ldy)
@@ -285,9 +295,7 @@ const q35_i8_kernels q35_i8_neon_i8mm_set = {
             [Q35_DT_Q4_0] = {.mr = NEON_MR, .nr = NEON_NR, .fn = uk_q4_0},
             [Q35_DT_Q4_K] = {.mr = NEON_MR, .nr = NEON_NR, .fn = uk_q4_K},
             [Q35_DT_Q6_K] = {.mr = NEON_MR, .nr = NEON_NR, .fn = uk_q6_K},
+            [Q35_DT_Q5_K] = {.mr = NEON_MR, .nr = NEON_NR, .fn = uk_q5_K},
+            Q35_NEON_MLX_ENTRIES,
         },
 };
-/* Q5_K's micro-kernel, out of the set until the plain C definitions
- * (int8_generic.c) have Q5_K, so that Q5_K takes the same path on every
- * CPU; kernels_neon.h. */
-const q35_i8_ukernel_desc q35_i8_neon_i8mm_q5k = {.mr = NEON_MR, .nr = NEON_NR, .fn = uk_q5_K};

@@ -3,7 +3,7 @@
  * integer step is smull + sadalp, for cores without sdot such as
  * Cortex-A53/A72) and the choice among the three NEON sets. The
  * micro-kernels themselves are int8_tiles_neon.h (plain, sdot) and
- * int8_i8mm_neon.c (smmla). */
+ * int8_i8mm_neon.c (smmla); MLX affine's, int8_mlx_neon.h. */
 #include <arm_neon.h>
 #include <stdbool.h>
 #include <string.h>
@@ -61,6 +61,8 @@ static inline int32x4_t dot16(int32x4_t acc, int8x16_t w, int8x16_t a) {
 
 #include "kernels/int8_tiles_neon.h"
 
+#include "kernels/int8_mlx_neon.h"
+
 NEON_UKERNEL(uk_q8_0, Q8_0_TILE)
 NEON_UKERNEL(uk_q4_0, Q4_0_TILE)
 NEON_UKERNEL(uk_q4_K, Q4_K_TILE)
@@ -76,12 +78,10 @@ const q35_i8_kernels q35_i8_neon_set = {
             [Q35_DT_Q4_0] = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q4_0},
             [Q35_DT_Q4_K] = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q4_K},
             [Q35_DT_Q6_K] = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q6_K},
+            [Q35_DT_Q5_K] = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q5_K},
+            Q35_NEON_MLX_ENTRIES,
         },
 };
-/* Q5_K's micro-kernel, out of the set until the plain C definitions
- * (int8_generic.c) have Q5_K, so that Q5_K takes the same path on every
- * CPU; kernels_neon.h. */
-const q35_i8_ukernel_desc q35_i8_neon_q5k = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q5_K};
 
 const q35_i8_kernels *q35_i8_kernels_neon_level(q35_neon_level l) {
     if (!q35_kernels_neon_level(l)) return NULL; /* the CPU lacks its instructions */
@@ -91,13 +91,6 @@ const q35_i8_kernels *q35_i8_kernels_neon_level(q35_neon_level l) {
     case Q35_NEON_I8MM: return &q35_i8_neon_i8mm_set;
     default: return NULL;
     }
-}
-
-const q35_i8_ukernel_desc *q35_i8_neon_q5k_level(q35_neon_level l) {
-    if (!q35_kernels_neon_level(l)) return NULL;
-    return l == Q35_NEON_PLAIN     ? &q35_i8_neon_q5k
-           : l == Q35_NEON_DOTPROD ? &q35_i8_neon_dotprod_q5k
-                                   : &q35_i8_neon_i8mm_q5k;
 }
 
 /* The integer set of the level of q35_kernels_neon's float set (so that

@@ -27,10 +27,6 @@ const q35_i8_kernels *q35_i8_kernels_neon_level(q35_neon_level l);
 void q35_mlx_matmul_neon(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
                          int64_t r1);
 
-/* Q5_K's integer micro-kernel of each level (in the tests; not yet in the
- * sets' tables: the plain C definitions have no Q5_K), or NULL as above. */
-const q35_i8_ukernel_desc *q35_i8_neon_q5k_level(q35_neon_level l);
-
 /* ---- between the NEON files (not for callers) */
 
 /* microkernel.h's q8 row quantizer for every NEON set (its bytes are
@@ -39,7 +35,6 @@ void q35_q8_quantize_neon(const float *x, int64_t ldx, int T, int64_t cols, uint
 /* The integer sets' tables, without the CPU check (each NEON file has
  * one); the float sets' integer twins point at them. */
 extern const q35_i8_kernels q35_i8_neon_set, q35_i8_neon_dotprod_set, q35_i8_neon_i8mm_set;
-extern const q35_i8_ukernel_desc q35_i8_neon_q5k, q35_i8_neon_dotprod_q5k, q35_i8_neon_i8mm_q5k;
 /* The integer twin of NEON set k (kernels.c's q35_kernels_int8), or NULL
  * where k is no NEON set. */
 const q35_kernels *q35_kernels_neon_int8(const q35_kernels *k);

@@ -20,15 +20,19 @@ void q35_i8_matmul(const q35_i8_kernels *k, const q35_tensor *w, const uint8_t *
     size_t ldw = q35_row_bytes(w->dtype, cols);
     int64_t panel = (int64_t)(PANEL_BYTES / (ldw ? ldw : 1));
     panel = panel < d->mr ? d->mr : panel / d->mr * d->mr;
-    const uint8_t *base = w->data;
+    const uint8_t *base = d->fnv ? NULL : (const uint8_t *)w->data;
     for (int64_t p = r0; p < r1; p += panel) {
         int64_t pe = r1 - p < panel ? r1 : p + panel;
         for (int t = 0; t < T; t += d->nr) {
             int C = T - t < d->nr ? T - t : d->nr;
             for (int64_t o = p; o < pe; o += d->mr) {
                 int R = pe - o < d->mr ? (int)(pe - o) : d->mr;
-                d->fn(base + (size_t)o * ldw, ldw, R, x + (size_t)t * ldx, ldx, C, cols,
-                      y + (int64_t)t * ldy + o, ldy);
+                if (d->fnv) { /* scales apart from the codes (microkernel.h) */
+                    q35_i8_wview v = q35_i8_wview_rows(w, o);
+                    d->fnv(&v, R, x + (size_t)t * ldx, ldx, C, cols, y + (int64_t)t * ldy + o, ldy);
+                } else
+                    d->fn(base + (size_t)o * ldw, ldw, R, x + (size_t)t * ldx, ldx, C, cols,
+                          y + (int64_t)t * ldy + o, ldy);
             }
         }
     }

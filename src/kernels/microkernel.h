@@ -30,6 +30,12 @@
  *   Q6_K: the block's two 16-element halves h (scales sc_h, int8):
  *         I_b = sc_0 * sum_l (q_l - 32) a_l + sc_1 * sum_l (q_l - 32) a_l
  *         term_b = (d * d_b) * I_b
+ *   Q5_K: as Q4_K with n_l = nibble + 16 * fifth bit (0..31)
+ *   MLX affine (b bits, group gs >= 32, so block b lies in group g = 32b/gs;
+ *         s_g, z_g: the group's scale and bias as float32):
+ *         I_b = sum_l q_l * a_l   (q the unsigned b-bit code)
+ *         term_b = (s_g * d_b) * I_b + (z_g * d_b) * (s_2b + s_2b+1)
+ * (int8_generic.c has the precise per-format text.)
  * (dw_b: the block's f16 scale as float; d, dmin, sc, m: the super-block's
  * fields as in quant_block.h.) y = sum over b of term_b, in float32.
  * kernels_generic's definition (int8_generic.c) adds the terms one by one in
@@ -51,12 +57,22 @@
  * may prefetch the rows after its own (w + R * ldw ...): prefetches never
  * fault. Nothing else: no allocation, no state.
  *
+ * Formats whose scales live apart from the codes (MLX affine: packed
+ * uint32 codes, per-group scales and biases in arrays of their own) take
+ * the same contract through a weight view instead of (w, ldw):
+ *     fnv(v, R, x, ldx, C, cols, y, ldy)
+ * where weight row r's codes are at v->q + r * v->ldq and its scales and
+ * biases (cols / v->group of them, dtype v->aux) at v->s + r * v->lds and
+ * v->z + r * v->lds. Codes are read in place at any alignment and never
+ * past the row's last byte (the last row may end a mapped file).
+ *
  * ---- a set
  * One q35_i8_kernels per instruction set: its quantizer and, per weight
- * dtype, the micro-kernel and its register tile (mr, nr); fn = NULL means
- * that dtype does not go through the integer path in this set (the float
- * kernels of kernels.h then run, as in the exact mode), nor do inputs of
- * more than max_t tokens. Sets are static tables; nothing to free. */
+ * dtype, the micro-kernel (fn, or fnv for the view formats) and its
+ * register tile (mr, nr); neither set means that dtype does not go through
+ * the integer path in this set (the float kernels of kernels.h then run,
+ * as in the exact mode), nor do inputs of more than max_t tokens. Sets are
+ * static tables; nothing to free. */
 #ifndef Q35_KERNELS_MICROKERNEL_H
 #define Q35_KERNELS_MICROKERNEL_H
 
@@ -81,6 +97,21 @@ static inline const int16_t *q35_q8_row_s(const uint8_t *row, int64_t cols) {
 typedef void (*q35_i8_ukernel)(const uint8_t *w, size_t ldw, int R, const uint8_t *x, size_t ldx,
                                int C, int64_t cols, float *y, int64_t ldy);
 
+/* A tile of weight rows whose scales and biases sit in arrays apart from
+ * the codes (MLX affine), as its micro-kernel reads it (see above). */
+typedef struct q35_i8_wview {
+    const uint8_t *q; /* row 0's packed codes */
+    size_t ldq;       /* bytes from one row's codes to the next's */
+    const uint8_t *s; /* row 0's scales */
+    const uint8_t *z; /* row 0's biases */
+    size_t lds;       /* bytes from one row's scales (biases) to the next's */
+    int aux;          /* their dtype: Q35_DT_F16, BF16 or F32 */
+    int group;        /* elements per scale: 32, 64 or 128 */
+} q35_i8_wview;
+
+typedef void (*q35_i8_ukernel_v)(const q35_i8_wview *v, int R, const uint8_t *x, size_t ldx, int C,
+                                 int64_t cols, float *y, int64_t ldy);
+
 typedef struct q35_i8_ukernel_desc {
     int mr, nr; /* register tile: at most mr weight rows x nr q8 rows */
     q35_i8_ukernel fn;
@@ -88,7 +119,30 @@ typedef struct q35_i8_ukernel_desc {
      * above it the set's float kernels measured faster (prefill panels,
      * AMX tiles), and they run instead, on the exact path. */
     int max_t;
+    q35_i8_ukernel_v fnv; /* the view formats' micro-kernel (fn is NULL) */
 } q35_i8_ukernel_desc;
+
+/* True where the descriptor has a micro-kernel of either kind. */
+static inline int q35_i8_has(const q35_i8_ukernel_desc *d) {
+    return d->fn != NULL || d->fnv != NULL;
+}
+
+/* The view of rows r0.. of an MLX affine tensor (its data a q35_mlx_affine)
+ * for a micro-kernel's fnv. */
+static inline q35_i8_wview q35_i8_wview_rows(const q35_tensor *w, int64_t r0) {
+    const q35_mlx_affine *a = (const q35_mlx_affine *)w->data;
+    int64_t cols = w->shape[1];
+    size_t ldq = q35_row_bytes(w->dtype, cols);
+    size_t lds = (size_t)(cols / a->group) * (a->aux == Q35_DT_F32 ? 4 : 2);
+    q35_i8_wview v = {(const uint8_t *)a->q + (size_t)r0 * ldq,
+                      ldq,
+                      (const uint8_t *)a->scales + (size_t)r0 * lds,
+                      (const uint8_t *)a->biases + (size_t)r0 * lds,
+                      lds,
+                      a->aux,
+                      a->group};
+    return v;
+}
 
 typedef struct q35_i8_kernels {
     const char *name; /* "generic", "avx2", "avx512vnni", ... */
@@ -112,6 +166,8 @@ const q35_i8_kernels *q35_i8_kernels_neon(void);
 /* The plain C dot product of one weight row (dtype dt) and one q8 row, as
  * defined above: the yardstick of the tests. */
 float q35_i8_dot_ref(q35_dtype dt, const uint8_t *w, const uint8_t *x, int64_t cols);
+/* The same for row 0 of an MLX affine view (dt one of Q35_DT_MLX2..8). */
+float q35_i8_dot_ref_mlx(q35_dtype dt, const q35_i8_wview *v, const uint8_t *x, int64_t cols);
 /* The plain C quantizer (the bytes every set's quantizer must give), and
  * the AVX2 one (x86 sets above AVX2 share it; AVX2 CPUs only). */
 void q35_q8_quantize_ref(const float *x, int64_t ldx, int T, int64_t cols, uint8_t *out);

@@ -234,8 +234,11 @@ p = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), ".."
                    capture_output=True)
 if p.returncode == 0:
     rc, so, se = run("convert", mlx, out("mlx.gguf"), "--type", "f32", "-q")
+    # both on the exact float path (MLX weights otherwise take the integer one)
+    os.environ["Q35_EXACT"] = "1"
     a = run("eval", "-m", mlx, "--ids", ids, "--logits-out", out("s.f32"))
     b = run("eval", "-m", out("mlx.gguf"), "--ids", ids, "--logits-out", out("c.f32"))
+    del os.environ["Q35_EXACT"]
     # its bf16-stored matrices become f32 here: float32 rounding apart
     x, y = array.array("f"), array.array("f")
     if a[0] == 0 and b[0] == 0:

@@ -11,7 +11,8 @@
 # Under each: aarch64/test_neon_variants.c (detection, Q35_KERNELS names,
 # every integer set the CPU offers against the plain C definitions:
 # quantizer bytes, micro-kernels at every tile shape, the driver) and
-# test_int8.c (the integer path of the best set, as on x86). Under the
+# test_int8.c and test_int8_mlx_q5k.c (the integer path of the best set,
+# as on x86). Under the
 # last: the whole of test_kernels.c (every float set against the plain C
 # float definitions; the three sets share their float functions, built for
 # Armv8.0, so one model is enough, and it is the suite's slowest part) and
@@ -47,6 +48,7 @@ mkdir -p "$out/obj"
   "$root/src/formats/gguf_quants.c")
 progs=("$here/test_kernels.c" "$here/aarch64/test_neon_variants.c")
 [ -f "$here/test_int8.c" ] && progs+=("$here/test_int8.c")
+[ -f "$here/test_int8_mlx_q5k.c" ] && progs+=("$here/test_int8_mlx_q5k.c") # MLX affine, Q5_K
 mlxq5k="$root/tests/model/test_mlx_q5k_kernels.c" # MLX affine and Q5_K on the best set
 [ -f "$mlxq5k" ] && progs+=("$mlxq5k")
 for t in "${progs[@]}"; do
@@ -75,6 +77,14 @@ for m in "${models[@]}"; do
     fi
     grep -q "PASSED" "$out/log" || { cat "$out/log"; echo "FAIL: test_int8 under $model"; exit 1; }
     echo "-cpu $model: test_int8: $(grep -c 'OK \]' "$out/log") tests passed ($(grep '^integer set:' "$out/log" | tr '\n' ' '))"
+  fi
+  if [ -x "$out/test_int8_mlx_q5k" ]; then
+    run "$model" "$out/test_int8_mlx_q5k"
+    if [ "$model" != native ]; then
+      grep -q "^integer set: $set\$" "$out/log" || { cat "$out/log"; echo "FAIL: integer set $set did not run under $model"; exit 1; }
+    fi
+    grep -q "PASSED" "$out/log" || { cat "$out/log"; echo "FAIL: test_int8_mlx_q5k under $model"; exit 1; }
+    echo "-cpu $model: test_int8_mlx_q5k: $(grep -c 'OK \]' "$out/log") tests passed"
   fi
 done
 

@@ -17,6 +17,10 @@ writes beside it the float32 checkpoint the quantized files mean. Checked:
     float32 order); with the fastest set only float32 rounding differs
     (rel <= 1e-4: its s * sum(q x) + z * sum(x) per group cancels between
     the two terms, ~2e-5 seen at group 128);
+  - all of it on the exact float path (Q35_EXACT=1): the integer path's
+    8-bit activations are another computation, held to its own plain C
+    definition (tests/kernels/test_int8_mlx_q5k.c) and checked for accuracy
+    in tests/kernels/test_int8_accuracy_mlx.py;
   - the reference app's final norm gets its +1 (the app itself leaves it
     out): against a copy whose final norm is read as stored the logits
     must differ.
@@ -52,6 +56,7 @@ def check(what, ok, detail=""):
 def logits(model, env_extra=None):
     out = model.rstrip("/") + ".logits"
     env = dict(os.environ)
+    env["Q35_EXACT"] = "1"  # the float path; the integer one: tests/kernels/test_int8_accuracy_mlx.py
     env.update(env_extra or {})
     p = subprocess.run([Q35, "eval", "-m", model, "--ids", ",".join(map(str, IDS)),
                         "--logits-out", out, "--threads", "2"], capture_output=True, env=env)

@@ -5,7 +5,8 @@
  *     formats/gguf_quants.c's decoder;
  *   - the plain C matmul gives exactly the generic float32 matmul over those
  *     decoded rows (same float32 order);
- *   - the fastest set (q35_matmul with q35_kernels_best) is within float32
+ *   - the fastest float set (q35_kernels_pick(true), the exact mode; the
+ *     integer path is tests/kernels/test_int8_mlx_q5k.c's) is within float32
  *     rounding of a float64 dot over the decoded rows: |err| <= 1e-5 of the
  *     sum of |w x| terms (the factored MLX form rounds s * sum(q x) and
  *     z * sum(x) separately; 1e-5 is ~100 ulp of that scale);
@@ -75,7 +76,9 @@ static void check_matmul(const q35_tensor *w, const float *dec, int64_t rows, in
         q35_matmul(g, NULL, &wf, &a, yf, rows);
         if (memcmp(y, yf, (size_t)T * (size_t)rows * sizeof *y))
             fail_msg("%s T=%d: generic in place != generic over the decoded rows", what, T);
-        const q35_kernels *k = q35_kernels_best();
+        /* the fastest float set: the integer path (8-bit activations, another
+         * computation) is held to its own definition in tests/kernels */
+        const q35_kernels *k = q35_kernels_pick(true);
         void *buf = NULL;
         size_t pb = q35_acts_bytes(k, T, cols);
         if (pb) assert_int_equal(posix_memalign(&buf, 64, pb), 0);

@@ -211,8 +211,9 @@ static uint8_t *make_q8(int T, int64_t cols, bool unit, int amax, float **xf) {
 }
 
 /* The integer path's definition of a weight row times a q8 row
- * (microkernel.h): q35_i8_dot_ref, and for Q5_K (which the plain C
- * definitions do not have yet) Q4_K's with the fifth bit: per block b,
+ * (microkernel.h): q35_i8_dot_ref, and for Q5_K a second writing of
+ * int8_generic.c's definition (Q4_K's with the fifth bit), which the
+ * micro-kernels must meet as they meet the generic one: per block b,
  * sub-block j of its super-block,
  *     I_b = sum_l (n_l + 16 h_l) a_l,
  *     term_b = (d sc_j d_b) I_b - (dmin m_j d_b) (s_2b + s_2b+1),
@@ -245,15 +246,13 @@ static float dot_ref(q35_dtype dt, const uint8_t *w, const uint8_t *x, int64_t c
     return y;
 }
 
-/* Level l's integer set with Q5_K's micro-kernel added (the sets leave it
- * out until the plain C definitions have Q5_K), in *copy; NULL where the
- * CPU lacks the level. */
+/* Level l's integer set (a copy in *copy); NULL where the CPU lacks the
+ * level. Q5_K is in every set (the plain C definitions have it). */
 static const q35_i8_kernels *level_set(int l, q35_i8_kernels *copy) {
     const q35_i8_kernels *k = q35_i8_kernels_neon_level(l);
     if (!k) return NULL;
+    assert_non_null(k->mk[Q35_DT_Q5_K].fn);
     *copy = *k;
-    assert_null(k->mk[Q35_DT_Q5_K].fn);
-    copy->mk[Q35_DT_Q5_K] = *q35_i8_neon_q5k_level(l);
     return copy;
 }
 
