@@ -94,7 +94,7 @@ INLINE void q40_q80_tile(q35_dtype dt, const uint8_t *w, size_t ldw, const uint8
         __m256i wv[MR], ws[MR];
         __m256 dw[MR];
         UNROLL for (int r = 0; r < R; r++) {
-            _mm_prefetch(ahead(wb + r * ldw, (size_t)R * ldw), _MM_HINT_T0);
+            _mm_prefetch(ahead(wb + r * ldw, 2 * (size_t)R * ldw), _MM_HINT_T0);
             dw[r] = f16x8(wb + r * ldw);
             if (dt == Q35_DT_Q8_0) {
                 ws[r] = _mm256_loadu_si256((const __m256i *)(wb + r * ldw + 2));
