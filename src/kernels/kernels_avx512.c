@@ -17,6 +17,7 @@
 
 #include "kernels/cpu_features.h"
 #include "kernels/kernels.h"
+#include "kernels/int8_amx.h"
 #include "kernels/matmul_amx.h"
 #include "kernels/microkernel.h"
 #include "kernels/quant_block.h"
@@ -822,12 +823,30 @@ static const q35_kernels amx_set = {AMX_SET, AVX512_OPS};
 static const q35_kernels avx512_int8_set = {AVX512_SET, AVX512_OPS, .i8 = &q35_i8_avx512vnni_set};
 static const q35_kernels amx_int8_set = {AMX_SET, AVX512_OPS, .i8 = &q35_i8_avx512vnni_set};
 
+/* Where AMX-INT8 tiles exist, the integer twin multiplies quantized
+ * weights over many tokens on them (int8_amx.h); the rest as matmul_amx. */
+static void matmul_amx_i8(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy,
+                          int64_t r0, int64_t r1) {
+    int min_t = q35_amx_i8_min_t(w->dtype);
+    if (a->q8 && min_t && a->T >= min_t)
+        q35_amx_i8_matmul(w, a->q8, a->ldq8, a->T, y, ldy, r0, r1);
+    else
+        matmul_amx(w, a, y, ldy, r0, r1);
+}
+static const q35_kernels amx_i8tiles_set = {.name = "amx",
+                                            .pack_bytes = amx_set_pack_bytes,
+                                            .pack = amx_set_pack,
+                                            .matmul = matmul_amx_i8,
+                                            AVX512_OPS,
+                                            .i8 = &q35_i8_avx512vnni_set};
+
 const q35_kernels *q35_kernels_avx512_int8(void) {
     return q35_kernels_avx512() && q35_i8_kernels_avx512vnni() ? &avx512_int8_set : NULL;
 }
 
 const q35_kernels *q35_kernels_amx_int8(void) {
-    return q35_kernels_amx() && q35_i8_kernels_avx512vnni() ? &amx_int8_set : NULL;
+    if (!q35_kernels_amx() || !q35_i8_kernels_avx512vnni()) return NULL;
+    return q35_amx_i8_available() ? &amx_i8tiles_set : &amx_int8_set;
 }
 
 const q35_kernels *q35_kernels_avx512(void) {

@@ -1,0 +1,453 @@
+/* int8_amx_avx512.c — the integer matmul path on AMX-INT8 tiles (see
+ * int8_amx.h for what it computes). Compiled with the AVX-512 flags; the
+ * tile functions carry their own target attribute and run only after
+ * q35_amx_i8_available() has checked the CPU and the OS permission.
+ *
+ * Tiles (TDPBSSD, signed x signed bytes): A = 16 tokens x K bytes read in
+ * place from the q8 rows (stride ldx), B = K/4 rows x 64 bytes of weights
+ * (row k4 holds columns 4k4 .. 4k4+3 of each of 16 weight rows), C = 16
+ * tokens x 16 weight rows of int32: a C row is 16 consecutive outputs of
+ * one token, as y is laid out. K = 32 (one block; Q6_K: 16, one half).
+ * Tiles 0-1 C, 2-3 A, 4-5 B; blocks alternate between the two sets so
+ * that one block's tile products overlap the other's float work.
+ *
+ * The float work per block and C row (token) is one conversion, one
+ * multiply (weight scales x the token's scale) and one FMA (Q4_K: one
+ * more for the mins, Q6_K: twice over for its halves) on 16 lanes, and it,
+ * not the tile products, bounds the speed: integer sums cannot run past a
+ * block, whose scales differ per weight row and per token. */
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu_features.h"
+#include "kernels/int8_amx.h"
+#include "kernels/matmul_amx.h"
+#include "kernels/microkernel.h"
+#include "kernels/quant_block_avx512.h"
+
+#define BTILE 512 /* bytes of one block's weight tile: 8 rows x 64 */
+#define SCB 32    /* floats of scales per (weight tile, block): 2 x 16 */
+#define GROUP 8   /* blocks unpacked at a time: one k-quant super-block */
+/* Unpacked weights per panel (reread from L2 by every 16-token tile). */
+#define PANEL_BYTES (256 * 1024)
+
+#define UNROLL16 _Pragma("GCC unroll 16")
+
+bool q35_amx_i8_available(void) {
+    q35_cpu_features f;
+    q35_cpu_features_detect(&f);
+    if (!q35_cpu_has_avx512_set(&f) || !f.amx_tile || !f.amx_int8) return false;
+    return q35_amx_enable();
+}
+
+int q35_amx_i8_min_t(q35_dtype dt) {
+    switch (dt) {
+    case Q35_DT_Q8_0:
+    case Q35_DT_Q4_0:
+    case Q35_DT_Q4_K:
+    case Q35_DT_Q6_K: return 16;
+    default: return 0;
+    }
+}
+
+/* In-register transpose of 16 x 16 32-bit lanes (four butterfly stages). */
+static inline void transpose16(__m512i r[16]) {
+    for (int b = 8; b >= 1; b /= 2) {
+        int lo_idx[16], hi_idx[16];
+        for (int c = 0; c < 16; c++) {
+            lo_idx[c] = (c & b) ? 16 + c - b : c;
+            hi_idx[c] = (c & b) ? 16 + c : c + b;
+        }
+        __m512i il = _mm512_loadu_si512(lo_idx), ih = _mm512_loadu_si512(hi_idx);
+        for (int i = 0; i < 16; i++) {
+            if (i & b) continue;
+            __m512i a = r[i], c = r[i + b];
+            r[i] = _mm512_permutex2var_epi32(a, il, c);
+            r[i + b] = _mm512_permutex2var_epi32(a, ih, c);
+        }
+    }
+}
+
+/* 16 rows of 32 bytes (row m at src + m * ss) -> one block's weight tile:
+ * row k4 = dword k4 of rows 0..15. Two 8 x 8 dword transposes side by side
+ * in the 256-bit halves (z_i = rows i, i + 4; z_4+i = rows 8 + i, 12 + i),
+ * whose 128-bit pieces the last step puts in row order. */
+static inline __attribute__((always_inline)) void vnni_tile(const uint8_t *src, size_t ss,
+                                                            uint8_t *dst) {
+    __m512i z[8], t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        z[i] = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(src + i * ss))),
+            _mm256_loadu_si256((const __m256i *)(src + (i + 4) * ss)), 1);
+        z[4 + i] = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(src + (8 + i) * ss))),
+            _mm256_loadu_si256((const __m256i *)(src + (12 + i) * ss)), 1);
+    }
+    for (int h = 0; h < 8; h += 4) {
+        t[h + 0] = _mm512_unpacklo_epi32(z[h + 0], z[h + 1]);
+        t[h + 1] = _mm512_unpackhi_epi32(z[h + 0], z[h + 1]);
+        t[h + 2] = _mm512_unpacklo_epi32(z[h + 2], z[h + 3]);
+        t[h + 3] = _mm512_unpackhi_epi32(z[h + 2], z[h + 3]);
+        u[h + 0] = _mm512_unpacklo_epi64(t[h + 0], t[h + 2]); /* columns 0, 4 */
+        u[h + 1] = _mm512_unpackhi_epi64(t[h + 0], t[h + 2]); /* 1, 5 */
+        u[h + 2] = _mm512_unpacklo_epi64(t[h + 1], t[h + 3]); /* 2, 6 */
+        u[h + 3] = _mm512_unpackhi_epi64(t[h + 1], t[h + 3]); /* 3, 7 */
+    }
+    for (int c = 0; c < 4; c++) {
+        _mm512_store_si512(dst + 64 * c, _mm512_shuffle_i32x4(u[c], u[c + 4], 0x88));
+        _mm512_store_si512(dst + 64 * (c + 4), _mm512_shuffle_i32x4(u[c], u[c + 4], 0xdd));
+    }
+}
+
+/* Blocks kb0 .. kb0+nb-1 (nb <= GROUP; k-quants: one super-block) of one
+ * weight row as int8 (32 a block, into t) and its scales for lane m of
+ * the group's scale vectors (block j at sc + j * SCB: vector 0 = the
+ * multiplier of the block (Q6_K: of its first half), vector 1 = Q4_K's min
+ * multiplier, Q6_K's second half's multiplier). */
+static inline __attribute__((always_inline)) void
+unpack_row(q35_dtype dt, const uint8_t *src, int64_t kb0, int nb, uint8_t *t, float *sc, int m) {
+    const __m128i m15 = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
+    if (dt == Q35_DT_Q8_0 || dt == Q35_DT_Q4_0) {
+        size_t bb = q35_dtype_block_bytes(dt);
+        for (int j = 0; j < nb; j++) {
+            const uint8_t *b = src + (size_t)(kb0 + j) * bb;
+            sc[j * SCB + m] = _cvtsh_ss(q35_qblock_d16(b));
+            if (dt == Q35_DT_Q8_0) {
+                _mm256_storeu_si256((__m256i *)(t + 32 * j),
+                                    _mm256_loadu_si256((const __m256i *)(b + 2)));
+            } else {
+                __m128i q = _mm_loadu_si128((const __m128i *)(b + 2));
+                _mm_storeu_si128((__m128i *)(t + 32 * j),
+                                 _mm_sub_epi8(_mm_and_si128(q, m15), eight));
+                _mm_storeu_si128((__m128i *)(t + 32 * j + 16),
+                                 _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m15), eight));
+            }
+        }
+        return;
+    }
+    float buf[16];
+    if (dt == Q35_DT_Q4_K) {
+        const uint8_t *sb = src + (size_t)(kb0 / 8) * 144;
+        kblock_scales16(Q35_DT_Q4_K, sb, buf);
+        for (int j = 0; j < 8; j++) {
+            sc[j * SCB + m] = buf[j];
+            sc[j * SCB + 16 + m] = buf[8 + j];
+        }
+        const __m256i n15 = _mm256_set1_epi8(15);
+        for (int h = 0; h < 4; h++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(sb + 16 + 32 * h));
+            _mm256_storeu_si256((__m256i *)(t + 64 * h), _mm256_and_si256(q, n15));
+            _mm256_storeu_si256((__m256i *)(t + 64 * h + 32),
+                                _mm256_and_si256(_mm256_srli_epi16(q, 4), n15));
+        }
+    } else { /* Q6_K */
+        const uint8_t *sb = src + (size_t)(kb0 / 8) * 210;
+        kblock_scales16(Q35_DT_Q6_K, sb, buf);
+        for (int j = 0; j < 8; j++) {
+            sc[j * SCB + m] = buf[2 * j];
+            sc[j * SCB + 16 + m] = buf[2 * j + 1];
+        }
+        for (int g = 0; g < 4; g++)
+            _mm512_storeu_si512((void *)(t + 64 * g), q6k_group(sb, g));
+    }
+}
+
+/* Weight rows r .. r+15 (those at or past rend as zeros), blocks
+ * [kb0, kb1), into weight tiles bt and scales sc (block kb at
+ * (kb - kb0) * BTILE, * SCB). */
+static void unpack_tile(q35_dtype dt, const q35_tensor *w, int64_t r, int64_t rend, int64_t kb0,
+                        int64_t kb1, uint8_t *bt, float *sc) {
+    size_t ldw = q35_row_bytes(dt, w->shape[1]);
+    _Alignas(64) uint8_t tmp[16][32 * GROUP];
+    for (int64_t g = kb0; g < kb1; g += GROUP) {
+        int nb = kb1 - g < GROUP ? (int)(kb1 - g) : GROUP;
+        float *scg = sc + (g - kb0) * SCB;
+        for (int m = 0; m < 16; m++) {
+            if (r + m < rend) {
+                const uint8_t *src = (const uint8_t *)w->data + (size_t)(r + m) * ldw;
+                if (dt == Q35_DT_Q8_0)
+                    unpack_row(Q35_DT_Q8_0, src, g, nb, tmp[m], scg, m);
+                else if (dt == Q35_DT_Q4_0)
+                    unpack_row(Q35_DT_Q4_0, src, g, nb, tmp[m], scg, m);
+                else if (dt == Q35_DT_Q4_K)
+                    unpack_row(Q35_DT_Q4_K, src, g, nb, tmp[m], scg, m);
+                else
+                    unpack_row(Q35_DT_Q6_K, src, g, nb, tmp[m], scg, m);
+            } else {
+                memset(tmp[m], 0, sizeof tmp[m]);
+                for (int j = 0; j < nb; j++)
+                    scg[j * SCB + m] = scg[j * SCB + 16 + m] = 0.0f;
+            }
+        }
+        for (int j = 0; j < nb; j++)
+            vnni_tile(tmp[0] + 32 * j, sizeof tmp[0], bt + (g - kb0 + j) * BTILE);
+    }
+}
+
+/* The token side of blocks [kb0, kb1) for the 16 q8 rows from t0 (rows at
+ * or past T as zeros), lane t = row t0 + t: da[(kb - kb0) * 16 + t] =
+ * d_kb, and (Q4_K) dS[...] = d_kb * S_kb (S: the block's q8 sum). */
+static void token_scales(const uint8_t *x, size_t ldx, int T, int64_t cols, int t0, int64_t kb0,
+                         int64_t kb1, bool sums, float *da, float *dS) {
+    for (int64_t kb = kb0; kb < kb1; kb += 16) {
+        int n = kb1 - kb < 16 ? (int)(kb1 - kb) : 16;
+        __mmask16 m = (__mmask16)((1u << n) - 1);
+        __mmask32 m2 = n == 16 ? 0xffffffffu : (__mmask32)((1u << (2 * n)) - 1);
+        __m512i d[16], s[16];
+        for (int t = 0; t < 16; t++) {
+            if (t0 + t >= T) {
+                d[t] = s[t] = _mm512_setzero_si512();
+                continue;
+            }
+            const uint8_t *row = x + (size_t)(t0 + t) * ldx;
+            __m512 dv = _mm512_maskz_loadu_ps(m, q35_q8_row_d(row, cols) + kb);
+            d[t] = _mm512_castps_si512(dv);
+            if (sums) {
+                __m512i s16 = _mm512_maskz_loadu_epi16(m2, q35_q8_row_s(row, cols) + 2 * kb);
+                __m512i S = _mm512_madd_epi16(s16, _mm512_set1_epi16(1));
+                s[t] = _mm512_castps_si512(_mm512_mul_ps(dv, _mm512_cvtepi32_ps(S)));
+            }
+        }
+        transpose16(d);
+        if (sums) transpose16(s);
+        for (int i = 0; i < n; i++) {
+            _mm512_store_si512(da + (kb - kb0 + i) * 16, d[i]);
+            if (sums) _mm512_store_si512(dS + (kb - kb0 + i) * 16, s[i]);
+        }
+    }
+}
+
+typedef struct tile_config {
+    uint8_t palette, start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+/* C tiles 0-1 and A tiles 2-3 (kbytes a row) of `tokens` rows (16, or
+ * fewer for a last partial token tile: nothing past T is read), B tiles
+ * 4-5. */
+__attribute__((target("amx-tile"))) static void tiles_configure(int kbytes, int tokens) {
+    tile_config c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int i = 0; i < 6; i++) {
+        c.rows[i] = (uint8_t)(i >= 4 ? kbytes / 4 : tokens);
+        c.colsb[i] = (uint16_t)(i == 2 || i == 3 ? kbytes : 64);
+    }
+    /* gcc 12 does not see ldtilecfg read the struct and drops the stores
+     * above without this */
+    __asm__ volatile("" : : "m"(c) : "memory");
+    _tile_loadconfig(&c);
+}
+
+/* The float work of one block for the 16 tokens of a tile: C rows at c
+ * (Q6_K: first half at c, second at c2), weight scale vectors at s,
+ * token scales da[t] (and dS[t]). */
+static inline __attribute__((always_inline)) void block_fma(q35_dtype dt, const int32_t *c,
+                                                            const int32_t *c2, const float *s,
+                                                            const float *da, const float *dS,
+                                                            __m512 acc[16]) {
+    __m512 s0 = _mm512_load_ps(s), s1 = _mm512_load_ps(s + 16);
+    UNROLL16 for (int t = 0; t < 16; t++) {
+        __m512 dv = _mm512_set1_ps(da[t]);
+        __m512 i0 = _mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * t));
+        acc[t] = _mm512_fmadd_ps(i0, _mm512_mul_ps(s0, dv), acc[t]);
+        if (dt == Q35_DT_Q4_K) acc[t] = _mm512_fnmadd_ps(s1, _mm512_set1_ps(dS[t]), acc[t]);
+        if (dt == Q35_DT_Q6_K) {
+            __m512 i1 = _mm512_cvtepi32_ps(_mm512_load_si512(c2 + 16 * t));
+            acc[t] = _mm512_fmadd_ps(i1, _mm512_mul_ps(s1, dv), acc[t]);
+        }
+    }
+}
+
+/* acc += blocks [kb0, kb1) of one 16-token tile (q8 rows at xa, stride
+ * lda) times one weight tile (bt, sc), with the token scales da, dS; all
+ * four indexed from kb0. cb: 2 KB of C buffer. */
+__attribute__((target("amx-tile,amx-int8"), always_inline)) static inline void
+tile_blocks(q35_dtype dt, const uint8_t *xa, size_t lda, const float *da, const float *dS,
+            const uint8_t *bt, const float *sc, int64_t kb0, int64_t kb1, __m512 acc[16],
+            int32_t *cb) {
+    if (dt == Q35_DT_Q6_K) {
+        for (int64_t kb = kb0; kb < kb1; kb++) {
+            const uint8_t *b = bt + (kb - kb0) * BTILE;
+            const uint8_t *a = xa + kb * 32;
+            _tile_zero(0);
+            _tile_loadd(2, a, lda);
+            _tile_loadd(4, b, 64);
+            _tile_dpbssd(0, 2, 4);
+            _tile_zero(1);
+            _tile_loadd(3, a + 16, lda);
+            _tile_loadd(5, b + BTILE / 2, 64);
+            _tile_dpbssd(1, 3, 5);
+            _tile_stored(0, cb, 64);
+            _tile_stored(1, cb + 256, 64);
+            int64_t i = kb - kb0;
+            block_fma(Q35_DT_Q6_K, cb, cb + 256, sc + i * SCB, da + i * 16, NULL, acc);
+        }
+        return;
+    }
+    int64_t kb = kb0;
+    for (; kb + 1 < kb1; kb += 2) {
+        const uint8_t *b = bt + (kb - kb0) * BTILE;
+        const uint8_t *a = xa + kb * 32;
+        _tile_zero(0);
+        _tile_loadd(2, a, lda);
+        _tile_loadd(4, b, 64);
+        _tile_dpbssd(0, 2, 4);
+        _tile_zero(1);
+        _tile_loadd(3, a + 32, lda);
+        _tile_loadd(5, b + BTILE, 64);
+        _tile_dpbssd(1, 3, 5);
+        _tile_stored(0, cb, 64);
+        _tile_stored(1, cb + 256, 64);
+        int64_t i = kb - kb0;
+        block_fma(dt, cb, NULL, sc + i * SCB, da + i * 16, dS + i * 16, acc);
+        block_fma(dt, cb + 256, NULL, sc + (i + 1) * SCB, da + (i + 1) * 16, dS + (i + 1) * 16,
+                  acc);
+    }
+    if (kb < kb1) {
+        int64_t i = kb - kb0;
+        _tile_zero(0);
+        _tile_loadd(2, xa + kb * 32, lda);
+        _tile_loadd(4, bt + i * BTILE, 64);
+        _tile_dpbssd(0, 2, 4);
+        _tile_stored(0, cb, 64);
+        block_fma(dt, cb, NULL, sc + i * SCB, da + i * 16, dS + i * 16, acc);
+    }
+}
+
+/* acc rows (tokens t0 + t < T) into y columns [o, o + 16) that lie below rend. */
+static inline void store_acc(const __m512 acc[16], float *y, int64_t ldy, int64_t o, int64_t rend,
+                             int t0, int T) {
+    int64_t n = rend - o < 16 ? rend - o : 16;
+    __mmask16 m = (__mmask16)((1u << n) - 1);
+    for (int t = 0; t < 16 && t0 + t < T; t++)
+        _mm512_mask_storeu_ps(y + (int64_t)(t0 + t) * ldy + o, m, acc[t]);
+}
+
+/* The tile rows for token tile tt (a partial last one takes fewer rows,
+ * so no row past T is read); reconfigures only on a change. */
+__attribute__((target("amx-tile"))) static inline void token_rows(int T, int tt, int kbytes,
+                                                                  int *cur) {
+    int n = T - 16 * tt < 16 ? T - 16 * tt : 16;
+    if (n != *cur) {
+        tiles_configure(kbytes, n);
+        *cur = n;
+    }
+}
+
+/* One dtype's loop nest. Panels of prows weight rows are unpacked once
+ * into scratch and reused by every token tile; the token scales of all
+ * tiles are computed once per call. */
+__attribute__((target("amx-tile,amx-int8"), always_inline)) static inline void
+matmul_dt(q35_dtype dt, const q35_tensor *w, const uint8_t *x, size_t ldx, int T, float *y,
+          int64_t ldy, int64_t r0, int64_t r1, uint8_t *scratch, int64_t prows) {
+    int64_t cols = w->shape[1], nkb = cols / 32;
+    int ntt = (T + 15) / 16, kbytes = dt == Q35_DT_Q6_K ? 16 : 32, cur = 0;
+    size_t tile_bytes = (size_t)nkb * BTILE, sc_floats = (size_t)nkb * SCB;
+    uint8_t *bt = scratch;
+    float *sc = (float *)(void *)(bt + (size_t)(prows / 16) * tile_bytes);
+    float *da = sc + (size_t)(prows / 16) * sc_floats;
+    float *dS = dt == Q35_DT_Q4_K ? da + (size_t)ntt * nkb * 16 : da; /* Q4_K's */
+    _Alignas(64) int32_t cb[512];
+    for (int tt = 0; tt < ntt; tt++)
+        token_scales(x, ldx, T, cols, tt * 16, 0, nkb, dt == Q35_DT_Q4_K,
+                     da + (size_t)tt * nkb * 16, dS + (size_t)tt * nkb * 16);
+    for (int64_t p0 = r0; p0 < r1; p0 += prows) {
+        int64_t pe = r1 - p0 < prows ? r1 : p0 + prows;
+        int nwt = (int)((pe - p0 + 15) / 16);
+        for (int i = 0; i < nwt; i++)
+            unpack_tile(dt, w, p0 + 16 * i, pe, 0, nkb, bt + (size_t)i * tile_bytes,
+                        sc + (size_t)i * sc_floats);
+        for (int tt = 0; tt < ntt; tt++) {
+            token_rows(T, tt, kbytes, &cur);
+            const uint8_t *xa = x + (size_t)tt * 16 * ldx;
+            const float *dat = da + (size_t)tt * nkb * 16, *dSt = dS + (size_t)tt * nkb * 16;
+            for (int i = 0; i < nwt; i++) {
+                __m512 acc[16];
+                UNROLL16 for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+                tile_blocks(dt, xa, ldx, dat, dSt, bt + (size_t)i * tile_bytes,
+                            sc + (size_t)i * sc_floats, 0, nkb, acc, cb);
+                store_acc(acc, y, ldy, p0 + 16 * i, pe, tt * 16, T);
+            }
+        }
+    }
+}
+
+/* The same arithmetic from stack buffers: each group of blocks unpacked
+ * again for every token tile. */
+__attribute__((target("amx-tile,amx-int8"), always_inline)) static inline void
+stepwise_dt(q35_dtype dt, const q35_tensor *w, const uint8_t *x, size_t ldx, int T, float *y,
+            int64_t ldy, int64_t r0, int64_t r1) {
+    int64_t cols = w->shape[1], nkb = cols / 32;
+    int kbytes = dt == Q35_DT_Q6_K ? 16 : 32, cur = 0;
+    _Alignas(64) uint8_t bt[GROUP * BTILE];
+    _Alignas(64) float sc[GROUP * SCB], da[GROUP * 16], dS[GROUP * 16];
+    _Alignas(64) int32_t cb[512];
+    for (int tt = 0; tt < (T + 15) / 16; tt++) {
+        token_rows(T, tt, kbytes, &cur);
+        const uint8_t *xa = x + (size_t)tt * 16 * ldx;
+        for (int64_t o = r0; o < r1; o += 16) {
+            __m512 acc[16];
+            UNROLL16 for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+            for (int64_t g = 0; g < nkb; g += GROUP) {
+                int64_t ge = nkb - g < GROUP ? nkb : g + GROUP;
+                unpack_tile(dt, w, o, r1, g, ge, bt, sc);
+                token_scales(x, ldx, T, cols, tt * 16, g, ge, dt == Q35_DT_Q4_K, da, dS);
+                tile_blocks(dt, xa, ldx, da, dS, bt, sc, g, ge, acc, cb);
+            }
+            store_acc(acc, y, ldy, o, r1, tt * 16, T);
+        }
+    }
+}
+
+__attribute__((target("amx-tile,amx-int8"))) static void run(const q35_tensor *w, const uint8_t *x,
+                                                             size_t ldx, int T, float *y,
+                                                             int64_t ldy, int64_t r0, int64_t r1,
+                                                             uint8_t *scratch, int64_t prows) {
+#define CASE(d)                                                                                    \
+    case d:                                                                                        \
+        if (scratch)                                                                               \
+            matmul_dt(d, w, x, ldx, T, y, ldy, r0, r1, scratch, prows);                            \
+        else                                                                                       \
+            stepwise_dt(d, w, x, ldx, T, y, ldy, r0, r1);                                          \
+        break;
+    switch (w->dtype) {
+        CASE(Q35_DT_Q8_0)
+        CASE(Q35_DT_Q4_0)
+        CASE(Q35_DT_Q4_K)
+        CASE(Q35_DT_Q6_K)
+    default: return;
+    }
+#undef CASE
+    _tile_release();
+}
+
+void q35_amx_i8_matmul_stepwise(const q35_tensor *w, const uint8_t *x, size_t ldx, int T, float *y,
+                                int64_t ldy, int64_t r0, int64_t r1) {
+    if (r1 > r0 && T > 0) run(w, x, ldx, T, y, ldy, r0, r1, NULL, 0);
+}
+
+void q35_amx_i8_matmul(const q35_tensor *w, const uint8_t *x, size_t ldx, int T, float *y,
+                       int64_t ldy, int64_t r0, int64_t r1) {
+    if (r1 <= r0 || T <= 0) return;
+    int64_t nkb = w->shape[1] / 32;
+    size_t per_tile = (size_t)nkb * (BTILE + SCB * sizeof(float));
+    int64_t tiles = (int64_t)(PANEL_BYTES / per_tile);
+    tiles = tiles < 1 ? 1 : tiles > 16 ? 16 : tiles;
+    int64_t need = (r1 - r0 + 15) / 16;
+    if (tiles > need) tiles = need;
+    size_t ntt = ((size_t)T + 15) / 16;
+    size_t bytes =
+        (size_t)tiles * per_tile + ntt * (size_t)nkb * 64 * (w->dtype == Q35_DT_Q4_K ? 2 : 1);
+    uint8_t *scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!scratch) {
+        q35_amx_i8_matmul_stepwise(w, x, ldx, T, y, ldy, r0, r1);
+        return;
+    }
+    run(w, x, ldx, T, y, ldy, r0, r1, scratch, tiles * 16);
+    free(scratch);
+}
