@@ -17,17 +17,26 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
 #include "core/err.h"
 #include "server/engine.h"
+#include "server/gate.h"
 #include "server/request.h"
 #include "server/response.h"
 #include "server/server.h"
 
 #define WAIT_SLICE_MS 50
+/* The gate's bounds on a request head (see gate.h); the daemon's memory
+ * per connection leaves room for a head that passed, so that its own
+ * (HTML) 431 is out of reach on a first request. */
+#define MAX_HEAD (32 * 1024)
+#define MAX_LINE (8 * 1024)
+#define MHD_MEMORY (128 * 1024)
+#define MAX_CONNS 256
 
 enum {
     R_CHAT,
@@ -49,6 +58,7 @@ struct q35_server {
     char *model_path, *model_name, *api_key, *host;
     srv_limits lim;
     struct MHD_Daemon *d;
+    srv_gate *gate;
     int port;
     pthread_t loader;
     bool loader_started;
@@ -854,17 +864,25 @@ q35_server *q35_server_start(const q35_server_opts *o, q35_err *e) {
     struct sockaddr_in a4 = {0};
     struct sockaddr_in6 a6 = {0};
     const char *host = !strcmp(s->host, "localhost") ? "127.0.0.1" : s->host;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
+    /* The gate (gate.c) accepts and checks each connection's first request
+     * head, then hands it to the daemon, which has no socket of its own. */
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     const struct sockaddr *addr;
+    socklen_t addr_len;
+    int family;
     if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
         a4.sin_family = AF_INET;
         a4.sin_port = htons((uint16_t)o->port);
         addr = (const struct sockaddr *)&a4;
+        addr_len = sizeof a4;
+        family = AF_INET;
     } else if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1) {
         a6.sin6_family = AF_INET6;
         a6.sin6_port = htons((uint16_t)o->port);
         addr = (const struct sockaddr *)&a6;
-        flags |= MHD_USE_IPv6;
+        addr_len = sizeof a6;
+        family = AF_INET6;
     } else {
         q35_err_set(e, Q35_EINVAL, "serve: --host '%s' is not an IPv4 or IPv6 address", s->host);
         goto fail;
@@ -873,18 +891,39 @@ q35_server *q35_server_start(const q35_server_opts *o, q35_err *e) {
         q35_err_set(e, Q35_EINVAL, "serve: --port %d is outside 0..65535", o->port);
         goto fail;
     }
-    s->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR,
-                            addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.timeout_s,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_NOTIFY_COMPLETED,
-                            completed, s, MHD_OPTION_END);
-    if (!s->d) {
+    int lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (lfd >= 0) setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (lfd < 0 || bind(lfd, addr, addr_len) || listen(lfd, 128)) {
         q35_err_set(e, Q35_EIO, "serve: cannot listen on %s:%d (%s)", s->host, o->port,
                     strerror(errno));
+        if (lfd >= 0) close(lfd);
         goto fail;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : o->port;
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof bound;
+    s->port = o->port;
+    if (!getsockname(lfd, (struct sockaddr *)&bound, &bl))
+        s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                    : ((struct sockaddr_in *)&bound)->sin_port);
+    s->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, s, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)s->o.timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                            (size_t)MHD_MEMORY, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNS,
+                            MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
+    if (!s->d) {
+        q35_err_set(e, Q35_EIO, "serve: cannot start the HTTP daemon (%s)", strerror(errno));
+        close(lfd);
+        goto fail;
+    }
+    srv_gate_limits gl = {.max_head = MAX_HEAD,
+                          .max_line = MAX_LINE,
+                          .max_body = s->o.max_body,
+                          .timeout_ms = s->o.timeout_s * 1000,
+                          .max_pending = MAX_CONNS};
+    s->gate = srv_gate_start(lfd, s->d, &gl, &s->status_4xx, &s->status_5xx, e);
+    if (!s->gate) {
+        close(lfd);
+        goto fail;
+    }
     if (pthread_create(&s->loader, NULL, load_main, s)) {
         q35_err_set(e, Q35_ENOMEM, "serve: cannot start the loading thread");
         goto fail;
@@ -910,6 +949,7 @@ void q35_server_stop(q35_server *s) {
     if (!s) return;
     if (s->loader_started) pthread_join(s->loader, NULL);
     atomic_store(&s->ready, 0);
+    srv_gate_stop(s->gate);      /* no new connections reach the daemon */
     srv_engine_shutdown(s->eng); /* every job ends: waiting connections return */
     if (s->d) MHD_stop_daemon(s->d);
     srv_engine_free(s->eng);
