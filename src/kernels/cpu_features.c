@@ -40,9 +40,10 @@ void q35_cpu_features_detect(q35_cpu_features *f) {
         f->amx_tile = (d >> 24) & 1;
         f->amx_int8 = (d >> 25) & 1;
         __cpuid_count(7, 1, a, b, c, d);
+        f->avx_vnni = (a >> 4) & 1;
         f->avx512_bf16 = (a >> 5) & 1;
     }
-    if (!f->os_avx) f->avx2 = f->fma = f->f16c = false;
+    if (!f->os_avx) f->avx2 = f->fma = f->f16c = f->avx_vnni = false;
     if (!f->os_avx512)
         f->avx512f = f->avx512bw = f->avx512vl = f->avx512dq = f->avx512_bf16 = f->avx512_vnni =
             false;

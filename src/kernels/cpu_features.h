@@ -10,6 +10,7 @@ typedef struct q35_cpu_features {
     bool avx2, fma, f16c; /* the AVX2 kernel set needs all three */
     bool avx512f, avx512bw, avx512vl, avx512dq;
     bool avx512_bf16, avx512_vnni;
+    bool avx_vnni; /* VEX-encoded vpdpbusd (Alder Lake, Zen 5 client) */
     bool amx_tile, amx_bf16, amx_int8;
     bool os_avx, os_avx512, os_amx; /* the OS saves these register files */
     bool neon, dotprod, i8mm;

@@ -19,6 +19,7 @@
 #define MR 4
 #define NR 2
 #define DOT_U8S8(u, s) sum_pairs(_mm256_maddubs_epi16(u, s))
+#define Q35_PLAIN_AVX2 /* no vpdpbusd here: this set models Zen 3 and older */
 #include "kernels/int8_x86_tiles.h"
 
 #include "kernels/int8_x86_mlx.h" /* MLX affine and Q5_K (mlxq5) */

@@ -14,13 +14,20 @@
  *
  * The includer defines MR, NR, DOT_U8S8(u, s) (8 int32 lanes: sums of
  * four adjacent u * s products; any grouping within the lane's 4 bytes is
- * the same integer) and includes immintrin.h, microkernel.h,
+ * the same integer), where the set has vpdpbusd also DPBUSD(acc, u, s)
+ * (acc + DOT_U8S8(u, s) in one instruction; AVX-512 VL's is taken from
+ * the compiler's target macros unless the includer defines Q35_PLAIN_AVX2,
+ * as the AVX2 set does to stay AVX2 whatever -march says), and includes immintrin.h, microkernel.h,
  * quant_block.h. */
 #ifndef Q35_KERNELS_INT8_X86_TILES_H
 #define Q35_KERNELS_INT8_X86_TILES_H
 
 #include <stdint.h>
 #include <string.h>
+
+#if !defined(DPBUSD) && !defined(Q35_PLAIN_AVX2) && defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define DPBUSD(acc, u, s) _mm256_dpbusd_epi32(acc, u, s)
+#endif
 
 #define UNROLL _Pragma("GCC unroll 8")
 #define INLINE static inline __attribute__((always_inline))
@@ -109,15 +116,23 @@ INLINE void q40_q80_tile(q35_dtype dt, const uint8_t *w, size_t ldw, const uint8
             __m256i a = _mm256_loadu_si256((const __m256i *)(x + c * ldx + 32 * b));
             __m256 dab = _mm256_broadcast_ss(da[c] + b);
             __m256i a8 = _mm256_setzero_si256();
+#ifdef DPBUSD /* -8 sum(a) per lane group, which vpdpbusd then adds to */
+            if (dt == Q35_DT_Q4_0) a8 = _mm256_sub_epi32(a8, DOT_U8S8(eight, a));
+#else
             if (dt == Q35_DT_Q4_0) a8 = _mm256_maddubs_epi16(eight, a);
+#endif
             UNROLL for (int r = 0; r < R; r++) {
                 __m256i p;
                 if (dt == Q35_DT_Q8_0)
                     p = DOT_U8S8(wv[r], _mm256_sign_epi8(a, ws[r]));
                 else
+#ifdef DPBUSD
+                    p = DPBUSD(a8, wv[r], a);
+#else
                     p = sum_pairs(_mm256_sub_epi16(_mm256_maddubs_epi16(wv[r], a), a8));
-                acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dab),
-                                            acc[r][c]);
+#endif
+                acc[r][c] =
+                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dab), acc[r][c]);
             }
         }
     }

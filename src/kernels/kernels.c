@@ -11,6 +11,7 @@
 /* The integer twins of the sets (each set's own file). */
 const q35_kernels *q35_kernels_generic_int8(void);
 const q35_kernels *q35_kernels_avx2_int8(void);
+const q35_kernels *q35_kernels_avx2_vnni(void); /* AVX2 floats, AVX-VNNI integers */
 const q35_kernels *q35_kernels_avx512_int8(void);
 const q35_kernels *q35_kernels_amx_int8(void);
 const q35_kernels *q35_kernels_neon_int8(const q35_kernels *k); /* the three NEON sets */
@@ -25,10 +26,25 @@ const q35_kernels *q35_kernels_best(void) {
     return q35_kernels_pick(false);
 }
 
+/* Q35_KERNELS, or "" */
+static const char *env_kernels(void) {
+    const char *v = getenv("Q35_KERNELS");
+    return v ? v : "";
+}
+
+/* The AVX2 float set's integer twin: AVX-VNNI's micro-kernels where the CPU
+ * has them (a CPU with AVX-512 VNNI runs the avx512 sets instead), unless
+ * Q35_KERNELS=avx2 asks for plain AVX2 (what Zen 3 and older cores run). */
+static const q35_kernels *avx2_twin(void) {
+    const q35_kernels *t = NULL;
+    if (strcmp(env_kernels(), "avx2") != 0) t = q35_kernels_avx2_vnni();
+    return t ? t : q35_kernels_avx2_int8();
+}
+
 const q35_kernels *q35_kernels_int8(const q35_kernels *k) {
     const char *n = k->name;
     const q35_kernels *t = !strcmp(n, "generic")    ? q35_kernels_generic_int8()
-                           : !strcmp(n, "avx2")     ? q35_kernels_avx2_int8()
+                           : !strcmp(n, "avx2")     ? avx2_twin()
                            : !strcmp(n, "avx512")   ? q35_kernels_avx512_int8()
                            : !strcmp(n, "amx")      ? q35_kernels_amx_int8()
                            : !strncmp(n, "neon", 4) ? q35_kernels_neon_int8(k)
@@ -49,6 +65,8 @@ static const q35_kernels *q35_kernels_exact_best(void) {
             k = q35_kernels_generic();
         else if (!strcmp(force, "avx2"))
             k = q35_kernels_avx2();
+        else if (!strcmp(force, "avxvnni")) /* AVX2 floats, AVX-VNNI integers */
+            k = q35_kernels_avx2_vnni() ? q35_kernels_avx2() : NULL;
         else if (!strcmp(force, "avx512"))
             k = q35_kernels_avx512();
         else if (!strcmp(force, "neon"))
@@ -134,6 +152,9 @@ void q35_matmul(const q35_kernels *k, q35_threadpool *pool, const q35_tensor *w,
  * for their own architecture). */
 #if !defined(__x86_64__)
 const q35_kernels *q35_kernels_avx2(void) {
+    return NULL;
+}
+const q35_kernels *q35_kernels_avx2_vnni(void) {
     return NULL;
 }
 const q35_kernels *q35_kernels_avx2_int8(void) {

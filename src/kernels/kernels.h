@@ -116,9 +116,12 @@ const q35_kernels *q35_kernels_neon(void);
  * its integer path on (same name, same float ops, i8 set), or k itself
  * where that set has none. */
 const q35_kernels *q35_kernels_int8(const q35_kernels *k);
-/* The fastest set this CPU runs, with its integer path. Environment
- * variable Q35_KERNELS=generic|avx2|avx512|amx|neon|neon-dotprod|
- * neon-i8mm forces one (when available), for testing and comparison;
+/* The fastest set this CPU runs, with its integer path (on an AVX2 CPU
+ * with AVX-VNNI and without AVX-512, the avx2 set with AVX-VNNI integer
+ * micro-kernels). Environment variable Q35_KERNELS=generic|avx2|avxvnni|
+ * avx512|amx|neon|neon-dotprod|neon-i8mm forces one (when available), for
+ * testing and comparison: avx2 is plain AVX2 throughout (no VNNI, what Zen
+ * 3 runs), avxvnni the avx2 set with AVX-VNNI integers;
  * Q35_EXACT=1 keeps the exact float path (the reference mode: weights times
  * float32 activations, see matmul above). */
 const q35_kernels *q35_kernels_best(void);

@@ -665,6 +665,13 @@ const q35_kernels *q35_kernels_avx2_int8(void) {
     return q35_kernels_avx2() ? &avx2_int8_set : NULL;
 }
 
+/* ... and with AVX-VNNI's integer path (int8_avxvnni.c); kernels.c picks */
+static const q35_kernels avx2_vnni_set = {AVX2_OPS, .i8 = &q35_i8_avxvnni_set};
+
+const q35_kernels *q35_kernels_avx2_vnni(void) {
+    return q35_kernels_avx2() && q35_i8_kernels_avxvnni() ? &avx2_vnni_set : NULL;
+}
+
 const q35_kernels *q35_kernels_avx2(void) {
     q35_cpu_features f;
     q35_cpu_features_detect(&f);

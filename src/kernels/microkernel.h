@@ -154,12 +154,16 @@ typedef struct q35_i8_kernels {
 
 /* The tables themselves (the float sets' integer twins point at them). */
 extern const q35_i8_kernels q35_i8_generic_set, q35_i8_avx2_set, q35_i8_avx512vnni_set;
+extern const q35_i8_kernels q35_i8_avxvnni_set; /* x86-64 builds only */
 
 /* The plain C definitions (int8_generic.c): always there. */
 const q35_i8_kernels *q35_i8_kernels_generic(void);
 /* x86 sets, or NULL where this CPU or build lacks them. */
 const q35_i8_kernels *q35_i8_kernels_avx2(void);
 const q35_i8_kernels *q35_i8_kernels_avx512vnni(void);
+/* AVX2 + AVX-VNNI (VEX vpdpbusd; int8_avxvnni.c), for CPUs with it and
+ * without AVX-512; NULL elsewhere. */
+const q35_i8_kernels *q35_i8_kernels_avxvnni(void);
 /* AArch64 sets (the NEON helper's files), or NULL. */
 const q35_i8_kernels *q35_i8_kernels_neon(void);
 

@@ -24,7 +24,6 @@
 #include <cmocka.h>
 
 #include "core/half.h"
-#include "kernels/int8_amx.h"
 #include "kernels/kernels.h"
 #include "kernels/microkernel.h"
 
@@ -54,6 +53,7 @@ static int setup(void **st) {
     sets[n_sets++] = q35_i8_kernels_generic();
     if (q35_i8_kernels_avx2()) sets[n_sets++] = q35_i8_kernels_avx2();
     if (q35_i8_kernels_avx512vnni()) sets[n_sets++] = q35_i8_kernels_avx512vnni();
+    if (q35_i8_kernels_avxvnni()) sets[n_sets++] = q35_i8_kernels_avxvnni();
     if (q35_i8_kernels_neon()) sets[n_sets++] = q35_i8_kernels_neon();
     for (int i = 0; i < n_sets; i++)
         printf("integer set: %s\n", sets[i]->name);
@@ -315,9 +315,6 @@ static void test_twins(void **st) {
                 const q35_i8_ukernel_desc *d = &k8->i8->mk[formats[f]];
                 if (d->max_t == 0 || T <= d->max_t) /* the integer path */
                     q35_i8_matmul(k8->i8, &wt, a.q8, a.ldq8, T, y2, rows, 0, rows);
-                else if (!strcmp(k->name, "amx") && q35_amx_i8_available() &&
-                         T >= q35_amx_i8_min_t(formats[f])) /* AMX-INT8 tiles */
-                    q35_amx_i8_matmul(&wt, a.q8, a.ldq8, T, y2, rows, 0, rows);
                 else { /* above max_t: the float kernels, as the exact set */
                     q35_acts ae = q35_acts_prepare(k, x, cols, T, cols, buf);
                     q35_matmul(k, NULL, &wt, &ae, y2, rows);
