@@ -218,6 +218,8 @@ static void usage(FILE *f) {
                "  -n, --max-tokens N    (64)\n"
                "      --temp T          (0.6)   --seed S (1)\n"
                "      --no-prefill      no prefill while the user speaks (baseline)\n"
+               "      --no-speculate    prefill the partials' settled words only, not the last\n"
+               "                        partial as the final\n"
                "      --unload-for-tts  unload the model while the rest is spoken, reload after\n"
                "      --fast            feed a WAV as fast as possible, not in real time\n"
                "      --first-max N     longest first phrase (60)\n"
@@ -237,34 +239,24 @@ int main(int argc, char **argv) {
     int wpm = 150, lag = 3, bench = 0;
     const char *system = "You are a concise voice assistant. Answer in one or two sentences.";
     int threads = 2, first_max = 0;
-    bool prefill = true, unload = false, fast = false;
+    bool prefill = true, speculate = true, unload = false, fast = false;
     q35_load_opts lo = {0};
     q35_sampling s = q35_sampling_default();
     s.thinking = false; /* speak at once */
     s.max_tokens = 64;
     s.seed = 1;
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},
-        {"in", required_argument, 0, 'i'},
-        {"out", required_argument, 0, 'o'},
-        {"system", required_argument, 0, 's'},
-        {"threads", required_argument, 0, 't'},
-        {"max-tokens", required_argument, 0, 'n'},
-        {"quant", required_argument, 0, 'Q'},
-        {"temp", required_argument, 0, 'T'},
-        {"seed", required_argument, 0, 'S'},
-        {"no-prefill", no_argument, 0, 'P'},
-        {"unload-for-tts", no_argument, 0, 'U'},
-        {"fast", no_argument, 0, 'F'},
-        {"first-max", required_argument, 0, 'X'},
-        {"help", no_argument, 0, 'h'},
-        {"text", required_argument, 0, 'W'},
-        {"wpm", required_argument, 0, 'R'},
-        {"lag", required_argument, 0, 'L'},
-        {"bench", required_argument, 0, 'B'},
-        {"play", no_argument, 0, 'A'},
-        {"device", required_argument, 0, 'D'},
-        {0, 0, 0, 0},
+        {"model", required_argument, 0, 'm'},   {"in", required_argument, 0, 'i'},
+        {"out", required_argument, 0, 'o'},     {"system", required_argument, 0, 's'},
+        {"threads", required_argument, 0, 't'}, {"max-tokens", required_argument, 0, 'n'},
+        {"quant", required_argument, 0, 'Q'},   {"temp", required_argument, 0, 'T'},
+        {"seed", required_argument, 0, 'S'},    {"no-prefill", no_argument, 0, 'P'},
+        {"no-speculate", no_argument, 0, 'N'},  {"unload-for-tts", no_argument, 0, 'U'},
+        {"fast", no_argument, 0, 'F'},          {"first-max", required_argument, 0, 'X'},
+        {"help", no_argument, 0, 'h'},          {"text", required_argument, 0, 'W'},
+        {"wpm", required_argument, 0, 'R'},     {"lag", required_argument, 0, 'L'},
+        {"bench", required_argument, 0, 'B'},   {"play", no_argument, 0, 'A'},
+        {"device", required_argument, 0, 'D'},  {0, 0, 0, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "m:s:t:n:h", opts, NULL)) != -1) {
@@ -278,6 +270,7 @@ int main(int argc, char **argv) {
         case 'T': s.temperature = (float)atof(optarg); break;
         case 'S': s.seed = strtoull(optarg, NULL, 0); break;
         case 'P': prefill = false; break;
+        case 'N': speculate = false; break;
         case 'U': unload = true; break;
         case 'F': fast = true; break;
         case 'X': first_max = atoi(optarg); break;
@@ -346,7 +339,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     fprintf(stderr, "startup_ms %.1f\n", now_ms() - t);
-    q35_chat_listen_expect(c, prefill ? &s : NULL, &e); /* the final turn's settings */
+    /* the final turn's settings, for the listener's speculation */
+    q35_chat_listen_expect(c, prefill && speculate ? &s : NULL, &e);
     if (bench_only) {
         int brc = bench_listen(c, text_in, lag, bench, s);
         q35_chat_free(c);
@@ -420,7 +414,10 @@ int main(int argc, char **argv) {
     double t_final = now_ms();
     fprintf(stderr, "heard %s\n", final_text);
     fprintf(stderr, "partials %d\n", n_partials);
-    fprintf(stderr, "prefill_while_speaking %s\n", prefill ? "on" : "off");
+    fprintf(stderr, "prefill_while_speaking %s\n",
+            !prefill    ? "off"
+            : speculate ? "on, speculating"
+                        : "on, settled words only");
     asr_impl->close(a);
 
     /* ---------------------------------------------- answering */

@@ -15,6 +15,10 @@ speaks. Checks:
     answer is spoken while it is generated);
   - the output WAV holds audio (non-zero samples);
   - every stage's latency, and the unload/reload costs, are printed.
+And the sound-device output where there is none: `--play` with PulseAudio
+pointed at a socket that does not exist (so the result is the same on a
+machine with a sound server) fails with a "no sound device" message before
+the model is loaded.
 Skipped (exit 0 with a message) where q35-voice was not built (no
 libpocketsphinx-dev / libespeak-ng-dev) or the espeak-ng program is absent.
 """
@@ -49,7 +53,7 @@ def main():
         supp = os.path.join(tmp, "lsan.supp")
         with open(supp, "w") as f:
             f.write("leak:libespeak-ng\nleak:libpocketsphinx\nleak:libsphinxbase\n"
-                    "leak:libsphinxad\nleak:libpcaudio\n")
+                    "leak:libsphinxad\nleak:libpcaudio\nleak:libpulse\n")
         env = dict(os.environ)
         env["LSAN_OPTIONS"] = "suppressions=" + supp + ":" + env.get("LSAN_OPTIONS", "")
         r = subprocess.run(
@@ -91,6 +95,15 @@ def main():
         samples = struct.unpack("<%dh" % (n_bytes // 2), data[44:44 + n_bytes])
         assert any(abs(x) > 100 for x in samples), "the answer's audio is silent"
         assert values["output_samples"] == n_bytes // 2
+
+        env_nodev = dict(env)
+        env_nodev["PULSE_SERVER"] = "unix:" + os.path.join(tmp, "no-such-socket")
+        r = subprocess.run([voice, "-m", model, "--in", q_wav, "--play", "-n", "4", "--fast"],
+                           capture_output=True, text=True, timeout=120, env=env_nodev)
+        print(r.stderr)
+        assert r.returncode == 1, "--play without a sound device should fail"
+        assert "no sound device" in r.stderr, "the error should say there is no sound device"
+        assert "startup_ms" not in r.stderr, "the device should be checked before the model loads"
     print("PASS")
     return 0
 
