@@ -41,7 +41,9 @@ typedef struct q35_layer_state {
 } q35_layer_state;
 
 /* Scratch for one forward chunk of up to max_batch tokens. Row strides are
- * the widths named in the comments. */
+ * the widths named in the comments. The mixers' buffers and the MLP's
+ * (gate, up) overlap, as do DeltaNet's and attention's own (state.c
+ * layout): each is only valid inside the block that fills it. */
 typedef struct q35_scratch {
     float *x;   /* [B, H]  the residual stream */
     float *h;   /* [B, H]  normed input of a block */
@@ -49,7 +51,7 @@ typedef struct q35_scratch {
     /* DeltaNet */
     float *win;    /* [K-1+B, C]  conv state rows then this chunk's q|k|v inputs */
     float *conv_t; /* [K, C]  conv taps transposed, per layer call */
-    float *qkv;    /* [B, C]  conv + silu output: q | k | v per token */
+    float *qkv;    /* [B, C]  conv + silu output: q | k | v per token (= win: in place) */
     float *z;      /* [B, nv*dv] */
     float *gb;     /* [B, nv]  b, then beta */
     float *ga;     /* [B, nv]  a, then the decay exp(g) */

@@ -81,13 +81,14 @@ static void gdn_heads(void *ctx, int64_t j0, int64_t j1, int tid) {
     }
 }
 
-/* y[t] = sum_j w[j] * win[t + j] per channel, over the K-tap window. */
-static void causal_conv(const q35_kernels *k, const float *win, const float *taps, int T, int K,
-                        int C, float *y) {
+/* y[t] = sum_j w[j] * win[t + j] per channel, over the K-tap window, in
+ * place: y[t] replaces win[t], which no later output reads (t ascending). */
+static void causal_conv(const q35_kernels *k, float *win, const float *taps, int T, int K, int C) {
     for (int t = 0; t < T; t++) {
-        float *yt = y + (int64_t)t * C;
-        memset(yt, 0, (size_t)C * sizeof *yt);
-        for (int j = 0; j < K; j++)
+        float *yt = win + (int64_t)t * C;
+        for (int ch = 0; ch < C; ch++)
+            yt[ch] *= taps[ch];
+        for (int j = 1; j < K; j++)
             k->mul_add(yt, taps + (int64_t)j * C, win + (int64_t)(t + j) * C, C);
     }
 }
@@ -116,8 +117,6 @@ void q35_gdn_forward(const q35_model *m, q35_state *s, int layer, int T) {
     for (int j = 0; j < K; j++)
         for (int ch = 0; ch < C; ch++)
             sc->conv_t[(int64_t)j * C + ch] = L->conv_w[(int64_t)ch * K + j];
-    causal_conv(k, sc->win, sc->conv_t, T, K, C, sc->qkv);
-    memcpy(ls->conv, sc->win + (int64_t)T * C, (size_t)(K - 1) * C * sizeof(float));
     gdn_job job = {m, s, L, ls->ssm, T, 0, {0}, {0}};
     for (int i = 0; i < s->n_caps; i++) { /* snapshots after token p of this chunk */
         int p = s->caps[i].pos - s->pos;
@@ -127,6 +126,8 @@ void q35_gdn_forward(const q35_model *m, q35_state *s, int layer, int T) {
         job.cap_t[job.n_cap] = p;
         job.cap_S[job.n_cap++] = q35_snapshot_part(s->caps[i].snap, s, layer, 1);
     }
+    memcpy(ls->conv, sc->win + (int64_t)T * C, (size_t)(K - 1) * C * sizeof(float));
+    causal_conv(k, sc->win, sc->conv_t, T, K, C); /* sc->qkv = sc->win from here */
     k->silu(sc->qkv, sc->qkv, T * C);
 
     /* q, k: L2-normalized per head, q scaled by 1/sqrt(dk);

@@ -3,7 +3,8 @@
  * scratch) and its snapshots.
  *
  * Memory: one block holds the recurrent states and all scratch, sized at
- * creation for chunks of up to max_batch tokens; the KV caches are a
+ * creation for chunks of up to max_batch tokens (buffers that are never
+ * live at once share their bytes: see layout); the KV caches are a
  * separate zeroed allocation whose pages the OS only backs once written, so
  * a large n_ctx costs what is used. Nothing is allocated per token. The
  * caches hold f16 by default (Q35_KV_CACHE=f32|f16|bf16|q8 picks; q8 only
@@ -64,22 +65,13 @@ static void layout(const q35_model *m, q35_state *s, carver *cv) {
     }
     if (!any_gdn) C = K = nv = dv = 0;
     q35_scratch *sc = &s->sc;
+    /* live through the whole chunk: the residual stream, a block's input
+     * and output, the RoPE angles, the packed matmul input */
     sc->x = carve(cv, B * H);
     sc->h = carve(cv, B * H);
     sc->out = carve(cv, B * H);
-    sc->win = carve(cv, (K - 1 + B) * C);
-    sc->conv_t = carve(cv, K * C);
-    sc->qkv = carve(cv, B * C);
-    sc->z = carve(cv, B * nv * dv);
-    sc->gb = carve(cv, B * nv);
-    sc->ga = carve(cv, B * nv);
-    sc->gl = carve(cv, B * nv);
-    sc->o = carve(cv, B * (nv * dv > nh * d ? nv * dv : nh * d));
-    sc->q = carve(cv, B * nh * 2 * d);
     sc->rope_cs = carve(cv, B * (size_t)(c->rotary_dim / 2));
     sc->rope_sn = carve(cv, B * (size_t)(c->rotary_dim / 2));
-    sc->gate = carve(cv, B * I);
-    sc->up = carve(cv, B * I);
     /* the widest matmul input: H, I, nv*dv or nh*d columns */
     size_t widest = H > I ? H : I, pb = 0;
     if (nv * dv > widest) widest = nv * dv;
@@ -89,14 +81,37 @@ static void layout(const q35_model *m, q35_state *s, carver *cv) {
         if (b > pb) pb = b;
     }
     sc->packed = carve(cv, (pb + 3) / 4);
-    sc->scores = carve(cv, nt * (nh / (size_t)c->n_kv_heads) * (size_t)s->n_ctx);
+
+    /* Live inside one block only: the token mixer's buffers and the MLP's
+     * share one region (the MLP runs after the mixer's output is in
+     * sc->out), and within the mixers DeltaNet's and attention's share
+     * all but o. */
+    const size_t region = cv->used;
+    sc->o = carve(cv, B * (nv * dv > nh * d ? nv * dv : nh * d));
+    const size_t mixers = cv->used;
+    sc->win = carve(cv, (K - 1 + B) * C);
+    sc->qkv = sc->win; /* the conv runs in place (gdn.c) */
+    sc->conv_t = carve(cv, K * C);
+    sc->z = carve(cv, B * nv * dv);
+    sc->gb = carve(cv, B * nv);
+    sc->ga = carve(cv, B * nv);
+    sc->gl = carve(cv, B * nv);
     sc->work = carve(cv, nt * dv);
     sc->gdn_work = any_gdn && B >= Q35_GDN_CHUNK_MIN && q35_gdn_chunked_pays(s->k)
                        ? carve(cv, nt * q35_gdn_chunk_work((int)dk, (int)dv))
                        : NULL;
+    size_t end = cv->used;
+    cv->used = mixers;
     const size_t kvw = (size_t)c->n_kv_heads * d, g = nh / (size_t)c->n_kv_heads;
+    sc->q = carve(cv, B * nh * 2 * d);
     sc->kv = carve(cv, 2 * B * kvw);
+    sc->scores = carve(cv, nt * g * (size_t)s->n_ctx);
     sc->kvtmp = carve(cv, nt * (Q35_KV_BLOCK + g) * d);
+    if (cv->used > end) end = cv->used;
+    cv->used = region;
+    sc->gate = carve(cv, B * I);
+    sc->up = carve(cv, B * I);
+    if (cv->used < end) cv->used = end;
 }
 
 static int model_usable(const q35_model *m, const char *what, q35_err *e) {
