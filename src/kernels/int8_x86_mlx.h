@@ -7,7 +7,9 @@
  *
  * Per 32-element block the 32 codes become 32 unsigned bytes in element
  * order, by bit width:
- *   4 bits: 16 bytes, low then high nibble of each byte interleaved;
+ *   4 bits: 16 bytes, low nibbles then high ones (even then odd elements:
+ *     the token's activations are put in that order instead, once per
+ *     token and block rather than once per row and block);
  *   8 bits: the 32 bytes as stored;
  *   2, 3, 5, 6 bits: the two bytes holding code j gathered into 16-bit
  *     lane j (pshufb, mlx_codes.h), shifted right (mulhi by 2^(15-s) of
@@ -49,15 +51,45 @@ static inline float mlx_aux(const uint8_t *p, int aux, int64_t i) {
     return f;
 }
 
+/* The scales (or biases) of blocks k .. k+7 of a row whose array is at p
+ * (dtype aux, one per 2^gshift blocks), as 8 float32 lanes: the 8, 4 or 2
+ * values widened at once and spread over their blocks. Only where all 8
+ * blocks exist (the loads stay within the row's array). */
+static inline __m256 mlx_aux8(const uint8_t *p, int aux, int gshift, int64_t k) {
+    const int64_t g0 = k >> gshift;
+    const __m256i spread =
+        _mm256_srlv_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(gshift));
+    __m256 v;
+    if (aux == Q35_DT_F32) {
+        const float *f = (const float *)(const void *)(p + 4 * g0);
+        v = gshift == 0 ? _mm256_loadu_ps(f)
+            : gshift == 1
+                ? _mm256_castps128_ps256(_mm_loadu_ps(f))
+                : _mm256_castps128_ps256(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)f)));
+    } else {
+        const uint8_t *h = p + 2 * g0;
+        __m128i u = gshift == 0 ? _mm_loadu_si128((const __m128i *)h)
+                    : gshift == 1
+                        ? _mm_loadl_epi64((const __m128i *)h)
+                        : _mm_cvtsi32_si128((int)((uint32_t)h[0] | (uint32_t)h[1] << 8 |
+                                                  (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24));
+        v = aux == Q35_DT_F16
+                ? _mm256_cvtph_ps(u)
+                : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(u), 16));
+    }
+    return _mm256_permutevar8x32_ps(v, spread);
+}
+
 /* The 32 codes of the block at p (4 * B bytes, never read past) as bytes
- * in element order. */
+ * in element order, except at 4 bits: there the even elements (low
+ * nibbles) then the odd ones (high), as stored, and mlx_acts reorders the
+ * activations the same way (once per token rather than once per row). */
 INLINE __m256i mlx_codes(const int B, const uint8_t *p) {
     if (B == 8) return _mm256_loadu_si256((const __m256i *)p);
-    if (B == 4) {
+    if (B == 4) { /* [even elements, odd elements]: a is reordered to match */
         const __m128i m15 = _mm_set1_epi8(15);
         __m128i q = _mm_loadu_si128((const __m128i *)p);
-        __m128i lo = _mm_and_si128(q, m15), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m15);
-        return _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
+        return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m15), _mm_and_si128(q, m15));
     }
     __m128i a, b;
     if (4 * B >= 16) {
@@ -85,6 +117,17 @@ INLINE __m256i mlx_codes(const int B, const uint8_t *p) {
     return _mm256_permute4x64_epi64(_mm256_packus_epi16(v0, v1), 0xd8);
 }
 
+/* Block b's 32 activations of a q8 row, in the order of mlx_codes(B). */
+INLINE __m256i mlx_acts(const int B, const uint8_t *a) {
+    __m256i v = _mm256_loadu_si256((const __m256i *)a);
+    if (B != 4) return v;
+    /* per half: its 8 even elements then its 8 odd ones; then the halves'
+     * evens together and their odds together */
+    const __m256i evod = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0,
+                                          2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    return _mm256_permute4x64_epi64(_mm256_shuffle_epi8(v, evod), 0xd8);
+}
+
 INLINE void mlx_tile(const int B, const q35_i8_wview *v, const uint8_t *x, size_t ldx, int64_t cols,
                      float *y, int64_t ldy, const int R, const int C) {
     __m256 acc[MR][NR], zacc[MR][NR];
@@ -101,14 +144,21 @@ INLINE void mlx_tile(const int B, const q35_i8_wview *v, const uint8_t *x, size_
     const size_t bb = (size_t)(4 * B);
     for (int64_t k = 0; k < nb; k += 8) {
         const int n = nb - k < 8 ? (int)(nb - k) : 8;
-        float sc[MR][8], zc[MR][8];
+        float sc[MR][8];
+        __m256 zc[MR];
         UNROLL for (int r = 0; r < R; r++) {
             const uint8_t *s = v->s + r * v->lds, *z = v->z + r * v->lds;
             _mm_prefetch(ahead(v->q + r * v->ldq + k * bb, (size_t)R * v->ldq), _MM_HINT_T0);
-            for (int j = 0; j < 8; j++) {
-                int64_t g = (k + (j < n ? j : 0)) >> gshift;
-                sc[r][j] = mlx_aux(s, v->aux, g);
-                zc[r][j] = j < n ? mlx_aux(z, v->aux, g) : 0.0f;
+            if (n == 8) {
+                _mm256_storeu_ps(sc[r], mlx_aux8(s, v->aux, gshift, k));
+                zc[r] = mlx_aux8(z, v->aux, gshift, k);
+            } else { /* the row's last, partial step: one by one */
+                float zt[8] = {0};
+                for (int j = 0; j < n; j++) {
+                    sc[r][j] = mlx_aux(s, v->aux, (k + j) >> gshift);
+                    zt[j] = mlx_aux(z, v->aux, (k + j) >> gshift);
+                }
+                zc[r] = _mm256_loadu_ps(zt);
             }
         }
         /* d_b * S_b of the (up to) 8 blocks, per token */
@@ -127,8 +177,7 @@ INLINE void mlx_tile(const int B, const q35_i8_wview *v, const uint8_t *x, size_
                     t[j] = da[c][k + j] * (float)(sa[c][2 * (k + j)] + sa[c][2 * (k + j) + 1]);
                 dS = _mm256_loadu_ps(t);
             }
-            UNROLL for (int r = 0; r < R; r++) zacc[r][c] =
-                _mm256_fmadd_ps(_mm256_loadu_ps(zc[r]), dS, zacc[r][c]);
+            UNROLL for (int r = 0; r < R; r++) zacc[r][c] = _mm256_fmadd_ps(zc[r], dS, zacc[r][c]);
         }
         for (int j = 0; j < n; j++) {
             const int64_t b = k + j;
@@ -142,7 +191,7 @@ INLINE void mlx_tile(const int B, const q35_i8_wview *v, const uint8_t *x, size_
                     wv[r] = ws[r];
             }
             UNROLL for (int c = 0; c < C; c++) {
-                __m256i a = _mm256_loadu_si256((const __m256i *)(x + c * ldx + 32 * b));
+                __m256i a = mlx_acts(B, x + c * ldx + 32 * b);
                 __m256i off = _mm256_setzero_si256();
                 if (B == 8 && MLX8_SIGNED)
                     off = _mm256_setr_epi32(128 * (sa[c][2 * b] + sa[c][2 * b + 1]), 0, 0, 0, 0, 0,

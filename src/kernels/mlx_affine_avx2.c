@@ -2,13 +2,11 @@
  * weights (built with -mavx2 -mfma -mf16c, run only after the CPU check;
  * the AVX-512 sets use them too).
  *
- * MLX affine: eight codes are b bytes for every b, so one shuffle table
- * per b puts code i's two bytes in 32-bit lane i, a variable shift and a
- * mask finish it, and the same five instructions serve 2, 3, 4, 5, 6 and 8
- * bits. Per group, sum(q * x) is formed in float32 and the row's dot is
- * sum_g s_g * that + sum_g z_g * sum(x over g): the same real number as the
- * dot over s*q + z, rounded differently (tested against the plain C
- * definition within float32 tolerance).
+ * MLX affine: the loop is mlx_affine_rows.h's (NEON's too); what is x86
+ * here: eight codes are b bytes for every b, so one shuffle table per b
+ * puts code i's two bytes in 32-bit lane i, a variable shift and a mask
+ * finish it, and the same five instructions serve 2, 3, 4, 5, 6 and 8
+ * bits; scales and biases widened a row at a time (F16C, a bf16 shift).
  *
  * Q5_K: each super-block's weights are decoded in registers with the
  * plain C definition's float operations (so exactly its values), stored to
@@ -19,8 +17,7 @@
 #include "kernels/mlx_affine.h"
 #include "kernels/quant_block.h"
 
-#define TT 4       /* tokens per pass over a row */
-#define MAXGR 1024 /* groups per row held for sum(x) (cols <= 32768) */
+#define QT 4 /* Q5_K: tokens per pass over a row */
 
 static inline float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -84,96 +81,16 @@ static inline __m256 unit_codes(const uint8_t *p, const unit_tab *t) {
     return _mm256_cvtepi32_ps(v);
 }
 
-/* sum_g s_g * sum(q x over g) of one row for NT (1..TT) tokens, into dots. */
-static inline __attribute__((always_inline)) void
-row_dots(const int NT, const uint8_t *row, int64_t ng, int gs, int b, size_t gb, uint8_t *last,
-         const unit_tab *tab, const float *sc, const float *const *xt, float *dots) {
-    __m256 tot[TT];
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++)
-        tot[t] = _mm256_setzero_ps();
-    for (int64_t g = 0; g < ng; g++) {
-        const uint8_t *p = row + (size_t)g * gb;
-        if (g == ng - 1) {
-            memcpy(last, p, gb);
-            p = last;
-        }
-        __m256 acc0[TT], acc1[TT];
-#pragma GCC unroll 4
-        for (int t = 0; t < NT; t++)
-            acc0[t] = acc1[t] = _mm256_setzero_ps();
-        for (int u = 0; u < gs / 8; u += 2) {
-            __m256 q0 = unit_codes(p + (size_t)u * (size_t)b, tab);
-            __m256 q1 = unit_codes(p + (size_t)(u + 1) * (size_t)b, tab);
-#pragma GCC unroll 4
-            for (int t = 0; t < NT; t++) {
-                const float *x = xt[t] + g * gs + 8 * u;
-                acc0[t] = _mm256_fmadd_ps(q0, _mm256_loadu_ps(x), acc0[t]);
-                acc1[t] = _mm256_fmadd_ps(q1, _mm256_loadu_ps(x + 8), acc1[t]);
-            }
-        }
-        const __m256 s = _mm256_set1_ps(sc[g]);
-#pragma GCC unroll 4
-        for (int t = 0; t < NT; t++)
-            tot[t] = _mm256_fmadd_ps(s, _mm256_add_ps(acc0[t], acc1[t]), tot[t]);
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++)
-        dots[t] = hsum8(tot[t]);
-}
-
-void q35_mlx_matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
-                         int64_t r1) {
-    const q35_mlx_affine *qa = (const q35_mlx_affine *)w->data;
-    const int b = q35_dtype_mlx_bits(w->dtype), gs = qa->group;
-    const int64_t cols = w->shape[1], ng = cols / gs, ldx = a->ldx;
-    if (ng > MAXGR) {
-        q35_mlx_matmul_generic(w, a, y, ldy, r0, r1);
-        return;
-    }
-    const size_t rb = (size_t)(cols / 8 * b), gb = (size_t)(gs / 8 * b);
-    const unit_tab tab = make_tab(b);
-    float xs[TT][MAXGR], sc[MAXGR], bi[MAXGR];
-    /* the last group of a row is read from a copy: 8-byte loads of its last
-     * units would run past the row (and past the file for the last row) */
-    uint8_t last[128 + 8];
-    memset(last, 0, sizeof last);
-    for (int t0 = 0; t0 < a->T; t0 += TT) {
-        const int nt = a->T - t0 < TT ? a->T - t0 : TT;
-        const float *xt[TT];
-        for (int t = 0; t < TT; t++)
-            xt[t] = a->x + (int64_t)(t0 + (t < nt ? t : 0)) * ldx;
-        for (int t = 0; t < nt; t++)
-            for (int64_t g = 0; g < ng; g++) {
-                __m256 s = _mm256_setzero_ps();
-                for (int i = 0; i < gs; i += 8)
-                    s = _mm256_add_ps(s, _mm256_loadu_ps(xt[t] + g * gs + i));
-                xs[t][g] = hsum8(s);
-            }
-        for (int64_t o = r0; o < r1; o++) {
-            const uint8_t *row = (const uint8_t *)qa->q + (size_t)o * rb;
-            aux_row(qa->scales, qa->aux, (size_t)(o * ng), ng, sc);
-            aux_row(qa->biases, qa->aux, (size_t)(o * ng), ng, bi);
-            float dots[TT];
-            switch (nt) { /* constant token counts: accumulators stay in registers */
-            case 1: row_dots(1, row, ng, gs, b, gb, last, &tab, sc, xt, dots); break;
-            case 2: row_dots(2, row, ng, gs, b, gb, last, &tab, sc, xt, dots); break;
-            case 3: row_dots(3, row, ng, gs, b, gb, last, &tab, sc, xt, dots); break;
-            default: row_dots(4, row, ng, gs, b, gb, last, &tab, sc, xt, dots); break;
-            }
-            for (int t = 0; t < nt; t++) {
-                __m256 bv = _mm256_setzero_ps();
-                int64_t g = 0;
-                for (; g + 8 <= ng; g += 8)
-                    bv = _mm256_fmadd_ps(_mm256_loadu_ps(bi + g), _mm256_loadu_ps(xs[t] + g), bv);
-                float bz = hsum8(bv);
-                for (; g < ng; g++)
-                    bz += bi[g] * xs[t][g];
-                y[(int64_t)(t0 + t) * ldy + o] = dots[t] + bz;
-            }
-        }
-    }
-}
+/* The float path's one body (mlx_affine_rows.h) on 8-lane AVX vectors. */
+typedef __m256 v8;
+#define v8_zero() _mm256_setzero_ps()
+#define v8_load(p) _mm256_loadu_ps(p)
+#define v8_fma(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define v8_add(a, b) _mm256_add_ps(a, b)
+#define v8_set1(s) _mm256_set1_ps(s)
+#define v8_hsum(v) hsum8(v)
+#define MLX_ROWS_FN q35_mlx_matmul_avx2
+#include "kernels/mlx_affine_rows.h"
 
 /* ------------------------------------------------------------------ Q5_K */
 
@@ -205,10 +122,10 @@ void q35_q5k_matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64
     float wb[Q35_KBLOCK];
     for (int64_t o = r0; o < r1; o++) {
         const uint8_t *row = (const uint8_t *)w->data + (size_t)o * rb;
-        for (int t0 = 0; t0 < a->T; t0 += TT) {
-            const int nt = a->T - t0 < TT ? a->T - t0 : TT;
-            __m256 acc[TT][2];
-            for (int t = 0; t < TT; t++)
+        for (int t0 = 0; t0 < a->T; t0 += QT) {
+            const int nt = a->T - t0 < QT ? a->T - t0 : QT;
+            __m256 acc[QT][2];
+            for (int t = 0; t < QT; t++)
                 acc[t][0] = acc[t][1] = _mm256_setzero_ps();
             for (int64_t kb = 0; kb < nb; kb++) {
                 q5k_decode(row + (size_t)kb * 176, wb);
