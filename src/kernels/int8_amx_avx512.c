@@ -226,15 +226,15 @@ typedef struct tile_config {
     uint8_t rows[16];
 } tile_config;
 
-/* C tiles 0-1 and A tiles 2-3 (kbytes a row) of `tokens` rows (16, or
- * fewer for a last partial token tile: nothing past T is read), B tiles
- * 4-5. */
+/* C tiles 0-1 and 6-7 and A tiles 2-3 (kbytes a row) of `tokens` rows
+ * (16, or fewer for a last partial token tile: nothing past T is read), B
+ * tiles 4-5. */
 __attribute__((target("amx-tile"))) static void tiles_configure(int kbytes, int tokens) {
     tile_config c;
     memset(&c, 0, sizeof c);
     c.palette = 1;
-    for (int i = 0; i < 6; i++) {
-        c.rows[i] = (uint8_t)(i >= 4 ? kbytes / 4 : tokens);
+    for (int i = 0; i < 8; i++) {
+        c.rows[i] = (uint8_t)(i == 4 || i == 5 ? kbytes / 4 : tokens);
         c.colsb[i] = (uint16_t)(i == 2 || i == 3 ? kbytes : 64);
     }
     /* gcc 12 does not see ldtilecfg read the struct and drops the stores
@@ -265,57 +265,58 @@ static inline __attribute__((always_inline)) void block_fma(q35_dtype dt, const 
 
 /* acc += blocks [kb0, kb1) of one 16-token tile (q8 rows at xa, stride
  * lda) times one weight tile (bt, sc), with the token scales da, dS; all
- * four indexed from kb0. cb: 2 KB of C buffer. */
+ * four indexed from kb0. cb: 4 KB of C buffer. The tile unit runs its
+ * instructions in order and a tile store waits for the product before
+ * it, so work goes in batches of 4 tile products (C tiles 0, 1, 6, 7: 4
+ * blocks, Q6_K 2 blocks of 2 halves): the batch's C tiles are stored, the
+ * next batch's products issued, and only then the stored batch's float
+ * work done, which the vector units run while the tile unit multiplies. */
+#define TDP(c, ta, tb, a, b)                                                                       \
+    do {                                                                                           \
+        _tile_zero(c);                                                                             \
+        _tile_loadd(ta, a, lda);                                                                   \
+        _tile_loadd(tb, b, 64);                                                                    \
+        _tile_dpbssd(c, ta, tb);                                                                   \
+    } while (0)
+__attribute__((target("amx-tile,amx-int8"), always_inline)) static inline void
+tile_batch(q35_dtype dt, const uint8_t *a, size_t lda, const uint8_t *b, int64_t left) {
+    if (dt == Q35_DT_Q6_K) {
+        TDP(0, 2, 4, a, b);
+        TDP(1, 3, 5, a + 16, b + BTILE / 2);
+        if (left > 1) {
+            TDP(6, 2, 4, a + 32, b + BTILE);
+            TDP(7, 3, 5, a + 48, b + BTILE + BTILE / 2);
+        }
+        return;
+    }
+    TDP(0, 2, 4, a, b);
+    if (left > 1) TDP(1, 3, 5, a + 32, b + BTILE);
+    if (left > 2) TDP(6, 2, 4, a + 64, b + 2 * BTILE);
+    if (left > 3) TDP(7, 3, 5, a + 96, b + 3 * BTILE);
+}
+#undef TDP
+
 __attribute__((target("amx-tile,amx-int8"), always_inline)) static inline void
 tile_blocks(q35_dtype dt, const uint8_t *xa, size_t lda, const float *da, const float *dS,
             const uint8_t *bt, const float *sc, int64_t kb0, int64_t kb1, __m512 acc[16],
             int32_t *cb) {
-    if (dt == Q35_DT_Q6_K) {
-        for (int64_t kb = kb0; kb < kb1; kb++) {
-            const uint8_t *b = bt + (kb - kb0) * BTILE;
-            const uint8_t *a = xa + kb * 32;
-            _tile_zero(0);
-            _tile_loadd(2, a, lda);
-            _tile_loadd(4, b, 64);
-            _tile_dpbssd(0, 2, 4);
-            _tile_zero(1);
-            _tile_loadd(3, a + 16, lda);
-            _tile_loadd(5, b + BTILE / 2, 64);
-            _tile_dpbssd(1, 3, 5);
-            _tile_stored(0, cb, 64);
-            _tile_stored(1, cb + 256, 64);
-            int64_t i = kb - kb0;
-            block_fma(Q35_DT_Q6_K, cb, cb + 256, sc + i * SCB, da + i * 16, NULL, acc);
+    const int per = dt == Q35_DT_Q6_K ? 2 : 4; /* blocks a batch */
+    int64_t n = kb1 - kb0;
+    const uint8_t *a0 = xa + kb0 * 32;
+    tile_batch(dt, a0, lda, bt, n);
+    for (int64_t i = 0; i < n; i += per) {
+        int64_t m = n - i < per ? n - i : per;
+        _tile_stored(0, cb, 64);
+        if (dt == Q35_DT_Q6_K || m > 1) _tile_stored(1, cb + 256, 64);
+        if (m > (dt == Q35_DT_Q6_K ? 1 : 2)) _tile_stored(6, cb + 512, 64);
+        if (m > (dt == Q35_DT_Q6_K ? 1 : 3)) _tile_stored(7, cb + 768, 64);
+        if (i + per < n)
+            tile_batch(dt, a0 + 32 * (i + per), lda, bt + (i + per) * BTILE, n - i - per);
+        for (int64_t k = 0; k < m; k++) {
+            const int32_t *c = cb + (dt == Q35_DT_Q6_K ? 512 : 256) * k;
+            block_fma(dt, c, c + 256, sc + (i + k) * SCB, da + (i + k) * 16, dS + (i + k) * 16,
+                      acc);
         }
-        return;
-    }
-    int64_t kb = kb0;
-    for (; kb + 1 < kb1; kb += 2) {
-        const uint8_t *b = bt + (kb - kb0) * BTILE;
-        const uint8_t *a = xa + kb * 32;
-        _tile_zero(0);
-        _tile_loadd(2, a, lda);
-        _tile_loadd(4, b, 64);
-        _tile_dpbssd(0, 2, 4);
-        _tile_zero(1);
-        _tile_loadd(3, a + 32, lda);
-        _tile_loadd(5, b + BTILE, 64);
-        _tile_dpbssd(1, 3, 5);
-        _tile_stored(0, cb, 64);
-        _tile_stored(1, cb + 256, 64);
-        int64_t i = kb - kb0;
-        block_fma(dt, cb, NULL, sc + i * SCB, da + i * 16, dS + i * 16, acc);
-        block_fma(dt, cb + 256, NULL, sc + (i + 1) * SCB, da + (i + 1) * 16, dS + (i + 1) * 16,
-                  acc);
-    }
-    if (kb < kb1) {
-        int64_t i = kb - kb0;
-        _tile_zero(0);
-        _tile_loadd(2, xa + kb * 32, lda);
-        _tile_loadd(4, bt + i * BTILE, 64);
-        _tile_dpbssd(0, 2, 4);
-        _tile_stored(0, cb, 64);
-        block_fma(dt, cb, NULL, sc + i * SCB, da + i * 16, dS + i * 16, acc);
     }
 }
 
@@ -352,7 +353,7 @@ matmul_dt(q35_dtype dt, const q35_tensor *w, const uint8_t *x, size_t ldx, int T
     float *sc = (float *)(void *)(bt + (size_t)(prows / 16) * tile_bytes);
     float *da = sc + (size_t)(prows / 16) * sc_floats;
     float *dS = dt == Q35_DT_Q4_K ? da + (size_t)ntt * nkb * 16 : da; /* Q4_K's */
-    _Alignas(64) int32_t cb[512];
+    _Alignas(64) int32_t cb[1024];
     for (int tt = 0; tt < ntt; tt++)
         token_scales(x, ldx, T, cols, tt * 16, 0, nkb, dt == Q35_DT_Q4_K,
                      da + (size_t)tt * nkb * 16, dS + (size_t)tt * nkb * 16);
@@ -386,7 +387,7 @@ stepwise_dt(q35_dtype dt, const q35_tensor *w, const uint8_t *x, size_t ldx, int
     int kbytes = dt == Q35_DT_Q6_K ? 16 : 32, cur = 0;
     _Alignas(64) uint8_t bt[GROUP * BTILE];
     _Alignas(64) float sc[GROUP * SCB], da[GROUP * 16], dS[GROUP * 16];
-    _Alignas(64) int32_t cb[512];
+    _Alignas(64) int32_t cb[1024];
     for (int tt = 0; tt < (T + 15) / 16; tt++) {
         token_rows(T, tt, kbytes, &cur);
         const uint8_t *xa = x + (size_t)tt * 16 * ldx;

@@ -16,8 +16,8 @@
 #include <stdlib.h>
 
 #include "kernels/cpu_features.h"
-#include "kernels/kernels.h"
 #include "kernels/int8_amx.h"
+#include "kernels/kernels.h"
 #include "kernels/matmul_amx.h"
 #include "kernels/microkernel.h"
 #include "kernels/quant_block.h"
@@ -825,8 +825,8 @@ static const q35_kernels amx_int8_set = {AMX_SET, AVX512_OPS, .i8 = &q35_i8_avx5
 
 /* Where AMX-INT8 tiles exist, the integer twin multiplies quantized
  * weights over many tokens on them (int8_amx.h); the rest as matmul_amx. */
-static void matmul_amx_i8(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy,
-                          int64_t r0, int64_t r1) {
+static void matmul_amx_i8(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
+                          int64_t r1) {
     int min_t = q35_amx_i8_min_t(w->dtype);
     if (a->q8 && min_t && a->T >= min_t)
         q35_amx_i8_matmul(w, a->q8, a->ldq8, a->T, y, ldy, r0, r1);
