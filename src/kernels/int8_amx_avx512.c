@@ -42,12 +42,17 @@ bool q35_amx_i8_available(void) {
     return q35_amx_enable();
 }
 
+/* Same-process A/B (tests/kernels/bench_int8_amx.c, [1024, 3584] from
+ * cache, 1 thread, G multiply-adds per CPU-second, float / VNNI / AMX-INT8):
+ * Q8_0 T=4 51 / 39 / 29, T=6 44 / 41 / 53, T=8 51 / 40 / 59; Q4_0 T=6
+ * 46 / 45 / 51; Q4_K T=6 41 / 44 / 45, T=8 47 / 43 / 52; Q6_K T=6
+ * 33 / 38 / 33, T=8 39 / 37 / 44. From 16 tokens AMX-INT8 is 2x either. */
 int q35_amx_i8_min_t(q35_dtype dt) {
     switch (dt) {
     case Q35_DT_Q8_0:
     case Q35_DT_Q4_0:
-    case Q35_DT_Q4_K:
-    case Q35_DT_Q6_K: return 16;
+    case Q35_DT_Q4_K: return 6;
+    case Q35_DT_Q6_K: return 8;
     default: return 0;
     }
 }
