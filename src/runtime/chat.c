@@ -901,12 +901,23 @@ static void listen_prefill(q35_chat *c, const q35_tokens *q, int len, int user_s
     if (snap) q35_snap_cache_put(&c->partial, q->ids, len, snap, false, &e);
 }
 
+/* Where a snapshot taken while speculating goes. */
+typedef enum snap_dest { TO_CACHE, TO_PINNED, TO_PARTIAL, TO_SPEC } snap_dest;
+
+static bool dest_has(const q35_chat *c, snap_dest d, const int32_t *ids, int n) {
+    return d == TO_SPEC ? false
+                        : q35_snap_cache_has(d == TO_PARTIAL ? &c->partial : &c->cache, ids, n);
+}
+
 /* The speculation (mu not held, bg_busy set): feeds the whole prompt sp of
- * the partial taken as final, from the best cached prefix, keeping the
- * last position's logits, a snapshot at text_end (the end of the
- * partial's text) in `partial` and one at cut (the generation prompt's
- * start) for the turn. Stops at bg_stop with no speculation kept. */
-static void speculate(q35_chat *c, const q35_tokens *sp, int text_end, int cut) {
+ * the partial taken as final, from the best cached prefix, in one pass,
+ * keeping the last position's logits and a snapshot after each of
+ * cuts[0..n_cuts) (ascending, distinct) where dest[i] says: the prompt
+ * cache (pinned or not), `partial`, or the speculation's own (the
+ * generation prompt's start, handed to the turn on a hit). Stops at
+ * bg_stop with no speculation kept. */
+static void speculate(q35_chat *c, const q35_tokens *sp, const int *cuts, const snap_dest *dest,
+                      int n_cuts) {
     const int n = (int)sp->n;
     if (ids_equal(&c->spec_ids, sp) && ids_equal(&c->ctx, sp)) return; /* still held */
     spec_clear(c);
@@ -915,21 +926,19 @@ static void speculate(q35_chat *c, const q35_tokens *sp, int text_end, int cut) 
     if (!c->spec_logits && !(c->spec_logits = malloc((size_t)c->n_logits * sizeof(float)))) return;
     int from = restore_best(c, sp->ids, n, n, &e);
     if (from < 0) return;
+    int next = 0;
+    while (next < n_cuts && cuts[next] <= from)
+        next++;
     while (from < n) {
         if (atomic_load(&c->bg_stop)) return;
         int k = n - from < LISTEN_CHUNK ? n - from : LISTEN_CHUNK;
-        int at[2], n_at = 0;
-        bool to_spec[2];
-        if (text_end > from && text_end <= from + k &&
-            !q35_snap_cache_has(&c->partial, sp->ids, text_end)) {
-            at[n_at] = text_end - from;
-            to_spec[n_at++] = false;
-        }
-        if (cut > from && cut <= from + k && cut != text_end) {
-            at[n_at] = cut - from;
-            to_spec[n_at++] = true;
-        }
-        q35_snapshot *snaps[2];
+        int at[8], which[8], n_at = 0;
+        for (; next < n_cuts && cuts[next] <= from + k && n_at < 8; next++)
+            if (!dest_has(c, dest[next], sp->ids, cuts[next])) {
+                at[n_at] = cuts[next] - from;
+                which[n_at++] = next;
+            }
+        q35_snapshot *snaps[8];
         if (q35_state_eval_snapshots(c->model, c->state, sp->ids + from, k,
                                      from + k == n ? c->spec_logits : NULL, false, at, n_at, snaps,
                                      &e))
@@ -940,14 +949,17 @@ static void speculate(q35_chat *c, const q35_tokens *sp, int text_end, int cut) 
             c->ctx.n = 0;
         }
         for (int i = 0; i < n_at; i++) {
+            snap_dest d = dest[which[i]];
+            int at_n = cuts[which[i]];
             if (oom) {
                 q35_snapshot_free(snaps[i]);
-            } else if (to_spec[i]) {
+            } else if (d == TO_SPEC) {
                 q35_snapshot_free(c->spec_snap);
                 c->spec_snap = snaps[i];
-                c->spec_cut = cut;
+                c->spec_cut = at_n;
             } else { /* the cache takes it (or frees it) */
-                q35_snap_cache_put(&c->partial, sp->ids, text_end, snaps[i], false, &e);
+                q35_snap_cache_put(d == TO_PARTIAL ? &c->partial : &c->cache, sp->ids, at_n,
+                                   snaps[i], d == TO_PINNED, &e);
             }
         }
         if (oom) {
@@ -1018,13 +1030,41 @@ static void *listener_main(void *arg) {
         pthread_mutex_unlock(&c->mu);
         free(text);
         /* errors here are not reported: the final turn computes whatever
-         * the listener did not */
-        if (len > 0) listen_prefill(c, &q, len, user_start, sys_end);
+         * the listener did not. Where the settled words are a token prefix
+         * of the speculated prompt (usual: words end at a token boundary),
+         * one pass takes both, and every snapshot on the way. */
+        bool one_pass = sp.n && len > 0 && len < text_end && (size_t)len <= q.n &&
+                        !memcmp(q.ids, sp.ids, (size_t)len * sizeof *q.ids);
+        if (one_pass) {
+            int cuts[5], n_cuts = 0;
+            snap_dest dest[5];
+            if (sys_end > 0) {
+                cuts[n_cuts] = sys_end;
+                dest[n_cuts++] = TO_PINNED;
+            }
+            if (user_start > sys_end && user_start < len) {
+                cuts[n_cuts] = user_start;
+                dest[n_cuts++] = TO_CACHE;
+            }
+            cuts[n_cuts] = len;
+            dest[n_cuts++] = TO_PARTIAL;
+            cuts[n_cuts] = text_end;
+            dest[n_cuts++] = TO_PARTIAL;
+            cuts[n_cuts] = cut;
+            dest[n_cuts++] = TO_SPEC;
+            speculate(c, &sp, cuts, dest, n_cuts);
+        } else {
+            if (len > 0) listen_prefill(c, &q, len, user_start, sys_end);
+            pthread_mutex_lock(&c->mu);
+            bool newer = c->pending || c->fg_busy; /* speculate on the newest partial only */
+            pthread_mutex_unlock(&c->mu);
+            if (sp.n && !newer && !atomic_load(&c->bg_stop)) {
+                const int cuts[2] = {text_end, cut};
+                const snap_dest dest[2] = {TO_PARTIAL, TO_SPEC};
+                speculate(c, &sp, cuts, dest, 2);
+            }
+        }
         q35_tokens_free(&q);
-        pthread_mutex_lock(&c->mu);
-        bool newer = c->pending || c->fg_busy; /* speculate on the newest partial only */
-        pthread_mutex_unlock(&c->mu);
-        if (sp.n && !newer && !atomic_load(&c->bg_stop)) speculate(c, &sp, text_end, cut);
         q35_tokens_free(&sp);
         pthread_mutex_lock(&c->mu);
         c->bg_busy = false;
