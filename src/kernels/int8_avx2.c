@@ -16,11 +16,14 @@
 #include "kernels/microkernel.h"
 #include "kernels/quant_block.h"
 
+#define PANEL_MIN_T 16 /* tokens from which the packed panels run */
 #define MR 4
 #define NR 2
 #define DOT_U8S8(u, s) sum_pairs(_mm256_maddubs_epi16(u, s))
 #define Q35_PLAIN_AVX2 /* no vpdpbusd here: this set models Zen 3 and older */
 #include "kernels/int8_x86_tiles.h"
+
+#include "kernels/int8_x86_panel.h" /* after the tiles: uses their helpers */
 
 #include "kernels/int8_x86_mlx.h" /* MLX affine and Q5_K (mlxq5) */
 
@@ -84,6 +87,7 @@ const q35_i8_kernels q35_i8_avx2_set = {
             [Q35_DT_Q6_K] = {MR, NR, uk_q6_K, 8},
             Q35_X86_MLX_Q5K_ENTRIES,
         },
+    Q35_X86_PANEL_ENTRIES(PANEL_MIN_T),
 };
 
 const q35_i8_kernels *q35_i8_kernels_avx2(void) {

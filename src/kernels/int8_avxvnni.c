@@ -25,11 +25,14 @@
 
 #include "kernels/quant_block.h"
 
+#define PANEL_MIN_T 16 /* tokens from which the packed panels run */
 #define MR 4
 #define NR 2
 #define DOT_U8S8(u, s) _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s)
 #define DPBUSD(acc, u, s) _mm256_dpbusd_avx_epi32(acc, u, s)
 #include "kernels/int8_x86_tiles.h"
+
+#include "kernels/int8_x86_panel.h" /* after the tiles: uses their helpers */
 
 #include "kernels/int8_x86_mlx.h" /* MLX affine and Q5_K (mlxq5) */
 
@@ -37,13 +40,16 @@ const q35_i8_kernels q35_i8_avxvnni_set = {
     .name = "avxvnni",
     .quantize = q35_q8_quantize_avx2,
     .mk =
-        {/* max_t: as the AVX2 set's (the same float kernels take over
-          * above it); not measured on an AVX-VNNI-only CPU. */
-         [Q35_DT_Q8_0] = {MR, NR, uk_q8_0, 16},
-         [Q35_DT_Q4_0] = {MR, NR, uk_q4_0, 12},
-         [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 12},
-         [Q35_DT_Q6_K] = {MR, NR, uk_q6_K, 8},
-         Q35_X86_MLX_Q5K_ENTRIES},
+        {
+            /* max_t: as the AVX2 set's (the same float kernels take over
+             * above it); not measured on an AVX-VNNI-only CPU. */
+            [Q35_DT_Q8_0] = {MR, NR, uk_q8_0, 16},
+            [Q35_DT_Q4_0] = {MR, NR, uk_q4_0, 12},
+            [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 12},
+            [Q35_DT_Q6_K] = {MR, NR, uk_q6_K, 8},
+            Q35_X86_MLX_Q5K_ENTRIES,
+        },
+    Q35_X86_PANEL_ENTRIES(PANEL_MIN_T),
 };
 
 /* the CPU check below runs on any x86-64: plain code again */

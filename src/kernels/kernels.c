@@ -122,7 +122,7 @@ static void matmul_range(void *ctx, int64_t begin, int64_t end, int tid) {
     const matmul_job *j = ctx;
     const q35_acts *a = j->a;
     const q35_i8_ukernel_desc *d = j->k->i8 ? &j->k->i8->mk[j->w->dtype] : NULL;
-    if (a->q8 && d && q35_i8_has(d) && (d->max_t == 0 || a->T <= d->max_t))
+    if (a->q8 && d && q35_i8_takes(j->k->i8, j->w->dtype, a->T))
         q35_i8_matmul(j->k->i8, j->w, a->q8, a->ldq8, a->T, j->y, j->ldy, begin, end);
     else if (q35_dtype_is_mlx_or_q5k(j->w->dtype)) /* their own files (mlx_affine*.c) */
         q35_mlx_q5k_matmul(j->k, j->w, a, j->y, j->ldy, begin, end);

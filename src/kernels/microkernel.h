@@ -144,13 +144,39 @@ static inline q35_i8_wview q35_i8_wview_rows(const q35_tensor *w, int64_t r0) {
     return v;
 }
 
+/* A packed-panel micro-kernel for many tokens (prefill): the driver
+ * repacks `rows` weight rows at a time into the set's own layout (pack:
+ * rows past R zero, pack_bytes(cols) bytes, 64-byte aligned) once per
+ * call, then runs kernel over that group for every tile of up to nt
+ * tokens, writing y[c * ldy + r] for r < R, c < C, the same dot products
+ * as the register tile's (same contract: every (r, c) sees the same
+ * operations whatever R and C). Taken for T >= min_t where fn would
+ * otherwise stop at max_t (see q35_i8_takes). */
+typedef struct q35_i8_panel_desc {
+    int rows, nt, min_t;
+    size_t (*pack_bytes)(int64_t cols);
+    void (*pack)(const uint8_t *w, size_t ldw, int R, int64_t cols, uint8_t *out);
+    void (*kernel)(const uint8_t *packed, int R, const uint8_t *x, size_t ldx, int C, int64_t cols,
+                   float *y, int64_t ldy);
+} q35_i8_panel_desc;
+
 typedef struct q35_i8_kernels {
     const char *name; /* "generic", "avx2", "avx512vnni", ... */
     /* T rows of x ([T, cols], stride ldx floats; cols % 32 == 0) into q8 rows
      * at out (64-byte aligned, T * q35_q8_row_stride(cols) bytes). */
     void (*quantize)(const float *x, int64_t ldx, int T, int64_t cols, uint8_t *out);
     q35_i8_ukernel_desc mk[Q35_DT_COUNT];
+    q35_i8_panel_desc panel[Q35_DT_COUNT]; /* kernel = NULL: none */
 } q35_i8_kernels;
+
+/* True where q35_matmul sends T tokens of dtype dt through the integer
+ * path of k (the register tiles up to max_t, the panels from min_t). */
+static inline int q35_i8_takes(const q35_i8_kernels *k, q35_dtype dt, int T) {
+    const q35_i8_ukernel_desc *d = &k->mk[dt];
+    const q35_i8_panel_desc *p = &k->panel[dt];
+    if (!q35_i8_has(d)) return 0;
+    return d->max_t == 0 || T <= d->max_t || (p->kernel != NULL && T >= p->min_t);
+}
 
 /* The tables themselves (the float sets' integer twins point at them). */
 extern const q35_i8_kernels q35_i8_generic_set, q35_i8_avx2_set, q35_i8_avx512vnni_set;

@@ -313,13 +313,12 @@ static void test_twins(void **st) {
                 uint8_t *w = make_w(formats[f], rows, cols, 0);
                 q35_tensor wt = {formats[f], 2, {rows, cols}, w};
                 q35_matmul(k8, NULL, &wt, &a, y, rows);
-                const q35_i8_ukernel_desc *d = &k8->i8->mk[formats[f]];
-                if (d->max_t == 0 || T <= d->max_t) /* the integer path */
+                if (q35_i8_takes(k8->i8, formats[f], T)) /* the integer path */
                     q35_i8_matmul(k8->i8, &wt, a.q8, a.ldq8, T, y2, rows, 0, rows);
                 else if (!strcmp(k->name, "amx") && q35_amx_i8_available() &&
                          T >= q35_amx_i8_min_t(formats[f])) /* AMX-INT8 tiles */
                     q35_amx_i8_matmul(&wt, a.q8, a.ldq8, T, y2, rows, 0, rows);
-                else { /* above max_t: the float kernels, as the exact set */
+                else { /* beyond the integer path: the float kernels, as the exact set */
                     q35_acts ae = q35_acts_prepare(k, x, cols, T, cols, buf);
                     q35_matmul(k, NULL, &wt, &ae, y2, rows);
                 }

@@ -1,0 +1,212 @@
+/* int8_x86_panel.h — the x86 packed-panel micro-kernels for many tokens
+ * (prefill; microkernel.h's q35_i8_panel_desc), included by int8_avx2.c
+ * and int8_avxvnni.c after int8_x86_tiles.h.
+ *
+ * Why: the register tiles of int8_x86_tiles.h reduce each (row, token,
+ * block) to one float with a vpmaddwd, a conversion, a multiply and an
+ * FMA, as much work as the byte products themselves. Here 8 weight rows
+ * are repacked once per call (the 4-byte groups of a block interleaved
+ * row by row, so one 256-bit vector holds 4 elements of each of the 8
+ * rows) and each token's 4 activation bytes are broadcast against it: the
+ * 8 rows' sums of a block build up in the lanes of one vector (int16 with
+ * vpmaddubsw, which 8 groups of 4-bit products cannot overflow: 8 * 2 *
+ * 15 * 127 = 30480; int32 with vpdpbusd), and the float steps run once per
+ * block for 8 rows. The packed group is reused by every token of the call.
+ *
+ * Packed group of 8 rows (rows past R are zero): per 32-element block b,
+ *   Q4_0: 8 x 32 bytes (group g: rows 0..7, elements 4g..4g+3 of each, the
+ *         nibbles n as bytes), then dw[8] as float    (288 bytes)
+ *   Q4_K: the same 256 bytes, then d sc_j [8], dmin m_j [8] (320 bytes)
+ * Per (row, token) the integer part I_b and the float steps are those of
+ * microkernel.h (Q4_0: dw d_b (I - 8 S_b); Q4_K: (d sc_j d_b) I - (dmin m_j
+ * d_b) S_b), and each lane sees the same operations whatever R and C. */
+#ifndef Q35_KERNELS_INT8_X86_PANEL_H
+#define Q35_KERNELS_INT8_X86_PANEL_H
+
+#define PANEL_ROWS 8
+#define PANEL_NT 4
+
+/* 8 rows of 8 dwords -> 8 vectors of dword g of each row (an 8x8
+ * transpose of 32-bit elements) */
+static inline void transpose8x8_epi32(__m256i v[8]) {
+    __m256i t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        u[4 * i] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int g = 0; g < 4; g++) {
+        v[g] = _mm256_permute2x128_si256(u[g], u[4 + g], 0x20);
+        v[g + 4] = _mm256_permute2x128_si256(u[g], u[4 + g], 0x31);
+    }
+}
+
+static size_t panel_bytes_q4_0(int64_t cols) {
+    return (size_t)(cols / 32) * 288;
+}
+static size_t panel_bytes_q4_K(int64_t cols) {
+    return (size_t)(cols / 32) * 320;
+}
+
+static void panel_pack_q4_0(const uint8_t *w, size_t ldw, int R, int64_t cols, uint8_t *out) {
+    const __m256i m15 = _mm256_set1_epi8(15), hsh = _mm256_setr_epi64x(0, 0, 4, 4);
+    for (int64_t b = 0; b < cols / 32; b++) {
+        __m256i v[8];
+        float dw[8];
+        for (int r = 0; r < 8; r++) {
+            if (r < R) {
+                const uint8_t *blk = w + (size_t)r * ldw + (size_t)b * 18;
+                __m256i q =
+                    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(blk + 2)));
+                v[r] = _mm256_and_si256(_mm256_srlv_epi64(q, hsh), m15);
+                dw[r] = f16(blk);
+            } else {
+                v[r] = _mm256_setzero_si256();
+                dw[r] = 0;
+            }
+        }
+        transpose8x8_epi32(v);
+        uint8_t *o = out + (size_t)b * 288;
+        for (int g = 0; g < 8; g++)
+            _mm256_storeu_si256((__m256i *)(o + 32 * g), v[g]);
+        memcpy(o + 256, dw, 32);
+    }
+}
+
+static void panel_pack_q4_K(const uint8_t *w, size_t ldw, int R, int64_t cols, uint8_t *out) {
+    const __m256i m15 = _mm256_set1_epi8(15);
+    for (int64_t k = 0; k < cols / 256; k++) {
+        float mul[8][8], sub[8][8];
+        for (int r = 0; r < 8; r++) {
+            if (r < R)
+                k4_scales(w + (size_t)r * ldw + (size_t)k * 144, mul[r], sub[r]);
+            else
+                memset(mul[r], 0, 32), memset(sub[r], 0, 32);
+        }
+        __m256i sc[8], mn[8];
+        for (int r = 0; r < 8; r++) {
+            sc[r] = _mm256_loadu_si256((const __m256i *)mul[r]);
+            mn[r] = _mm256_loadu_si256((const __m256i *)sub[r]);
+        }
+        transpose8x8_epi32(sc); /* sc[j]: d sc_j of rows 0..7 */
+        transpose8x8_epi32(mn);
+        for (int j = 0; j < 8; j++) {
+            __m256i v[8];
+            for (int r = 0; r < 8; r++) {
+                if (r < R) {
+                    __m256i q =
+                        _mm256_loadu_si256((const __m256i *)(w + (size_t)r * ldw + (size_t)k * 144 +
+                                                             16 + 32 * (j / 2)));
+                    v[r] = _mm256_and_si256(j & 1 ? _mm256_srli_epi16(q, 4) : q, m15);
+                } else
+                    v[r] = _mm256_setzero_si256();
+            }
+            transpose8x8_epi32(v);
+            uint8_t *o = out + (size_t)(8 * k + j) * 320;
+            for (int g = 0; g < 8; g++)
+                _mm256_storeu_si256((__m256i *)(o + 32 * g), v[g]);
+            _mm256_storeu_si256((__m256i *)(o + 256), sc[j]);
+            _mm256_storeu_si256((__m256i *)(o + 288), mn[j]);
+        }
+    }
+}
+
+/* The 8 rows' integer sums of block b against token row xa's block:
+ * int32 lanes = rows, starting from `init` (per lane). */
+INLINE __m256i panel_block_dot(const __m256i W[8], const uint8_t *xa, __m256i init) {
+#ifdef DPBUSD
+    __m256i p = init;
+    UNROLL for (int g = 0; g < 8; g++) {
+        int32_t a4;
+        memcpy(&a4, xa + 4 * g, 4);
+        p = DPBUSD(p, W[g], _mm256_set1_epi32(a4));
+    }
+    return p;
+#else
+    __m256i s16 = _mm256_setzero_si256();
+    UNROLL for (int g = 0; g < 8; g++) {
+        int32_t a4;
+        memcpy(&a4, xa + 4 * g, 4);
+        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(W[g], _mm256_set1_epi32(a4)));
+    }
+    return _mm256_add_epi32(sum_pairs(s16), init);
+#endif
+}
+
+INLINE void panel_store(float *y, int64_t ldy, int c, __m256 acc, int R) {
+    if (R == 8)
+        _mm256_storeu_ps(y + c * ldy, acc);
+    else {
+        float t[8];
+        _mm256_storeu_ps(t, acc);
+        for (int r = 0; r < R; r++)
+            y[c * ldy + r] = t[r];
+    }
+}
+
+INLINE void panel_q4_tile(q35_dtype dt, const uint8_t *pk, int R, const uint8_t *x, size_t ldx,
+                          int64_t cols, float *y, int64_t ldy, const int C) {
+    __m256 acc[PANEL_NT];
+    const float *da[PANEL_NT];
+    const int16_t *sa[PANEL_NT];
+    UNROLL for (int c = 0; c < C; c++) {
+        acc[c] = _mm256_setzero_ps();
+        da[c] = q35_q8_row_d(x + c * ldx, cols);
+        sa[c] = q35_q8_row_s(x + c * ldx, cols);
+    }
+    const size_t bb = dt == Q35_DT_Q4_0 ? 288 : 320;
+    for (int64_t b = 0; b < cols / 32; b++) {
+        const uint8_t *pb = pk + (size_t)b * bb;
+        __m256i W[8];
+        UNROLL for (int g = 0; g < 8; g++) W[g] =
+            _mm256_loadu_si256((const __m256i *)(pb + 32 * g));
+        const __m256 sc = _mm256_loadu_ps((const float *)(const void *)(pb + 256));
+        UNROLL for (int c = 0; c < C; c++) {
+            const int32_t S = sa[c][2 * b] + sa[c][2 * b + 1];
+            const __m256 dab = _mm256_broadcast_ss(da[c] + b);
+            if (dt == Q35_DT_Q4_0) {
+                __m256i p = panel_block_dot(W, x + c * ldx + 32 * b, _mm256_set1_epi32(-8 * S));
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(sc, dab), acc[c]);
+            } else {
+                __m256i p = panel_block_dot(W, x + c * ldx + 32 * b, _mm256_setzero_si256());
+                const __m256 mn = _mm256_loadu_ps((const float *)(const void *)(pb + 288));
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(sc, dab), acc[c]);
+                acc[c] = _mm256_fnmadd_ps(mn, _mm256_mul_ps(dab, _mm256_set1_ps((float)S)), acc[c]);
+            }
+        }
+    }
+    UNROLL for (int c = 0; c < C; c++) panel_store(y, ldy, c, acc[c], R);
+}
+
+#define PANEL_DISPATCH(dt)                                                                         \
+    switch (C) {                                                                                   \
+    case 1: panel_q4_tile(dt, pk, R, x, ldx, cols, y, ldy, 1); break;                              \
+    case 2: panel_q4_tile(dt, pk, R, x, ldx, cols, y, ldy, 2); break;                              \
+    case 3: panel_q4_tile(dt, pk, R, x, ldx, cols, y, ldy, 3); break;                              \
+    default: panel_q4_tile(dt, pk, R, x, ldx, cols, y, ldy, PANEL_NT); break;                      \
+    }
+
+static void panel_q4_0(const uint8_t *pk, int R, const uint8_t *x, size_t ldx, int C, int64_t cols,
+                       float *y, int64_t ldy) {
+    PANEL_DISPATCH(Q35_DT_Q4_0)
+}
+
+static void panel_q4_K(const uint8_t *pk, int R, const uint8_t *x, size_t ldx, int C, int64_t cols,
+                       float *y, int64_t ldy) {
+    PANEL_DISPATCH(Q35_DT_Q4_K)
+}
+
+#define Q35_X86_PANEL_ENTRIES(min_t)                                                               \
+    .panel = {                                                                                     \
+        [Q35_DT_Q4_0] = {PANEL_ROWS, PANEL_NT, min_t, panel_bytes_q4_0, panel_pack_q4_0,           \
+                         panel_q4_0},                                                              \
+        [Q35_DT_Q4_K] = {PANEL_ROWS, PANEL_NT, min_t, panel_bytes_q4_K, panel_pack_q4_K,           \
+                         panel_q4_K},                                                              \
+    }
+
+#endif
