@@ -14,6 +14,7 @@
  * block for 8 rows. The packed group is reused by every token of the call.
  *
  * Packed group of 8 rows (rows past R are zero): per 32-element block b,
+ *   Q8_0: 8 x 32 bytes of |w|, 8 x 32 of w, then dw[8] as float (544 bytes)
  *   Q4_0: 8 x 32 bytes (group g: rows 0..7, elements 4g..4g+3 of each, the
  *         nibbles n as bytes), then dw[8] as float    (288 bytes)
  *   Q4_K: the same 256 bytes, then d sc_j [8], dmin m_j [8] (320 bytes)
@@ -51,6 +52,38 @@ static size_t panel_bytes_q4_0(int64_t cols) {
 }
 static size_t panel_bytes_q4_K(int64_t cols) {
     return (size_t)(cols / 32) * 320;
+}
+
+static size_t panel_bytes_q8_0(int64_t cols) {
+    return (size_t)(cols / 32) * 544;
+}
+
+/* Q8_0: |w| (vpmaddubsw's unsigned side) and w itself (whose signs move
+ * onto the broadcast activations), both interleaved, then dw[8]. */
+static void panel_pack_q8_0(const uint8_t *w, size_t ldw, int R, int64_t cols, uint8_t *out) {
+    for (int64_t b = 0; b < cols / 32; b++) {
+        __m256i v[8], s[8];
+        float dw[8];
+        for (int r = 0; r < 8; r++) {
+            if (r < R) {
+                const uint8_t *blk = w + (size_t)r * ldw + (size_t)b * 34;
+                s[r] = _mm256_loadu_si256((const __m256i *)(blk + 2));
+                v[r] = _mm256_sign_epi8(s[r], s[r]);
+                dw[r] = f16(blk);
+            } else {
+                v[r] = s[r] = _mm256_setzero_si256();
+                dw[r] = 0;
+            }
+        }
+        transpose8x8_epi32(v);
+        transpose8x8_epi32(s);
+        uint8_t *o = out + (size_t)b * 544;
+        for (int g = 0; g < 8; g++) {
+            _mm256_storeu_si256((__m256i *)(o + 32 * g), v[g]);
+            _mm256_storeu_si256((__m256i *)(o + 256 + 32 * g), s[g]);
+        }
+        memcpy(o + 512, dw, 32);
+    }
 }
 
 static void panel_pack_q4_0(const uint8_t *w, size_t ldw, int R, int64_t cols, uint8_t *out) {
@@ -149,6 +182,45 @@ INLINE void panel_store(float *y, int64_t ldy, int c, __m256 acc, int R) {
     }
 }
 
+/* Q8_0's: |w| times a with w's sign (|w a pairs| <= 2 * 128 * 127 =
+ * 32512: one group per vpmaddubsw + vpmaddwd on AVX2). */
+INLINE __m256i panel_block_dot_q8(const uint8_t *pb, const uint8_t *xa) {
+    __m256i p = _mm256_setzero_si256();
+    UNROLL for (int g = 0; g < 8; g++) {
+        int32_t a4;
+        memcpy(&a4, xa + 4 * g, 4);
+        __m256i W = _mm256_loadu_si256((const __m256i *)(pb + 32 * g));
+        __m256i sa = _mm256_sign_epi8(_mm256_set1_epi32(a4),
+                                      _mm256_loadu_si256((const __m256i *)(pb + 256 + 32 * g)));
+#ifdef DPBUSD
+        p = DPBUSD(p, W, sa);
+#else
+        p = _mm256_add_epi32(p, sum_pairs(_mm256_maddubs_epi16(W, sa)));
+#endif
+    }
+    return p;
+}
+
+INLINE void panel_q8_tile(const uint8_t *pk, int R, const uint8_t *x, size_t ldx, int64_t cols,
+                          float *y, int64_t ldy, const int C) {
+    __m256 acc[PANEL_NT];
+    const float *da[PANEL_NT];
+    UNROLL for (int c = 0; c < C; c++) {
+        acc[c] = _mm256_setzero_ps();
+        da[c] = q35_q8_row_d(x + c * ldx, cols);
+    }
+    for (int64_t b = 0; b < cols / 32; b++) {
+        const uint8_t *pb = pk + (size_t)b * 544;
+        const __m256 dw = _mm256_loadu_ps((const float *)(const void *)(pb + 512));
+        UNROLL for (int c = 0; c < C; c++) {
+            __m256i p = panel_block_dot_q8(pb, x + c * ldx + 32 * b);
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
+                                     _mm256_mul_ps(dw, _mm256_broadcast_ss(da[c] + b)), acc[c]);
+        }
+    }
+    UNROLL for (int c = 0; c < C; c++) panel_store(y, ldy, c, acc[c], R);
+}
+
 INLINE void panel_q4_tile(q35_dtype dt, const uint8_t *pk, int R, const uint8_t *x, size_t ldx,
                           int64_t cols, float *y, int64_t ldy, const int C) {
     __m256 acc[PANEL_NT];
@@ -191,6 +263,16 @@ INLINE void panel_q4_tile(q35_dtype dt, const uint8_t *pk, int R, const uint8_t 
     default: panel_q4_tile(dt, pk, R, x, ldx, cols, y, ldy, PANEL_NT); break;                      \
     }
 
+static void panel_q8_0(const uint8_t *pk, int R, const uint8_t *x, size_t ldx, int C, int64_t cols,
+                       float *y, int64_t ldy) {
+    switch (C) {
+    case 1: panel_q8_tile(pk, R, x, ldx, cols, y, ldy, 1); break;
+    case 2: panel_q8_tile(pk, R, x, ldx, cols, y, ldy, 2); break;
+    case 3: panel_q8_tile(pk, R, x, ldx, cols, y, ldy, 3); break;
+    default: panel_q8_tile(pk, R, x, ldx, cols, y, ldy, PANEL_NT); break;
+    }
+}
+
 static void panel_q4_0(const uint8_t *pk, int R, const uint8_t *x, size_t ldx, int C, int64_t cols,
                        float *y, int64_t ldy) {
     PANEL_DISPATCH(Q35_DT_Q4_0)
@@ -203,6 +285,8 @@ static void panel_q4_K(const uint8_t *pk, int R, const uint8_t *x, size_t ldx, i
 
 #define Q35_X86_PANEL_ENTRIES(min_t)                                                               \
     .panel = {                                                                                     \
+        [Q35_DT_Q8_0] = {PANEL_ROWS, PANEL_NT, min_t, panel_bytes_q8_0, panel_pack_q8_0,           \
+                         panel_q8_0},                                                              \
         [Q35_DT_Q4_0] = {PANEL_ROWS, PANEL_NT, min_t, panel_bytes_q4_0, panel_pack_q4_0,           \
                          panel_q4_0},                                                              \
         [Q35_DT_Q4_K] = {PANEL_ROWS, PANEL_NT, min_t, panel_bytes_q4_K, panel_pack_q4_K,           \
