@@ -79,8 +79,8 @@ static inline void transpose16(__m512i r[16]) {
  * row k4 = dword k4 of rows 0..15. Two 8 x 8 dword transposes side by side
  * in the 256-bit halves (z_i = rows i, i + 4; z_4+i = rows 8 + i, 12 + i),
  * whose 128-bit pieces the last step puts in row order. */
-static inline __attribute__((always_inline)) void vnni_tile(const uint8_t *src, size_t ss,
-                                                            uint8_t *dst) {
+static inline __attribute__((always_inline)) void vnni_regs(const uint8_t *src, size_t ss,
+                                                            __m512i out[8]) {
     __m512i z[8], t[8], u[8];
     for (int i = 0; i < 4; i++) {
         z[i] = _mm512_inserti64x4(
@@ -101,8 +101,112 @@ static inline __attribute__((always_inline)) void vnni_tile(const uint8_t *src, 
         u[h + 3] = _mm512_unpackhi_epi64(t[h + 1], t[h + 3]); /* 3, 7 */
     }
     for (int c = 0; c < 4; c++) {
-        _mm512_store_si512(dst + 64 * c, _mm512_shuffle_i32x4(u[c], u[c + 4], 0x88));
-        _mm512_store_si512(dst + 64 * (c + 4), _mm512_shuffle_i32x4(u[c], u[c + 4], 0xdd));
+        out[c] = _mm512_shuffle_i32x4(u[c], u[c + 4], 0x88);
+        out[c + 4] = _mm512_shuffle_i32x4(u[c], u[c + 4], 0xdd);
+    }
+}
+
+static inline __attribute__((always_inline)) void vnni_tile(const uint8_t *src, size_t ss,
+                                                            uint8_t *dst) {
+    __m512i o[8];
+    vnni_regs(src, ss, o);
+    for (int c = 0; c < 8; c++)
+        _mm512_store_si512(dst + 64 * c, o[c]);
+}
+
+/* Dword d (< 4) of 16 rows' 16 bytes (row m at src + m * ss), d-th
+ * output holding rows 0..15 in order: z_i's 128-bit lanes are rows i,
+ * i + 4, i + 8, i + 12, so the two in-lane unpack steps finish it. */
+static inline __attribute__((always_inline)) void dword4_regs(const uint8_t *src, size_t ss,
+                                                              __m512i out[4]) {
+    __m512i z[4];
+    for (int i = 0; i < 4; i++) {
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(src + i * ss)));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(src + (i + 4) * ss)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(src + (i + 8) * ss)), 2);
+        z[i] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(src + (i + 12) * ss)), 3);
+    }
+    __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    out[0] = _mm512_unpacklo_epi64(t0, t2);
+    out[1] = _mm512_unpackhi_epi64(t0, t2);
+    out[2] = _mm512_unpacklo_epi64(t1, t3);
+    out[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+/* The f16 scales at p + m * ss (m < 16) as 16 floats into out. */
+static inline void f16x16(const uint8_t *p, size_t ss, float *out) {
+    _Alignas(32) uint16_t h[16];
+    for (int m = 0; m < 16; m++)
+        h[m] = q35_qblock_d16(p + (size_t)m * ss);
+    _mm512_store_ps(out, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)h)));
+}
+
+/* A whole 16-row tile of Q8_0 / Q4_0 / Q4_K (rows at src, ldw apart),
+ * blocks [kb0, kb1) (k-quants: whole super-blocks), straight from the
+ * rows into tiles and scales: the same bytes and floats as unpack_row's
+ * path, with the transposes done on the weights as stored. */
+static inline __attribute__((always_inline)) void unpack_full(q35_dtype dt, const uint8_t *src,
+                                                              size_t ldw, int64_t kb0, int64_t kb1,
+                                                              uint8_t *bt, float *sc) {
+    const __m512i m15 = _mm512_set1_epi8(15), eight = _mm512_set1_epi8(8);
+    if (dt == Q35_DT_Q8_0 || dt == Q35_DT_Q4_0) {
+        size_t bb = q35_dtype_block_bytes(dt);
+        for (int64_t kb = kb0; kb < kb1; kb++) {
+            const uint8_t *b = src + (size_t)kb * bb;
+            uint8_t *dst = bt + (kb - kb0) * BTILE;
+            if (((kb - kb0) & 7) == 0) /* the rows' next 8 blocks after these 8 */
+                for (int m = 0; m < 16; m++)
+                    for (size_t o = 0; o < 8 * bb; o += 64)
+                        _mm_prefetch((const char *)((uintptr_t)b + m * ldw + 8 * bb + o),
+                                     _MM_HINT_T0);
+            f16x16(b, ldw, sc + (kb - kb0) * SCB);
+            if (dt == Q35_DT_Q8_0) {
+                vnni_tile(b + 2, ldw, dst);
+                continue;
+            }
+            __m512i d[4];
+            dword4_regs(b + 2, ldw, d);
+            for (int c = 0; c < 4; c++) {
+                _mm512_store_si512(dst + 64 * c,
+                                   _mm512_sub_epi8(_mm512_and_si512(d[c], m15), eight));
+                _mm512_store_si512(
+                    dst + 64 * (c + 4),
+                    _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(d[c], 4), m15), eight));
+            }
+        }
+        return;
+    }
+    /* Q4_K: per super-block, 32 bytes of nibbles hold blocks 2h (low) and
+     * 2h + 1 (high) */
+    for (int64_t kb = kb0; kb < kb1; kb += 8) {
+        const uint8_t *sb = src + (size_t)(kb / 8) * 144;
+        for (int m = 0; m < 16; m++)
+            for (int o = 0; o < 144; o += 64)
+                _mm_prefetch((const char *)((uintptr_t)sb + m * ldw + 144 + (uintptr_t)o),
+                             _MM_HINT_T0);
+        __m512i v[16];
+        for (int m = 0; m < 16; m++) {
+            _Alignas(64) float buf[16];
+            kblock_scales16(Q35_DT_Q4_K, sb + (size_t)m * ldw, buf);
+            v[m] = _mm512_load_si512(buf);
+        }
+        transpose16(v); /* v[j] = mul_j, v[8 + j] = sub_j of the 16 rows */
+        float *s = sc + (kb - kb0) * SCB;
+        for (int j = 0; j < 8; j++) {
+            _mm512_store_si512(s + j * SCB, v[j]);
+            _mm512_store_si512(s + j * SCB + 16, v[8 + j]);
+        }
+        uint8_t *dst = bt + (kb - kb0) * BTILE;
+        for (int h = 0; h < 4; h++) {
+            __m512i o[8];
+            vnni_regs(sb + 16 + 32 * h, ldw, o);
+            for (int c = 0; c < 8; c++) {
+                _mm512_store_si512(dst + (2 * h) * BTILE + 64 * c, _mm512_and_si512(o[c], m15));
+                _mm512_store_si512(dst + (2 * h + 1) * BTILE + 64 * c,
+                                   _mm512_and_si512(_mm512_srli_epi16(o[c], 4), m15));
+            }
+        }
     }
 }
 
@@ -164,7 +268,17 @@ unpack_row(q35_dtype dt, const uint8_t *src, int64_t kb0, int nb, uint8_t *t, fl
  * (kb - kb0) * BTILE, * SCB). */
 static void unpack_tile(q35_dtype dt, const q35_tensor *w, int64_t r, int64_t rend, int64_t kb0,
                         int64_t kb1, uint8_t *bt, float *sc) {
-    size_t ldw = q35_row_bytes(dt, w->shape[1]);
+    size_t ldw = q35_row_bytes(dt, w->shape[1]), gbytes = q35_row_bytes(dt, 32 * GROUP);
+    if (r + 16 <= rend && dt != Q35_DT_Q6_K) {
+        const uint8_t *src = (const uint8_t *)w->data + (size_t)r * ldw;
+        if (dt == Q35_DT_Q8_0)
+            unpack_full(Q35_DT_Q8_0, src, ldw, kb0, kb1, bt, sc);
+        else if (dt == Q35_DT_Q4_0)
+            unpack_full(Q35_DT_Q4_0, src, ldw, kb0, kb1, bt, sc);
+        else
+            unpack_full(Q35_DT_Q4_K, src, ldw, kb0, kb1, bt, sc);
+        return;
+    }
     _Alignas(64) uint8_t tmp[16][32 * GROUP];
     for (int64_t g = kb0; g < kb1; g += GROUP) {
         int nb = kb1 - g < GROUP ? (int)(kb1 - g) : GROUP;
@@ -172,6 +286,13 @@ static void unpack_tile(q35_dtype dt, const q35_tensor *w, int64_t r, int64_t re
         for (int m = 0; m < 16; m++) {
             if (r + m < rend) {
                 const uint8_t *src = (const uint8_t *)w->data + (size_t)(r + m) * ldw;
+                /* the weights come from memory, 16 short runs at a time,
+                 * which the hardware prefetcher follows too late: fetch
+                 * this row's group after next (as an integer: it may lie
+                 * past the matrix, and prefetches never fault) */
+                uintptr_t next = (uintptr_t)src + (uintptr_t)(g / GROUP + 2) * gbytes;
+                for (size_t o = 0; o < gbytes; o += 64)
+                    _mm_prefetch((const char *)(next + o), _MM_HINT_T0);
                 if (dt == Q35_DT_Q8_0)
                     unpack_row(Q35_DT_Q8_0, src, g, nb, tmp[m], scg, m);
                 else if (dt == Q35_DT_Q4_0)
