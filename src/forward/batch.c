@@ -94,7 +94,7 @@ q35_batch *q35_batch_new(const q35_model *m, int max_seqs, q35_err *e) {
     b->m = m;
     b->generation = m->generation;
     b->max_seqs = max_seqs;
-    b->k = q35_kernels_best();
+    b->k = q35_kernels_pick(m->exact_kernels); /* the kernels its states use (state.c) */
     b->pool = q35_threadpool_new(m->n_threads, e);
     if (!b->pool) {
         free(b);
