@@ -6,8 +6,8 @@
  *
  * The cache holds keys after norm and RoPE, so a position is computed once.
  * Scores are computed in full per (token, KV head) into per-thread rows of
- * n_ctx floats, one per query head of the group: exact two-pass softmax,
- * no online rescaling.
+ * n_ctx floats, one per query head of the group and token of the block
+ * (attn_items): exact two-pass softmax, no online rescaling.
  *
  * The cache's element type is the state's (forward.h): with float32 rows
  * the kernels read the cache as is (the exact mode); with 16-bit rows, k
@@ -38,9 +38,13 @@ static void widen(const q35_kv_codec *kv, const void *base, int64_t stride, int 
                    out + (int64_t)p * d, d);
 }
 
-/* Items are (token, KV head) pairs: item = t * nkv + kv head. The g = nh/nkv
- * query heads that share a KV head are done together, so each cached key
- * and value row is read once for all of them. */
+/* Items are (KV head, block of up to attn_tb tokens) pairs: item = block *
+ * nkv + KV head. The g = nh/nkv query heads that share a KV head, and the
+ * block's tokens, are done together, so each cached key and value row is
+ * widened once for all of them (a turn's prefill over a cached prefix
+ * reads the prefix once per block, not once per token). Each token's own
+ * products are the same calls on the same rows as it would get alone, so
+ * the blocking changes no bit of the result. */
 static void attn_items(void *ctx, int64_t i0, int64_t i1, int tid) {
     const attn_job *a = ctx;
     const q35_config *c = &a->m->cfg;
@@ -49,49 +53,80 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1, int tid) {
     const q35_kv_codec *kv = &a->s->kv;
     const bool exact = kv->type == Q35_KV_F32;
     int nh = c->n_heads, nkv = c->n_kv_heads, d = c->head_dim, g = nh / nkv;
+    int tb = a->s->attn_tb;
     int64_t kvw = (int64_t)nkv * d, n_ctx = a->s->n_ctx; /* cache row width */
     float inv_sqrt_d = 1.0f / sqrtf((float)d);
-    float *scores = sc->scores + (int64_t)tid * g * n_ctx;           /* [g, n_ctx] */
+    float *scores = sc->scores + (int64_t)tid * tb * g * n_ctx;      /* [tb, g, n_ctx] */
     float *rows = sc->kvtmp + (int64_t)tid * (Q35_KV_BLOCK + g) * d; /* [KV_BLOCK, d] */
     float *part = rows + (int64_t)Q35_KV_BLOCK * d;                  /* [g, d] */
     for (int64_t it = i0; it < i1; it++) {
-        int t = (int)(it / nkv), kvh = (int)(it % nkv);
-        int n_pos = a->s->pos + t + 1; /* causal: positions 0 .. pos+t */
-        const float *q =
-            sc->q + ((int64_t)t * nh + (int64_t)kvh * g) * 2 * d;    /* g rows, 2d apart */
+        int t0 = (int)(it / nkv) * tb, kvh = (int)(it % nkv);
+        int nt = a->T - t0 < tb ? a->T - t0 : tb;
+        int max_pos = a->s->pos + t0 + nt; /* the block's last token sees this many */
         const size_t head = q35_kv_bytes(kv->type, (size_t)kvh * d); /* whole blocks */
         const unsigned char *keys = (const unsigned char *)a->kc + head;
         const unsigned char *vals = (const unsigned char *)a->vc + head;
-        float *o = sc->o + ((int64_t)t * nh + (int64_t)kvh * g) * d;
-        /* softmax(q . k_p / sqrt(d)) over p, per query head */
-        if (exact) {
-            k->dots((const float *)keys, kvw, n_pos, q, 2 * d, g, d, scores, n_ctx);
-        } else {
-            for (int p0 = 0; p0 < n_pos; p0 += Q35_KV_BLOCK) {
-                int n = n_pos - p0 < Q35_KV_BLOCK ? n_pos - p0 : Q35_KV_BLOCK;
-                widen(kv, keys + q35_kv_bytes(kv->type, (size_t)(p0 * kvw)), kvw, n, d, rows);
-                k->dots(rows, d, n, q, 2 * d, g, d, scores + p0, n_ctx);
+        /* softmax(q . k_p / sqrt(d)) over p <= pos + t, per token and query head */
+        for (int p0 = 0; p0 < max_pos; p0 += Q35_KV_BLOCK) {
+            int n = max_pos - p0 < Q35_KV_BLOCK ? max_pos - p0 : Q35_KV_BLOCK;
+            const float *kr = (const float *)(keys + q35_kv_bytes(kv->type, (size_t)(p0 * kvw)));
+            int64_t ldk = kvw;
+            if (!exact) {
+                widen(kv, kr, kvw, n, d, rows);
+                kr = rows;
+                ldk = d;
+            }
+            for (int i = 0; i < nt; i++) {
+                int t = t0 + i, n_pos = a->s->pos + t + 1; /* causal: positions 0 .. pos+t */
+                if (n_pos <= p0) continue;
+                const float *q = sc->q + ((int64_t)t * nh + (int64_t)kvh * g) * 2 * d;
+                int m = exact ? n_pos : (n_pos - p0 < n ? n_pos - p0 : n);
+                k->dots(kr, ldk, m, q, 2 * d, g, d, scores + (int64_t)i * g * n_ctx + p0, n_ctx);
+            }
+            if (exact) break; /* the whole row at once, straight from the cache */
+        }
+        for (int i = 0; i < nt; i++) {
+            int n_pos = a->s->pos + t0 + i + 1;
+            for (int h = 0; h < g; h++) {
+                float *sr = scores + ((int64_t)i * g + h) * n_ctx;
+                k->scale(sr, inv_sqrt_d, n_pos);
+                k->softmax(sr, n_pos);
             }
         }
-        for (int h = 0; h < g; h++) {
-            k->scale(scores + h * n_ctx, inv_sqrt_d, n_pos);
-            k->softmax(scores + h * n_ctx, n_pos);
-        }
         /* o = sum_p softmax_p v_p;  o = o * sigmoid(gate) */
-        if (exact) {
-            k->wsum(scores, n_ctx, g, (const float *)vals, kvw, n_pos, d, o, d);
-        } else {
-            for (int p0 = 0; p0 < n_pos; p0 += Q35_KV_BLOCK) {
-                int n = n_pos - p0 < Q35_KV_BLOCK ? n_pos - p0 : Q35_KV_BLOCK;
-                widen(kv, vals + q35_kv_bytes(kv->type, (size_t)(p0 * kvw)), kvw, n, d, rows);
-                k->wsum(scores + p0, n_ctx, g, rows, d, n, d, p0 ? part : o, d);
+        for (int p0 = 0; p0 < max_pos; p0 += Q35_KV_BLOCK) {
+            int n = max_pos - p0 < Q35_KV_BLOCK ? max_pos - p0 : Q35_KV_BLOCK;
+            const float *vr = (const float *)(vals + q35_kv_bytes(kv->type, (size_t)(p0 * kvw)));
+            int64_t ldv = kvw;
+            if (!exact) {
+                widen(kv, vr, kvw, n, d, rows);
+                vr = rows;
+                ldv = d;
+            }
+            for (int i = 0; i < nt; i++) {
+                int t = t0 + i, n_pos = a->s->pos + t + 1;
+                if (n_pos <= p0) continue;
+                float *o = sc->o + ((int64_t)t * nh + (int64_t)kvh * g) * d;
+                const float *sr = scores + (int64_t)i * g * n_ctx;
+                if (exact) {
+                    k->wsum(sr, n_ctx, g, vr, ldv, n_pos, d, o, d);
+                    continue;
+                }
+                int m = n_pos - p0 < n ? n_pos - p0 : n;
+                k->wsum(sr + p0, n_ctx, g, vr, ldv, m, d, p0 ? part : o, d);
                 if (p0)
                     for (int h = 0; h < g * d; h++)
                         o[h] += part[h];
             }
+            if (exact) break;
         }
-        for (int h = 0; h < g; h++)
-            q35_sigmoid_mul(o + (int64_t)h * d, q + (int64_t)h * 2 * d + d, d);
+        for (int i = 0; i < nt; i++) {
+            int t = t0 + i;
+            const float *q = sc->q + ((int64_t)t * nh + (int64_t)kvh * g) * 2 * d;
+            float *o = sc->o + ((int64_t)t * nh + (int64_t)kvh * g) * d;
+            for (int h = 0; h < g; h++)
+                q35_sigmoid_mul(o + (int64_t)h * d, q + (int64_t)h * 2 * d + d, d);
+        }
     }
 }
 
@@ -140,9 +175,10 @@ void q35_attn_forward(const q35_model *m, q35_state *s, int layer, int T) {
         s->kv.from_f32(vc, vd, (int)(T * kvw));
     }
 
-    /* causal attention per (token, KV head) */
+    /* causal attention per (block of tokens, KV head) */
     attn_job job = {m, s, ls->kc, ls->vc, T};
-    q35_threadpool_for(s->pool, (int64_t)T * nkv, 1, attn_items, &job);
+    int64_t blocks = (T + s->attn_tb - 1) / s->attn_tb;
+    q35_threadpool_for(s->pool, blocks * nkv, 1, attn_items, &job);
 
     /* out = W_o o */
     q35_acts o = q35_state_acts(s, sc->o, T, (int64_t)nh * d);

@@ -84,6 +84,7 @@ struct q35_state {
     const q35_model *model;
     unsigned model_generation; /* the load this state was made for */
     int n_ctx, pos, max_batch;
+    int attn_tb; /* tokens per attention work item (attn.c; sized in state.c) */
     const q35_kernels *k;
     q35_threadpool *pool;
     q35_layer_state *layers; /* [n_layers] */

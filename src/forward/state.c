@@ -105,7 +105,7 @@ static void layout(const q35_model *m, q35_state *s, carver *cv) {
     const size_t kvw = (size_t)c->n_kv_heads * d, g = nh / (size_t)c->n_kv_heads;
     sc->q = carve(cv, B * nh * 2 * d);
     sc->kv = carve(cv, 2 * B * kvw);
-    sc->scores = carve(cv, nt * g * (size_t)s->n_ctx);
+    sc->scores = carve(cv, nt * (size_t)s->attn_tb * g * (size_t)s->n_ctx);
     sc->kvtmp = carve(cv, nt * (Q35_KV_BLOCK + g) * d);
     if (cv->used > end) end = cv->used;
     cv->used = region;
@@ -136,6 +136,11 @@ q35_state *q35_state_new(const q35_model *m, int n_ctx, q35_err *e) {
     s->model_generation = m->generation;
     s->n_ctx = n_ctx;
     s->max_batch = n_ctx < Q35_MAX_BATCH ? n_ctx : Q35_MAX_BATCH;
+    /* attention items of up to 16 tokens while their score rows stay
+     * within 64k floats a query head (4096 positions), fewer beyond */
+    s->attn_tb = n_ctx >= 65536 ? 1 : 65536 / n_ctx;
+    if (s->attn_tb > 16) s->attn_tb = 16;
+    if (s->attn_tb > s->max_batch) s->attn_tb = s->max_batch;
     if (be) { /* the whole state lives on the device */
         s->be = be;
         s->be_state = be->state_new(m, n_ctx, &s->mem_bytes, e);
