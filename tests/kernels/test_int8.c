@@ -315,9 +315,11 @@ static void test_twins(void **st) {
                 q35_matmul(k8, NULL, &wt, &a, y, rows);
                 if (q35_i8_takes(k8->i8, formats[f], T)) /* the integer path */
                     q35_i8_matmul(k8->i8, &wt, a.q8, a.ldq8, T, y2, rows, 0, rows);
+#if defined(__x86_64__) /* int8_amx_avx512.c is built for x86 only */
                 else if (!strcmp(k->name, "amx") && q35_amx_i8_available() &&
                          T >= q35_amx_i8_min_t(formats[f])) /* AMX-INT8 tiles */
                     q35_amx_i8_matmul(&wt, a.q8, a.ldq8, T, y2, rows, 0, rows);
+#endif
                 else { /* beyond the integer path: the float kernels, as the exact set */
                     q35_acts ae = q35_acts_prepare(k, x, cols, T, cols, buf);
                     q35_matmul(k, NULL, &wt, &ae, y2, rows);
