@@ -28,22 +28,8 @@
 #include "kernels/kernels.h"
 #include "kernels/microkernel.h"
 
-static uint64_t rng = 0x243f6a8885a308d3ull;
-
-static uint32_t urand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 32);
-}
-
-static float frand(void) { /* [-1, 1) */
-    return (float)((urand() >> 8) * (1.0 / (1 << 23)) - 1.0);
-}
-
-static int irand(int lo, int hi) { /* [lo, hi] */
-    return lo + (int)(urand() % (uint32_t)(hi - lo + 1));
-}
+#define INT8_TEST_SEED 0x243f6a8885a308d3ull
+#include "int8_test_data.h"
 
 static const q35_i8_kernels *sets[8];
 static int n_sets;
@@ -62,66 +48,6 @@ static int setup(void **st) {
 }
 
 static const q35_dtype formats[] = {Q35_DT_Q8_0, Q35_DT_Q4_0, Q35_DT_Q4_K, Q35_DT_Q6_K};
-
-static void put_f16(uint8_t *p, float v) {
-    uint16_t h = q35_f32_to_f16(v);
-    memcpy(p, &h, 2);
-}
-
-/* rows x cols of dt with random integers; unit: every scale 1 and the
- * integers small enough that all sums stay exact (see the file comment). */
-static uint8_t *make_w(q35_dtype dt, int64_t rows, int64_t cols, int unit) {
-    size_t rb = q35_row_bytes(dt, cols), bb = q35_dtype_block_bytes(dt);
-    uint8_t *w = malloc((size_t)rows * rb);
-    assert_non_null(w);
-    for (size_t i = 0; i < (size_t)rows * rb; i++)
-        w[i] = (uint8_t)urand();
-    for (size_t o = 0; o < (size_t)rows * rb; o += bb) {
-        uint8_t *b = w + o;
-        switch (dt) {
-        case Q35_DT_Q8_0:
-        case Q35_DT_Q4_0: put_f16(b, unit ? 1.0f : 0.002f + 0.01f * fabsf(frand())); break;
-        case Q35_DT_Q4_K:
-            put_f16(b, unit ? 1.0f : 0.001f + 0.002f * fabsf(frand()));
-            put_f16(b + 2, unit ? 1.0f : 0.001f + 0.002f * fabsf(frand()));
-            break;
-        case Q35_DT_Q6_K:
-            put_f16(b + 208, unit ? 1.0f : 0.001f + 0.002f * fabsf(frand()));
-            if (unit)
-                for (int j = 0; j < 16; j++)
-                    b[192 + j] = (uint8_t)(int8_t)irand(-31, 31);
-            break;
-        default: break;
-        }
-    }
-    return w;
-}
-
-/* T q8 rows with every d = 1 and random q in [-amax, amax] (the sums
- * filled in as the format defines them). */
-static uint8_t *make_unit_q8(int T, int64_t cols, int amax) {
-    size_t st = q35_q8_row_stride(cols);
-    uint8_t *x = aligned_alloc(64, (size_t)T * st);
-    assert_non_null(x);
-    memset(x, 0, (size_t)T * st);
-    for (int t = 0; t < T; t++) {
-        uint8_t *row = x + (size_t)t * st;
-        for (int64_t i = 0; i < cols / 16; i++) {
-            int16_t s = 0;
-            for (int j = 0; j < 16; j++) {
-                int8_t q = (int8_t)irand(-amax, amax);
-                row[16 * i + j] = (uint8_t)q;
-                s = (int16_t)(s + q);
-            }
-            memcpy(row + cols + cols / 8 + 2 * i, &s, 2);
-        }
-        for (int64_t b = 0; b < cols / 32; b++) {
-            float one = 1.0f;
-            memcpy(row + cols + 4 * b, &one, 4);
-        }
-    }
-    return x;
-}
 
 static void test_quantize_bytes(void **st) {
     (void)st;

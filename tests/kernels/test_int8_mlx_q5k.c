@@ -35,22 +35,8 @@
 #include "kernels/microkernel.h"
 #include "kernels/mlx_affine.h"
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static uint32_t urand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 32);
-}
-
-static float frand(void) { /* [-1, 1) */
-    return (float)((urand() >> 8) * (1.0 / (1 << 23)) - 1.0);
-}
-
-static int irand(int lo, int hi) { /* [lo, hi] */
-    return lo + (int)(urand() % (uint32_t)(hi - lo + 1));
-}
+#define INT8_TEST_SEED 0x9e3779b97f4a7c15ull
+#include "int8_test_data.h"
 
 static const q35_i8_kernels *sets[8];
 static int n_sets;
@@ -138,43 +124,6 @@ static uint8_t *make_q5k(int64_t rows, int64_t cols, int unit) {
 }
 
 /* ---- activations */
-
-/* T q8 rows with every d = 1 and q in [-amax, amax], sums filled in. */
-static uint8_t *make_unit_q8(int T, int64_t cols, int amax) {
-    size_t st = q35_q8_row_stride(cols);
-    uint8_t *x = aligned_alloc(64, (size_t)T * st);
-    assert_non_null(x);
-    memset(x, 0, (size_t)T * st);
-    for (int t = 0; t < T; t++) {
-        uint8_t *row = x + (size_t)t * st;
-        for (int64_t i = 0; i < cols / 16; i++) {
-            int16_t s = 0;
-            for (int j = 0; j < 16; j++) {
-                int8_t q = (int8_t)irand(-amax, amax);
-                row[16 * i + j] = (uint8_t)q;
-                s = (int16_t)(s + q);
-            }
-            memcpy(row + cols + cols / 8 + 2 * i, &s, 2);
-        }
-        for (int64_t b = 0; b < cols / 32; b++) {
-            float one = 1.0f;
-            memcpy(row + cols + 4 * b, &one, 4);
-        }
-    }
-    return x;
-}
-
-static uint8_t *make_real_q8(int T, int64_t cols) {
-    float *xf = malloc((size_t)T * (size_t)cols * sizeof *xf);
-    assert_non_null(xf);
-    for (int64_t i = 0; i < T * cols; i++)
-        xf[i] = frand() * (i % 61 == 0 ? 20.0f : 1.0f);
-    uint8_t *x = aligned_alloc(64, (size_t)T * q35_q8_row_stride(cols));
-    assert_non_null(x);
-    q35_q8_quantize_ref(xf, cols, T, cols, x);
-    free(xf);
-    return x;
-}
 
 /* The q8 row's value of element j, d_b * a_j. */
 static double q8_val(const uint8_t *x, int64_t cols, int64_t j) {
@@ -354,7 +303,7 @@ static void test_mlx_realistic(void **st) {
             int rows = 19, T = 1 + (int)(f + (size_t)gi) % 4;
             mlx_w m;
             make_mlx(&m, mlx_types[f], rows, cols, groups[gi], auxs[(f + (size_t)gi) % 3], 0);
-            uint8_t *x = make_real_q8(T, cols);
+            uint8_t *x = make_real_q8(T, cols, NULL);
             char what[64];
             snprintf(what, sizeof what, "%s g%d cols %lld", q35_dtype_name(mlx_types[f]),
                      groups[gi], (long long)cols);
@@ -371,7 +320,7 @@ static void test_q5k_realistic(void **st) {
         int64_t cols = widths[wi];
         int rows = 21, T = 3 + wi * 4;
         uint8_t *w = make_q5k(rows, cols, 0);
-        uint8_t *x = make_real_q8(T, cols);
+        uint8_t *x = make_real_q8(T, cols, NULL);
         q35_tensor wt = {Q35_DT_Q5_K, 2, {rows, cols}, w};
         check_real(&wt, x, T, "q5_K");
         free(w);
