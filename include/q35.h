@@ -91,6 +91,21 @@ struct q35_state;
 int q35_state_decode_greedy(const q35_model *m, struct q35_state *s, int32_t id, int n_vocab,
                             int32_t *next, q35_err *e);
 
+/* One sampling decode step: feeds `id` (advancing the state) and samples
+ * the next id with `smp` (its temperature, top_k, top_p and repetition
+ * penalty over the last repetition_window of recent[0..n_recent), SPEC
+ * §6) over ids [0, n_valid), with u (in [0, 1), the sampler's next
+ * uniform) as the draw: the same id the runtime's sampler picks from the
+ * same logits. On a CUDA state that is one replayed graph and only the id
+ * comes back. *next = -1 when the caller must sample itself from the row
+ * then in `logits` (vocab_size floats, not penalized): a CPU state, top_k
+ * 0 or above 64, a window above 1024, or ties at the k-th logit the device
+ * does not settle. Fails as q35_state_eval does. */
+struct q35_sampling;
+int q35_state_decode_sample(const q35_model *m, struct q35_state *s, int32_t id,
+                            const struct q35_sampling *smp, int n_valid, const int32_t *recent,
+                            int n_recent, double u, int32_t *next, float *logits, q35_err *e);
+
 typedef struct q35_load_opts {
     int n_threads; /* compute threads for this model; 0 = all cores */
     /* Converting at load costs a pass over the weights each start (about a

@@ -63,6 +63,47 @@ cuda_model *cuda_model_get(const q35_model *m, q35_err *e);
 /* Fills e from a failed CUDA call; returns its q35 status. */
 int cuda_fail(cudaError_t rc, const char *what, q35_err *e);
 
+/* ------------------------------------------- programmatic dependent launch
+ *
+ * Every kernel of the forward pass is launched with the programmatic
+ * stream serialization attribute (unless Q35_CUDA_PDL=0): it may start
+ * while the kernel before it drains, does only work that depends on nothing
+ * written before (address arithmetic, prefetching weights into L2), then
+ * waits at pdl_wait() for the previous grid to complete and its writes to be
+ * visible, and lets the next kernel start at pdl_launch(). No kernel reads
+ * or writes device memory another kernel touches before its pdl_wait(). In a
+ * captured graph the attribute becomes a programmatic edge. */
+__device__ __forceinline__ void pdl_wait(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_launch(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/* Whether launches carry the attribute (Q35_CUDA_PDL=0 turns it off). */
+bool cu_pdl_on(void);
+
+/* k<<<g, b, smem, st>>>(args...) with the attribute when cu_pdl_on(). */
+template <typename... P, typename... A>
+static inline void cu_launch(void (*k)(P...), dim3 g, dim3 b, size_t smem, cudaStream_t st,
+                             A... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = g;
+    cfg.blockDim = b;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = st;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = cu_pdl_on() ? 1 : 0;
+    cudaLaunchKernelEx(&cfg, k, ((P)args)...);
+}
+
 /* ----------------------------------------------------------- launchers */
 
 /* What a matmul does with its result y = W x. */
@@ -72,11 +113,25 @@ enum { MM_STORE = 0, MM_ADD = 1, MM_GLU = 2 };
  * y rows ldy apart. norm != NULL: x is first RMS-normed with weight norm
  * (eps) -- fused for T == 1, through `tmp` ([T, W.cols]) otherwise.
  * MM_GLU: W holds 2n rows (gate then up) and y gets silu(gate) * up, n per
- * token (T > 1: through `tmp2`, [T, 2n]). T == 1 runs a GEMV (float32
+ * token (T > 1: through `tmp2`, [T, 2n]). ws (ws_n floats, may be NULL):
+ * scratch for splitting K when the GEMM has too few tiles to fill the GPU.
+ * T == 1 runs a GEMV (float32
  * products), T > 1 a tensor-core GEMM in split TF32 (each operand as a sum
  * of two TF32 numbers, so products keep float32 precision). */
 void cu_matmul(const dmat *W, const float *x, int T, int ldx, float *y, int ldy, int op,
-               const float *norm, float eps, float *tmp, float *tmp2, cudaStream_t st);
+               const float *norm, float eps, float *tmp, float *tmp2, float *ws, size_t ws_n,
+               cudaStream_t st);
+
+/* Decode GEMVs with other prologues (T = 1):
+ * - cu_gemv_gated: y += W g where g is the DeltaNet output o ([nv, dv]) after
+ *   its per-head RMSNorm (weight gnorm [dv], eps) and the gate silu(z).
+ * - cu_gemv_argmax: logits = W rms(x) (stored when logits != NULL) and the
+ *   per-block best (value, first index) of rows below n_best into part, for
+ *   cu_argmax_final. */
+void cu_gemv_gated(const dmat *W, const float *o, const float *z, const float *gnorm, int dv,
+                   float eps, float *y, cudaStream_t st);
+void cu_gemv_argmax(const dmat *W, const float *x, const float *norm, float eps, float *logits,
+                    int n_best, float *part, int32_t *out, cudaStream_t st);
 
 /* Whether the matmul kernels take W (column count a multiple of 32). */
 bool cu_matmul_supports(const dmat *W);
@@ -88,11 +143,15 @@ void cu_embed(const dmat *E, const int32_t *ids, int T, float *x, cudaStream_t s
 void cu_rmsnorm(const float *in, const float *w, float eps, int T, int n, float *out,
                 cudaStream_t st);
 
-/* GDN, T tokens. xin: [T, ldx] projections (qkv first, z at zoff, b at
- * boff, a at aoff); conv_state [K-1, C] updated; qkv_out [T, C] scratch;
- * S [nv, dk, dv] updated; o [T, nv*dv] the gated, normed output. */
-void cu_gdn(const q35_config *c, const dlayer *L, const float *xin, int ldx, int T,
-            float *conv_state, float *qkv_out, float *S, float *o, cudaStream_t st);
+/* GDN, T tokens at *pos (device). xin: [T, ldx] projections (qkv first, z
+ * at zoff, b at boff, a at aoff); conv_state [K, C] a ring of the last
+ * inputs (position p in slot p % K) updated; qkv_out [T, C] scratch; S [nv]
+ * [dv][dk] (each value column's dk rows contiguous) updated; o [T, nv*dv]
+ * the output, gated and normed unless raw (then cu_gemv_gated does it). */
+void cu_gdn(const q35_config *c, const dlayer *L, const float *xin, int ldx, int T, const int *pos,
+            float *conv_state, float *qkv_out, float *S, float *o, bool raw, cudaStream_t st);
+/* Whether cu_gdn fuses a one-token step into one kernel (raw output). */
+bool cu_gdn_fused(const q35_config *c);
 
 /* Attention, T tokens at *pos (device): qkv [T, ldq] projections; the keys
  * and values go into kc/vc ([n_ctx, nkv*d]) at pos..pos+T-1; o [T, nh*d]. */
@@ -102,6 +161,31 @@ void cu_attn(const q35_config *c, const dlayer *L, float *qkv, int ldq, int T, c
 /* *out = argmax of x[0..n) (first index of the largest), via part
  * ([2 * 1024] floats of scratch). */
 void cu_argmax(const float *x, int n, float *part, int32_t *out, cudaStream_t st);
+/* The second pass over nparts (value, index) pairs in part. */
+void cu_argmax_final(const float *part, int nparts, int32_t *out, cudaStream_t st);
+#define CU_PARTS 1024
+
+/* Sampling on the device (SPEC section 6, as runtime/sampler.c): the
+ * repetition penalty over the distinct ids of recent[0..n_recent), then
+ * temperature (<= 0: the argmax), top-k (1..CU_TOPK_MAX, ties with the k-th
+ * kept), top-p and the draw with the uniform u, over logits[0..n_valid).
+ * *out = the id; -1 when no logit is finite; -2 when ids tied with the k-th
+ * may be missing from the candidates (the caller then samples on the host;
+ * the logits are left as they came in). scratch: cu_sample_scratch_bytes().
+ * cu_sample_fits says which settings it takes. */
+typedef struct cu_sample_params {
+    float temperature, top_p, penalty;
+    int top_k, n_valid, n_recent;
+    double u;
+} cu_sample_params;
+#define CU_TOPK_MAX 64
+#define CU_RECENT_MAX 1024
+size_t cu_sample_scratch_bytes(void);
+/* Whether these settings sample on the device (else the host does). */
+bool cu_sample_fits(int n_valid, float temperature, int top_k);
+/* p, recent: device memory; n_valid as in *p. *out = -2: see sample.cu. */
+void cu_sample(float *logits, const cu_sample_params *p, int n_valid, const int32_t *recent,
+               void *scratch, int32_t *out, cudaStream_t st);
 
 /* *pos += n (device-side, for graphs). */
 void cu_advance(int *pos, int n, cudaStream_t st);

@@ -2,35 +2,61 @@
  * "GDN"): the causal depthwise conv with its window, then the delta-rule
  * recurrence with the per-head output norm and gate.
  *
- * The conv runs one thread per channel, stepping through the chunk's
- * tokens with the K-tap window in registers (so the window update has no
- * race with its reads). In the recurrence the state S [dk, dv] lives in
- * registers for the whole chunk: column c of S belongs to 8 consecutive
- * lanes, each holding dk/8 of its rows, so S^T k and S^T q are 8-lane
- * shuffles; columns are independent, so a head spreads over several
- * blocks and a token costs no block-wide step. The output norm and gate
- * follow in their own kernel. This is the exact recurrent form, token
- * after token (prefill included). */
+ * The conv window is a ring of the last K inputs (position p in slot
+ * p % K), so that a step reads positions p-K+1 .. p-1 and writes slot p % K,
+ * which no one reads in that step: blocks that share a channel never race.
+ *
+ * In the recurrence the state S of a head is stored column by column
+ * ([dv][dk]); it lives in registers for the whole chunk: column c of S
+ * belongs to 8 consecutive lanes, each holding dk/8 of its rows, so S^T k
+ * and S^T q are 8-lane shuffles, and the loads of a warp fill whole 32-byte
+ * sectors. Columns are independent, so a head spreads over several blocks
+ * and a token costs no block-wide step.
+ *
+ * Decode (one token) is one kernel: each block computes the conv of the
+ * channels it needs (q and k of its key head, its own value columns) and
+ * the recurrence; the output norm and gate run in the out-projection's
+ * prologue (cu_gemv_gated). Prefill stages the q, k, v, b, a of 16 tokens
+ * in shared memory at a time (with their norms and gates), then steps
+ * through them: one memory round trip per 16 tokens instead of one per
+ * token. This is the exact recurrent form, token after token. */
 #include "cuda/cuda_internal.cuh"
 
 #define KMAX 8  /* conv taps */
-#define RMAX 32 /* state rows per lane: dk <= 128 */
+#define RMAX 16 /* state rows per lane: dk <= 128 */
+#define LPC 8   /* lanes per state column */
+#define TT 16   /* prefill tokens staged at a time */
+#define DKMAX 128
+#define VMAX 128 /* value columns per block */
 
 __device__ __forceinline__ float sigmoidf_(float x) {
     return 1.0f / (1.0f + expf(-x));
 }
 
-__global__ void conv_kernel(const float *__restrict__ xin, int ldx, int T, int C, int K,
-                            const float *__restrict__ taps, float *__restrict__ state,
+__device__ __forceinline__ float softplusf_(float x) {
+    return x > 20.0f ? x : log1pf(expf(x));
+}
+
+__device__ __forceinline__ int ring(int p, int K) {
+    int m = p % K;
+    return m < 0 ? m + K : m;
+}
+
+__global__ void conv_kernel(const float *__restrict__ xin, int ldx, int T, const int *pos, int C,
+                            int K, const float *__restrict__ taps, float *__restrict__ state,
                             float *__restrict__ out) {
+    pdl_wait();
+    pdl_launch();
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
+    int P = *pos;
     float w[KMAX], h[KMAX];
 #pragma unroll
     for (int j = 0; j < KMAX; j++) {
         w[j] = j < K ? taps[(size_t)c * K + j] : 0.0f;
-        h[j] = j < K - 1 ? state[(size_t)j * C + c] : 0.0f;
+        h[j] = j < K - 1 ? state[(size_t)ring(P - (K - 1) + j, K) * C + c] : 0.0f;
     }
+#pragma unroll 4
     for (int t = 0; t < T; t++) {
         float xt = xin[(size_t)t * ldx + c];
         float y = 0.0f;
@@ -44,11 +70,10 @@ __global__ void conv_kernel(const float *__restrict__ xin, int ldx, int T, int C
     }
 #pragma unroll
     for (int j = 0; j < KMAX; j++)
-        if (j < K - 1) state[(size_t)j * C + c] = h[j];
+        if (j < K - 1) state[(size_t)ring(P + T - (K - 1) + j, K) * C + c] = h[j];
 }
 
 /* sum over the LPC lanes of a column (consecutive lanes) */
-#define LPC 8
 __device__ __forceinline__ float col_sum(float v) {
     v += __shfl_xor_sync(0xffffffffu, v, 1);
     v += __shfl_xor_sync(0xffffffffu, v, 2);
@@ -56,67 +81,164 @@ __device__ __forceinline__ float col_sum(float v) {
     return v;
 }
 
-__device__ __forceinline__ float softplusf_(float x) {
-    return x > 20.0f ? x : log1pf(expf(x));
+/* One delta-rule step of this lane's part of column c: s (nr rows) updated;
+ * returns the column's S^T q (all LPC lanes). k, q already normalized. */
+__device__ __forceinline__ float delta_step(float *s, const float *k, const float *q, int nr,
+                                            float v, float beta, float decay) {
+    float kv = 0.0f;
+#pragma unroll
+    for (int i = 0; i < RMAX; i++)
+        if (i < nr) kv += s[i] * k[i];
+    kv = col_sum(kv);
+    float u = beta * (v - decay * kv);
+    float acc = 0.0f;
+#pragma unroll
+    for (int i = 0; i < RMAX; i++)
+        if (i < nr) {
+            s[i] = decay * s[i] + k[i] * u;
+            acc += s[i] * q[i];
+        }
+    return col_sum(acc);
 }
 
-/* One block per (value head j, group of cpb columns), LPC lanes a column.
- * Columns of S evolve independently (u_c and the update of column c use
- * column c only), so the recurrence needs no block-wide step: per token,
- * three LPC-lane sums. o gets the raw S^T q; gdn_norm_kernel gates it. */
+/* Prefill: one block per (value head j, group of cpb columns). o gets the
+ * raw S^T q; gdn_norm_kernel gates it. */
 __global__ void recur_kernel(const float *__restrict__ qkv, int C, const float *__restrict__ xin,
                              int ldx, int boff, int aoff, int T, int nk, int nv, int dk, int dv,
                              const float *__restrict__ A, const float *__restrict__ dt_bias,
                              float *__restrict__ S, float *__restrict__ o) {
-    int j = blockIdx.x, cpb = blockDim.x / LPC;
-    int c = blockIdx.y * cpb + threadIdx.x / LPC, g = threadIdx.x % LPC;
-    int nr = dk / LPC, kh = j / (nv / nk);
-    float *Sj = S + (size_t)j * dk * dv;
+    __shared__ float qs[TT][DKMAX], ks[TT][DKMAX], vs[TT][VMAX];
+    __shared__ float qn[TT], kn[TT], beta[TT], decay[TT];
+    pdl_wait();
+    pdl_launch();
+    int j = blockIdx.x, cpb = blockDim.x / LPC, tid = threadIdx.x;
+    int c0 = blockIdx.y * cpb, cl = tid / LPC, c = c0 + cl, g = tid % LPC;
+    int nr = dk / LPC, kh = j / (nv / nk), lane = tid & 31, warp = tid >> 5;
+    int nwarps = blockDim.x >> 5;
+    float *Sc = S + (size_t)j * dk * dv + (size_t)c * dk;
     float s[RMAX];
 #pragma unroll
     for (int i = 0; i < RMAX; i++)
-        s[i] = i < nr ? Sj[(size_t)(g + LPC * i) * dv + c] : 0.0f;
+        s[i] = i < nr ? Sc[g + LPC * i] : 0.0f;
     float qscale = 1.0f / sqrtf((float)dk), Aj = A[j], dtb = dt_bias[j];
-    for (int t = 0; t < T; t++) {
-        const float *row = qkv + (size_t)t * C;
-        const float *qr = row + kh * dk, *kr = row + nk * dk + kh * dk;
-        const float *xr = xin + (size_t)t * ldx;
-        float q[RMAX], k[RMAX], sq = 0.0f, sk = 0.0f;
-#pragma unroll
-        for (int i = 0; i < RMAX; i++) {
-            q[i] = i < nr ? qr[g + LPC * i] : 0.0f;
-            k[i] = i < nr ? kr[g + LPC * i] : 0.0f;
+    for (int t0 = 0; t0 < T; t0 += TT) {
+        int tn = T - t0 < TT ? T - t0 : TT;
+        __syncthreads(); /* the previous tile is consumed */
+        for (int idx = tid; idx < tn * dk; idx += blockDim.x) {
+            int t = idx / dk, i = idx % dk;
+            const float *row = qkv + (size_t)(t0 + t) * C;
+            qs[t][i] = row[kh * dk + i];
+            ks[t][i] = row[nk * dk + kh * dk + i];
         }
-        float v = row[2 * nk * dk + j * dv + c], b = xr[boff + j], a = xr[aoff + j];
-#pragma unroll
-        for (int i = 0; i < RMAX; i++) {
-            sq += q[i] * q[i];
-            sk += k[i] * k[i];
+        for (int idx = tid; idx < tn * cpb; idx += blockDim.x) {
+            int t = idx / cpb, i = idx % cpb;
+            vs[t][i] = qkv[(size_t)(t0 + t) * C + 2 * nk * dk + j * dv + c0 + i];
         }
-        sq = col_sum(sq);
-        sk = col_sum(sk);
-        float qn = qscale / sqrtf(sq + 1e-6f), kn = 1.0f / sqrtf(sk + 1e-6f);
-        float beta = sigmoidf_(b), decay = expf(Aj * softplusf_(a + dtb));
-        float kv = 0.0f;
+        __syncthreads();
+        for (int t = warp; t < tn; t += nwarps) {
+            float sq = 0.0f, sk = 0.0f;
+            for (int i = lane; i < dk; i += 32) {
+                sq += qs[t][i] * qs[t][i];
+                sk += ks[t][i] * ks[t][i];
+            }
 #pragma unroll
-        for (int i = 0; i < RMAX; i++) {
-            k[i] *= kn;
-            kv += s[i] * k[i];
+            for (int off = 16; off > 0; off >>= 1) {
+                sq += __shfl_xor_sync(0xffffffffu, sq, off);
+                sk += __shfl_xor_sync(0xffffffffu, sk, off);
+            }
+            if (lane == 0) {
+                const float *xr = xin + (size_t)(t0 + t) * ldx;
+                qn[t] = qscale / sqrtf(sq + 1e-6f);
+                kn[t] = 1.0f / sqrtf(sk + 1e-6f);
+                beta[t] = sigmoidf_(xr[boff + j]);
+                decay[t] = expf(Aj * softplusf_(xr[aoff + j] + dtb));
+            }
         }
-        kv = col_sum(kv);
-        float u = beta * (v - decay * kv);
-        float acc = 0.0f;
+        __syncthreads();
+        for (int t = 0; t < tn; t++) {
+            float q[RMAX], k[RMAX];
 #pragma unroll
-        for (int i = 0; i < RMAX; i++) {
-            s[i] = decay * s[i] + k[i] * u;
-            acc += s[i] * (q[i] * qn);
+            for (int i = 0; i < RMAX; i++) {
+                q[i] = i < nr ? qs[t][g + LPC * i] * qn[t] : 0.0f;
+                k[i] = i < nr ? ks[t][g + LPC * i] * kn[t] : 0.0f;
+            }
+            float acc = delta_step(s, k, q, nr, vs[t][cl], beta[t], decay[t]);
+            if (g == 0) o[(size_t)(t0 + t) * nv * dv + (size_t)j * dv + c] = acc;
         }
-        acc = col_sum(acc);
-        if (g == 0) o[(size_t)t * nv * dv + (size_t)j * dv + c] = acc;
     }
 #pragma unroll
     for (int i = 0; i < RMAX; i++)
-        if (i < nr) Sj[(size_t)(g + LPC * i) * dv + c] = s[i];
+        if (i < nr) Sc[g + LPC * i] = s[i];
+}
+
+/* Decode: the conv of the channels this block needs, then one step. grid
+ * (nv, dv / cpb), cpb * LPC threads; o gets the raw S^T q. */
+__global__ void step_kernel(const float *__restrict__ xin, const int *pos, int C, int K,
+                            const float *__restrict__ taps, float *__restrict__ state, int boff,
+                            int aoff, int nk, int nv, int dk, int dv,
+                            const float *__restrict__ A, const float *__restrict__ dt_bias,
+                            float *__restrict__ S, float *__restrict__ o) {
+    __shared__ float qs[DKMAX], ks[DKMAX], vs[VMAX], nrm[2];
+    int j = blockIdx.x, cpb = blockDim.x / LPC, tid = threadIdx.x;
+    int c0 = blockIdx.y * cpb, cl = tid / LPC, c = c0 + cl, g = tid % LPC;
+    int nr = dk / LPC, ratio = nv / nk, kh = j / ratio;
+    float *Sc = S + (size_t)j * dk * dv + (size_t)c * dk;
+    pdl_wait();
+    pdl_launch();
+    float s[RMAX];
+#pragma unroll
+    for (int i = 0; i < RMAX; i++) /* issued first: the longest loads */
+        s[i] = i < nr ? Sc[g + LPC * i] : 0.0f;
+    int P = *pos;
+    bool owner_qk = blockIdx.y == 0 && j % ratio == 0;
+    for (int idx = tid; idx < 2 * dk + cpb; idx += blockDim.x) {
+        int ch = idx < dk ? kh * dk + idx
+                 : idx < 2 * dk ? nk * dk + kh * dk + idx - dk
+                                : 2 * nk * dk + j * dv + c0 + idx - 2 * dk;
+        const float *w = taps + (size_t)ch * K;
+        float xt = xin[ch], y = w[K - 1] * xt;
+        for (int jj = 0; jj < K - 1; jj++)
+            y += w[jj] * state[(size_t)ring(P - (K - 1) + jj, K) * C + ch];
+        if (idx >= 2 * dk || owner_qk) state[(size_t)ring(P, K) * C + ch] = xt;
+        y = y * sigmoidf_(y);
+        if (idx < dk)
+            qs[idx] = y;
+        else if (idx < 2 * dk)
+            ks[idx - dk] = y;
+        else
+            vs[idx - 2 * dk] = y;
+    }
+    __syncthreads();
+    if (tid < 32) {
+        float sq = 0.0f, sk = 0.0f;
+        for (int i = tid; i < dk; i += 32) {
+            sq += qs[i] * qs[i];
+            sk += ks[i] * ks[i];
+        }
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) {
+            sq += __shfl_xor_sync(0xffffffffu, sq, off);
+            sk += __shfl_xor_sync(0xffffffffu, sk, off);
+        }
+        if (tid == 0) {
+            nrm[0] = 1.0f / sqrtf((float)dk) / sqrtf(sq + 1e-6f);
+            nrm[1] = 1.0f / sqrtf(sk + 1e-6f);
+        }
+    }
+    __syncthreads();
+    float q[RMAX], k[RMAX];
+#pragma unroll
+    for (int i = 0; i < RMAX; i++) {
+        q[i] = i < nr ? qs[g + LPC * i] * nrm[0] : 0.0f;
+        k[i] = i < nr ? ks[g + LPC * i] * nrm[1] : 0.0f;
+    }
+    float beta = sigmoidf_(xin[boff + j]);
+    float decay = expf(A[j] * softplusf_(xin[aoff + j] + dt_bias[j]));
+    float acc = delta_step(s, k, q, nr, vs[cl], beta, decay);
+#pragma unroll
+    for (int i = 0; i < RMAX; i++)
+        if (i < nr) Sc[g + LPC * i] = s[i];
+    if (g == 0) o[(size_t)j * dv + c] = acc;
 }
 
 /* o = rms(o) * w_norm * silu(z) per (token, head): grid (T, nv), dv threads. */
@@ -124,6 +246,8 @@ __global__ void gdn_norm_kernel(float *__restrict__ o, int nv, int dv,
                                 const float *__restrict__ xin, int ldx, int zoff,
                                 const float *__restrict__ w, float eps) {
     __shared__ float red[32];
+    pdl_wait();
+    pdl_launch();
     int t = blockIdx.x, j = blockIdx.y, c = threadIdx.x;
     float *oj = o + (size_t)t * nv * dv + (size_t)j * dv;
     float v = c < dv ? oj[c] : 0.0f, ss = v * v;
@@ -140,16 +264,26 @@ __global__ void gdn_norm_kernel(float *__restrict__ o, int nv, int dv,
     oj[c] = v / sqrtf(tot / (float)dv + eps) * w[c] * (z * sigmoidf_(z));
 }
 
-void cu_gdn(const q35_config *c, const dlayer *L, const float *xin, int ldx, int T,
-            float *conv_state, float *qkv_out, float *S, float *o, cudaStream_t st) {
+bool cu_gdn_fused(const q35_config *c) {
+    return c->lin_k_dim <= DKMAX && c->lin_k_dim % LPC == 0;
+}
+
+void cu_gdn(const q35_config *c, const dlayer *L, const float *xin, int ldx, int T, const int *pos,
+            float *conv_state, float *qkv_out, float *S, float *o, bool raw, cudaStream_t st) {
     int C = q35_config_conv_channels(c), nk = c->lin_k_heads, nv = c->lin_v_heads;
-    int dk = c->lin_k_dim, dv = c->lin_v_dim;
-    conv_kernel<<<(C + 127) / 128, 128, 0, st>>>(xin, ldx, T, C, c->conv_kernel, L->conv_w,
-                                                 conv_state, qkv_out);
+    int dk = c->lin_k_dim, dv = c->lin_v_dim, K = c->conv_kernel;
     int zoff = C, boff = C + nv * dv, aoff = boff + nv;
     int cpb = dv % 32 == 0 ? 32 : dv; /* columns per block */
-    recur_kernel<<<dim3(nv, dv / cpb), cpb * LPC, 0, st>>>(qkv_out, C, xin, ldx, boff, aoff, T, nk,
-                                                           nv, dk, dv, L->A, L->dt_bias, S, o);
-    gdn_norm_kernel<<<dim3(T, nv), (dv + 31) / 32 * 32, 0, st>>>(o, nv, dv, xin, ldx, zoff,
-                                                                 L->gdn_norm, c->rms_eps);
+    if (T == 1 && raw) {
+        cu_launch(step_kernel, dim3(nv, dv / cpb), dim3(cpb * LPC), 0, st, xin, pos, C, K,
+                  L->conv_w, conv_state, boff, aoff, nk, nv, dk, dv, L->A, L->dt_bias, S, o);
+        return;
+    }
+    cu_launch(conv_kernel, dim3((C + 127) / 128), dim3(128), 0, st, xin, ldx, T, pos, C, K,
+              L->conv_w, conv_state, qkv_out);
+    cu_launch(recur_kernel, dim3(nv, dv / cpb), dim3(cpb * LPC), 0, st, (const float *)qkv_out, C,
+              xin, ldx, boff, aoff, T, nk, nv, dk, dv, L->A, L->dt_bias, S, o);
+    if (!raw)
+        cu_launch(gdn_norm_kernel, dim3(T, nv), dim3((dv + 31) / 32 * 32), 0, st, o, nv, dv, xin,
+                  ldx, zoff, L->gdn_norm, c->rms_eps);
 }

@@ -37,84 +37,6 @@ __device__ __forceinline__ float silu(float g) {
     return g / (1.0f + expf(-g));
 }
 
-/* dot of row r of W with xs (shared), this lane's share. */
-template <int FMT>
-__device__ __forceinline__ float row_dot(const dmat &W, int r, const float *xs, int lane) {
-    float acc = 0.0f;
-    int cols = W.cols;
-    if (FMT == DF_F32) {
-        const float4 *p = (const float4 *)((const float *)W.w + (size_t)r * cols);
-        int n = cols / 4;
-#pragma unroll 4
-        for (int i = lane; i < n; i += 32) {
-            float4 v = __ldg(p + i);
-            const float *x = xs + i * 4;
-            acc += v.x * x[0] + v.y * x[1] + v.z * x[2] + v.w * x[3];
-        }
-    } else if (FMT == DF_BF16 || FMT == DF_F16) {
-        const uint4 *p = (const uint4 *)((const uint16_t *)W.w + (size_t)r * cols);
-        int n = cols / 8;
-#pragma unroll 4
-        for (int i = lane; i < n; i += 32) {
-            uint4 v = __ldg(p + i);
-            const float *x = xs + i * 8;
-            uint32_t u[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-            for (int j = 0; j < 4; j++) {
-                float a, b;
-                if (FMT == DF_BF16) {
-                    a = bf16f(u[j] & 0xffffu);
-                    b = __uint_as_float(u[j] & 0xffff0000u);
-                } else {
-                    a = f16f((uint16_t)(u[j] & 0xffffu));
-                    b = f16f((uint16_t)(u[j] >> 16));
-                }
-                acc += a * x[2 * j] + b * x[2 * j + 1];
-            }
-        }
-    } else if (FMT == DF_Q8) {
-        const uint4 *p = (const uint4 *)((const int8_t *)W.w + (size_t)r * cols);
-        const uint16_t *sc = W.scale + (size_t)r * (cols / 32);
-        int n = cols / 16;
-#pragma unroll 4
-        for (int i = lane; i < n; i += 32) {
-            uint4 v = __ldg(p + i);
-            float d = f16f(__ldg(sc + i / 2));
-            const float *x = xs + i * 16;
-            uint32_t u[4] = {v.x, v.y, v.z, v.w};
-            float s = 0.0f;
-#pragma unroll
-            for (int j = 0; j < 4; j++)
-#pragma unroll
-                for (int b = 0; b < 4; b++)
-                    s += (float)(int8_t)(u[j] >> (8 * b)) * x[4 * j + b];
-            acc += d * s;
-        }
-    } else { /* DF_Q4: 16 bytes = one block of 32 */
-        const uint4 *p = (const uint4 *)((const uint8_t *)W.w + (size_t)r * (cols / 2));
-        const uint16_t *sc = W.scale + (size_t)r * (cols / 32);
-        int n = cols / 32;
-#pragma unroll 2
-        for (int i = lane; i < n; i += 32) {
-            uint4 v = __ldg(p + i);
-            float d = f16f(__ldg(sc + i));
-            const float *x = xs + i * 32;
-            uint32_t u[4] = {v.x, v.y, v.z, v.w};
-            float s = 0.0f;
-#pragma unroll
-            for (int j = 0; j < 4; j++)
-#pragma unroll
-                for (int b = 0; b < 4; b++) {
-                    int q = (u[j] >> (8 * b)) & 0xff;
-                    s += (float)((q & 15) - 8) * x[4 * j + b] +
-                         (float)((q >> 4) - 8) * x[16 + 4 * j + b];
-                }
-            acc += d * s;
-        }
-    }
-    return acc;
-}
-
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1)
@@ -122,53 +44,319 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
-#define GEMV_WARPS 8
+bool cu_pdl_on(void) {
+    const char *v = getenv("Q35_CUDA_PDL");
+    return !(v && !strcmp(v, "0"));
+}
 
-/* x (normed when norm != NULL) into shared memory, then one row per warp.
- * nout: output rows (MM_GLU: W has 2*nout rows). */
-template <int FMT, int OP>
-__global__ void __launch_bounds__(GEMV_WARPS * 32)
-    gemv_kernel(dmat W, const float *__restrict__ x, float *__restrict__ y, int nout,
-                const float *__restrict__ norm, float eps) {
-    extern __shared__ float xs[];
-    __shared__ float red[GEMV_WARPS];
-    int cols = W.cols, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+/* ---------------------------------------------------------------- GEMV
+ *
+ * A lane reads 16 bytes of a row at a time (a "chunk": 4 f32, 8 bf16/f16,
+ * 16 Q8 or 32 Q4 weights; chunk c of every row belongs to lane c % 32), for
+ * NR rows at once, so NR x 16-byte loads are in flight per lane and the
+ * input is read once per NR rows. The input sits in shared memory in a
+ * chunk-major order (float4 f of chunk c at xs4[f * NC + c]) so that the
+ * lanes of a warp read consecutive float4s: no bank conflicts. Quantized
+ * weights become floats exactly: the byte goes into the mantissa of 2^23
+ * (one byte permute) and 2^23 + offset is subtracted. */
+#define GV_WARPS 4
+
+template <int FMT> struct chunk_of {
+    static constexpr int n = FMT == DF_F32 ? 4 : FMT == DF_Q8 ? 16 : FMT == DF_Q4 ? 32 : 8;
+};
+
+template <int FMT>
+__device__ __forceinline__ const uint4 *row_ptr(const dmat &W, int r) {
+    size_t b = FMT == DF_F32 ? 4 : FMT == DF_Q4 ? 0 : FMT == DF_Q8 ? 1 : 2;
+    size_t bytes = FMT == DF_Q4 ? (size_t)W.cols / 2 : (size_t)W.cols * b;
+    return (const uint4 *)((const unsigned char *)W.w + (size_t)r * bytes);
+}
+
+__device__ __forceinline__ float byte_f(uint32_t v, int k) { /* byte k of v as a float */
+    return __uint_as_float(__byte_perm(v, 0x4B000000u, 0x7440 + k)) - 8388608.0f;
+}
+
+/* The chunk's weights (16 bytes in u) times the input, without the scale. */
+template <int FMT>
+__device__ __forceinline__ float chunk_dot(uint4 q, const float4 *xs4, int NC, int c) {
+    uint32_t u[4] = {q.x, q.y, q.z, q.w};
+    float s = 0.0f;
+    if (FMT == DF_F32) {
+        float4 x = xs4[c];
+        s = __uint_as_float(u[0]) * x.x + __uint_as_float(u[1]) * x.y +
+            __uint_as_float(u[2]) * x.z + __uint_as_float(u[3]) * x.w;
+    } else if (FMT == DF_BF16 || FMT == DF_F16) {
+#pragma unroll
+        for (int f = 0; f < 2; f++) {
+            float4 x = xs4[f * NC + c];
+            float w[4];
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                uint32_t v = u[2 * f + j];
+                if (FMT == DF_BF16) {
+                    w[2 * j] = __uint_as_float(v << 16);
+                    w[2 * j + 1] = __uint_as_float(v & 0xffff0000u);
+                } else {
+                    float2 h = __half22float2(*(const __half2 *)&v);
+                    w[2 * j] = h.x;
+                    w[2 * j + 1] = h.y;
+                }
+            }
+            s += w[0] * x.x + w[1] * x.y + w[2] * x.z + w[3] * x.w;
+        }
+    } else if (FMT == DF_Q8) { /* bytes + 128 via the sign flip */
+#pragma unroll
+        for (int f = 0; f < 4; f++) {
+            float4 x = xs4[f * NC + c];
+            uint32_t v = u[f] ^ 0x80808080u;
+            s += (byte_f(v, 0) - 128.0f) * x.x + (byte_f(v, 1) - 128.0f) * x.y +
+                 (byte_f(v, 2) - 128.0f) * x.z + (byte_f(v, 3) - 128.0f) * x.w;
+        }
+    } else { /* Q4: byte b holds weight b (low nibble) and 16 + b (high) */
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            uint32_t lo = u[j] & 0x0f0f0f0fu, hi = (u[j] >> 4) & 0x0f0f0f0fu;
+            float4 xa = xs4[j * NC + c], xb = xs4[(4 + j) * NC + c];
+            s += (byte_f(lo, 0) - 8.0f) * xa.x + (byte_f(lo, 1) - 8.0f) * xa.y +
+                 (byte_f(lo, 2) - 8.0f) * xa.z + (byte_f(lo, 3) - 8.0f) * xa.w;
+            s += (byte_f(hi, 0) - 8.0f) * xb.x + (byte_f(hi, 1) - 8.0f) * xb.y +
+                 (byte_f(hi, 2) - 8.0f) * xb.z + (byte_f(hi, 3) - 8.0f) * xb.w;
+        }
+    }
+    return s;
+}
+
+/* What comes before the product (how x is made) and after it. */
+enum { PRO_PLAIN = 0, PRO_RMS = 1, PRO_GATED = 2 };
+
+typedef struct gv_args {
+    const float *x;    /* [cols] input */
+    const float *norm; /* PRO_RMS: [cols]; PRO_GATED: [dv] */
+    const float *z;    /* PRO_GATED: [cols] gate */
+    float eps;
+    int pro, dv;
+    int op;    /* MM_STORE / MM_ADD / MM_GLU */
+    int nout;  /* outputs (MM_GLU: W has 2 nout rows) */
+    float *y;  /* [nout]; may be NULL with part */
+    float *part; /* argmax partials ([2 * CU_PARTS]) or NULL */
+    int n_best;  /* rows taking part in the argmax */
+} gv_args;
+
+template <int FMT, int NR>
+__global__ void __launch_bounds__(GV_WARPS * 32) gemv_kernel(dmat W, gv_args a) {
+    extern __shared__ float4 xs4[];
+    __shared__ float red[32];
+    __shared__ float hinv[128];
+    __shared__ float bestv[GV_WARPS];
+    __shared__ int besti[GV_WARPS];
+    constexpr int S = chunk_of<FMT>::n;
+    const int cols = W.cols, NC = cols / S;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const bool glu = a.op == MM_GLU;
+    const int per = glu ? NR / 2 : NR; /* outputs per row group */
+    const int groups = (a.nout + per - 1) / per;
+    const int gstride = gridDim.x * GV_WARPS;
+    int g0 = blockIdx.x * GV_WARPS + warp;
+    /* before the wait: the first row group's weights into L2 */
+    if (g0 < groups) {
+#pragma unroll
+        for (int i = 0; i < NR; i++) {
+            int o = g0 * per + (glu ? i % per : i), r = glu && i >= per ? o + a.nout : o;
+            r = r < W.rows ? r : W.rows - 1;
+            const uint4 *p = row_ptr<FMT>(W, r);
+            for (int c = lane; c < NC; c += 32)
+                asm volatile("prefetch.global.L2 [%0];" ::"l"(p + c));
+        }
+    }
+    pdl_wait();
+    pdl_launch();
+    /* the input, made and stored chunk-major */
+    float *xsf = (float *)xs4;
     float inv = 1.0f;
-    if (norm) {
+    if (a.pro == PRO_RMS) {
         float ss = 0.0f;
         for (int i = tid; i < cols; i += blockDim.x) {
-            float v = x[i];
+            float v = a.x[i];
             ss += v * v;
         }
         ss = warp_sum(ss);
         if (lane == 0) red[warp] = ss;
         __syncthreads();
-        if (warp == 0) {
-            float v = lane < GEMV_WARPS ? red[lane] : 0.0f;
-            v = warp_sum(v);
-            if (lane == 0) red[0] = v;
+        float tot = 0.0f;
+        for (int w = 0; w < GV_WARPS; w++)
+            tot += red[w];
+        inv = 1.0f / sqrtf(tot / (float)cols + a.eps);
+    } else if (a.pro == PRO_GATED) {
+        int nh = cols / a.dv;
+        for (int h = warp; h < nh; h += GV_WARPS) {
+            float ss = 0.0f;
+            for (int i = lane; i < a.dv; i += 32) {
+                float v = a.x[h * a.dv + i];
+                ss += v * v;
+            }
+            ss = warp_sum(ss);
+            if (lane == 0) hinv[h] = 1.0f / sqrtf(ss / (float)a.dv + a.eps);
         }
         __syncthreads();
-        inv = 1.0f / sqrtf(red[0] / (float)cols + eps);
-        for (int i = tid; i < cols; i += blockDim.x)
-            xs[i] = x[i] * inv * norm[i];
-    } else {
-        for (int i = tid; i < cols; i += blockDim.x)
-            xs[i] = x[i];
+    }
+    for (int i = tid; i < cols; i += blockDim.x) {
+        float v = a.x[i];
+        if (a.pro == PRO_RMS) v = v * inv * a.norm[i];
+        if (a.pro == PRO_GATED) {
+            float z = a.z[i];
+            v = v * hinv[i / a.dv] * a.norm[i % a.dv] * (z / (1.0f + expf(-z)));
+        }
+        int c = i / S, f = (i % S) >> 2;
+        xsf[(f * NC + c) * 4 + (i & 3)] = v;
     }
     __syncthreads();
-    for (int r = blockIdx.x * GEMV_WARPS + warp; r < nout; r += gridDim.x * GEMV_WARPS) {
-        float a = warp_sum(row_dot<FMT>(W, r, xs, lane));
-        if (OP == MM_GLU) {
-            float u = warp_sum(row_dot<FMT>(W, r + nout, xs, lane));
-            if (lane == 0) y[r] = silu(a) * u;
-        } else if (lane == 0) {
-            if (OP == MM_ADD)
-                y[r] += a;
-            else
-                y[r] = a;
+    float bv = -INFINITY;
+    int bi = 0x7fffffff;
+    for (int g = g0; g < groups; g += gstride) {
+        int rows[NR];
+#pragma unroll
+        for (int i = 0; i < NR; i++) {
+            int o = g * per + (glu ? i % per : i), r = glu && i >= per ? o + a.nout : o;
+            rows[i] = r < W.rows ? r : W.rows - 1;
+        }
+        float acc[NR];
+#pragma unroll
+        for (int i = 0; i < NR; i++)
+            acc[i] = 0.0f;
+#pragma unroll 2
+        for (int c = lane; c < NC; c += 32) {
+            uint4 q[NR];
+            float d[NR];
+#pragma unroll
+            for (int i = 0; i < NR; i++) {
+                q[i] = __ldg(row_ptr<FMT>(W, rows[i]) + c);
+                if (FMT == DF_Q8 || FMT == DF_Q4)
+                    d[i] = __half2float(__ushort_as_half(__ldg(
+                        W.scale + (size_t)rows[i] * (cols / 32) + (FMT == DF_Q8 ? c / 2 : c))));
+            }
+#pragma unroll
+            for (int i = 0; i < NR; i++) {
+                float s = chunk_dot<FMT>(q[i], xs4, NC, c);
+                acc[i] += (FMT == DF_Q8 || FMT == DF_Q4) ? d[i] * s : s;
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < NR; i++)
+            acc[i] = warp_sum(acc[i]);
+        if (lane == 0) {
+#pragma unroll
+            for (int i = 0; i < NR; i++) {
+                if (i >= per) break;
+                int o = g * per + i;
+                if (o >= a.nout) break;
+                float v = glu ? acc[i] / (1.0f + expf(-acc[i])) * acc[i + per] : acc[i];
+                if (a.y) {
+                    if (a.op == MM_ADD)
+                        a.y[o] += v;
+                    else
+                        a.y[o] = v;
+                }
+                if (a.part && o < a.n_best && (v > bv || (v == bv && o < bi))) {
+                    bv = v;
+                    bi = o;
+                }
+            }
         }
     }
+    if (a.part) { /* the block's best row */
+        if (lane == 0) {
+            bestv[warp] = bv;
+            besti[warp] = bi;
+        }
+        __syncthreads();
+        if (tid == 0) {
+            for (int w = 1; w < GV_WARPS; w++)
+                if (bestv[w] > bv || (bestv[w] == bv && besti[w] < bi)) {
+                    bv = bestv[w];
+                    bi = besti[w];
+                }
+            a.part[blockIdx.x] = bv;
+            a.part[CU_PARTS + blockIdx.x] = __int_as_float(bi);
+        }
+    }
+}
+
+static int num_sms(void) {
+    int dev = 0, n = 0;
+    cudaGetDevice(&dev);
+    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n < 1)
+        n = 132;
+    return n;
+}
+
+template <int FMT, int NR> static void gemv_go(const dmat *W, const gv_args &a, int blocks,
+                                               cudaStream_t st) {
+    size_t smem = (size_t)W->cols * sizeof(float);
+    if (smem > 48 * 1024)
+        cudaFuncSetAttribute(gemv_kernel<FMT, NR>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             (int)smem);
+    cu_launch(gemv_kernel<FMT, NR>, dim3(blocks), dim3(GV_WARPS * 32), smem, st, *W, a);
+}
+
+/* Rows per warp: 4 where that still gives every SM a few blocks, else 2
+ * (MM_GLU needs 2 or 4: a gate row and its up row). The argmax keeps the
+ * grid within CU_PARTS blocks. */
+template <int FMT> static int gemv(const dmat *W, gv_args a, cudaStream_t st) {
+    static const int sms = num_sms();
+    bool glu = a.op == MM_GLU;
+    int nr = 4;
+    if ((glu ? 2 * a.nout : a.nout) / (GV_WARPS * 4) < 3 * sms) nr = 2;
+    int per = glu ? nr / 2 : nr;
+    int groups = (a.nout + per - 1) / per;
+    int blocks = (groups + GV_WARPS - 1) / GV_WARPS;
+    int cap = a.part ? CU_PARTS : 16 * sms;
+    if (blocks > cap) blocks = cap;
+    if (nr == 4)
+        gemv_go<FMT, 4>(W, a, blocks, st);
+    else
+        gemv_go<FMT, 2>(W, a, blocks, st);
+    return blocks;
+}
+
+static int gemv_any(const dmat *W, const gv_args &a, cudaStream_t st) {
+    switch (W->fmt) {
+    case DF_F32: return gemv<DF_F32>(W, a, st);
+    case DF_BF16: return gemv<DF_BF16>(W, a, st);
+    case DF_F16: return gemv<DF_F16>(W, a, st);
+    case DF_Q8: return gemv<DF_Q8>(W, a, st);
+    default: return gemv<DF_Q4>(W, a, st);
+    }
+}
+
+void cu_gemv_gated(const dmat *W, const float *o, const float *z, const float *gnorm, int dv,
+                   float eps, float *y, cudaStream_t st) {
+    gv_args a = {};
+    a.x = o;
+    a.norm = gnorm;
+    a.z = z;
+    a.eps = eps;
+    a.pro = PRO_GATED;
+    a.dv = dv;
+    a.op = MM_ADD;
+    a.nout = W->rows;
+    a.y = y;
+    gemv_any(W, a, st);
+}
+
+void cu_gemv_argmax(const dmat *W, const float *x, const float *norm, float eps, float *logits,
+                    int n_best, float *part, int32_t *out, cudaStream_t st) {
+    gv_args a = {};
+    a.x = x;
+    a.norm = norm;
+    a.eps = eps;
+    a.pro = norm ? PRO_RMS : PRO_PLAIN;
+    a.op = MM_STORE;
+    a.nout = W->rows;
+    a.y = logits;
+    a.part = part;
+    a.n_best = n_best;
+    int blocks = gemv_any(W, a, st);
+    cu_argmax_final(part, blocks, out, st);
 }
 
 /* ---------------------------------------------------------------- GEMM */
@@ -208,6 +396,8 @@ template <typename F> __device__ __forceinline__ void split_tf32(F &hi, F &lo) {
 template <int FMT>
 __global__ void __launch_bounds__(128) gemm_kernel(dmat W, const float *__restrict__ X, int ldx,
                                                    int T, float *__restrict__ Y, int ldy, int op) {
+    pdl_wait();
+    pdl_launch();
     __shared__ __align__(32) float As[BM * LDS];
     __shared__ __align__(32) float Bs[BN * LDS];
     __shared__ __align__(32) float Cs[BM * (BN + 4)];
@@ -334,7 +524,9 @@ template <int FMT> __device__ __forceinline__ void load_w16(const dmat &W, int n
 template <int FMT>
 __global__ void __launch_bounds__(128)
     gemm_fast_kernel(dmat W, const float *__restrict__ X, int ldx, int T, float *__restrict__ Y,
-                     int ldy, int op) {
+                     int ldy, int op, int kchunk, float *__restrict__ ws) {
+    pdl_wait();
+    pdl_launch();
     __shared__ __align__(32) float As[BM * LDS];
     __shared__ __align__(32) float Bs[BN * LDS];
     __shared__ __align__(32) float Cs[BM * (BN + 4)];
@@ -368,8 +560,16 @@ __global__ void __launch_bounds__(128)
         }
         load_w16<FMT>(W, n0 + lr, k0 + lk, rw);
     };
-    load(0);
-    for (int k0 = 0; k0 < W.cols; k0 += BK) {
+    /* split K (blockIdx.z): this block's share of the columns, its sum into
+     * ws[z] (reduced in a fixed order by splitk_reduce) */
+    int kb = blockIdx.z * kchunk, ke = kb + kchunk < W.cols ? kb + kchunk : W.cols;
+    if (ws) {
+        Y = ws + (size_t)blockIdx.z * T * W.rows;
+        ldy = W.rows;
+        op = MM_STORE;
+    }
+    load(kb);
+    for (int k0 = kb; k0 < ke; k0 += BK) {
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             *(float4 *)(As + lr * LDS + lk + 4 * i) =
@@ -378,7 +578,7 @@ __global__ void __launch_bounds__(128)
                 make_float4(rw[4 * i], rw[4 * i + 1], rw[4 * i + 2], rw[4 * i + 3]);
         }
         __syncthreads();
-        if (k0 + BK < W.cols) load(k0 + BK); /* in flight during the products */
+        if (k0 + BK < ke) load(k0 + BK); /* in flight during the products */
 #pragma unroll
         for (int kk = 0; kk < BK; kk += 8) {
             fa_t ah[2], al[2];
@@ -427,18 +627,64 @@ static bool gemm_simple(void) {
     return v && !strcmp(v, "simple");
 }
 
+/* y[t, n] (op)= sum over z of ws[z][t][n], z in order (deterministic). */
+__global__ void splitk_reduce(const float *__restrict__ ws, int nz, int T, int rows,
+                              float *__restrict__ y, int ldy, int op) {
+    pdl_wait();
+    pdl_launch();
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, n = (size_t)T * rows;
+    if (i >= n) return;
+    float v = 0.0f;
+    for (int z = 0; z < nz; z++)
+        v += ws[(size_t)z * n + i];
+    float *out = y + (i / rows) * ldy + i % rows;
+    if (op == MM_ADD)
+        *out += v;
+    else
+        *out = v;
+}
+
 template <int FMT>
 static void gemm(const dmat *W, const float *x, int ldx, int T, float *y, int ldy, int op,
-                 cudaStream_t st) {
+                 float *ws, size_t ws_n, cudaStream_t st) {
+    static const int sms = num_sms();
     dim3 grid((W->rows + BN - 1) / BN, (T + BM - 1) / BM);
-    if (ldx % 4 == 0 && !gemm_simple())
-        gemm_fast_kernel<FMT><<<grid, 128, 0, st>>>(*W, x, ldx, T, y, ldy, op);
-    else
-        gemm_kernel<FMT><<<grid, 128, 0, st>>>(*W, x, ldx, T, y, ldy, op);
+    if (ldx % 4 || gemm_simple()) {
+        cu_launch(gemm_kernel<FMT>, grid, dim3(128), 0, st, *W, x, ldx, T, y, ldy, op);
+        return;
+    }
+    /* Too few tiles to fill the GPU (a short prompt, a narrow matrix): split
+     * K so that about two blocks run per SM, at least 4 k-steps each. The
+     * split depends on the shapes only through the tile counts, so every T
+     * of one tile row gets the same sums. */
+    int blocks = grid.x * grid.y, ksteps = W->cols / BK, split = 1;
+    if (ws && blocks < sms) {
+        split = (2 * sms + blocks - 1) / blocks;
+        if (split > ksteps / 4) split = ksteps / 4;
+        if (split > 16) split = 16;
+        while (split > 1 && (size_t)split * T * W->rows > ws_n)
+            split--;
+        if (split < 1) split = 1;
+    }
+    int kchunk = (ksteps + split - 1) / split * BK;
+    split = (W->cols + kchunk - 1) / kchunk;
+    if (split <= 1) {
+        cu_launch(gemm_fast_kernel<FMT>, grid, dim3(128), 0, st, *W, x, ldx, T, y, ldy, op,
+                  W->cols, (float *)NULL);
+        return;
+    }
+    grid.z = split;
+    cu_launch(gemm_fast_kernel<FMT>, grid, dim3(128), 0, st, *W, x, ldx, T, y, ldy, op, kchunk,
+              ws);
+    size_t n = (size_t)T * W->rows;
+    cu_launch(splitk_reduce, dim3((unsigned)((n + 255) / 256)), dim3(256), 0, st,
+              (const float *)ws, split, T, W->rows, y, ldy, op);
 }
 
 __global__ void rmsnorm_kernel(const float *__restrict__ in, const float *__restrict__ w, float eps,
                                int n, int ldin, float *__restrict__ out, int ldout) {
+    pdl_wait();
+    pdl_launch();
     __shared__ float red[32];
     const float *x = in + (size_t)blockIdx.x * ldin;
     float *y = out + (size_t)blockIdx.x * ldout;
@@ -462,11 +708,13 @@ __global__ void rmsnorm_kernel(const float *__restrict__ in, const float *__rest
 
 void cu_rmsnorm(const float *in, const float *w, float eps, int T, int n, float *out,
                 cudaStream_t st) {
-    rmsnorm_kernel<<<T, 256, 0, st>>>(in, w, eps, n, n, out, n);
+    cu_launch(rmsnorm_kernel, dim3(T), dim3(256), 0, st, in, w, eps, n, n, out, n);
 }
 
 __global__ void glu_kernel(const float *__restrict__ gu, int n, int T, float *__restrict__ y,
                            int ldy) {
+    pdl_wait();
+    pdl_launch();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)T * n) return;
     size_t t = i / n, j = i % n;
@@ -476,49 +724,44 @@ __global__ void glu_kernel(const float *__restrict__ gu, int n, int T, float *__
 
 template <int FMT>
 static void launch(const dmat *W, const float *x, int T, int ldx, float *y, int ldy, int op,
-                   const float *norm, float eps, float *tmp, float *tmp2, cudaStream_t st) {
+                   const float *norm, float eps, float *tmp, float *tmp2, float *ws, size_t ws_n,
+                   cudaStream_t st) {
     if (T == 1) {
-        int nout = op == MM_GLU ? W->rows / 2 : W->rows;
-        /* enough blocks to fill the GPU; each warp takes rows a grid apart,
-         * so a wide matrix (the output head) loads x a few thousand times,
-         * not once per 8 rows */
-        int blocks = (nout + GEMV_WARPS - 1) / GEMV_WARPS;
-        dim3 grid(blocks < 2048 ? blocks : 2048);
-        size_t smem = (size_t)W->cols * sizeof(float);
-        if (op == MM_GLU)
-            gemv_kernel<FMT, MM_GLU>
-                <<<grid, GEMV_WARPS * 32, smem, st>>>(*W, x, y, nout, norm, eps);
-        else if (op == MM_ADD)
-            gemv_kernel<FMT, MM_ADD>
-                <<<grid, GEMV_WARPS * 32, smem, st>>>(*W, x, y, nout, norm, eps);
-        else
-            gemv_kernel<FMT, MM_STORE>
-                <<<grid, GEMV_WARPS * 32, smem, st>>>(*W, x, y, nout, norm, eps);
+        gv_args a = {};
+        a.x = x;
+        a.norm = norm;
+        a.eps = eps;
+        a.pro = norm ? PRO_RMS : PRO_PLAIN;
+        a.op = op;
+        a.nout = op == MM_GLU ? W->rows / 2 : W->rows;
+        a.y = y;
+        gemv<FMT>(W, a, st);
         return;
     }
     if (norm) {
-        rmsnorm_kernel<<<T, 256, 0, st>>>(x, norm, eps, W->cols, ldx, tmp, W->cols);
+        cu_launch(rmsnorm_kernel, dim3(T), dim3(256), 0, st, x, norm, eps, W->cols, ldx, tmp, W->cols);
         x = tmp;
         ldx = W->cols;
     }
     if (op == MM_GLU) {
         int n = W->rows / 2;
-        gemm<FMT>(W, x, ldx, T, tmp2, W->rows, MM_STORE, st);
+        gemm<FMT>(W, x, ldx, T, tmp2, W->rows, MM_STORE, ws, ws_n, st);
         size_t total = (size_t)T * n;
-        glu_kernel<<<(unsigned)((total + 255) / 256), 256, 0, st>>>(tmp2, n, T, y, ldy);
+        cu_launch(glu_kernel, dim3((unsigned)((total + 255) / 256)), dim3(256), 0, st, (const float *)tmp2, n, T, y, ldy);
     } else {
-        gemm<FMT>(W, x, ldx, T, y, ldy, op, st);
+        gemm<FMT>(W, x, ldx, T, y, ldy, op, ws, ws_n, st);
     }
 }
 
 void cu_matmul(const dmat *W, const float *x, int T, int ldx, float *y, int ldy, int op,
-               const float *norm, float eps, float *tmp, float *tmp2, cudaStream_t st) {
+               const float *norm, float eps, float *tmp, float *tmp2, float *ws, size_t ws_n,
+               cudaStream_t st) {
     switch (W->fmt) {
-    case DF_F32: launch<DF_F32>(W, x, T, ldx, y, ldy, op, norm, eps, tmp, tmp2, st); break;
-    case DF_BF16: launch<DF_BF16>(W, x, T, ldx, y, ldy, op, norm, eps, tmp, tmp2, st); break;
-    case DF_F16: launch<DF_F16>(W, x, T, ldx, y, ldy, op, norm, eps, tmp, tmp2, st); break;
-    case DF_Q8: launch<DF_Q8>(W, x, T, ldx, y, ldy, op, norm, eps, tmp, tmp2, st); break;
-    default: launch<DF_Q4>(W, x, T, ldx, y, ldy, op, norm, eps, tmp, tmp2, st); break;
+    case DF_F32: launch<DF_F32>(W, x, T, ldx, y, ldy, op, norm, eps, tmp, tmp2, ws, ws_n, st); break;
+    case DF_BF16: launch<DF_BF16>(W, x, T, ldx, y, ldy, op, norm, eps, tmp, tmp2, ws, ws_n, st); break;
+    case DF_F16: launch<DF_F16>(W, x, T, ldx, y, ldy, op, norm, eps, tmp, tmp2, ws, ws_n, st); break;
+    case DF_Q8: launch<DF_Q8>(W, x, T, ldx, y, ldy, op, norm, eps, tmp, tmp2, ws, ws_n, st); break;
+    default: launch<DF_Q4>(W, x, T, ldx, y, ldy, op, norm, eps, tmp, tmp2, ws, ws_n, st); break;
     }
 }
 
@@ -527,6 +770,8 @@ void cu_matmul(const dmat *W, const float *x, int T, int ldx, float *y, int ldy,
 template <int FMT>
 __global__ void embed_kernel(dmat E, const int32_t *__restrict__ ids, int T,
                              float *__restrict__ x) {
+    pdl_wait();
+    pdl_launch();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)T * E.cols) return;
     int t = (int)(i / E.cols), k = (int)(i % E.cols);
@@ -537,10 +782,10 @@ void cu_embed(const dmat *E, const int32_t *ids, int T, float *x, cudaStream_t s
     size_t n = (size_t)T * E->cols;
     unsigned blocks = (unsigned)((n + 255) / 256);
     switch (E->fmt) {
-    case DF_F32: embed_kernel<DF_F32><<<blocks, 256, 0, st>>>(*E, ids, T, x); break;
-    case DF_BF16: embed_kernel<DF_BF16><<<blocks, 256, 0, st>>>(*E, ids, T, x); break;
-    case DF_F16: embed_kernel<DF_F16><<<blocks, 256, 0, st>>>(*E, ids, T, x); break;
-    case DF_Q8: embed_kernel<DF_Q8><<<blocks, 256, 0, st>>>(*E, ids, T, x); break;
-    default: embed_kernel<DF_Q4><<<blocks, 256, 0, st>>>(*E, ids, T, x); break;
+    case DF_F32: cu_launch(embed_kernel<DF_F32>, dim3(blocks), dim3(256), 0, st, *E, ids, T, x); break;
+    case DF_BF16: cu_launch(embed_kernel<DF_BF16>, dim3(blocks), dim3(256), 0, st, *E, ids, T, x); break;
+    case DF_F16: cu_launch(embed_kernel<DF_F16>, dim3(blocks), dim3(256), 0, st, *E, ids, T, x); break;
+    case DF_Q8: cu_launch(embed_kernel<DF_Q8>, dim3(blocks), dim3(256), 0, st, *E, ids, T, x); break;
+    default: cu_launch(embed_kernel<DF_Q4>, dim3(blocks), dim3(256), 0, st, *E, ids, T, x); break;
     }
 }

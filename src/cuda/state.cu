@@ -19,9 +19,10 @@
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_internal.cuh"
 
-#define CHUNK 256
+#define CHUNK 512
+#define WS_FLOATS ((size_t)2 << 20)
 
-enum { G_NONE = 0, G_LOGITS = 1, G_GREEDY = 2, G_COUNT };
+enum { G_NONE = 0, G_LOGITS = 1, G_GREEDY = 2, G_SAMPLE = 3, G_COUNT };
 
 typedef struct cuda_state {
     const q35_model *m;
@@ -33,13 +34,19 @@ typedef struct cuda_state {
     float *conv, *ssm, *kv; /* [n_gdn][K-1][C], [n_gdn][nv][dk][dv], [n_attn][2][n_ctx][kvw] */
     size_t conv_n, ssm_n, kvw;
     float *x, *proj, *o, *mlp, *tmp, *tmp2, *qkvc, *logits, *part;
+    float *ws; /* split-K partial sums (matmul.cu) */
+    size_t ws_n;
     int *d_pos;
-    int32_t *d_ids, *d_next;
+    int32_t *d_ids, *d_next, *d_recent;
+    cu_sample_params *d_samp;
+    void *d_sscratch;
     /* pinned host */
     int *h_pos;
-    int32_t *h_ids, *h_next;
+    int32_t *h_ids, *h_next, *h_recent;
+    cu_sample_params *h_samp;
     float *h_logits;
     int greedy_vocab; /* the n_vocab the greedy graph was captured for */
+    int sample_valid; /* the n_valid the sampling graph was captured for */
     cudaGraphExec_t graph[G_COUNT];
     void *allocs[24];
     int n_allocs;
@@ -84,6 +91,8 @@ static void state_free(void *bs) {
     cudaFreeHost(s->h_ids);
     cudaFreeHost(s->h_next);
     cudaFreeHost(s->h_logits);
+    cudaFreeHost(s->h_recent);
+    cudaFreeHost(s->h_samp);
     if (s->st) cudaStreamDestroy(s->st);
     free(s->slot);
     free(s);
@@ -98,6 +107,8 @@ static const char *unsupported(const cuda_model *cm) {
     if (c->lin_v_dim % 4 || (c->lin_v_dim % 32 && c->lin_v_dim > 128))
         return "linear_value_head_dim must be 4k, and 32k above 128";
     if (c->conv_kernel < 2 || c->conv_kernel > 8) return "conv kernel must be 2..8";
+    if (c->lin_v_heads > 128 || c->lin_v_heads % c->lin_k_heads)
+        return "linear value heads must be <= 128 and a multiple of the key heads";
     if (!cu_matmul_supports(&cm->embed) || !cu_matmul_supports(&cm->lm_head))
         return "embedding width must be a multiple of 32";
     for (int l = 0; l < c->n_layers; l++) {
@@ -137,7 +148,7 @@ static void *state_new(const q35_model *m, int n_ctx, size_t *bytes, q35_err *e)
     size_t nh = (size_t)c->n_heads, d = (size_t)c->head_dim, nkv = (size_t)c->n_kv_heads;
     size_t B = (size_t)s->chunk;
     s->kvw = nkv * d;
-    s->conv_n = (K - 1) * C;
+    s->conv_n = K * C; /* a ring of K inputs (gdn.cu) */
     s->ssm_n = nv * dk * dv;
     size_t proj = C + nv * dv + 2 * nv;
     if (nh * 2 * d + 2 * nkv * d > proj) proj = nh * 2 * d + 2 * nkv * d;
@@ -164,13 +175,19 @@ static void *state_new(const q35_model *m, int n_ctx, size_t *bytes, q35_err *e)
         (s->tmp2 = (float *)dalloc(s, B * 2 * I * 4, e)) &&
         (s->qkvc = (float *)dalloc(s, B * C * 4, e)) &&
         (s->logits = (float *)dalloc(s, (size_t)s->lg_rows * V * 4, e)) &&
-        (s->part = (float *)dalloc(s, 2 * 1024 * 4, e)) && (s->d_pos = (int *)dalloc(s, 16, e)) &&
-        (s->d_ids = (int32_t *)dalloc(s, B * 4, e)) && (s->d_next = (int32_t *)dalloc(s, 16, e));
+        (s->part = (float *)dalloc(s, 2 * CU_PARTS * 4, e)) &&
+        (s->ws = (float *)dalloc(s, (s->ws_n = WS_FLOATS) * 4, e)) && (s->d_pos = (int *)dalloc(s, 16, e)) &&
+        (s->d_ids = (int32_t *)dalloc(s, B * 4, e)) && (s->d_next = (int32_t *)dalloc(s, 16, e)) &&
+        (s->d_recent = (int32_t *)dalloc(s, CU_RECENT_MAX * 4, e)) &&
+        (s->d_samp = (cu_sample_params *)dalloc(s, sizeof(cu_sample_params), e)) &&
+        (s->d_sscratch = dalloc(s, cu_sample_scratch_bytes(), e));
     if (ok) {
         rc = cudaMallocHost((void **)&s->h_pos, 16);
         if (rc == cudaSuccess) rc = cudaMallocHost((void **)&s->h_ids, B * 4);
         if (rc == cudaSuccess) rc = cudaMallocHost((void **)&s->h_next, 16);
         if (rc == cudaSuccess) rc = cudaMallocHost((void **)&s->h_logits, V * 4);
+        if (rc == cudaSuccess) rc = cudaMallocHost((void **)&s->h_recent, CU_RECENT_MAX * 4);
+        if (rc == cudaSuccess) rc = cudaMallocHost((void **)&s->h_samp, sizeof(cu_sample_params));
         if (rc != cudaSuccess) ok = !cuda_fail(rc, "allocating pinned memory", e);
     }
     if (ok) {
@@ -215,25 +232,36 @@ static void forward(cuda_state *s, int T, bool want_logits, int first) {
         const dlayer *D = &cm->layers[l];
         if (!D->full_attn) {
             int ld = D->w_in.rows;
-            cu_matmul(&D->w_in, s->x, T, H, s->proj, ld, MM_STORE, D->attn_norm, eps, s->tmp, NULL,
-                      st);
-            cu_gdn(c, D, s->proj, ld, T, s->conv + (size_t)s->slot[l] * s->conv_n, s->qkvc,
-                   s->ssm + (size_t)s->slot[l] * s->ssm_n, s->o, st);
-            cu_matmul(&D->w_out, s->o, T, nv * dv, s->x, H, MM_ADD, NULL, eps, NULL, NULL, st);
+            cu_matmul(&D->w_in, s->x, T, H, s->proj, ld, MM_STORE, D->attn_norm, eps, s->tmp, NULL, s->ws, s->ws_n, st);
+            bool fused = T == 1 && cu_gdn_fused(c);
+            cu_gdn(c, D, s->proj, ld, T, s->d_pos, s->conv + (size_t)s->slot[l] * s->conv_n,
+                   s->qkvc, s->ssm + (size_t)s->slot[l] * s->ssm_n, s->o, fused, st);
+            if (fused) /* the output norm and gate in the projection's prologue */
+                cu_gemv_gated(&D->w_out, s->o, s->proj + q35_config_conv_channels(c), D->gdn_norm,
+                              dv, eps, s->x, st);
+            else
+                cu_matmul(&D->w_out, s->o, T, nv * dv, s->x, H, MM_ADD, NULL, eps, NULL, NULL, s->ws, s->ws_n, st);
         } else {
             int ld = D->w_qkv.rows;
             float *kc = kc_of(s, l), *vc = kc + (size_t)s->n_ctx * s->kvw;
-            cu_matmul(&D->w_qkv, s->x, T, H, s->proj, ld, MM_STORE, D->attn_norm, eps, s->tmp, NULL,
-                      st);
+            cu_matmul(&D->w_qkv, s->x, T, H, s->proj, ld, MM_STORE, D->attn_norm, eps, s->tmp, NULL, s->ws, s->ws_n, st);
             cu_attn(c, D, s->proj, ld, T, s->d_pos, kc, vc, s->o, st);
-            cu_matmul(&D->w_o, s->o, T, nh * d, s->x, H, MM_ADD, NULL, eps, NULL, NULL, st);
+            cu_matmul(&D->w_o, s->o, T, nh * d, s->x, H, MM_ADD, NULL, eps, NULL, NULL, s->ws, s->ws_n, st);
         }
-        cu_matmul(&D->w_gu, s->x, T, H, s->mlp, I, MM_GLU, D->mlp_norm, eps, s->tmp, s->tmp2, st);
-        cu_matmul(&D->w_down, s->mlp, T, I, s->x, H, MM_ADD, NULL, eps, NULL, NULL, st);
+        cu_matmul(&D->w_gu, s->x, T, H, s->mlp, I, MM_GLU, D->mlp_norm, eps, s->tmp, s->tmp2, s->ws, s->ws_n, st);
+        cu_matmul(&D->w_down, s->mlp, T, I, s->x, H, MM_ADD, NULL, eps, NULL, NULL, s->ws, s->ws_n, st);
     }
     if (want_logits)
         cu_matmul(&cm->lm_head, s->x + (size_t)first * H, T - first, H, s->logits, V, MM_STORE,
-                  cm->final_norm, eps, s->tmp, NULL, st);
+                  cm->final_norm, eps, s->tmp, NULL, s->ws, s->ws_n, st);
+}
+
+/* The greedy step's head: the argmax of the logits (below n_vocab) in the
+ * GEMV's epilogue, without storing the logits. */
+static void head_greedy(cuda_state *s, int n_vocab) {
+    const cuda_model *cm = s->cm;
+    cu_gemv_argmax(&cm->lm_head, s->x, cm->final_norm, cm->cfg.rms_eps, NULL, n_vocab, s->part,
+                   s->d_next, s->st);
 }
 
 static int check(cuda_state *s, const char *what, q35_err *e) {
@@ -250,12 +278,22 @@ static int step_graph(cuda_state *s, int g, q35_err *e) {
         if (rc != cudaSuccess) return cuda_fail(rc, "capturing the decode step", e);
         cudaMemcpyAsync(s->d_pos, s->h_pos, sizeof(int), cudaMemcpyHostToDevice, s->st);
         cudaMemcpyAsync(s->d_ids, s->h_ids, sizeof(int32_t), cudaMemcpyHostToDevice, s->st);
-        forward(s, 1, g != G_NONE, 0);
+        if (g != G_SAMPLE) forward(s, 1, g == G_LOGITS, 0);
         if (g == G_LOGITS)
             cudaMemcpyAsync(s->h_logits, s->logits, (size_t)s->cm->cfg.vocab_size * 4,
                             cudaMemcpyDeviceToHost, s->st);
         if (g == G_GREEDY) {
-            cu_argmax(s->logits, s->greedy_vocab, s->part, s->d_next, s->st);
+            head_greedy(s, s->greedy_vocab);
+            cudaMemcpyAsync(s->h_next, s->d_next, sizeof(int32_t), cudaMemcpyDeviceToHost, s->st);
+        }
+        if (g == G_SAMPLE) {
+            cudaMemcpyAsync(s->d_samp, s->h_samp, sizeof(cu_sample_params), cudaMemcpyHostToDevice,
+                            s->st);
+            cudaMemcpyAsync(s->d_recent, s->h_recent, CU_RECENT_MAX * 4, cudaMemcpyHostToDevice,
+                            s->st);
+            forward(s, 1, true, 0);
+            cu_sample(s->logits, s->d_samp, s->sample_valid, s->d_recent, s->d_sscratch, s->d_next,
+                      s->st);
             cudaMemcpyAsync(s->h_next, s->d_next, sizeof(int32_t), cudaMemcpyDeviceToHost, s->st);
         }
         rc = cudaStreamEndCapture(s->st, &graph);
@@ -303,7 +341,7 @@ static int eval(void *bs, int pos, const int32_t *ids, int n, float *logits, boo
             for (int r = first; r < T; r += s->lg_rows) {
                 int rows = T - r < s->lg_rows ? T - r : s->lg_rows;
                 cu_matmul(&s->cm->lm_head, s->x + (size_t)r * H, rows, H, s->logits, V, MM_STORE,
-                          s->cm->final_norm, s->cm->cfg.rms_eps, s->tmp, NULL, s->st);
+                          s->cm->final_norm, s->cm->cfg.rms_eps, s->tmp, NULL, s->ws, s->ws_n, s->st);
                 cudaMemcpyAsync(logits + (size_t)(off + r) * V, s->logits, (size_t)rows * V * 4,
                                 cudaMemcpyDeviceToHost, s->st);
             }
@@ -329,6 +367,43 @@ static int decode_greedy(void *bs, int pos, int32_t id, int n_vocab, int32_t *ne
     int rc = step_graph(s, G_GREEDY, e);
     if (!rc) *next = *s->h_next;
     return rc;
+}
+
+static int decode_sample(void *bs, int pos, int32_t id, const q35_backend_sampling *smp,
+                         int32_t *next, float *logits, q35_err *e) {
+    cuda_state *s = (cuda_state *)bs;
+    int V = s->cm->cfg.vocab_size;
+    if (!cu_sample_fits(smp->n_valid, smp->temperature, smp->top_k) ||
+        smp->n_recent > CU_RECENT_MAX) { /* the host samples */
+        int rc = eval(bs, pos, &id, 1, logits, false, e);
+        if (!rc) *next = -1;
+        return rc;
+    }
+    if (s->graph[G_SAMPLE] && s->sample_valid != smp->n_valid) {
+        cudaGraphExecDestroy(s->graph[G_SAMPLE]);
+        s->graph[G_SAMPLE] = NULL;
+    }
+    s->sample_valid = smp->n_valid;
+    cu_sample_params *p = s->h_samp;
+    p->temperature = smp->temperature;
+    p->top_p = smp->top_p;
+    p->penalty = smp->penalty;
+    p->top_k = smp->top_k;
+    p->n_valid = smp->n_valid;
+    p->n_recent = smp->n_recent;
+    p->u = smp->u;
+    if (smp->n_recent > 0) memcpy(s->h_recent, smp->recent, (size_t)smp->n_recent * 4);
+    *s->h_pos = pos;
+    s->h_ids[0] = id;
+    int rc = step_graph(s, G_SAMPLE, e);
+    if (rc) return rc;
+    *next = *s->h_next;
+    if (*next == -2) { /* ties the device could not settle: the row to the host */
+        cudaError_t cr = cudaMemcpy(logits, s->logits, (size_t)V * 4, cudaMemcpyDeviceToHost);
+        if (cr != cudaSuccess) return cuda_fail(cr, "copying logits", e);
+        *next = -1;
+    }
+    return Q35_OK;
 }
 
 /* -------------------------------------------------------------- snapshots */
@@ -401,5 +476,6 @@ static void snapshot_free(void *sp) {
 }
 
 extern "C" const q35_backend q35_cuda_backend = {
-    "cuda", state_new, state_free, clear, eval, snapshot, restore, snapshot_free, decode_greedy,
+    "cuda",  state_new,     state_free,    clear,         eval,
+    snapshot, restore,      snapshot_free, decode_greedy, decode_sample,
 };

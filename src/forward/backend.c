@@ -77,3 +77,40 @@ int q35_state_decode_greedy(const q35_model *m, q35_state *s, int32_t id, int n_
     if (!rc) s->pos++;
     return rc;
 }
+
+int q35_state_decode_sample(const q35_model *m, q35_state *s, int32_t id, const q35_sampling *smp,
+                            int n_valid, const int32_t *recent, int n_recent, double u,
+                            int32_t *next, float *logits, q35_err *e) {
+    if (!m || !s || !smp || !next || !logits || (n_recent > 0 && !recent))
+        return q35_err_set(e, Q35_EINVAL, "q35_state_decode_sample: a missing argument");
+    if (n_valid < 1 || n_valid > m->cfg.vocab_size)
+        return q35_err_set(e, Q35_EINVAL, "q35_state_decode_sample: n_valid %d is outside 1..%d",
+                           n_valid, m->cfg.vocab_size);
+    if (!(u >= 0.0 && u < 1.0))
+        return q35_err_set(e, Q35_EINVAL, "q35_state_decode_sample: u must be in [0, 1)");
+    int w = smp->repetition_window;
+    if (smp->repetition_penalty == 1.0f || w <= 0) n_recent = 0;
+    if (n_recent > w) {
+        recent += n_recent - w;
+        n_recent = w;
+    }
+    if (!s->be) { /* the CPU: the caller samples */
+        int rc = q35_state_eval(m, s, &id, 1, logits, false, e);
+        if (!rc) *next = -1;
+        return rc;
+    }
+    if (s->model != m || s->model_generation != m->generation || !m->loaded)
+        return q35_err_set(e, Q35_ESTATE, "q35_state_decode_sample: the state is not of this load");
+    if (id < 0 || id >= m->cfg.vocab_size)
+        return q35_err_set(e, Q35_EINVAL,
+                           "q35_state_decode_sample: id %d is outside the vocabulary", id);
+    if (s->pos >= s->n_ctx)
+        return q35_err_set(e, Q35_EOVERFLOW, "q35_state_decode_sample: the state is full (%d)",
+                           s->n_ctx);
+    q35_backend_sampling b = {smp->temperature, smp->top_p, smp->repetition_penalty,
+                              smp->top_k,       n_valid,    recent,
+                              n_recent,         u};
+    int rc = s->be->decode_sample(s->be_state, s->pos, id, &b, next, logits, e);
+    if (!rc) s->pos++;
+    return rc;
+}

@@ -17,6 +17,16 @@
 #include "model/model.h"
 #include "q35.h"
 
+/* What a sampling decode step samples with (q35_sampling's settings, SPEC
+ * §6, and the draw). */
+typedef struct q35_backend_sampling {
+    float temperature, top_p, penalty;
+    int top_k, n_valid;
+    const int32_t *recent; /* the last repetition_window context ids */
+    int n_recent;
+    double u; /* the uniform draw in [0, 1) */
+} q35_backend_sampling;
+
 typedef struct q35_backend {
     const char *name;
     /* The backend's part of a state of n_ctx positions, at position 0;
@@ -37,6 +47,10 @@ typedef struct q35_backend {
     void (*snapshot_free)(void *snap);
     /* q35_state_decode_greedy at position pos (validated). */
     int (*decode_greedy)(void *bs, int pos, int32_t id, int n_vocab, int32_t *next, q35_err *e);
+    /* q35_state_decode_sample at position pos (validated): *next = -1 when
+     * the host must sample, from the row then in logits (vocab_size). */
+    int (*decode_sample)(void *bs, int pos, int32_t id, const q35_backend_sampling *smp,
+                         int32_t *next, float *logits, q35_err *e);
 } q35_backend;
 
 /* The backend for `device`, NULL for the CPU; fills `e` and returns NULL

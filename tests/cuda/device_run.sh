@@ -1,0 +1,107 @@
+#!/bin/bash
+# device_run.sh STAGES — one call on the device machine (the lent H100 of
+# this workplace; see tests/cuda/run_on_gpu.sh for any machine with a GPU
+# and the packages installed). The machine lacks the project's Debian
+# packages, so the ignored .cuda-dev/ carries them (.cuda-dev/debs, unpacked
+# under /tmp/deps) and the tree to build (.cuda-dev/src.tar: HEAD with the
+# CUDA files of the working tree over it, so that other people's unfinished
+# edits never reach the build). STAGES: any of test san race bench llama
+# nopdl, comma-separated. The random full-size model (/tmp/m08) is made in
+# the background while the tests run; "llama" converts it to GGUF (bf16,
+# q8, q4) with `q35 convert` and runs .cuda-dev/llama-bench(.xz) on each, in
+# the same call as bench_cuda. Logs go to $OUT.
+set -o pipefail
+D=$(cd "$(dirname "$0")/../../.cuda-dev" && pwd)
+OUT=${OUT:-/tmp/out}
+S=${1:-test,bench}
+mkdir -p "$OUT" /tmp/deps
+for f in "$D"/debs/*.deb; do dpkg -x "$f" /tmp/deps; done
+L=/tmp/deps/usr/lib/x86_64-linux-gnu
+sed -i "s|^prefix=.*|prefix=/tmp/deps/usr|; s|=/usr|=/tmp/deps/usr|g" $L/pkgconfig/*.pc
+export PKG_CONFIG_PATH=$L/pkgconfig LD_LIBRARY_PATH=$L:/tmp/deps/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
+export CPATH=/tmp/deps/usr/include:/tmp/deps/usr/include/x86_64-linux-gnu LIBRARY_PATH=$L
+SRC=$(pwd)
+cd /tmp && rm -rf q35 && mkdir q35 && cd q35 && tar xf "$D/src.tar" && cp -r "$SRC/tests/data" tests/
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader
+cmake -S . -B b -DCMAKE_BUILD_TYPE=Release -DQ35_PYTHON="$(command -v python3)" >/tmp/cfg.log 2>&1 ||
+  { tail -20 /tmp/cfg.log; exit 1; }
+t0=$(date +%s)
+T="test_cuda_forward bench_cuda test_golden test_chat_golden"
+[[ $S == *llama* ]] && T="$T q35_cli"
+cmake --build b -j16 --target $T >"$OUT/build.log" 2>&1 || { grep -iE "error" "$OUT/build.log" | head -30; exit 1; }
+echo "build $(($(date +%s) - t0)) s"
+cd b
+# the model, and its GGUFs, made beside the tests
+if [[ $S == *bench* || $S == *llama* ]]; then
+  (
+    echo "{}" >/tmp/tj.json
+    t0=$(date +%s)
+    [ -d /tmp/m08 ] || timeout 240 python3 "$D/make_fullsize.py" /tmp/m08 /tmp/tj.json /tmp/tj.json >/dev/null
+    echo "gen $(($(date +%s) - t0)) s"
+    if [[ $S == *llama* ]]; then
+      for t in bf16 q8 q4; do
+        timeout 120 ./q35 convert /tmp/m08 /tmp/m08-$t.gguf --type $t -q || echo "convert $t failed"
+      done
+      echo "convert $(($(date +%s) - t0)) s"
+    fi
+  ) >/tmp/gen.log 2>&1 &
+  GEN=$!
+fi
+rc=0
+if [[ $S == *test* ]]; then
+  if ! timeout 120 ./tests/test_cuda_forward 2>&1 | tee "$OUT/test_cuda.log" | tail -25; then
+    rc=1
+    echo "== again without programmatic dependent launch"
+    Q35_CUDA_PDL=0 timeout 120 ./tests/test_cuda_forward 2>&1 | tail -12
+  fi
+  Q35_DEVICE=cuda timeout 90 ./tests/test_golden >"$OUT/golden.log" 2>&1 || rc=1
+  grep -E "worst|FAIL|PASSED|rel" "$OUT/golden.log" | tail -12
+  Q35_DEVICE=cuda timeout 90 ./tests/test_chat_golden >"$OUT/chat.log" 2>&1 || rc=1
+  tail -4 "$OUT/chat.log"
+fi
+if [[ $S == *san* ]]; then
+  t0=$(date +%s)
+  timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 ./tests/test_cuda_forward \
+    >"$OUT/memcheck.log" 2>&1
+  echo "memcheck rc=$? ($(($(date +%s) - t0)) s)"; grep -E "ERROR SUMMARY|Invalid|PASSED|FAILED" "$OUT/memcheck.log" | head -6
+fi
+if [[ $S == *race* ]]; then
+  t0=$(date +%s)
+  timeout 170 compute-sanitizer --tool racecheck --racecheck-report hazard --error-exitcode 9 \
+    ./tests/test_cuda_forward >"$OUT/racecheck.log" 2>&1
+  echo "racecheck rc=$? ($(($(date +%s) - t0)) s)"; grep -E "RACECHECK SUMMARY|hazard|PASSED|FAILED" "$OUT/racecheck.log" | head -6
+fi
+if [ -n "$GEN" ]; then
+  wait $GEN
+  cat /tmp/gen.log
+fi
+if [[ $S == *bench* ]]; then
+  for q in none q4 q8; do
+    timeout 90 ./tests/bench_cuda /tmp/m08 $q 512 128 2>&1 | tee -a "$OUT/bench.log" | tail -2
+    # Q35_VARIANTS: env settings to compare in the same call, e.g. Q35_CUDA_GV=old
+    for v in $Q35_VARIANTS; do
+      env $v timeout 90 ./tests/bench_cuda /tmp/m08 $q 64 128 2>&1 | sed "s/^/$v /" |
+        tee -a "$OUT/bench.log" | tail -1
+    done
+  done
+  if [[ $S == *nopdl* ]]; then
+    for q in none q4; do
+      Q35_CUDA_PDL=0 timeout 90 ./tests/bench_cuda /tmp/m08 $q 512 128 2>&1 | sed 's/^/nopdl /' |
+        tee -a "$OUT/bench.log" | tail -1
+    done
+  fi
+fi
+if [[ $S == *llama* ]]; then
+  LB="$D/llama-bench"
+  [ -x "$LB" ] || { [ -f "$LB.xz" ] && xz -dc "$LB.xz" >/tmp/llama-bench && chmod +x /tmp/llama-bench && LB=/tmp/llama-bench; }
+  if [ -x "$LB" ]; then
+    for t in q4 q8 bf16; do
+      echo "-- llama.cpp $t"
+      timeout 150 "$LB" -m /tmp/m08-$t.gguf -ngl 99 -fa 1 -p 512 -n 128 -r 3 2>&1 |
+        tee -a "$OUT/llama.log" | grep -E "^\|" | tail -2
+    done
+  else
+    echo "llama-bench: not carried"
+  fi
+fi
+exit $rc
