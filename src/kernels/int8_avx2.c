@@ -16,7 +16,6 @@
 #include "kernels/microkernel.h"
 #include "kernels/quant_block.h"
 
-#define PANEL_MIN_T 16 /* tokens from which the packed panels run */
 #define MR 4
 #define NR 2
 #define DOT_U8S8(u, s) sum_pairs(_mm256_maddubs_epi16(u, s))
@@ -87,7 +86,12 @@ const q35_i8_kernels q35_i8_avx2_set = {
             [Q35_DT_Q6_K] = {MR, NR, uk_q6_K, 8},
             Q35_X86_MLX_Q5K_ENTRIES,
         },
-    Q35_X86_PANEL_ENTRIES(PANEL_MIN_T),
+    /* panels from T = 10 (Q8_0), 6 (Q4_0), 8 (Q4_K, Q6_K): where they beat
+     * the register tiles in bench_int8_panel ([1024 x 3584], 1 thread, CPU
+     * time, 2026-12-07 08:00: Q4_0 T = 6 41.7 vs 32.9 GMAC/s, Q4_K T = 8
+     * 41.3 vs 34.1, Q8_0 T = 12 37.2 vs 33.9, Q6_K T = 8 38.0 vs 28.2);
+     * from there on the driver takes them before the tiles (max_t). */
+    Q35_X86_PANEL_ENTRIES(10, 6, 8, 8),
 };
 
 const q35_i8_kernels *q35_i8_kernels_avx2(void) {

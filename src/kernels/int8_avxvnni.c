@@ -25,7 +25,6 @@
 
 #include "kernels/quant_block.h"
 
-#define PANEL_MIN_T 16 /* tokens from which the packed panels run */
 #define MR 4
 #define NR 2
 #define DOT_U8S8(u, s) _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s)
@@ -49,7 +48,7 @@ const q35_i8_kernels q35_i8_avxvnni_set = {
             [Q35_DT_Q6_K] = {MR, NR, uk_q6_K, 8},
             Q35_X86_MLX_Q5K_ENTRIES,
         },
-    Q35_X86_PANEL_ENTRIES(PANEL_MIN_T),
+    Q35_X86_PANEL_ENTRIES(10, 6, 8, 8),
 };
 
 /* the CPU check below runs on any x86-64: plain code again */

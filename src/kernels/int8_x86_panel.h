@@ -18,9 +18,12 @@
  *   Q4_0: 8 x 32 bytes (group g: rows 0..7, elements 4g..4g+3 of each, the
  *         nibbles n as bytes), then dw[8] as float    (288 bytes)
  *   Q4_K: the same 256 bytes, then d sc_j [8], dmin m_j [8] (320 bytes)
+ *   Q6_K: the same 256 bytes of 6-bit values, then the half scales and
+ *         offsets as int16 and d[8]               (384 bytes)
  * Per (row, token) the integer part I_b and the float steps are those of
  * microkernel.h (Q4_0: dw d_b (I - 8 S_b); Q4_K: (d sc_j d_b) I - (dmin m_j
- * d_b) S_b), and each lane sees the same operations whatever R and C. */
+ * d_b) S_b; Q6_K: (d d_b) I), and each lane sees the same operations
+ * whatever R and C. */
 #ifndef Q35_KERNELS_INT8_X86_PANEL_H
 #define Q35_KERNELS_INT8_X86_PANEL_H
 
@@ -56,6 +59,10 @@ static size_t panel_bytes_q4_K(int64_t cols) {
 
 static size_t panel_bytes_q8_0(int64_t cols) {
     return (size_t)(cols / 32) * 544;
+}
+
+static size_t panel_bytes_q6_K(int64_t cols) {
+    return (size_t)(cols / 32) * 384;
 }
 
 /* Q8_0: |w| (vpmaddubsw's unsigned side) and w itself (whose signs move
@@ -145,6 +152,60 @@ static void panel_pack_q4_K(const uint8_t *w, size_t ldw, int R, int64_t cols, u
                 _mm256_storeu_si256((__m256i *)(o + 32 * g), v[g]);
             _mm256_storeu_si256((__m256i *)(o + 256), sc[j]);
             _mm256_storeu_si256((__m256i *)(o + 288), mn[j]);
+        }
+    }
+}
+
+/* Q6_K: per block j of a super-block, the 6-bit values q (0..63) of the
+ * 8 rows interleaved as Q4_0's nibbles (groups 0-3: the first 16-element
+ * half, 4-7: the second), then int16 vectors of the half scales, each in
+ * both int16 lanes of its row's dword (sc0 at 256, sc1 at 288), the
+ * offsets' multipliers (-32 sc0, -32 sc1) per row dword at 320 (times the
+ * token's half sums (s_2b, s_2b+1) by one vpmaddwd), and d[8] as float at
+ * 352. */
+static void panel_pack_q6_K(const uint8_t *w, size_t ldw, int R, int64_t cols, uint8_t *out) {
+    const __m256i m15 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
+    for (int64_t k = 0; k < cols / 256; k++) {
+        int16_t sc[8][8][2]; /* [j][row][half] */
+        float d[8];
+        for (int r = 0; r < 8; r++) {
+            const uint8_t *sb = w + (size_t)r * ldw + (size_t)k * 210;
+            for (int j = 0; j < 8; j++)
+                for (int h = 0; h < 2; h++)
+                    sc[j][r][h] = r < R ? (int8_t)sb[192 + 2 * j + h] : 0;
+            d[r] = r < R ? f16(sb + 208) : 0.0f;
+        }
+        for (int j = 0; j < 8; j++) {
+            const int h = j / 4, kk = j % 4;
+            __m256i v[8];
+            for (int r = 0; r < 8; r++) {
+                if (r < R) {
+                    const uint8_t *sb = w + (size_t)r * ldw + (size_t)k * 210;
+                    __m256i lo =
+                        _mm256_loadu_si256((const __m256i *)(sb + 64 * h + 32 * (kk & 1)));
+                    __m256i hi = _mm256_loadu_si256((const __m256i *)(sb + 128 + 32 * h));
+                    if (kk >> 1) lo = _mm256_srli_epi16(lo, 4);
+                    lo = _mm256_and_si256(lo, m15);
+                    hi = _mm256_and_si256(_mm256_srl_epi16(hi, _mm_cvtsi32_si128(2 * kk)), m3);
+                    v[r] = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+                } else
+                    v[r] = _mm256_setzero_si256();
+            }
+            transpose8x8_epi32(v);
+            uint8_t *o = out + (size_t)(8 * k + j) * 384;
+            for (int g = 0; g < 8; g++)
+                _mm256_storeu_si256((__m256i *)(o + 32 * g), v[g]);
+            int16_t s0[16], s1[16], off[16];
+            for (int r = 0; r < 8; r++) {
+                s0[2 * r] = s0[2 * r + 1] = sc[j][r][0];
+                s1[2 * r] = s1[2 * r + 1] = sc[j][r][1];
+                off[2 * r] = (int16_t)(-32 * sc[j][r][0]);
+                off[2 * r + 1] = (int16_t)(-32 * sc[j][r][1]);
+            }
+            memcpy(o + 256, s0, 32);
+            memcpy(o + 288, s1, 32);
+            memcpy(o + 320, off, 32);
+            memcpy(o + 352, d, 32);
         }
     }
 }
@@ -255,6 +316,62 @@ INLINE void panel_q4_tile(q35_dtype dt, const uint8_t *pk, int R, const uint8_t 
     UNROLL for (int c = 0; c < C; c++) panel_store(y, ldy, c, acc[c], R);
 }
 
+/* Q6_K's I_b per row: the two groups' vpmaddubsw sums added in int16 (2
+ * * 2 * 63 * 127 = 32004), each pair of groups scaled by its half's sc
+ * and summed to int32 by vpmaddwd, plus the offset term -32 (sc0 s_2b +
+ * sc1 s_2b+1) by one more. */
+INLINE __m256i panel_block_dot_q6(const uint8_t *pb, const uint8_t *xa, const int16_t *sab) {
+    int32_t s2;
+    memcpy(&s2, sab, 4);
+    __m256i p = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(pb + 320)),
+                                  _mm256_set1_epi32(s2));
+    UNROLL for (int q = 0; q < 4; q++) {
+        int32_t a0, a1;
+        memcpy(&a0, xa + 8 * q, 4);
+        memcpy(&a1, xa + 8 * q + 4, 4);
+        __m256i s16 = _mm256_add_epi16(
+            _mm256_maddubs_epi16(_mm256_loadu_si256((const __m256i *)(pb + 64 * q)),
+                                 _mm256_set1_epi32(a0)),
+            _mm256_maddubs_epi16(_mm256_loadu_si256((const __m256i *)(pb + 64 * q + 32)),
+                                 _mm256_set1_epi32(a1)));
+        const __m256i sc = _mm256_loadu_si256((const __m256i *)(pb + 256 + 32 * (q / 2)));
+        p = _mm256_add_epi32(p, _mm256_madd_epi16(s16, sc));
+    }
+    return p;
+}
+
+INLINE void panel_q6_tile(const uint8_t *pk, int R, const uint8_t *x, size_t ldx, int64_t cols,
+                          float *y, int64_t ldy, const int C) {
+    __m256 acc[PANEL_NT];
+    const float *da[PANEL_NT];
+    const int16_t *sa[PANEL_NT];
+    UNROLL for (int c = 0; c < C; c++) {
+        acc[c] = _mm256_setzero_ps();
+        da[c] = q35_q8_row_d(x + c * ldx, cols);
+        sa[c] = q35_q8_row_s(x + c * ldx, cols);
+    }
+    for (int64_t b = 0; b < cols / 32; b++) {
+        const uint8_t *pb = pk + (size_t)b * 384;
+        const __m256 dv = _mm256_loadu_ps((const float *)(const void *)(pb + 352));
+        UNROLL for (int c = 0; c < C; c++) {
+            __m256i p = panel_block_dot_q6(pb, x + c * ldx + 32 * b, sa[c] + 2 * b);
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
+                                     _mm256_mul_ps(dv, _mm256_broadcast_ss(da[c] + b)), acc[c]);
+        }
+    }
+    UNROLL for (int c = 0; c < C; c++) panel_store(y, ldy, c, acc[c], R);
+}
+
+static void panel_q6_K(const uint8_t *pk, int R, const uint8_t *x, size_t ldx, int C, int64_t cols,
+                       float *y, int64_t ldy) {
+    switch (C) {
+    case 1: panel_q6_tile(pk, R, x, ldx, cols, y, ldy, 1); break;
+    case 2: panel_q6_tile(pk, R, x, ldx, cols, y, ldy, 2); break;
+    case 3: panel_q6_tile(pk, R, x, ldx, cols, y, ldy, 3); break;
+    default: panel_q6_tile(pk, R, x, ldx, cols, y, ldy, PANEL_NT); break;
+    }
+}
+
 #define PANEL_DISPATCH(dt)                                                                         \
     switch (C) {                                                                                   \
     case 1: panel_q4_tile(dt, pk, R, x, ldx, cols, y, ldy, 1); break;                              \
@@ -283,14 +400,17 @@ static void panel_q4_K(const uint8_t *pk, int R, const uint8_t *x, size_t ldx, i
     PANEL_DISPATCH(Q35_DT_Q4_K)
 }
 
-#define Q35_X86_PANEL_ENTRIES(min_t)                                                               \
+/* min_t per dtype: Q8_0, Q4_0, Q4_K, Q6_K */
+#define Q35_X86_PANEL_ENTRIES(t8, t40, t4k, t6k)                                                   \
     .panel = {                                                                                     \
-        [Q35_DT_Q8_0] = {PANEL_ROWS, PANEL_NT, min_t, panel_bytes_q8_0, panel_pack_q8_0,           \
+        [Q35_DT_Q8_0] = {PANEL_ROWS, PANEL_NT, t8, panel_bytes_q8_0, panel_pack_q8_0,           \
                          panel_q8_0},                                                              \
-        [Q35_DT_Q4_0] = {PANEL_ROWS, PANEL_NT, min_t, panel_bytes_q4_0, panel_pack_q4_0,           \
+        [Q35_DT_Q4_0] = {PANEL_ROWS, PANEL_NT, t40, panel_bytes_q4_0, panel_pack_q4_0,           \
                          panel_q4_0},                                                              \
-        [Q35_DT_Q4_K] = {PANEL_ROWS, PANEL_NT, min_t, panel_bytes_q4_K, panel_pack_q4_K,           \
+        [Q35_DT_Q4_K] = {PANEL_ROWS, PANEL_NT, t4k, panel_bytes_q4_K, panel_pack_q4_K,           \
                          panel_q4_K},                                                              \
+        [Q35_DT_Q6_K] = {PANEL_ROWS, PANEL_NT, t6k, panel_bytes_q6_K, panel_pack_q6_K,           \
+                         panel_q6_K},                                                              \
     }
 
 #endif
