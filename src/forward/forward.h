@@ -86,6 +86,9 @@ struct q35_state {
     int n_ctx, pos, max_batch;
     int attn_tb; /* tokens per attention work item (attn.c; sized in state.c) */
     const q35_kernels *k;
+    /* the dtypes of the model's matrices: inputs are packed in the set's
+     * float form only where one of them reads it (q35_acts_prepare_for) */
+    q35_dtype_mask mm_dtypes;
     q35_threadpool *pool;
     q35_layer_state *layers; /* [n_layers] */
     q35_scratch sc;
@@ -115,7 +118,7 @@ void q35_forward(const q35_model *m, q35_state *s, const int32_t *ids, int T, fl
 /* x ([T, cols]) as the input of the matmuls that follow, packed into the
  * state's buffer when the kernel set wants that (one input at a time). */
 static inline q35_acts q35_state_acts(q35_state *s, const float *x, int T, int64_t cols) {
-    return q35_acts_prepare(s->k, x, cols, T, cols, s->sc.packed);
+    return q35_acts_prepare_for(s->k, x, cols, T, cols, s->sc.packed, s->mm_dtypes);
 }
 
 /* The token mixers: read s->sc.h ([T, H]), write s->sc.out ([T, H]), update

@@ -77,7 +77,7 @@ static void layout(const q35_model *m, q35_state *s, carver *cv) {
     if (nv * dv > widest) widest = nv * dv;
     if (nh * d > widest) widest = nh * d;
     for (int T = 1; T <= s->max_batch; T++) { /* sizes need not grow with T */
-        size_t b = q35_acts_bytes(s->k, T, (int64_t)widest);
+        size_t b = q35_acts_bytes_for(s->k, T, (int64_t)widest, s->mm_dtypes);
         if (b > pb) pb = b;
     }
     sc->packed = carve(cv, (pb + 3) / 4);
@@ -112,6 +112,19 @@ static void layout(const q35_model *m, q35_state *s, carver *cv) {
     sc->gate = carve(cv, B * I);
     sc->up = carve(cv, B * I);
     if (cv->used < end) cv->used = end;
+}
+
+/* The dtypes of every matrix the forward pass multiplies. */
+static q35_dtype_mask model_dtypes(const q35_model *m) {
+    q35_dtype_mask d = 1u << m->lm_head.dtype;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const q35_layer *L = &m->layers[l];
+        const q35_tensor *ts[] = {&L->w_gate, &L->w_up, &L->w_down, &L->w_qkv, &L->w_z, &L->w_b,
+                                  &L->w_a,    &L->w_out, &L->w_q,   &L->w_k,   &L->w_v, &L->w_o};
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+            if (ts[i]->data) d |= 1u << ts[i]->dtype;
+    }
+    return d;
 }
 
 static int model_usable(const q35_model *m, const char *what, q35_err *e) {
@@ -151,6 +164,7 @@ q35_state *q35_state_new(const q35_model *m, int n_ctx, q35_err *e) {
         return s;
     }
     s->k = q35_kernels_pick(m->exact_kernels);
+    s->mm_dtypes = model_dtypes(m);
     s->pool = q35_threadpool_new(m->n_threads, e);
     if (!s->pool) {
         free(s);

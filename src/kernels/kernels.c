@@ -80,22 +80,43 @@ static const q35_kernels *q35_kernels_exact_best(void) {
     return q35_kernels_generic();
 }
 
-/* The set's own packed form, then (64-byte aligned) the q8 rows. */
-static size_t float_pack_bytes(const q35_kernels *k, int T, int64_t cols) {
-    return k->pack_bytes ? k->pack_bytes(T, cols) : 0;
+bool q35_matmul_reads_packed(const q35_kernels *k, q35_dtype dt, int T, int64_t cols) {
+    if (k->i8 && cols % Q35_Q8_BLOCK == 0) {
+        if (q35_i8_takes(k->i8, dt, T)) return false;
+        int from = k->q8_only_from ? k->q8_only_from(dt) : 0;
+        if (from > 0 && T >= from) return false;
+    }
+    return true;
 }
 
-size_t q35_acts_bytes(const q35_kernels *k, int T, int64_t cols) {
-    size_t b = float_pack_bytes(k, T, cols);
+static bool any_reads_packed(const q35_kernels *k, int T, int64_t cols, q35_dtype_mask dtypes) {
+    for (int dt = 0; dt < Q35_DT_COUNT; dt++)
+        if ((dtypes >> dt & 1u) && q35_matmul_reads_packed(k, (q35_dtype)dt, T, cols)) return true;
+    return false;
+}
+
+/* The set's own packed form (where some matrix reads it), then (64-byte
+ * aligned) the q8 rows. */
+static size_t float_pack_bytes(const q35_kernels *k, int T, int64_t cols, q35_dtype_mask dtypes) {
+    if (!k->pack_bytes || !any_reads_packed(k, T, cols, dtypes)) return 0;
+    return k->pack_bytes(T, cols);
+}
+
+size_t q35_acts_bytes_for(const q35_kernels *k, int T, int64_t cols, q35_dtype_mask dtypes) {
+    size_t b = float_pack_bytes(k, T, cols, dtypes);
     if (k->i8 && cols % Q35_Q8_BLOCK == 0)
         b = (b + 63) / 64 * 64 + (size_t)T * q35_q8_row_stride(cols);
     return b;
 }
 
-q35_acts q35_acts_prepare(const q35_kernels *k, const float *x, int64_t ldx, int T, int64_t cols,
-                          void *buf) {
+size_t q35_acts_bytes(const q35_kernels *k, int T, int64_t cols) {
+    return q35_acts_bytes_for(k, T, cols, ~(q35_dtype_mask)0);
+}
+
+q35_acts q35_acts_prepare_for(const q35_kernels *k, const float *x, int64_t ldx, int T,
+                              int64_t cols, void *buf, q35_dtype_mask dtypes) {
     q35_acts a = {x, ldx, cols, T, NULL, NULL, 0};
-    size_t fb = float_pack_bytes(k, T, cols);
+    size_t fb = float_pack_bytes(k, T, cols, dtypes);
     if (fb > 0) {
         k->pack(x, ldx, T, cols, buf);
         a.packed = buf;
@@ -107,6 +128,11 @@ q35_acts q35_acts_prepare(const q35_kernels *k, const float *x, int64_t ldx, int
         a.ldq8 = q35_q8_row_stride(cols);
     }
     return a;
+}
+
+q35_acts q35_acts_prepare(const q35_kernels *k, const float *x, int64_t ldx, int T, int64_t cols,
+                          void *buf) {
+    return q35_acts_prepare_for(k, x, ldx, T, cols, buf, ~(q35_dtype_mask)0);
 }
 
 typedef struct matmul_job {

@@ -62,6 +62,10 @@ typedef struct q35_kernels {
      * float32 FMA order, so each gives exactly its float32 result.) */
     void (*matmul)(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
                    int64_t r1);
+    /* The token count from which matmul, for weights of dtype dt, reads
+     * only a->q8 (never a->packed); 0, or a NULL hook: it may read packed
+     * at any T (q35_matmul_reads_packed). */
+    int (*q8_only_from)(q35_dtype dt);
 
     /* Dot products of float32 rows (attention scores): for o < nb, t < na
      *     y[t*ldy + o] = sum_k b[o*ldb + k] * a[t*lda + k]      (k < n) */
@@ -136,6 +140,20 @@ size_t q35_acts_bytes(const q35_kernels *k, int T, int64_t cols);
  * result points into x and buf: both must outlive its use. */
 q35_acts q35_acts_prepare(const q35_kernels *k, const float *x, int64_t ldx, int T, int64_t cols,
                           void *buf);
+/* Whether q35_matmul of a weight of dtype dt ([rows, cols]) on T prepared
+ * rows can read the set's packed form (false where the integer path or
+ * the set's q8_only_from takes it). */
+bool q35_matmul_reads_packed(const q35_kernels *k, q35_dtype dt, int T, int64_t cols);
+/* Bit dt set in the mask for each weight dtype a matrix of some input may
+ * have (1u << Q35_DT_F32 | ...). */
+typedef uint32_t q35_dtype_mask;
+/* q35_acts_prepare for inputs that only matrices of the dtypes in `dtypes`
+ * multiply: the packed form is made only when one of them would read it
+ * (q35_matmul_reads_packed), so that the integer path does not pay for
+ * (or, with q35_acts_bytes_for, hold) a form it never reads. */
+size_t q35_acts_bytes_for(const q35_kernels *k, int T, int64_t cols, q35_dtype_mask dtypes);
+q35_acts q35_acts_prepare_for(const q35_kernels *k, const float *x, int64_t ldx, int T,
+                              int64_t cols, void *buf, q35_dtype_mask dtypes);
 
 /* y = w x over all rows of w, rows split over the pool's threads in chunks
  * whose size depends on the shape only (never on the thread count). pool may

@@ -837,6 +837,7 @@ static const q35_kernels amx_i8tiles_set = {.name = "amx",
                                             .pack_bytes = amx_set_pack_bytes,
                                             .pack = amx_set_pack,
                                             .matmul = matmul_amx_i8,
+                                            .q8_only_from = q35_amx_i8_min_t,
                                             AVX512_OPS,
                                             .i8 = &q35_i8_avx512vnni_set};
 
