@@ -8,14 +8,16 @@
  * (row k4 holds columns 4k4 .. 4k4+3 of each of 16 weight rows), C = 16
  * tokens x 16 weight rows of int32: a C row is 16 consecutive outputs of
  * one token, as y is laid out. K = 32 (one block; Q6_K: 16, one half).
- * Tiles 0-1 C, 2-3 A, 4-5 B; blocks alternate between the two sets so
- * that one block's tile products overlap the other's float work.
+ * Tiles 0, 1, 6, 7 C (four products in flight, see tile_blocks), 2-3 A,
+ * 4-5 B.
  *
  * The float work per block and C row (token) is one conversion, one
  * multiply (weight scales x the token's scale) and one FMA (Q4_K: one
- * more for the mins, Q6_K: twice over for its halves) on 16 lanes, and it,
- * not the tile products, bounds the speed: integer sums cannot run past a
- * block, whose scales differ per weight row and per token. */
+ * more for the mins, Q6_K: twice over for its halves) on 16 lanes: integer
+ * sums cannot run past a block, whose scales differ per weight row and per
+ * token. Measured ([1024 x 1024] Q4_0, T = 512, 1 thread, variants with
+ * parts left out): tile loads + products ~25 cycles a block and 16 x 16
+ * tile, tile stores ~13, the float work ~27, and they barely overlap. */
 #include <immintrin.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -389,62 +391,71 @@ static inline __attribute__((always_inline)) void block_fma(q35_dtype dt, const 
     }
 }
 
+/* The float work of item i (a block; Q6_K: a half, its block's work done
+ * at the second half) from the C ring cb (8 slots of 16 x 16 int32). */
+static inline __attribute__((always_inline)) void item_fma(q35_dtype dt, const int32_t *cb,
+                                                           int64_t i, const float *sc,
+                                                           const float *da, const float *dS,
+                                                           __m512 acc[16]) {
+    if (dt == Q35_DT_Q6_K) {
+        if (!(i & 1)) return;
+        const int32_t *c = cb + 256 * ((i - 1) & 7);
+        block_fma(dt, c, c + 256, sc + (i / 2) * SCB, da + (i / 2) * 16, dS + (i / 2) * 16, acc);
+    } else
+        block_fma(dt, cb + 256 * (i & 7), NULL, sc + i * SCB, da + i * 16, dS + i * 16, acc);
+}
+
 /* acc += blocks [kb0, kb1) of one 16-token tile (q8 rows at xa, stride
  * lda) times one weight tile (bt, sc), with the token scales da, dS; all
- * four indexed from kb0. cb: 4 KB of C buffer. The tile unit runs its
- * instructions in order and a tile store waits for the product before
- * it, so work goes in batches of 4 tile products (C tiles 0, 1, 6, 7: 4
- * blocks, Q6_K 2 blocks of 2 halves): the batch's C tiles are stored, the
- * next batch's products issued, and only then the stored batch's float
- * work done, which the vector units run while the tile unit multiplies. */
-#define TDP(c, ta, tb, a, b)                                                                       \
+ * four indexed from kb0. cb: 8 KB, a ring of 8 C slots.
+ *
+ * The tile unit runs its instructions in order, and a tile store waits
+ * for the product before it, so the products go round the four C tiles
+ * (0, 1, 6, 7; A/B pairs 2/4 and 3/5 alternating) with four in flight: as
+ * soon as item j's C tile is stored, item j + 4's product is issued into
+ * it, so the stores and the products overlap. The float work of item j
+ * runs LAG stores later, when its slot has long been written, so the
+ * vector loads never wait on a tile store; items still go through the
+ * float steps in order (the same bits as one item at a time). An item is
+ * a block (K = 32) or, for Q6_K, a half (K = 16). */
+#define LAG 2
+#define TDP(c, ta, tb, j)                                                                          \
     do {                                                                                           \
         _tile_zero(c);                                                                             \
-        _tile_loadd(ta, a, lda);                                                                   \
-        _tile_loadd(tb, b, 64);                                                                    \
+        _tile_loadd(ta, a0 + kbytes * (j), lda);                                                   \
+        _tile_loadd(tb, bt + 16 * kbytes * (j), 64);                                               \
         _tile_dpbssd(c, ta, tb);                                                                   \
     } while (0)
-__attribute__((target("amx-tile,amx-int8"), always_inline)) static inline void
-tile_batch(q35_dtype dt, const uint8_t *a, size_t lda, const uint8_t *b, int64_t left) {
-    if (dt == Q35_DT_Q6_K) {
-        TDP(0, 2, 4, a, b);
-        TDP(1, 3, 5, a + 16, b + BTILE / 2);
-        if (left > 1) {
-            TDP(6, 2, 4, a + 32, b + BTILE);
-            TDP(7, 3, 5, a + 48, b + BTILE + BTILE / 2);
-        }
-        return;
-    }
-    TDP(0, 2, 4, a, b);
-    if (left > 1) TDP(1, 3, 5, a + 32, b + BTILE);
-    if (left > 2) TDP(6, 2, 4, a + 64, b + 2 * BTILE);
-    if (left > 3) TDP(7, 3, 5, a + 96, b + 3 * BTILE);
-}
-#undef TDP
-
+#define STEP(c, ta, tb, j)                                                                         \
+    do {                                                                                           \
+        if ((j) < n) {                                                                             \
+            _tile_stored(c, cb + 256 * ((j) & 7), 64);                                             \
+            if ((j) + 4 < n) TDP(c, ta, tb, (j) + 4);                                              \
+            if ((j) >= LAG) item_fma(dt, cb, (j) - LAG, sc, da, dS, acc);                          \
+        }                                                                                          \
+    } while (0)
 __attribute__((target("amx-tile,amx-int8"), always_inline)) static inline void
 tile_blocks(q35_dtype dt, const uint8_t *xa, size_t lda, const float *da, const float *dS,
             const uint8_t *bt, const float *sc, int64_t kb0, int64_t kb1, __m512 acc[16],
             int32_t *cb) {
-    const int per = dt == Q35_DT_Q6_K ? 2 : 4; /* blocks a batch */
-    int64_t n = kb1 - kb0;
+    const int64_t kbytes = dt == Q35_DT_Q6_K ? 16 : 32;
+    const int64_t n = (kb1 - kb0) * (dt == Q35_DT_Q6_K ? 2 : 1); /* items */
     const uint8_t *a0 = xa + kb0 * 32;
-    tile_batch(dt, a0, lda, bt, n);
-    for (int64_t i = 0; i < n; i += per) {
-        int64_t m = n - i < per ? n - i : per;
-        _tile_stored(0, cb, 64);
-        if (dt == Q35_DT_Q6_K || m > 1) _tile_stored(1, cb + 256, 64);
-        if (m > (dt == Q35_DT_Q6_K ? 1 : 2)) _tile_stored(6, cb + 512, 64);
-        if (m > (dt == Q35_DT_Q6_K ? 1 : 3)) _tile_stored(7, cb + 768, 64);
-        if (i + per < n)
-            tile_batch(dt, a0 + 32 * (i + per), lda, bt + (i + per) * BTILE, n - i - per);
-        for (int64_t k = 0; k < m; k++) {
-            const int32_t *c = cb + (dt == Q35_DT_Q6_K ? 512 : 256) * k;
-            block_fma(dt, c, c + 256, sc + (i + k) * SCB, da + (i + k) * 16, dS + (i + k) * 16,
-                      acc);
-        }
+    TDP(0, 2, 4, 0);
+    if (n > 1) TDP(1, 3, 5, 1);
+    if (n > 2) TDP(6, 2, 4, 2);
+    if (n > 3) TDP(7, 3, 5, 3);
+    for (int64_t i = 0; i < n; i += 4) {
+        STEP(0, 2, 4, i);
+        STEP(1, 3, 5, i + 1);
+        STEP(6, 2, 4, i + 2);
+        STEP(7, 3, 5, i + 3);
     }
+    for (int64_t j = n - LAG < 0 ? 0 : n - LAG; j < n; j++)
+        item_fma(dt, cb, j, sc, da, dS, acc);
 }
+#undef STEP
+#undef TDP
 
 /* acc rows (tokens t0 + t < T) into y columns [o, o + 16) that lie below rend. */
 static inline void store_acc(const __m512 acc[16], float *y, int64_t ldy, int64_t o, int64_t rend,
@@ -479,7 +490,7 @@ matmul_dt(q35_dtype dt, const q35_tensor *w, const uint8_t *x, size_t ldx, int T
     float *sc = (float *)(void *)(bt + (size_t)(prows / 16) * tile_bytes);
     float *da = sc + (size_t)(prows / 16) * sc_floats;
     float *dS = dt == Q35_DT_Q4_K ? da + (size_t)ntt * nkb * 16 : da; /* Q4_K's */
-    _Alignas(64) int32_t cb[1024];
+    _Alignas(64) int32_t cb[2048];
     for (int tt = 0; tt < ntt; tt++)
         token_scales(x, ldx, T, cols, tt * 16, 0, nkb, dt == Q35_DT_Q4_K,
                      da + (size_t)tt * nkb * 16, dS + (size_t)tt * nkb * 16);
@@ -513,7 +524,7 @@ stepwise_dt(q35_dtype dt, const q35_tensor *w, const uint8_t *x, size_t ldx, int
     int kbytes = dt == Q35_DT_Q6_K ? 16 : 32, cur = 0;
     _Alignas(64) uint8_t bt[GROUP * BTILE];
     _Alignas(64) float sc[GROUP * SCB], da[GROUP * 16], dS[GROUP * 16];
-    _Alignas(64) int32_t cb[1024];
+    _Alignas(64) int32_t cb[2048];
     for (int tt = 0; tt < (T + 15) / 16; tt++) {
         token_rows(T, tt, kbytes, &cur);
         const uint8_t *xa = x + (size_t)tt * 16 * ldx;
