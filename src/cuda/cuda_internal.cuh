@@ -147,9 +147,12 @@ void cu_rmsnorm(const float *in, const float *w, float eps, int T, int n, float 
  * at zoff, b at boff, a at aoff); conv_state [K, C] a ring of the last
  * inputs (position p in slot p % K) updated; qkv_out [T, C] scratch; S [nv]
  * [dv][dk] (each value column's dk rows contiguous) updated; o [T, nv*dv]
- * the output, gated and normed unless raw (then cu_gemv_gated does it). */
+ * the output, gated and normed unless raw (then cu_gemv_gated does it).
+ * chunk_ws (may be NULL): T > 1 runs the chunked form there (gdn_chunk.cu,
+ * cu_gdn_chunk_ws_floats(c, T) floats), else the recurrence token by token. */
 void cu_gdn(const q35_config *c, const dlayer *L, const float *xin, int ldx, int T, const int *pos,
-            float *conv_state, float *qkv_out, float *S, float *o, bool raw, cudaStream_t st);
+            float *conv_state, float *qkv_out, float *S, float *o, bool raw, float *chunk_ws,
+            cudaStream_t st);
 /* Whether cu_gdn fuses a one-token step into one kernel (raw output). */
 bool cu_gdn_fused(const q35_config *c);
 

@@ -21,6 +21,7 @@
  * through them: one memory round trip per 16 tokens instead of one per
  * token. This is the exact recurrent form, token after token. */
 #include "cuda/cuda_internal.cuh"
+#include "cuda/prefill.cuh"
 
 #define KMAX 8  /* conv taps */
 #define RMAX 16 /* state rows per lane: dk <= 128 */
@@ -269,7 +270,8 @@ bool cu_gdn_fused(const q35_config *c) {
 }
 
 void cu_gdn(const q35_config *c, const dlayer *L, const float *xin, int ldx, int T, const int *pos,
-            float *conv_state, float *qkv_out, float *S, float *o, bool raw, cudaStream_t st) {
+            float *conv_state, float *qkv_out, float *S, float *o, bool raw, float *chunk_ws,
+            cudaStream_t st) {
     int C = q35_config_conv_channels(c), nk = c->lin_k_heads, nv = c->lin_v_heads;
     int dk = c->lin_k_dim, dv = c->lin_v_dim, K = c->conv_kernel;
     int zoff = C, boff = C + nv * dv, aoff = boff + nv;
@@ -281,8 +283,12 @@ void cu_gdn(const q35_config *c, const dlayer *L, const float *xin, int ldx, int
     }
     cu_launch(conv_kernel, dim3((C + 127) / 128), dim3(128), 0, st, xin, ldx, T, pos, C, K,
               L->conv_w, conv_state, qkv_out);
-    cu_launch(recur_kernel, dim3(nv, dv / cpb), dim3(cpb * LPC), 0, st, (const float *)qkv_out, C,
-              xin, ldx, boff, aoff, T, nk, nv, dk, dv, L->A, L->dt_bias, S, o);
+    if (chunk_ws && T > 1 && cu_gdn_chunk_takes(c)) /* the chunked form (gdn_chunk.cu) */
+        cu_gdn_chunk(c, L, qkv_out, xin, ldx, T, S, o, chunk_ws, st);
+    else
+        cu_launch(recur_kernel, dim3(nv, dv / cpb), dim3(cpb * LPC), 0, st,
+                  (const float *)qkv_out, C, xin, ldx, boff, aoff, T, nk, nv, dk, dv, L->A,
+                  L->dt_bias, S, o);
     if (!raw)
         cu_launch(gdn_norm_kernel, dim3(T, nv), dim3((dv + 31) / 32 * 32), 0, st, o, nv, dv, xin,
                   ldx, zoff, L->gdn_norm, c->rms_eps);

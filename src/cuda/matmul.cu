@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "cuda/cuda_internal.cuh"
+#include "cuda/prefill.cuh"
 
 using namespace nvcuda;
 
@@ -647,6 +648,7 @@ __global__ void splitk_reduce(const float *__restrict__ ws, int nz, int T, int r
 template <int FMT>
 static void gemm(const dmat *W, const float *x, int ldx, int T, float *y, int ldy, int op,
                  float *ws, size_t ws_n, cudaStream_t st) {
+    if (cu_gemm_bf16(W, x, ldx, T, y, ldy, op, ws, ws_n, st)) return; /* gemm.cu */
     static const int sms = num_sms();
     dim3 grid((W->rows + BN - 1) / BN, (T + BM - 1) / BM);
     if (ldx % 4 || gemm_simple()) {

@@ -18,6 +18,7 @@
 
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_internal.cuh"
+#include "cuda/prefill.cuh"
 
 #define CHUNK 512
 #define WS_FLOATS ((size_t)2 << 20)
@@ -35,6 +36,7 @@ typedef struct cuda_state {
     size_t conv_n, ssm_n, kvw;
     float *x, *proj, *o, *mlp, *tmp, *tmp2, *qkvc, *logits, *part;
     float *ws; /* split-K partial sums (matmul.cu) */
+    float *gdn_ws; /* the chunked DeltaNet's scratch (gdn_chunk.cu) */
     size_t ws_n;
     int *d_pos;
     int32_t *d_ids, *d_next, *d_recent;
@@ -180,7 +182,8 @@ static void *state_new(const q35_model *m, int n_ctx, size_t *bytes, q35_err *e)
         (s->d_ids = (int32_t *)dalloc(s, B * 4, e)) && (s->d_next = (int32_t *)dalloc(s, 16, e)) &&
         (s->d_recent = (int32_t *)dalloc(s, CU_RECENT_MAX * 4, e)) &&
         (s->d_samp = (cu_sample_params *)dalloc(s, sizeof(cu_sample_params), e)) &&
-        (s->d_sscratch = dalloc(s, cu_sample_scratch_bytes(), e));
+        (s->d_sscratch = dalloc(s, cu_sample_scratch_bytes(), e)) &&
+        (s->gdn_ws = (float *)dalloc(s, cu_gdn_chunk_ws_floats(c, s->chunk) * 4, e));
     if (ok) {
         rc = cudaMallocHost((void **)&s->h_pos, 16);
         if (rc == cudaSuccess) rc = cudaMallocHost((void **)&s->h_ids, B * 4);
@@ -235,7 +238,8 @@ static void forward(cuda_state *s, int T, bool want_logits, int first) {
             cu_matmul(&D->w_in, s->x, T, H, s->proj, ld, MM_STORE, D->attn_norm, eps, s->tmp, NULL, s->ws, s->ws_n, st);
             bool fused = T == 1 && cu_gdn_fused(c);
             cu_gdn(c, D, s->proj, ld, T, s->d_pos, s->conv + (size_t)s->slot[l] * s->conv_n,
-                   s->qkvc, s->ssm + (size_t)s->slot[l] * s->ssm_n, s->o, fused, st);
+                   s->qkvc, s->ssm + (size_t)s->slot[l] * s->ssm_n, s->o, fused,
+                   T > 1 && cu_gdn_chunk_on() ? s->gdn_ws : NULL, st);
             if (fused) /* the output norm and gate in the projection's prologue */
                 cu_gemv_gated(&D->w_out, s->o, s->proj + q35_config_conv_channels(c), D->gdn_norm,
                               dv, eps, s->x, st);

@@ -1,0 +1,365 @@
+/* gdn_chunk.cu — the Gated DeltaNet recurrence for prefill in the chunked
+ * WY / UT form (prefill.cuh), the approach of flash-linear-attention's
+ * chunked delta rule, written for this backend's layouts. The math is the
+ * CPU's (forward/gdn_chunk.c): per chunk of L tokens from the state S0,
+ * with G_t = g_0 + ... + g_t (g = log decay <= 0),
+ *
+ *     (I + A) X = [beta e^G K | beta V],  A_ts = beta_t e^(G_t-G_s) k_t.k_s (s < t)
+ *     W = X's first dk columns, U' = its last dv:  U = U' - W S0
+ *     o_t = e^(G_t) S0^T q_t + sum_{s<=t} e^(G_t-G_s) (q_t.k_s) u_s
+ *     S   = e^(G_{L-1}) S0 + sum_s e^(G_{L-1}-G_s) k_s u_s^T
+ *
+ * which is the recurrence S_t = e^(g_t) S_{t-1} + k_t u_t^T, u_t = beta_t
+ * (v_t - e^(g_t) S_{t-1}^T k_t), written out. Everything in float32 (FMA),
+ * each decay e^(G_t - G_s) formed from the difference of the double
+ * prefix sums (never a quotient of two exponentials), so the result equals
+ * the recurrence's up to float32 rounding.
+ *
+ * Two kernels per layer:
+ * - wy_kernel, one block per (value head, chunk), all chunks at once (none
+ *   depends on the state): q, k normalized, the chunk's A (then solved by
+ *   forward substitution, each thread owning columns of X, so the solve
+ *   needs no barrier), P = the decayed q.k lower triangle, and the terms
+ *   the state pass reads: W, U', e^G q, the decayed k transposed, e^G_{L-1}.
+ * - state_kernel, one block per (value head, CS value columns), the chunks
+ *   in order: U = U' - W S0, o = e^G Q S0 + P U, S updated, with the CS
+ *   columns of S in shared memory (columns of S are independent).
+ * The scratch between them (cu_gdn_chunk_ws_floats) holds per (head,
+ * chunk) W [L][dk], e^G q [L][dk], k^T decayed [dk][L], U' [L][dv], P
+ * [L][L] and e^G_{L-1}. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/prefill.cuh"
+
+#define CL CU_GDN_CHUNK
+#define NT 256
+#define DKM 128 /* dk, dv at most */
+
+__device__ __forceinline__ float sigm(float x) {
+    return 1.0f / (1.0f + expf(-x));
+}
+
+__device__ __forceinline__ float softp(float x) {
+    return x > 20.0f ? x : log1pf(expf(x));
+}
+
+/* floats per (head, chunk) in the scratch, and the offsets in it */
+__host__ __device__ static inline size_t per_chunk(int dk, int dv) {
+    return (size_t)3 * CL * dk + (size_t)CL * dv + (size_t)CL * CL + 4;
+}
+#define OFF_W(dk, dv) 0
+#define OFF_QG(dk, dv) ((size_t)CL * (dk))
+#define OFF_KT(dk, dv) ((size_t)2 * CL * (dk))
+#define OFF_U(dk, dv) ((size_t)3 * CL * (dk))
+#define OFF_P(dk, dv) ((size_t)3 * CL * (dk) + (size_t)CL * (dv))
+#define OFF_GL(dk, dv) ((size_t)3 * CL * (dk) + (size_t)CL * (dv) + (size_t)CL * CL)
+
+static size_t wy_smem(int dk, int dv) {
+    return sizeof(float) * ((size_t)2 * CL * (dk + 4) + (size_t)CL * (dk + dv) +
+                            (size_t)CL * (CL + 4) + 4 * CL) +
+           sizeof(double) * CL;
+}
+
+__global__ void __launch_bounds__(NT)
+    wy_kernel(const float *__restrict__ qkv, int C, const float *__restrict__ xin, int ldx, int boff,
+              int aoff, int T, int nk, int nv, int dk, int dv, const float *__restrict__ Alog,
+              const float *__restrict__ dt_bias, float *__restrict__ ws) {
+    extern __shared__ __align__(16) float sm[];
+    const int ldk = dk + 4, ldt = CL + 4, nx = dk + dv;
+    float *Ks = sm, *Qs = Ks + CL * ldk, *X = Qs + CL * ldk, *At = X + CL * nx;
+    float *beta = At + CL * ldt, *gl = beta + CL, *eg = gl + CL, *edl = eg + CL;
+    double *G = (double *)(edl + CL);
+    pdl_wait();
+    pdl_launch();
+    const int j = blockIdx.x, ci = blockIdx.y, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int t0 = ci * CL, L = T - t0 < CL ? T - t0 : CL, kh = j / (nv / nk);
+    float *out = ws + ((size_t)j * gridDim.y + ci) * per_chunk(dk, dv);
+    for (int idx = tid; idx < CL * dk; idx += NT) {
+        int t = idx / dk, i = idx % dk;
+        float q = 0.0f, k = 0.0f;
+        if (t < L) {
+            const float *row = qkv + (size_t)(t0 + t) * C;
+            q = row[kh * dk + i];
+            k = row[nk * dk + kh * dk + i];
+        }
+        Qs[t * ldk + i] = q;
+        Ks[t * ldk + i] = k;
+    }
+    __syncthreads();
+    const float qscale = 1.0f / sqrtf((float)dk), Aj = Alog[j], dtb = dt_bias[j];
+    __shared__ float qn[CL], kn[CL];
+    for (int t = warp; t < CL; t += NT / 32) {
+        float sq = 0.0f, sk = 0.0f;
+        for (int i = lane; i < dk; i += 32) {
+            float q = Qs[t * ldk + i], k = Ks[t * ldk + i];
+            sq += q * q;
+            sk += k * k;
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            sq += __shfl_xor_sync(0xffffffffu, sq, o);
+            sk += __shfl_xor_sync(0xffffffffu, sk, o);
+        }
+        if (lane == 0) {
+            qn[t] = qscale / sqrtf(sq + 1e-6f);
+            kn[t] = 1.0f / sqrtf(sk + 1e-6f);
+            const float *xr = xin + (size_t)(t0 + t) * ldx;
+            beta[t] = t < L ? sigm(xr[boff + j]) : 0.0f;
+            gl[t] = t < L ? Aj * softp(xr[aoff + j] + dtb) : 0.0f;
+        }
+    }
+    __syncthreads();
+    if (tid == 0) {
+        double acc = 0.0;
+        for (int t = 0; t < CL; t++) {
+            acc += (double)gl[t];
+            G[t] = acc;
+        }
+    }
+    for (int idx = tid; idx < CL * dk; idx += NT) {
+        int t = idx / dk, i = idx % dk;
+        Qs[t * ldk + i] *= qn[t];
+        Ks[t * ldk + i] *= kn[t];
+    }
+    __syncthreads();
+    if (tid < CL) {
+        eg[tid] = (float)exp(G[tid]);
+        edl[tid] = (float)exp(G[CL - 1] - G[tid]);
+    }
+    /* k_t.k_s and q_t.k_s: thread (tb, sb) takes t = tb + 16u, s = sb + 16v
+     * (rows 16 apart: the 16-byte loads of 8 lanes hit distinct banks) */
+    {
+        const int tb = tid >> 4, sb = tid & 15;
+        float kk[4][4], qk[4][4];
+#pragma unroll
+        for (int u = 0; u < 4; u++)
+#pragma unroll
+            for (int v = 0; v < 4; v++)
+                kk[u][v] = qk[u][v] = 0.0f;
+        for (int i = 0; i < dk; i += 4) {
+            float4 kt[4], qt[4], ks[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                kt[u] = *(const float4 *)(Ks + (tb + 16 * u) * ldk + i);
+                qt[u] = *(const float4 *)(Qs + (tb + 16 * u) * ldk + i);
+                ks[u] = *(const float4 *)(Ks + (sb + 16 * u) * ldk + i);
+            }
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+#pragma unroll
+                for (int v = 0; v < 4; v++) {
+                    kk[u][v] += kt[u].x * ks[v].x + kt[u].y * ks[v].y + kt[u].z * ks[v].z +
+                                kt[u].w * ks[v].w;
+                    qk[u][v] += qt[u].x * ks[v].x + qt[u].y * ks[v].y + qt[u].z * ks[v].z +
+                                qt[u].w * ks[v].w;
+                }
+        }
+        float *P = out + OFF_P(dk, dv);
+#pragma unroll
+        for (int u = 0; u < 4; u++)
+#pragma unroll
+            for (int v = 0; v < 4; v++) {
+                int t = tb + 16 * u, s = sb + 16 * v;
+                float dec = s <= t ? (float)exp(G[t] - G[s]) : 0.0f;
+                At[s * ldt + t] = s < t ? beta[t] * dec * kk[u][v] : 0.0f; /* A_ts, transposed */
+                P[t * CL + s] = dec * qk[u][v];
+            }
+    }
+    __syncthreads();
+    /* (I + A) X = B, column by column, 4 rows at a time */
+    const float *V = qkv + (size_t)t0 * C + 2 * nk * dk + (size_t)j * dv;
+    for (int col = tid; col < nx; col += NT) {
+        float *xc = X + col;
+        for (int tg = 0; tg < CL; tg += 4) {
+            float x[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                int t = tg + u;
+                x[u] = col < dk ? beta[t] * eg[t] * Ks[t * ldk + col]
+                       : t < L  ? beta[t] * V[(size_t)t * C + col - dk]
+                                : 0.0f;
+            }
+            for (int r = 0; r < tg; r++) {
+                float xr = xc[r * nx];
+                float4 a = *(const float4 *)(At + r * ldt + tg);
+                x[0] -= a.x * xr;
+                x[1] -= a.y * xr;
+                x[2] -= a.z * xr;
+                x[3] -= a.w * xr;
+            }
+#pragma unroll
+            for (int u = 1; u < 4; u++)
+#pragma unroll
+                for (int r = 0; r < u; r++)
+                    x[u] -= At[(tg + r) * ldt + tg + u] * x[r];
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+                xc[(tg + u) * nx] = x[u];
+        }
+    }
+    __syncthreads();
+    float *W = out + OFF_W(dk, dv), *Qg = out + OFF_QG(dk, dv), *KT = out + OFF_KT(dk, dv);
+    float *Up = out + OFF_U(dk, dv);
+    for (int idx = tid; idx < CL * dk; idx += NT) {
+        int t = idx / dk, i = idx % dk;
+        W[idx] = X[t * nx + i];
+        Qg[idx] = eg[t] * Qs[t * ldk + i];
+        int ii = idx / CL, s = idx % CL; /* transposed: [dk][CL] */
+        KT[idx] = edl[s] * Ks[s * ldk + ii];
+    }
+    for (int idx = tid; idx < CL * dv; idx += NT)
+        Up[idx] = X[(idx / dv) * nx + dk + idx % dv];
+    if (tid == 0) out[OFF_GL(dk, dv)] = eg[CL - 1];
+}
+
+static size_t st_smem(int dk, int cs) {
+    return sizeof(float) * ((size_t)dk * cs + (size_t)2 * CL * (dk + 4) + (size_t)dk * (CL + 4) +
+                            (size_t)CL * (CL + 4) + (size_t)CL * cs);
+}
+
+/* One block per (value head, CS columns); NT / CS row groups. */
+template <int CS>
+__global__ void __launch_bounds__(NT)
+    state_kernel(const float *__restrict__ ws, int nch, int T, int nv, int dk, int dv,
+                 float *__restrict__ S, float *__restrict__ o) {
+    extern __shared__ __align__(16) float sm[];
+    constexpr int NRG = NT / CS, TU = (CL + NRG - 1) / NRG, IU = (DKM + NRG - 1) / NRG;
+    const int ldk = dk + 4, ldt = CL + 4;
+    float *Ss = sm, *Ws = Ss + dk * CS, *Qs = Ws + CL * ldk, *KTs = Qs + CL * ldk;
+    float *Ps = KTs + dk * ldt, *Us = Ps + CL * ldt;
+    pdl_wait();
+    pdl_launch();
+    const int j = blockIdx.x, c0 = blockIdx.y * CS, tid = threadIdx.x;
+    const int c = tid % CS, rg = tid / CS;
+    float *Sj = S + (size_t)j * dk * dv;
+    for (int idx = tid; idx < dk * CS; idx += NT) {
+        int cc = idx / dk, i = idx % dk;
+        Ss[i * CS + cc] = Sj[(size_t)(c0 + cc) * dk + i];
+    }
+    for (int ci = 0; ci < nch; ci++) {
+        const int t0 = ci * CL, L = T - t0 < CL ? T - t0 : CL;
+        const float *in = ws + ((size_t)j * nch + ci) * per_chunk(dk, dv);
+        const int dk4 = dk / 4;
+        for (int idx = tid; idx < CL * dk4; idx += NT) {
+            int t = idx / dk4, i = (idx % dk4) * 4;
+            *(float4 *)(Ws + t * ldk + i) = *(const float4 *)(in + OFF_W(dk, dv) + t * dk + i);
+            *(float4 *)(Qs + t * ldk + i) = *(const float4 *)(in + OFF_QG(dk, dv) + t * dk + i);
+        }
+        for (int idx = tid; idx < dk * (CL / 4); idx += NT) {
+            int i = idx / (CL / 4), s = (idx % (CL / 4)) * 4;
+            *(float4 *)(KTs + i * ldt + s) = *(const float4 *)(in + OFF_KT(dk, dv) + i * CL + s);
+        }
+        for (int idx = tid; idx < CL * (CL / 4); idx += NT) {
+            int t = idx / (CL / 4), s = (idx % (CL / 4)) * 4;
+            *(float4 *)(Ps + t * ldt + s) = *(const float4 *)(in + OFF_P(dk, dv) + t * CL + s);
+        }
+        for (int idx = tid; idx < CL * CS; idx += NT) {
+            int t = idx / CS, cc = idx % CS;
+            Us[idx] = in[OFF_U(dk, dv) + (size_t)t * dv + c0 + cc];
+        }
+        const float gL = in[OFF_GL(dk, dv)];
+        __syncthreads();
+        /* U = U' - W S0 and e^G Q S0, rows t = rg + NRG u */
+        float ao[TU];
+#pragma unroll
+        for (int u = 0; u < TU; u++) {
+            int t = rg + NRG * u;
+            float au = 0.0f, aq = 0.0f;
+            if (t < L) {
+                for (int i = 0; i < dk; i += 4) {
+                    float4 w = *(const float4 *)(Ws + t * ldk + i);
+                    float4 q = *(const float4 *)(Qs + t * ldk + i);
+                    float s0 = Ss[i * CS + c], s1 = Ss[(i + 1) * CS + c];
+                    float s2 = Ss[(i + 2) * CS + c], s3 = Ss[(i + 3) * CS + c];
+                    au += w.x * s0 + w.y * s1 + w.z * s2 + w.w * s3;
+                    aq += q.x * s0 + q.y * s1 + q.z * s2 + q.w * s3;
+                }
+                Us[t * CS + c] -= au;
+            }
+            ao[u] = aq;
+        }
+        __syncthreads();
+        /* o = e^G Q S0 + P U (P is zero above the diagonal) */
+#pragma unroll
+        for (int u = 0; u < TU; u++) {
+            int t = rg + NRG * u;
+            if (t >= L) continue;
+            float acc = ao[u];
+            int se = (t / 4 + 1) * 4;
+            for (int s = 0; s < se; s += 4) {
+                float4 p = *(const float4 *)(Ps + t * ldt + s);
+                acc += p.x * Us[s * CS + c] + p.y * Us[(s + 1) * CS + c] +
+                       p.z * Us[(s + 2) * CS + c] + p.w * Us[(s + 3) * CS + c];
+            }
+            o[(size_t)(t0 + t) * nv * dv + (size_t)j * dv + c0 + c] = acc;
+        }
+        /* S = e^G_{L-1} S0 + (decayed K)^T U; rows of U past L are zero */
+#pragma unroll
+        for (int u = 0; u < IU; u++) {
+            int i = rg + NRG * u;
+            if (i >= dk) continue;
+            float acc = 0.0f;
+            for (int s = 0; s < CL; s += 4) {
+                float4 k = *(const float4 *)(KTs + i * ldt + s);
+                acc += k.x * Us[s * CS + c] + k.y * Us[(s + 1) * CS + c] +
+                       k.z * Us[(s + 2) * CS + c] + k.w * Us[(s + 3) * CS + c];
+            }
+            Ss[i * CS + c] = gL * Ss[i * CS + c] + acc;
+        }
+        __syncthreads();
+    }
+    for (int idx = tid; idx < dk * CS; idx += NT) {
+        int cc = idx / dk, i = idx % dk;
+        Sj[(size_t)(c0 + cc) * dk + i] = Ss[i * CS + cc];
+    }
+}
+
+size_t cu_gdn_chunk_ws_floats(const q35_config *c, int T) {
+    size_t nch = (size_t)(T + CL - 1) / CL;
+    return (size_t)c->lin_v_heads * nch * per_chunk(c->lin_k_dim, c->lin_v_dim);
+}
+
+/* Whether prefill takes the chunked form without Q35_CUDA_GDN. */
+#define CHUNK_DEFAULT false
+
+bool cu_gdn_chunk_on(void) {
+    const char *v = getenv("Q35_CUDA_GDN");
+    if (v && !strcmp(v, "recurrent")) return false;
+    if (v && !strcmp(v, "chunk")) return true;
+    return CHUNK_DEFAULT;
+}
+
+bool cu_gdn_chunk_takes(const q35_config *c) {
+    return c->lin_k_dim <= DKM && c->lin_v_dim <= DKM && c->lin_k_dim % 4 == 0 &&
+           c->lin_v_dim % 4 == 0 && c->lin_k_heads > 0 && c->lin_v_heads % c->lin_k_heads == 0;
+}
+
+template <int CS>
+static void state_go(const q35_config *c, int nch, int T, float *ws, float *S, float *o,
+                     cudaStream_t st) {
+    int dk = c->lin_k_dim, dv = c->lin_v_dim, nv = c->lin_v_heads;
+    size_t smem = st_smem(dk, CS);
+    cudaFuncSetAttribute(state_kernel<CS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         (int)smem);
+    cu_launch(state_kernel<CS>, dim3(nv, dv / CS), dim3(NT), smem, st, (const float *)ws, nch, T,
+              nv, dk, dv, S, o);
+}
+
+void cu_gdn_chunk(const q35_config *c, const dlayer *L, const float *qkv, const float *xin,
+                  int ldx, int T, float *S, float *o, float *ws, cudaStream_t st) {
+    int C = q35_config_conv_channels(c), nk = c->lin_k_heads, nv = c->lin_v_heads;
+    int dk = c->lin_k_dim, dv = c->lin_v_dim;
+    int boff = C + nv * dv, aoff = boff + nv, nch = (T + CL - 1) / CL;
+    size_t smem = wy_smem(dk, dv);
+    cudaFuncSetAttribute(wy_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    cu_launch(wy_kernel, dim3(nv, nch), dim3(NT), smem, st, qkv, C, xin, ldx, boff, aoff, T, nk,
+              nv, dk, dv, L->A, L->dt_bias, ws);
+    if (dv % 16 == 0)
+        state_go<16>(c, nch, T, ws, S, o, st);
+    else if (dv % 8 == 0)
+        state_go<8>(c, nch, T, ws, S, o, st);
+    else
+        state_go<4>(c, nch, T, ws, S, o, st);
+}
