@@ -29,6 +29,14 @@
 
 #define PANEL_ROWS 8
 #define PANEL_NT 4
+/* The packs read the weights from memory (the kernels only the packed
+ * copy): 8 rows advancing a block at a time, which the hardware
+ * prefetchers left latency-bound (perf: 72% of the Q4_0 pack's samples on
+ * its first load; 1.4 GB/s packing a cold matrix against 5 GB/s of plain
+ * reading). So each pack prefetches, into L2, the same bytes of the next
+ * 8 rows (the driver's next group, PANEL_ROWS * ldw ahead), which then
+ * arrive while this group's kernels run. */
+#define PACK_NEXT(p, ldw) _mm_prefetch(ahead(p, PANEL_ROWS * (ldw)), _MM_HINT_T1)
 
 /* 8 rows of 8 dwords -> 8 vectors of dword g of each row (an 8x8
  * transpose of 32-bit elements) */
@@ -74,6 +82,7 @@ static void panel_pack_q8_0(const uint8_t *w, size_t ldw, int R, int64_t cols, u
         for (int r = 0; r < 8; r++) {
             if (r < R) {
                 const uint8_t *blk = w + (size_t)r * ldw + (size_t)b * 34;
+                PACK_NEXT(blk, ldw);
                 s[r] = _mm256_loadu_si256((const __m256i *)(blk + 2));
                 v[r] = _mm256_sign_epi8(s[r], s[r]);
                 dw[r] = f16(blk);
@@ -101,6 +110,7 @@ static void panel_pack_q4_0(const uint8_t *w, size_t ldw, int R, int64_t cols, u
         for (int r = 0; r < 8; r++) {
             if (r < R) {
                 const uint8_t *blk = w + (size_t)r * ldw + (size_t)b * 18;
+                PACK_NEXT(blk, ldw);
                 __m256i q =
                     _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(blk + 2)));
                 v[r] = _mm256_and_si256(_mm256_srlv_epi64(q, hsh), m15);
@@ -123,9 +133,12 @@ static void panel_pack_q4_K(const uint8_t *w, size_t ldw, int R, int64_t cols, u
     for (int64_t k = 0; k < cols / 256; k++) {
         float mul[8][8], sub[8][8];
         for (int r = 0; r < 8; r++) {
-            if (r < R)
-                k4_scales(w + (size_t)r * ldw + (size_t)k * 144, mul[r], sub[r]);
-            else
+            if (r < R) {
+                const uint8_t *sb = w + (size_t)r * ldw + (size_t)k * 144;
+                for (int i = 0; i < 144; i += 64)
+                    PACK_NEXT(sb + i, ldw);
+                k4_scales(sb, mul[r], sub[r]);
+            } else
                 memset(mul[r], 0, 32), memset(sub[r], 0, 32);
         }
         __m256i sc[8], mn[8];
@@ -170,6 +183,9 @@ static void panel_pack_q6_K(const uint8_t *w, size_t ldw, int R, int64_t cols, u
         float d[8];
         for (int r = 0; r < 8; r++) {
             const uint8_t *sb = w + (size_t)r * ldw + (size_t)k * 210;
+            if (r < R)
+                for (int i = 0; i < 210; i += 64)
+                    PACK_NEXT(sb + i, ldw);
             for (int j = 0; j < 8; j++)
                 for (int h = 0; h < 2; h++)
                     sc[j][r][h] = r < R ? (int8_t)sb[192 + 2 * j + h] : 0;
