@@ -268,7 +268,15 @@ int q35_state_decode_batch(q35_batch *b, q35_state *const *states, const int32_t
             for (int i = 0; i < n; i++) { /* on the sequence's own state, T = 1 */
                 q35_state *s = states[i];
                 memcpy(s->sc.h, b->h + (int64_t)i * H, (size_t)H * sizeof(float));
+                /* on the batch's threads: every state has a pool of its own,
+                 * whose workers would otherwise wake for this one mixer and
+                 * then poll (spin, yield) beside the batch's workers through
+                 * the next matmuls. Its per-thread scratch is sized by its
+                 * own pool, hence the same-size check. */
+                q35_threadpool *own = s->pool;
+                if (q35_threadpool_size(b->pool) == q35_threadpool_size(own)) s->pool = b->pool;
                 q35_attn_forward(m, s, l, 1);
+                s->pool = own;
                 memcpy(b->out + (int64_t)i * H, s->sc.out, (size_t)H * sizeof(float));
             }
         } else {

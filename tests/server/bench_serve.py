@@ -9,6 +9,12 @@ to BENCHMARKS.md):
      sends back each answer as it got it and waits for the server's
      idle-time preparation of the next turn (a user's reading time).
 Usage: Q35=build/q35 python3 tests/server/bench_serve.py MODEL [THREADS] [TOKENS]
+With ROUNDS=N in the environment it measures only the ratio of point 5 of
+issue 11: 1 and 4 concurrent streams alternately, N times each, on one
+server, and prints each round's decode-step rates, their ratio and the
+medians (a shared machine's load shifts between runs; alternating keeps it
+alike on both sides of each ratio). SERVE_ARGS adds server arguments
+(e.g. "--quant q4").
 Only 127.0.0.1; every loop is bounded."""
 import json
 import os
@@ -30,7 +36,8 @@ serve_util.MODEL = MODEL
 def server(*extra):
     s = serve_util.Server.__new__(serve_util.Server)
     # the same start-up as the tests, with this model and thread count
-    serve_util.Server.__init__(s, "-t", THREADS, "--quiet", *extra)
+    serve_util.Server.__init__(s, "-t", THREADS, "--quiet",
+                               *os.environ.get("SERVE_ARGS", "").split(), *extra)
     return s
 
 
@@ -128,7 +135,31 @@ def turn5(srv):
     return ttft[-1]
 
 
+def ratio_rounds(n_rounds):
+    res = {"model": MODEL, "threads": THREADS, "tokens_per_stream": TOKENS,
+           "serve_args": os.environ.get("SERVE_ARGS", ""), "rounds": []}
+    srv = server("--parallel", "4", "--queue", "4", "-c", "1024")
+    try:
+        stream_one(srv, 999, {})  # warm-up
+        for r in range(n_rounds):
+            one, four = concurrency(srv, 1), concurrency(srv, 4)
+            row = {"one": one["decode_steps_tok_s"], "four": four["decode_steps_tok_s"],
+                   "four_mean_batch": four["mean_batch"],
+                   "wall_one": one["aggregate_tok_s_wall"], "wall_four": four["aggregate_tok_s_wall"]}
+            row["x"] = round(row["four"] / row["one"], 2)
+            row["x_wall"] = round(row["wall_four"] / row["wall_one"], 2)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            res["rounds"].append(row)
+    finally:
+        srv.stop()
+    res["median_x"] = statistics.median(r["x"] for r in res["rounds"])
+    res["median_x_wall"] = statistics.median(r["x_wall"] for r in res["rounds"])
+    print(json.dumps(res, indent=1))
+
+
 def main():
+    if os.environ.get("ROUNDS"):
+        return ratio_rounds(int(os.environ["ROUNDS"]))
     res = {"model": MODEL, "threads": THREADS, "tokens_per_stream": TOKENS}
     srv = server("--parallel", "16", "--queue", "16", "-c", "1024")
     try:
