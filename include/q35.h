@@ -101,6 +101,18 @@ int q35_state_decode_greedy(const q35_model *m, struct q35_state *s, int32_t id,
  * then in `logits` (vocab_size floats, not penalized): a CPU state, top_k
  * 0 or above 64, a window above 1024, or ties at the k-th logit the device
  * does not settle. Fails as q35_state_eval does. */
+/* One greedy decode step of n conversations at once (a server's batch):
+ * feeds ids[i] to states[i] (advancing each) and sets next[i] to the
+ * argmax below n_vocab of that state's logits, as n calls of
+ * q35_state_decode_greedy would (up to float32 summation order). On CUDA
+ * states of one load that is one batched step (the weights read once for
+ * all n; n <= 64 and <= the first state's n_ctx); otherwise, or for n = 1,
+ * the states step one after the other. The states must be distinct and of
+ * this load; on an error (checked before any state moves where it can be)
+ * no position has advanced unless e says which state failed. */
+int q35_states_decode_greedy(const q35_model *m, struct q35_state *const *states,
+                             const int32_t *ids, int n, int n_vocab, int32_t *next, q35_err *e);
+
 struct q35_sampling;
 int q35_state_decode_sample(const q35_model *m, struct q35_state *s, int32_t id,
                             const struct q35_sampling *smp, int n_valid, const int32_t *recent,

@@ -190,6 +190,49 @@ bool cu_sample_fits(int n_valid, float temperature, int top_k);
 void cu_sample(float *logits, const cu_sample_params *p, int n_valid, const int32_t *recent,
                void *scratch, int32_t *out, cudaStream_t st);
 
+/* The one-kernel decode step (mega.cu): a layer's weights and its part of
+ * the state (conv window and DeltaNet state, or its KV cache), in device
+ * memory for the kernel to walk. */
+typedef struct cu_mega_layer {
+    dlayer D;
+    float *conv, *ssm, *kc, *vc;
+} cu_mega_layer;
+/* Blocks the kernel runs with for this model (one per multiprocessor), 0
+ * where it does not take the model (mixed matrix forms, shapes) or
+ * Q35_CUDA_MEGA=0. */
+int cu_mega_blocks(const cuda_model *cm);
+/* x = the layers applied to x (one token at *pos): layers [n_layers] in
+ * device memory, proj/o/mlp the forward pass's scratch, bar one unsigned
+ * of device memory (zeroed here, on the stream). A cooperative launch. */
+cudaError_t cu_mega_layers(const cuda_model *cm, int blocks, const cu_mega_layer *layers, float *x,
+                           float *proj, float *o, float *mlp, const int *pos, unsigned *bar,
+                           cudaStream_t st);
+
+/* Batched decode (batch.cu): one token in each of B states. A stream's
+ * row of the table: its position, its n_ctx and the bases of its conv
+ * windows, DeltaNet states and KV cache (state.cu's layout: layer slot i
+ * at conv + i * conv_n, ssm + i * ssm_n, kv + i * 2 * n_ctx * kvw). proj
+ * rows ldp apart, one a stream; o [B, nv * dv] (raw, for gdn_norm) or
+ * [B, nh * d] (gated). */
+typedef struct cu_batch_stream {
+    int pos, n_ctx;
+    float *conv, *ssm, *kv;
+} cu_batch_stream;
+void cu_gdn_step_batch(const q35_config *c, const dlayer *L, int slot, const float *proj, int ldp,
+                       const cu_batch_stream *tab, int B, size_t conv_n, size_t ssm_n, float *o,
+                       cudaStream_t st);
+void cu_attn_dec_batch(const q35_config *c, const dlayer *L, int slot, const float *proj, int ldp,
+                       const cu_batch_stream *tab, int B, float *o, cudaStream_t st);
+/* Whether the batched mixers take these shapes. */
+bool cu_batch_supported(const q35_config *c);
+/* o[t, :] = rms(o[t, :]) * w * silu(z) per head for T rows (gdn.cu's
+ * output norm and gate; z at xin + t * ldx + zoff). */
+void cu_gdn_norm(const q35_config *c, const dlayer *L, float *o, int T, const float *xin, int ldx,
+                 cudaStream_t st);
+/* out[b] = argmax of x[b * ld .. b * ld + n) (first index of the largest)
+ * for B rows. */
+void cu_argmax_rows(const float *x, int ld, int B, int n, int32_t *out, cudaStream_t st);
+
 /* *pos += n (device-side, for graphs). */
 void cu_advance(int *pos, int n, cudaStream_t st);
 

@@ -72,6 +72,23 @@ void cu_argmax_final(const float *part, int nparts, int32_t *out, cudaStream_t s
     cu_launch(argmax_final, dim3(1), dim3(1024), 0, st, part, nparts, out);
 }
 
+__global__ void argmax_rows_kernel(const float *__restrict__ x, int ld, int n,
+                                   int32_t *__restrict__ out) {
+    pdl_wait();
+    pdl_launch();
+    const float *row = x + (size_t)blockIdx.x * ld;
+    float bv = -INFINITY;
+    int bi = 0x7fffffff;
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+        better(bv, bi, row[i], i);
+    block_argmax(bv, bi);
+    if (threadIdx.x == 0) out[blockIdx.x] = bi == 0x7fffffff ? 0 : bi;
+}
+
+void cu_argmax_rows(const float *x, int ld, int B, int n, int32_t *out, cudaStream_t st) {
+    cu_launch(argmax_rows_kernel, dim3(B), dim3(1024), 0, st, x, ld, n, out);
+}
+
 __global__ void advance_kernel(int *pos, int n) {
     pdl_wait();
     pdl_launch();

@@ -21,6 +21,7 @@
 #include "cuda/prefill.cuh"
 
 #define CHUNK 512
+#define Q35_BATCH_MAX 64 /* streams in one batched decode step (<= CHUNK) */
 #define WS_FLOATS ((size_t)2 << 20)
 
 enum { G_NONE = 0, G_LOGITS = 1, G_GREEDY = 2, G_SAMPLE = 3, G_COUNT };
@@ -50,7 +51,18 @@ typedef struct cuda_state {
     int greedy_vocab; /* the n_vocab the greedy graph was captured for */
     int sample_valid; /* the n_valid the sampling graph was captured for */
     cudaGraphExec_t graph[G_COUNT];
-    void *allocs[24];
+    /* the one-kernel decode step (mega.cu), when mega_blocks > 0 */
+    int mega_blocks;
+    bool mega_failed; /* a launch of it failed: step_graph retries without */
+    cu_mega_layer *d_layers;
+    unsigned *d_bar;
+    /* batched decode with this state first (decode_batch): the streams'
+     * table and chosen ids, a graph per batch size */
+    cu_batch_stream *h_tab, *d_tab;
+    int32_t *h_bnext, *d_bnext;
+    cudaGraphExec_t bgraph[Q35_BATCH_MAX + 1];
+    int bgraph_vocab[Q35_BATCH_MAX + 1];
+    void *allocs[32];
     int n_allocs;
     size_t bytes;
 } cuda_state;
@@ -72,6 +84,10 @@ extern "C" int q35_cuda_device_count(void) {
 
 static void *dalloc(cuda_state *s, size_t n, q35_err *e) {
     void *p = NULL;
+    if (s->n_allocs == (int)(sizeof s->allocs / sizeof s->allocs[0])) {
+        q35_err_set(e, Q35_ENOMEM, "cuda state: more allocations than allocs[] holds");
+        return NULL;
+    }
     cudaError_t rc = cudaMalloc(&p, n ? n : 16);
     if (rc != cudaSuccess) {
         cuda_fail(rc, "allocating a state", e);
@@ -87,6 +103,10 @@ static void state_free(void *bs) {
     if (!s) return;
     for (int g = 0; g < G_COUNT; g++)
         if (s->graph[g]) cudaGraphExecDestroy(s->graph[g]);
+    for (int b = 0; b <= Q35_BATCH_MAX; b++)
+        if (s->bgraph[b]) cudaGraphExecDestroy(s->bgraph[b]);
+    cudaFreeHost(s->h_tab);
+    cudaFreeHost(s->h_bnext);
     for (int i = 0; i < s->n_allocs; i++)
         cudaFree(s->allocs[i]);
     cudaFreeHost(s->h_pos);
@@ -98,6 +118,10 @@ static void state_free(void *bs) {
     if (s->st) cudaStreamDestroy(s->st);
     free(s->slot);
     free(s);
+}
+
+static float *kc_of(cuda_state *s, int l) {
+    return s->kv + (size_t)s->slot[l] * 2 * s->n_ctx * s->kvw;
 }
 
 /* What this backend cannot run, as a message; NULL when it can. */
@@ -202,6 +226,28 @@ static void *state_new(const q35_model *m, int n_ctx, size_t *bytes, q35_err *e)
         if (rc == cudaSuccess) rc = cudaStreamSynchronize(s->st);
         if (rc != cudaSuccess) ok = !cuda_fail(rc, "clearing a state", e);
     }
+    if (ok && (s->mega_blocks = cu_mega_blocks(cm)) > 0) {
+        size_t nl = (size_t)c->n_layers;
+        cu_mega_layer *hl = (cu_mega_layer *)calloc(nl, sizeof *hl);
+        ok = hl && (s->d_layers = (cu_mega_layer *)dalloc(s, nl * sizeof *hl, e)) &&
+             (s->d_bar = (unsigned *)dalloc(s, 16, e));
+        if (!hl) q35_err_set(e, Q35_ENOMEM, "cuda: out of host memory");
+        if (ok) {
+            for (int l = 0; l < c->n_layers; l++) {
+                hl[l].D = cm->layers[l];
+                if (c->layer_full[l]) {
+                    hl[l].kc = kc_of(s, l);
+                    hl[l].vc = hl[l].kc + (size_t)n_ctx * s->kvw;
+                } else {
+                    hl[l].conv = s->conv + (size_t)s->slot[l] * s->conv_n;
+                    hl[l].ssm = s->ssm + (size_t)s->slot[l] * s->ssm_n;
+                }
+            }
+            rc = cudaMemcpy(s->d_layers, hl, nl * sizeof *hl, cudaMemcpyHostToDevice);
+            if (rc != cudaSuccess) ok = !cuda_fail(rc, "uploading the layer table", e);
+        }
+        free(hl);
+    }
     if (!ok) {
         state_free(s);
         return NULL;
@@ -217,10 +263,6 @@ static void clear(void *bs) {
     cudaStreamSynchronize(s->st);
 }
 
-static float *kc_of(cuda_state *s, int l) {
-    return s->kv + (size_t)s->slot[l] * 2 * s->n_ctx * s->kvw;
-}
-
 /* Launches a chunk of T tokens (ids in d_ids, position in d_pos); logits
  * rows [first, T) into s->logits when want_logits (T - first <= lg_rows). */
 static void forward(cuda_state *s, int T, bool want_logits, int first) {
@@ -231,7 +273,13 @@ static void forward(cuda_state *s, int T, bool want_logits, int first) {
     int nv = c->lin_v_heads, dv = c->lin_v_dim, nh = c->n_heads, d = c->head_dim;
     float eps = c->rms_eps;
     cu_embed(&cm->embed, s->d_ids, T, s->x, st);
-    for (int l = 0; l < c->n_layers; l++) {
+    bool mega = T == 1 && s->mega_blocks > 0; /* every layer in one launch */
+    if (mega && cu_mega_layers(cm, s->mega_blocks, s->d_layers, s->x, s->proj, s->o, s->mlp,
+                               s->d_pos, s->d_bar, st) != cudaSuccess) {
+        s->mega_failed = true; /* the launch-per-phase step from now on */
+        mega = false;
+    }
+    for (int l = 0; l < c->n_layers && !mega; l++) {
         const dlayer *D = &cm->layers[l];
         if (!D->full_attn) {
             int ld = D->w_in.rows;
@@ -269,6 +317,10 @@ static void head_greedy(cuda_state *s, int n_vocab) {
 }
 
 static int check(cuda_state *s, const char *what, q35_err *e) {
+    if (s->mega_failed && s->mega_blocks > 0) { /* not a step's error: retried without */
+        cudaGetLastError();
+        s->mega_blocks = 0;
+    }
     cudaError_t rc = cudaGetLastError();
     if (rc == cudaSuccess) rc = cudaStreamSynchronize(s->st);
     return rc == cudaSuccess ? Q35_OK : cuda_fail(rc, what, e);
@@ -305,6 +357,11 @@ static int step_graph(cuda_state *s, int g, q35_err *e) {
         if (graph) cudaGraphDestroy(graph);
         if (rc != cudaSuccess) {
             s->graph[g] = NULL;
+            if (s->mega_failed && s->mega_blocks > 0) { /* once more, a launch per phase */
+                cudaGetLastError();
+                s->mega_blocks = 0;
+                return step_graph(s, g, e);
+            }
             return cuda_fail(rc, "capturing the decode step", e);
         }
     }
@@ -410,6 +467,114 @@ static int decode_sample(void *bs, int pos, int32_t id, const q35_backend_sampli
     return Q35_OK;
 }
 
+/* ---------------------------------------------------------- batched decode
+ *
+ * One token in each of B states (s first, its scratch used for all): the
+ * projections as [B, cols] GEMMs (matmul.cu, T = B rows, one a stream),
+ * the mixers per stream in one grid each (batch.cu) over the states'
+ * own windows, DeltaNet states and KV caches, then the head over the B
+ * rows and each row's argmax. Captured once per B as a graph whose first
+ * copies bring the streams' table and ids from pinned memory, so any set
+ * of B states replays it. */
+static void forward_batch(cuda_state *s, int B, int n_vocab) {
+    const cuda_model *cm = s->cm;
+    const q35_config *c = &cm->cfg;
+    cudaStream_t st = s->st;
+    int H = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
+    int nv = c->lin_v_heads, dv = c->lin_v_dim, nh = c->n_heads, d = c->head_dim;
+    float eps = c->rms_eps;
+    cu_embed(&cm->embed, s->d_ids, B, s->x, st);
+    for (int l = 0; l < c->n_layers; l++) {
+        const dlayer *D = &cm->layers[l];
+        if (!D->full_attn) {
+            int ld = D->w_in.rows;
+            cu_matmul(&D->w_in, s->x, B, H, s->proj, ld, MM_STORE, D->attn_norm, eps, s->tmp, NULL,
+                      s->ws, s->ws_n, st);
+            cu_gdn_step_batch(c, D, s->slot[l], s->proj, ld, s->d_tab, B, s->conv_n, s->ssm_n,
+                              s->o, st);
+            cu_gdn_norm(c, D, s->o, B, s->proj, ld, st);
+            cu_matmul(&D->w_out, s->o, B, nv * dv, s->x, H, MM_ADD, NULL, eps, NULL, NULL, s->ws,
+                      s->ws_n, st);
+        } else {
+            int ld = D->w_qkv.rows;
+            cu_matmul(&D->w_qkv, s->x, B, H, s->proj, ld, MM_STORE, D->attn_norm, eps, s->tmp,
+                      NULL, s->ws, s->ws_n, st);
+            cu_attn_dec_batch(c, D, s->slot[l], s->proj, ld, s->d_tab, B, s->o, st);
+            cu_matmul(&D->w_o, s->o, B, nh * d, s->x, H, MM_ADD, NULL, eps, NULL, NULL, s->ws,
+                      s->ws_n, st);
+        }
+        cu_matmul(&D->w_gu, s->x, B, H, s->mlp, I, MM_GLU, D->mlp_norm, eps, s->tmp, s->tmp2,
+                  s->ws, s->ws_n, st);
+        cu_matmul(&D->w_down, s->mlp, B, I, s->x, H, MM_ADD, NULL, eps, NULL, NULL, s->ws, s->ws_n,
+                  st);
+    }
+    cu_matmul(&cm->lm_head, s->x, B, H, s->logits, V, MM_STORE, cm->final_norm, eps, s->tmp, NULL,
+              s->ws, s->ws_n, st);
+    cu_argmax_rows(s->logits, V, B, n_vocab, s->d_bnext, st);
+}
+
+static int decode_batch(void **bss, const int *pos, const int32_t *ids, int B, int n_vocab,
+                        int32_t *next, q35_err *e) {
+    cuda_state *s = (cuda_state *)bss[0];
+    if (B == 1) return decode_greedy(s, pos[0], ids[0], n_vocab, next, e);
+    if (B > Q35_BATCH_MAX || B > s->chunk || B > s->lg_rows || !cu_batch_supported(&s->cm->cfg))
+        return q35_err_set(e, Q35_EINVAL,
+                           "cuda batched decode: %d streams (at most %d here, the first state's "
+                           "n_ctx permitting)",
+                           B, s->chunk < s->lg_rows ? s->chunk : s->lg_rows);
+    if (!s->h_tab || !s->h_bnext || !s->d_tab || !s->d_bnext) { /* the first batch it leads */
+        cudaError_t rc = cudaSuccess;
+        if (!s->h_tab)
+            rc = cudaMallocHost((void **)&s->h_tab, Q35_BATCH_MAX * sizeof(cu_batch_stream));
+        if (rc == cudaSuccess && !s->h_bnext)
+            rc = cudaMallocHost((void **)&s->h_bnext, Q35_BATCH_MAX * 4);
+        if (rc != cudaSuccess) return cuda_fail(rc, "allocating the batch tables", e);
+        if (!s->d_tab &&
+            !(s->d_tab = (cu_batch_stream *)dalloc(s, Q35_BATCH_MAX * sizeof(cu_batch_stream), e)))
+            return Q35_ENOMEM;
+        if (!s->d_bnext && !(s->d_bnext = (int32_t *)dalloc(s, Q35_BATCH_MAX * 4, e)))
+            return Q35_ENOMEM;
+    }
+    for (int b = 0; b < B; b++) {
+        cuda_state *t = (cuda_state *)bss[b];
+        if (t->cm != s->cm)
+            return q35_err_set(e, Q35_EINVAL, "cuda batched decode: states of other models");
+        s->h_tab[b].pos = pos[b];
+        s->h_tab[b].n_ctx = t->n_ctx;
+        s->h_tab[b].conv = t->conv;
+        s->h_tab[b].ssm = t->ssm;
+        s->h_tab[b].kv = t->kv;
+        s->h_ids[b] = ids[b];
+    }
+    if (s->bgraph[B] && s->bgraph_vocab[B] != n_vocab) {
+        cudaGraphExecDestroy(s->bgraph[B]);
+        s->bgraph[B] = NULL;
+    }
+    if (!s->bgraph[B]) {
+        cudaGraph_t graph = NULL;
+        cudaError_t rc = cudaStreamBeginCapture(s->st, cudaStreamCaptureModeThreadLocal);
+        if (rc != cudaSuccess) return cuda_fail(rc, "capturing the batched step", e);
+        cudaMemcpyAsync(s->d_tab, s->h_tab, (size_t)B * sizeof(cu_batch_stream),
+                        cudaMemcpyHostToDevice, s->st);
+        cudaMemcpyAsync(s->d_ids, s->h_ids, (size_t)B * 4, cudaMemcpyHostToDevice, s->st);
+        forward_batch(s, B, n_vocab);
+        cudaMemcpyAsync(s->h_bnext, s->d_bnext, (size_t)B * 4, cudaMemcpyDeviceToHost, s->st);
+        rc = cudaStreamEndCapture(s->st, &graph);
+        if (rc == cudaSuccess) rc = cudaGraphInstantiate(&s->bgraph[B], graph, 0);
+        if (graph) cudaGraphDestroy(graph);
+        if (rc != cudaSuccess) {
+            s->bgraph[B] = NULL;
+            return cuda_fail(rc, "capturing the batched step", e);
+        }
+        s->bgraph_vocab[B] = n_vocab;
+    }
+    cudaError_t rc = cudaGraphLaunch(s->bgraph[B], s->st);
+    if (rc != cudaSuccess) return cuda_fail(rc, "running the batched step", e);
+    int r = check(s, "the batched step", e);
+    if (!r) memcpy(next, s->h_bnext, (size_t)B * sizeof(int32_t));
+    return r;
+}
+
 /* -------------------------------------------------------------- snapshots */
 
 /* Copies between the state and a snapshot's flat device form: the DeltaNet
@@ -482,4 +647,5 @@ static void snapshot_free(void *sp) {
 extern "C" const q35_backend q35_cuda_backend = {
     "cuda",  state_new,     state_free,    clear,         eval,
     snapshot, restore,      snapshot_free, decode_greedy, decode_sample,
+    decode_batch,
 };

@@ -78,6 +78,56 @@ int q35_state_decode_greedy(const q35_model *m, q35_state *s, int32_t id, int n_
     return rc;
 }
 
+int q35_states_decode_greedy(const q35_model *m, q35_state *const *states, const int32_t *ids,
+                             int n, int n_vocab, int32_t *next, q35_err *e) {
+    enum { MAXN = 64 };
+    if (!m || !states || !ids || !next || n < 1)
+        return q35_err_set(e, Q35_EINVAL, "q35_states_decode_greedy: no model, states or ids");
+    if (n_vocab < 1 || n_vocab > m->cfg.vocab_size)
+        return q35_err_set(e, Q35_EINVAL, "q35_states_decode_greedy: n_vocab %d is outside 1..%d",
+                           n_vocab, m->cfg.vocab_size);
+    bool batch = n > 1 && n <= MAXN && states[0] && states[0]->be &&
+                 states[0]->be->decode_batch;
+    for (int i = 0; i < n; i++) {
+        const q35_state *s = states[i];
+        if (!s) return q35_err_set(e, Q35_EINVAL, "q35_states_decode_greedy: state %d is NULL", i);
+        if (s->be && (s->model != m || s->model_generation != m->generation || !m->loaded))
+            return q35_err_set(e, Q35_ESTATE,
+                               "q35_states_decode_greedy: state %d is not of this load", i);
+        if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
+            return q35_err_set(e, Q35_EINVAL,
+                               "q35_states_decode_greedy: id %d (state %d) is outside the "
+                               "vocabulary",
+                               ids[i], i);
+        if (s->pos >= s->n_ctx)
+            return q35_err_set(e, Q35_EOVERFLOW,
+                               "q35_states_decode_greedy: state %d is full (%d)", i, s->n_ctx);
+        for (int j = 0; j < i; j++)
+            if (states[j] == s)
+                return q35_err_set(e, Q35_EINVAL,
+                                   "q35_states_decode_greedy: state %d is also state %d", i, j);
+        if (s->be != states[0]->be) batch = false;
+    }
+    if (!batch) { /* one after the other */
+        for (int i = 0; i < n; i++) {
+            int rc = q35_state_decode_greedy(m, states[i], ids[i], n_vocab, &next[i], e);
+            if (rc) return rc;
+        }
+        return Q35_OK;
+    }
+    void *bs[MAXN];
+    int pos[MAXN];
+    for (int i = 0; i < n; i++) {
+        bs[i] = states[i]->be_state;
+        pos[i] = states[i]->pos;
+    }
+    int rc = states[0]->be->decode_batch(bs, pos, ids, n, n_vocab, next, e);
+    if (!rc)
+        for (int i = 0; i < n; i++)
+            states[i]->pos++;
+    return rc;
+}
+
 int q35_state_decode_sample(const q35_model *m, q35_state *s, int32_t id, const q35_sampling *smp,
                             int n_valid, const int32_t *recent, int n_recent, double u,
                             int32_t *next, float *logits, q35_err *e) {

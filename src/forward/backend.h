@@ -51,6 +51,11 @@ typedef struct q35_backend {
      * the host must sample, from the row then in logits (vocab_size). */
     int (*decode_sample)(void *bs, int pos, int32_t id, const q35_backend_sampling *smp,
                          int32_t *next, float *logits, q35_err *e);
+    /* q35_states_decode_greedy over n distinct states of this backend and
+     * one model (validated), bs[i] at pos[i]; NULL where the backend has no
+     * batched step. */
+    int (*decode_batch)(void **bs, const int *pos, const int32_t *ids, int n, int n_vocab,
+                        int32_t *next, q35_err *e);
 } q35_backend;
 
 /* The backend for `device`, NULL for the CPU; fills `e` and returns NULL

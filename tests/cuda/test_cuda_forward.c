@@ -279,6 +279,54 @@ static void sample_run(const q35_sampling *smp, int steps, bool expect_device) {
     q35_model_free(m);
 }
 
+/* A batched greedy step (q35_states_decode_greedy) picks, for each of
+ * three conversations at different positions, the token that stepping
+ * each alone picks: 12 steps, token for token (the batch multiplies the
+ * three tokens as one [3, cols] GEMM, the lone step as a GEMV: the same
+ * values up to float32 summation order, and this model's greedy tokens
+ * are far from ties, as test_chat_greedy's 40 equal steps show). */
+static void test_batch(void **st) {
+    (void)st;
+    q35_model *m = load(Q35_DEVICE_CUDA, Q35_WEIGHTS_AS_STORED);
+    q35_model_info in;
+    q35_model_get_info(m, &in);
+    int V = in.vocab_size;
+    q35_err e = {0};
+    enum { NS = 3 };
+    q35_state *bat[NS], *one[NS];
+    int32_t ids[NS][16], cur[NS], want[NS], got[NS];
+    int len[NS] = {5, 9, 14};
+    for (int i = 0; i < NS; i++) {
+        bat[i] = q35_state_new(m, 64, &e);
+        one[i] = q35_state_new(m, 64, &e);
+        assert_non_null(bat[i]);
+        assert_non_null(one[i]);
+        prompt(ids[i], 16, V);
+        ids[i][0] = (int32_t)(i * 97 + 3); /* three different prompts */
+        assert_int_equal(q35_state_eval(m, bat[i], ids[i], len[i] - 1, NULL, false, &e), Q35_OK);
+        assert_int_equal(q35_state_eval(m, one[i], ids[i], len[i] - 1, NULL, false, &e), Q35_OK);
+        cur[i] = ids[i][len[i] - 1];
+    }
+    for (int step = 0; step < 12; step++) {
+        assert_int_equal(q35_states_decode_greedy(m, bat, cur, NS, V, got, &e), Q35_OK);
+        for (int i = 0; i < NS; i++) {
+            assert_int_equal(q35_state_decode_greedy(m, one[i], cur[i], V, &want[i], &e), Q35_OK);
+            assert_int_equal(got[i], want[i]);
+            assert_int_equal(q35_state_pos(bat[i]), len[i] + step);
+            cur[i] = got[i];
+        }
+    }
+    /* the same state twice is refused, nothing moves */
+    q35_state *dup[2] = {bat[0], bat[0]};
+    assert_int_not_equal(q35_states_decode_greedy(m, dup, cur, 2, V, got, &e), Q35_OK);
+    assert_int_equal(q35_state_pos(bat[0]), len[0] + 11);
+    for (int i = 0; i < NS; i++) {
+        q35_state_free(bat[i]);
+        q35_state_free(one[i]);
+    }
+    q35_model_free(m);
+}
+
 static void test_sampling(void **st) {
     (void)st;
     q35_sampling smp = q35_sampling_default();
@@ -312,6 +360,7 @@ int main(void) {
         cmocka_unit_test(test_float_path),  cmocka_unit_test(test_q8_path),
         cmocka_unit_test(test_q4_path),     cmocka_unit_test(test_snapshots),
         cmocka_unit_test(test_chat_greedy), cmocka_unit_test(test_sampling),
+        cmocka_unit_test(test_batch),
     };
     /* Q35_CUDA_TEST_FILTER: a cmocka pattern (e.g. "test_float*"), so that
      * the slow sanitizer tools can take the tests in parts */
