@@ -53,6 +53,11 @@ void q35_forward(const q35_model *m, q35_state *s, const int32_t *ids, int T, fl
         q35_rope_angles(sc->rope_cs + (int64_t)t * half, sc->rope_sn + (int64_t)t * half,
                         s->pos + t, c->rope_theta, c->rotary_dim);
 
+    /* the rows whose logits are asked for: the last layer's MLP runs on
+     * those only (no other row of its output is ever read; the mixers
+     * still run on every row, for the caches and states they update) */
+    int first = !logits ? T : all_logits ? 0 : T - 1;
+    int rows = T - first;
     for (int l = 0; l < c->n_layers; l++) {
         const q35_layer *L = &m->layers[l];
         /* h = rms(x) * (1 + w_input_layernorm) */
@@ -63,18 +68,19 @@ void q35_forward(const q35_model *m, q35_state *s, const int32_t *ids, int T, fl
         else
             q35_gdn_forward(m, s, l, T);
         add_into(s, sc->x, sc->out, (int64_t)T * H);
+        int r0 = l + 1 < c->n_layers ? 0 : first, n = T - r0;
+        if (n == 0) break;
+        float *x = sc->x + (int64_t)r0 * H;
         /* h = rms(x) * (1 + w_post_attention_layernorm) */
-        rmsnorm_rows(s, sc->h, sc->x, L->mlp_norm, T, H, eps);
+        rmsnorm_rows(s, sc->h, x, L->mlp_norm, n, H, eps);
         /* x = x + W_down( silu(W_gate h) * (W_up h) ) */
-        mlp_forward(m, s, L, T);
-        add_into(s, sc->x, sc->out, (int64_t)T * H);
+        mlp_forward(m, s, L, n);
+        add_into(s, x, sc->out, (int64_t)n * H);
     }
     s->pos += T;
 
     /* logits = W_out( rms(x) * (1 + w_norm) ), for the rows asked for */
     if (!logits) return;
-    int first = all_logits ? 0 : T - 1;
-    int rows = T - first;
     rmsnorm_rows(s, sc->h, sc->x + (int64_t)first * H, m->final_norm, rows, H, eps);
     q35_acts h = q35_state_acts(s, sc->h, rows, H);
     q35_matmul(s->k, s->pool, &m->lm_head, &h, logits, V);
