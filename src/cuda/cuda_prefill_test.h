@@ -28,7 +28,7 @@ int q35_cuda_prefill_test_gdn(int T, int nk, int nv, int dk, int dv, unsigned se
  * (0 bf16, 1 Q8_0, 2 Q4_0), op 0 store / 1 add (onto random Y).
  * path: 0 = cu_matmul (what the forward pass runs: the bf16 GEMM unless
  * Q35_CUDA_PREFILL_GEMM=off, then matmul.cu's split-TF32 GEMM); 1 = the
- * bf16 GEMM with hi+lo activations; 2 = bf16 activations. rel: against
+ * bf16 GEMM with hi+mid+lo activations; 2 = bf16 activations; 3 = hi+lo. rel: against
  * float64 over every 8th output column (rel NULL: not checked); ms: mean of reps launches. */
 int q35_cuda_prefill_test_gemm(int fmt, int T, int N, int K, int op, int path, unsigned seed,
                                int reps, double *rel, double *ms, char *msg, int msg_len);

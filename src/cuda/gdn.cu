@@ -176,7 +176,7 @@ void cu_gdn(const q35_config *c, const dlayer *L, const float *xin, int ldx, int
     }
     cu_launch(conv_kernel, dim3((C + 127) / 128), dim3(128), 0, st, xin, ldx, T, pos, C, K,
               L->conv_w, conv_state, qkv_out);
-    if (chunk_ws && T > 1 && cu_gdn_chunk_takes(c)) /* the chunked form (gdn_chunk.cu) */
+    if (chunk_ws && T >= CU_GDN_CHUNK_MIN_T && cu_gdn_chunk_takes(c)) /* gdn_chunk.cu */
         cu_gdn_chunk(c, L, qkv_out, xin, ldx, T, S, o, chunk_ws, st);
     else
         cu_launch(recur_kernel, dim3(nv, dv / cpb), dim3(cpb * LPC), 0, st,

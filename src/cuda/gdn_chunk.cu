@@ -76,16 +76,18 @@ __global__ void __launch_bounds__(NT)
     const int j = blockIdx.x, ci = blockIdx.y, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int t0 = ci * CL, L = T - t0 < CL ? T - t0 : CL, kh = j / (nv / nk);
     float *out = ws + ((size_t)j * gridDim.y + ci) * per_chunk(dk, dv);
-    for (int idx = tid; idx < CL * dk; idx += NT) {
-        int t = idx / dk, i = idx % dk;
-        float q = 0.0f, k = 0.0f;
+    const int dk4 = dk / 4, dv4 = dv / 4;
+#pragma unroll 4
+    for (int idx = tid; idx < CL * dk4; idx += NT) { /* 16-byte loads, all issued at once */
+        int t = idx / dk4, i = (idx % dk4) * 4;
+        float4 q = make_float4(0.f, 0.f, 0.f, 0.f), k = q;
         if (t < L) {
             const float *row = qkv + (size_t)(t0 + t) * C;
-            q = row[kh * dk + i];
-            k = row[nk * dk + kh * dk + i];
+            q = __ldg((const float4 *)(row + kh * dk + i));
+            k = __ldg((const float4 *)(row + nk * dk + kh * dk + i));
         }
-        Qs[t * ldk + i] = q;
-        Ks[t * ldk + i] = k;
+        *(float4 *)(Qs + t * ldk + i) = q;
+        *(float4 *)(Ks + t * ldk + i) = k;
     }
     __syncthreads();
     const float qscale = 1.0f / sqrtf((float)dk), Aj = Alog[j], dtb = dt_bias[j];
@@ -125,8 +127,8 @@ __global__ void __launch_bounds__(NT)
     }
     __syncthreads();
     if (tid < CL) {
-        eg[tid] = (float)exp(G[tid]);
-        edl[tid] = (float)exp(G[CL - 1] - G[tid]);
+        eg[tid] = expf((float)G[tid]);
+        edl[tid] = expf((float)(G[CL - 1] - G[tid]));
     }
     /* k_t.k_s and q_t.k_s: thread (tb, sb) takes t = tb + 16u, s = sb + 16v
      * (rows 16 apart: the 16-byte loads of 8 lanes hit distinct banks) */
@@ -162,25 +164,41 @@ __global__ void __launch_bounds__(NT)
 #pragma unroll
             for (int v = 0; v < 4; v++) {
                 int t = tb + 16 * u, s = sb + 16 * v;
-                float dec = s <= t ? (float)exp(G[t] - G[s]) : 0.0f;
+                float dec = s <= t ? expf((float)(G[t] - G[s])) : 0.0f;
                 At[s * ldt + t] = s < t ? beta[t] * dec * kk[u][v] : 0.0f; /* A_ts, transposed */
                 P[t * CL + s] = dec * qk[u][v];
             }
     }
-    __syncthreads();
-    /* (I + A) X = B, column by column, 4 rows at a time */
+    /* B = [beta e^G K | beta V] into X (rows past L zero: beta is) */
     const float *V = qkv + (size_t)t0 * C + 2 * nk * dk + (size_t)j * dv;
+#pragma unroll 4
+    for (int idx = tid; idx < CL * dv4; idx += NT) {
+        int t = idx / dv4, c = (idx % dv4) * 4;
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (t < L) v = __ldg((const float4 *)(V + (size_t)t * C + c));
+        float b = beta[t];
+        float *x = X + t * nx + dk + c;
+        x[0] = b * v.x;
+        x[1] = b * v.y;
+        x[2] = b * v.z;
+        x[3] = b * v.w;
+    }
+    __syncthreads(); /* At, eg complete */
+    for (int idx = tid; idx < CL * dk; idx += NT) {
+        int t = idx / dk, i = idx % dk;
+        X[t * nx + i] = beta[t] * eg[t] * Ks[t * ldk + i];
+    }
+    __syncthreads();
+    /* (I + A) X = B, column by column (no barrier: a column is one
+     * thread's), 4 rows at a time */
     for (int col = tid; col < nx; col += NT) {
         float *xc = X + col;
         for (int tg = 0; tg < CL; tg += 4) {
             float x[4];
 #pragma unroll
-            for (int u = 0; u < 4; u++) {
-                int t = tg + u;
-                x[u] = col < dk ? beta[t] * eg[t] * Ks[t * ldk + col]
-                       : t < L  ? beta[t] * V[(size_t)t * C + col - dk]
-                                : 0.0f;
-            }
+            for (int u = 0; u < 4; u++)
+                x[u] = xc[(tg + u) * nx];
+#pragma unroll 4
             for (int r = 0; r < tg; r++) {
                 float xr = xc[r * nx];
                 float4 a = *(const float4 *)(At + r * ldt + tg);
@@ -214,6 +232,16 @@ __global__ void __launch_bounds__(NT)
     if (tid == 0) out[OFF_GL(dk, dv)] = eg[CL - 1];
 }
 
+/* 16 bytes global -> shared without a register round trip */
+__device__ __forceinline__ void cp16(float *smem, const float *g) {
+    uint32_t a = (uint32_t)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(a), "l"(g) : "memory");
+}
+
+__device__ __forceinline__ void cp_wait_all(void) {
+    asm volatile("cp.async.commit_group;\n\tcp.async.wait_group 0;" ::: "memory");
+}
+
 static size_t st_smem(int dk, int cs) {
     return sizeof(float) * ((size_t)dk * cs + (size_t)2 * CL * (dk + 4) + (size_t)dk * (CL + 4) +
                             (size_t)CL * (CL + 4) + (size_t)CL * cs);
@@ -241,25 +269,27 @@ __global__ void __launch_bounds__(NT)
     for (int ci = 0; ci < nch; ci++) {
         const int t0 = ci * CL, L = T - t0 < CL ? T - t0 : CL;
         const float *in = ws + ((size_t)j * nch + ci) * per_chunk(dk, dv);
+        /* the chunk's terms, every copy in flight at once (cp.async) */
         const int dk4 = dk / 4;
         for (int idx = tid; idx < CL * dk4; idx += NT) {
             int t = idx / dk4, i = (idx % dk4) * 4;
-            *(float4 *)(Ws + t * ldk + i) = *(const float4 *)(in + OFF_W(dk, dv) + t * dk + i);
-            *(float4 *)(Qs + t * ldk + i) = *(const float4 *)(in + OFF_QG(dk, dv) + t * dk + i);
+            cp16(Ws + t * ldk + i, in + OFF_W(dk, dv) + t * dk + i);
+            cp16(Qs + t * ldk + i, in + OFF_QG(dk, dv) + t * dk + i);
         }
         for (int idx = tid; idx < dk * (CL / 4); idx += NT) {
             int i = idx / (CL / 4), s = (idx % (CL / 4)) * 4;
-            *(float4 *)(KTs + i * ldt + s) = *(const float4 *)(in + OFF_KT(dk, dv) + i * CL + s);
+            cp16(KTs + i * ldt + s, in + OFF_KT(dk, dv) + i * CL + s);
         }
         for (int idx = tid; idx < CL * (CL / 4); idx += NT) {
             int t = idx / (CL / 4), s = (idx % (CL / 4)) * 4;
-            *(float4 *)(Ps + t * ldt + s) = *(const float4 *)(in + OFF_P(dk, dv) + t * CL + s);
+            cp16(Ps + t * ldt + s, in + OFF_P(dk, dv) + t * CL + s);
         }
-        for (int idx = tid; idx < CL * CS; idx += NT) {
-            int t = idx / CS, cc = idx % CS;
-            Us[idx] = in[OFF_U(dk, dv) + (size_t)t * dv + c0 + cc];
+        for (int idx = tid; idx < CL * (CS / 4); idx += NT) {
+            int t = idx / (CS / 4), cc = (idx % (CS / 4)) * 4;
+            cp16(Us + t * CS + cc, in + OFF_U(dk, dv) + (size_t)t * dv + c0 + cc);
         }
         const float gL = in[OFF_GL(dk, dv)];
+        cp_wait_all();
         __syncthreads();
         /* U = U' - W S0 and e^G Q S0, rows t = rg + NRG u */
         float ao[TU];
@@ -322,7 +352,7 @@ size_t cu_gdn_chunk_ws_floats(const q35_config *c, int T) {
 }
 
 /* Whether prefill takes the chunked form without Q35_CUDA_GDN. */
-#define CHUNK_DEFAULT false
+#define CHUNK_DEFAULT true
 
 bool cu_gdn_chunk_on(void) {
     const char *v = getenv("Q35_CUDA_GDN");

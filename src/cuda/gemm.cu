@@ -6,10 +6,15 @@
  * whose per-32 scale is applied in float32 to the partial sums of each
  * 32-wide k-block), a bf16 x bf16 product is exact in the float32
  * accumulator, so the one rounding is that of the activations. Each
- * activation x is split into hi = bf16(x) and lo = bf16(x - hi) and both
- * are multiplied: |x - hi - lo| <= 2^-17 |x|. That is two tensor-core
- * products per product, against matmul.cu's split TF32 (two TF32 products
- * at half the bf16 rate each for bf16 weights, three for others).
+ * activation x is split into hi = bf16(x), mid = bf16(x - hi) and lo =
+ * bf16(x - hi - mid), 24 bits of mantissa as float32 has, and the three
+ * are multiplied (smallest first): float32 products at three bf16 tensor
+ * products each, against matmul.cu's split TF32 (two or three TF32
+ * products at half the bf16 rate each). hi + mid alone (16 bits, <= 2^-16
+ * relative per product) came out 2-4x further from float64 than float32
+ * on the tiny models (test_cuda_forward's Q4_0 bound failed), so the
+ * default is the three-part form; Q35_CUDA_PREFILL_GEMM=split2 / bf16 take
+ * two / one part for comparisons.
  *
  * Tiles: a block of 4 warps computes 64 tokens x 64 weight rows, each warp
  * a 32 x 32 corner (2 x 4 mma.sync m16n8k16 tiles), k in steps of 32 (one
@@ -33,28 +38,22 @@
 #define GB_K 32
 #define GB_LD 40 /* bf16 per shared row: 32 + 8 of padding */
 
-/* The form taken without Q35_CUDA_PREFILL_GEMM (0 off, 1 bf16, 2 hi+lo). */
-#define GB_DEFAULT_MODE 0
+/* The form taken without Q35_CUDA_PREFILL_GEMM (0 off, 1 bf16, 2 hi+lo,
+ * 3 hi+mid+lo). */
+#define GB_DEFAULT_MODE 3
 
 int cu_gemm_bf16_mode(void) {
     const char *v = getenv("Q35_CUDA_PREFILL_GEMM");
     if (v && !strcmp(v, "off")) return 0;
     if (v && !strcmp(v, "bf16")) return 1;
-    if (v && !strcmp(v, "split")) return 2;
+    if (v && !strcmp(v, "split2")) return 2;
+    if (v && !strcmp(v, "split")) return 3;
     return GB_DEFAULT_MODE;
 }
 
 __device__ __forceinline__ uint32_t pack_bf16(float a, float b) {
     __nv_bfloat162 h = __floats2bfloat162_rn(a, b); /* a in the low half */
     return *(uint32_t *)&h;
-}
-
-/* hi and lo parts of (a, b), packed as two bf16 each */
-__device__ __forceinline__ void split_bf16(float a, float b, uint32_t &hi, uint32_t &lo) {
-    __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
-    float2 hf = __bfloat1622float2(h);
-    hi = *(uint32_t *)&h;
-    lo = pack_bf16(a - hf.x, b - hf.y);
 }
 
 __device__ __forceinline__ void ldsm_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3,
@@ -119,23 +118,43 @@ __device__ __forceinline__ void i8x4_bf16(uint32_t v, uint32_t &lo, uint32_t &hi
     hi = pack_bf16((float)(int8_t)((v >> 16) & 0xff), (float)(int8_t)(v >> 24));
 }
 
-template <int FMT, bool SPLIT>
-__device__ __forceinline__ void stage_store(const stage<FMT> &g, int koff, __nv_bfloat16 *Ah,
-                                            __nv_bfloat16 *Al, __nv_bfloat16 *Bs, float *Ds,
-                                            int r) {
-    uint32_t h[8], l[8];
+/* The activations' parts: NP = 1: bf16(x); 2: + bf16(x - hi); 3: + the
+ * rest again, x = hi + mid + lo to float32's 24 bits. */
+template <int NP>
+__device__ __forceinline__ void split_parts(float a, float b, uint32_t *p) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+    p[0] = *(uint32_t *)&h;
+    if (NP == 1) return;
+    float2 hf = __bfloat1622float2(h);
+    a -= hf.x;
+    b -= hf.y;
+    __nv_bfloat162 m = __floats2bfloat162_rn(a, b);
+    p[1] = *(uint32_t *)&m;
+    if (NP == 2) return;
+    float2 mf = __bfloat1622float2(m);
+    p[2] = pack_bf16(a - mf.x, b - mf.y);
+}
+
+template <int FMT, int NP>
+__device__ __forceinline__ void stage_store(const stage<FMT> &g, int koff, __nv_bfloat16 *As,
+                                            __nv_bfloat16 *Bs, float *Ds, int r) {
+    uint32_t h[NP][8];
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        split_bf16(g.x[i].x, g.x[i].y, h[2 * i], l[2 * i]);
-        split_bf16(g.x[i].z, g.x[i].w, h[2 * i + 1], l[2 * i + 1]);
+        uint32_t p0[NP], p1[NP];
+        split_parts<NP>(g.x[i].x, g.x[i].y, p0);
+        split_parts<NP>(g.x[i].z, g.x[i].w, p1);
+#pragma unroll
+        for (int q = 0; q < NP; q++) {
+            h[q][2 * i] = p0[q];
+            h[q][2 * i + 1] = p1[q];
+        }
     }
-    uint4 *ah = (uint4 *)(Ah + r * GB_LD + koff);
-    ah[0] = make_uint4(h[0], h[1], h[2], h[3]);
-    ah[1] = make_uint4(h[4], h[5], h[6], h[7]);
-    if (SPLIT) {
-        uint4 *al = (uint4 *)(Al + r * GB_LD + koff);
-        al[0] = make_uint4(l[0], l[1], l[2], l[3]);
-        al[1] = make_uint4(l[4], l[5], l[6], l[7]);
+#pragma unroll
+    for (int q = 0; q < NP; q++) { /* part q's tile follows part q-1's */
+        uint4 *ap = (uint4 *)(As + q * GB_M * GB_LD + r * GB_LD + koff);
+        ap[0] = make_uint4(h[q][0], h[q][1], h[q][2], h[q][3]);
+        ap[1] = make_uint4(h[q][4], h[q][5], h[q][6], h[q][7]);
     }
     uint4 *b = (uint4 *)(Bs + r * GB_LD + koff);
     if (FMT == DF_BF16) {
@@ -163,12 +182,11 @@ __device__ __forceinline__ void stage_store(const stage<FMT> &g, int koff, __nv_
     if (koff == 0) Ds[r] = g.d;
 }
 
-template <int FMT, bool SPLIT>
+template <int FMT, int NP>
 __global__ void __launch_bounds__(128)
     gemm_bf16_kernel(dmat W, const float *__restrict__ X, int ldx, int T, float *__restrict__ Y,
                      int ldy, int op, int kchunk, float *__restrict__ ws) {
-    __shared__ __align__(16) __nv_bfloat16 Ah[2][GB_M * GB_LD];
-    __shared__ __align__(16) __nv_bfloat16 Al[SPLIT ? 2 : 1][SPLIT ? GB_M * GB_LD : 8];
+    __shared__ __align__(16) __nv_bfloat16 As[2][NP * GB_M * GB_LD];
     __shared__ __align__(16) __nv_bfloat16 Bs[2][GB_N * GB_LD];
     __shared__ float Ds[2][GB_N];
     constexpr bool QUANT = FMT != DF_BF16;
@@ -194,7 +212,7 @@ __global__ void __launch_bounds__(128)
                 acc[i][j][e] = 0.0f;
     stage<FMT> g;
     stage_load<FMT>(g, W, X, ldx, T, t0 + lr, n0 + lr, kb + lk);
-    stage_store<FMT, SPLIT>(g, lk, Ah[0], Al[0], Bs[0], Ds[0], lr);
+    stage_store<FMT, NP>(g, lk, As[0], Bs[0], Ds[0], lr);
     __syncthreads();
     /* ldmatrix lane addresses: A (row-major 16 x 16): rows lane % 16, k
      * (lane / 16) * 8; B (stored [n][k]): matrix lane / 8 is (n half, k
@@ -206,7 +224,6 @@ __global__ void __launch_bounds__(128)
         bool more = k0 + GB_K < ke;
         if (more) stage_load<FMT>(g, W, X, ldx, T, t0 + lr, n0 + lr, k0 + GB_K + lk);
         float part[2][4][4];
-        float(*c)[4][4] = QUANT ? part : acc;
         if (QUANT) {
 #pragma unroll
             for (int i = 0; i < 2; i++)
@@ -218,26 +235,32 @@ __global__ void __launch_bounds__(128)
         }
 #pragma unroll
         for (int kk = 0; kk < GB_K; kk += 16) {
-            uint32_t ah[2][4], al[2][4], b[4][2];
-#pragma unroll
-            for (int i = 0; i < 2; i++) {
-                int off = (wm + 16 * i + a_row) * GB_LD + kk + a_k;
-                ldsm_x4(ah[i][0], ah[i][1], ah[i][2], ah[i][3], Ah[buf] + off);
-                if (SPLIT) ldsm_x4(al[i][0], al[i][1], al[i][2], al[i][3], Al[buf] + off);
-            }
+            uint32_t b[4][2];
 #pragma unroll
             for (int jj = 0; jj < 2; jj++) {
                 int off = (wn + 16 * jj + b_row) * GB_LD + kk + b_k;
                 ldsm_x4(b[2 * jj][0], b[2 * jj][1], b[2 * jj + 1][0], b[2 * jj + 1][1],
                         Bs[buf] + off);
             }
+            /* the smallest part first, so that the large products add last */
 #pragma unroll
-            for (int i = 0; i < 2; i++)
+            for (int q = NP - 1; q >= 0; q--) {
+                uint32_t a[2][4];
 #pragma unroll
-                for (int j = 0; j < 4; j++) {
-                    if (SPLIT) mma_bf16(c[i][j], al[i], b[j][0], b[j][1]);
-                    mma_bf16(c[i][j], ah[i], b[j][0], b[j][1]);
+                for (int i = 0; i < 2; i++) {
+                    int off = q * GB_M * GB_LD + (wm + 16 * i + a_row) * GB_LD + kk + a_k;
+                    ldsm_x4(a[i][0], a[i][1], a[i][2], a[i][3], As[buf] + off);
                 }
+#pragma unroll
+                for (int i = 0; i < 2; i++)
+#pragma unroll
+                    for (int j = 0; j < 4; j++) {
+                        if (QUANT)
+                            mma_bf16(part[i][j], a[i], b[j][0], b[j][1]);
+                        else
+                            mma_bf16(acc[i][j], a[i], b[j][0], b[j][1]);
+                    }
+            }
         }
         if (QUANT) { /* the block's scale per column */
 #pragma unroll
@@ -253,8 +276,7 @@ __global__ void __launch_bounds__(128)
                 }
             }
         }
-        if (more) stage_store<FMT, SPLIT>(g, lk, Ah[buf ^ 1], Al[SPLIT ? buf ^ 1 : 0], Bs[buf ^ 1],
-                                          Ds[buf ^ 1], lr);
+        if (more) stage_store<FMT, NP>(g, lk, As[buf ^ 1], Bs[buf ^ 1], Ds[buf ^ 1], lr);
         __syncthreads();
         buf ^= 1;
     }
@@ -301,7 +323,7 @@ static int sm_count(void) {
     return n;
 }
 
-template <int FMT, bool SPLIT>
+template <int FMT, int NP>
 static void go(const dmat *W, const float *X, int ldx, int T, float *Y, int ldy, int op, float *ws,
                size_t ws_n, cudaStream_t st) {
     static const int sms = sm_count();
@@ -319,16 +341,27 @@ static void go(const dmat *W, const float *X, int ldx, int T, float *Y, int ldy,
     int kchunk = (ksteps + split - 1) / split * GB_K;
     split = (W->cols + kchunk - 1) / kchunk;
     if (split <= 1) {
-        cu_launch(gemm_bf16_kernel<FMT, SPLIT>, grid, dim3(128), 0, st, *W, X, ldx, T, Y, ldy, op,
+        cu_launch(gemm_bf16_kernel<FMT, NP>, grid, dim3(128), 0, st, *W, X, ldx, T, Y, ldy, op,
                   W->cols, (float *)NULL);
         return;
     }
     grid.z = split;
-    cu_launch(gemm_bf16_kernel<FMT, SPLIT>, grid, dim3(128), 0, st, *W, X, ldx, T, Y, ldy, op,
+    cu_launch(gemm_bf16_kernel<FMT, NP>, grid, dim3(128), 0, st, *W, X, ldx, T, Y, ldy, op,
               kchunk, ws);
     size_t n = (size_t)T * W->rows;
     cu_launch(gemm_bf16_reduce, dim3((unsigned)((n + 255) / 256)), dim3(256), 0, st,
               (const float *)ws, split, T, W->rows, Y, ldy, op);
+}
+
+template <int FMT>
+static void go_np(const dmat *W, const float *X, int ldx, int T, float *Y, int ldy, int op,
+                  float *ws, size_t ws_n, int mode, cudaStream_t st) {
+    if (mode == 1)
+        go<FMT, 1>(W, X, ldx, T, Y, ldy, op, ws, ws_n, st);
+    else if (mode == 2)
+        go<FMT, 2>(W, X, ldx, T, Y, ldy, op, ws, ws_n, st);
+    else
+        go<FMT, 3>(W, X, ldx, T, Y, ldy, op, ws, ws_n, st);
 }
 
 bool cu_gemm_bf16(const dmat *W, const float *X, int ldx, int T, float *Y, int ldy, int op,
@@ -340,20 +373,10 @@ bool cu_gemm_bf16_run(const dmat *W, const float *X, int ldx, int T, float *Y, i
                       float *ws, size_t ws_n, int mode, cudaStream_t st) {
     if (mode == 0 || T < 2 || ldx % 4 || W->cols % GB_K || W->cols <= 0) return false;
     if (op != MM_STORE && op != MM_ADD) return false;
-    bool split = mode == 2;
     switch (W->fmt) {
-    case DF_BF16:
-        split ? go<DF_BF16, true>(W, X, ldx, T, Y, ldy, op, ws, ws_n, st)
-              : go<DF_BF16, false>(W, X, ldx, T, Y, ldy, op, ws, ws_n, st);
-        return true;
-    case DF_Q8:
-        split ? go<DF_Q8, true>(W, X, ldx, T, Y, ldy, op, ws, ws_n, st)
-              : go<DF_Q8, false>(W, X, ldx, T, Y, ldy, op, ws, ws_n, st);
-        return true;
-    case DF_Q4:
-        split ? go<DF_Q4, true>(W, X, ldx, T, Y, ldy, op, ws, ws_n, st)
-              : go<DF_Q4, false>(W, X, ldx, T, Y, ldy, op, ws, ws_n, st);
-        return true;
+    case DF_BF16: go_np<DF_BF16>(W, X, ldx, T, Y, ldy, op, ws, ws_n, mode, st); return true;
+    case DF_Q8: go_np<DF_Q8>(W, X, ldx, T, Y, ldy, op, ws, ws_n, mode, st); return true;
+    case DF_Q4: go_np<DF_Q4>(W, X, ldx, T, Y, ldy, op, ws, ws_n, mode, st); return true;
     default: return false;
     }
 }

@@ -14,11 +14,10 @@
  * weights' values are exact in bf16 (bf16 weights as stored; Q8_0 / Q4_0
  * as their integers, the per-32 scale applied to each 32-wide k-block's
  * partial sums in float32), so only the activations round: by default each
- * is split into hi + lo bf16 and both are multiplied (16 bits of mantissa,
- * relative error <= 2^-17 per product: float32-like). Q35_CUDA_PREFILL_GEMM
- * =split runs that, =bf16 multiplies the hi part alone (bf16 activations,
- * ~2^-9), =off leaves every matrix to matmul.cu's split-TF32 GEMM; unset:
- * gemm.cu's GB_DEFAULT_MODE. ws (ws_n floats): split-K
+ * is split into hi + mid + lo bf16 and the three are multiplied (24 bits:
+ * float32 products). Q35_CUDA_PREFILL_GEMM=split runs that, =split2 hi + lo
+ * (16 bits), =bf16 the hi part alone (~2^-9), =off leaves every matrix to
+ * matmul.cu's split-TF32 GEMM; unset: gemm.cu's GB_DEFAULT_MODE. ws (ws_n floats): split-K
  * scratch as matmul.cu's. Returns false (nothing launched) where it does
  * not take W (f32/f16 weights, ldx % 4, the setting off). */
 bool cu_gemm_bf16(const dmat *W, const float *X, int ldx, int T, float *Y, int ldy, int op,
@@ -28,7 +27,8 @@ bool cu_gemm_bf16(const dmat *W, const float *X, int ldx, int T, float *Y, int l
 bool cu_gemm_bf16_run(const dmat *W, const float *X, int ldx, int T, float *Y, int ldy, int op,
                       float *ws, size_t ws_n, int mode, cudaStream_t st);
 
-/* Which form cu_gemm_bf16 runs now: 0 off, 1 bf16 activations, 2 hi+lo. */
+/* Which form cu_gemm_bf16 runs now: 0 off, 1 bf16 activations, 2 hi+lo,
+ * 3 hi+mid+lo. */
 int cu_gemm_bf16_mode(void);
 
 /* ------------------------------------------------------- gdn_chunk.cu
@@ -41,6 +41,10 @@ int cu_gemm_bf16_mode(void);
  * floats of device scratch. Exact up to float32 rounding: the same sums as
  * the recurrence in another order (SPEC §2: "any exact reformulation"). */
 #define CU_GDN_CHUNK 64
+/* Shorter runs take the recurrence (gdn.cu): as fast there, and the result
+ * of a short piece does not depend on where a chunk boundary falls (a
+ * prompt fed in pieces gives the same bits as fed at once, below this). */
+#define CU_GDN_CHUNK_MIN_T 128
 size_t cu_gdn_chunk_ws_floats(const q35_config *c, int T);
 /* Whether prefill runs the chunked form (Q35_CUDA_GDN=chunk) or the
  * token-by-token kernel of gdn.cu (=recurrent); unset: gdn_chunk.cu's

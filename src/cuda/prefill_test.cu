@@ -366,7 +366,8 @@ extern "C" int q35_cuda_prefill_test_gemm(int fmt, int T, int N, int K, int op, 
                 cu_matmul(&W, dx, T, K, dy, N, mmop, NULL, 0.0f, NULL, NULL, dws, ws_n, st);
                 return true;
             }
-            return cu_gemm_bf16_run(&W, dx, K, T, dy, N, mmop, dws, ws_n, path == 1 ? 2 : 1, st);
+            return cu_gemm_bf16_run(&W, dx, K, T, dy, N, mmop, dws, ws_n,
+                                    path == 1 ? 3 : path == 2 ? 1 : 2, st);
         };
         if (!launch()) {
             cudaStreamDestroy(st);

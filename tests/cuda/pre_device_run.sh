@@ -4,7 +4,7 @@
 # .cuda-dev/pre-mktar.sh). STAGES, comma-separated: kern (test_cuda_prefill:
 # the prefill kernels against float64 and the kernels they replace, with
 # their times), test (test_cuda_forward, goldens and chat goldens on the
-# GPU), san (memcheck / racecheck of test_cuda_prefill's correctness part),
+# GPU), san / race (memcheck / racecheck of test_cuda_prefill's correctness part),
 # bench (bench_cuda pp512 + ttft, before = Q35_CUDA_PREFILL_GEMM=off
 # Q35_CUDA_GDN=recurrent, after = split / chunk, in the same call; Q35_MORE:
 # single settings on top of `after`, bf16 only). Logs go to $OUT.
@@ -53,9 +53,11 @@ if [[ $S == *test* ]]; then
   unset Q35_CUDA_PREFILL_GEMM Q35_CUDA_GDN
 fi
 if [[ $S == *san* ]]; then
-  Q35_PREFILL_QUICK=1 timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
+  Q35_PREFILL_QUICK=1 timeout 100 compute-sanitizer --tool memcheck --error-exitcode 9 \
     ./tests/test_cuda_prefill >"$OUT/memcheck.log" 2>&1; echo "memcheck rc=$?"
   grep -E "ERROR SUMMARY" "$OUT/memcheck.log" | head -3
+fi
+if [[ $S == *race* ]]; then
   Q35_PREFILL_QUICK=1 timeout 150 compute-sanitizer --tool racecheck --racecheck-report hazard \
     --error-exitcode 9 ./tests/test_cuda_prefill >"$OUT/racecheck.log" 2>&1; echo "racecheck rc=$?"
   grep -E "RACECHECK SUMMARY|hazard" "$OUT/racecheck.log" | head -3
