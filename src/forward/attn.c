@@ -26,7 +26,7 @@ typedef struct attn_job {
     const q35_model *m;
     q35_state *s;
     const void *kc, *vc;
-    int T;
+    int T, first; /* tokens first .. T-1 attend (the others only fill the cache) */
 } attn_job;
 
 /* out[p*d + i] = row p's d values at `base` (rows `stride` values apart)
@@ -60,7 +60,7 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1, int tid) {
     float *rows = sc->kvtmp + (int64_t)tid * (Q35_KV_BLOCK + g) * d; /* [KV_BLOCK, d] */
     float *part = rows + (int64_t)Q35_KV_BLOCK * d;                  /* [g, d] */
     for (int64_t it = i0; it < i1; it++) {
-        int t0 = (int)(it / nkv) * tb, kvh = (int)(it % nkv);
+        int t0 = a->first + (int)(it / nkv) * tb, kvh = (int)(it % nkv);
         int nt = a->T - t0 < tb ? a->T - t0 : tb;
         int max_pos = a->s->pos + t0 + nt; /* the block's last token sees this many */
         const size_t head = q35_kv_bytes(kv->type, (size_t)kvh * d); /* whole blocks */
@@ -131,6 +131,10 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1, int tid) {
 }
 
 void q35_attn_forward(const q35_model *m, q35_state *s, int layer, int T) {
+    q35_attn_forward_from(m, s, layer, T, 0);
+}
+
+void q35_attn_forward_from(const q35_model *m, q35_state *s, int layer, int T, int first) {
     const q35_config *c = &m->cfg;
     const q35_layer *L = &m->layers[layer];
     q35_layer_state *ls = &s->layers[layer];
@@ -149,15 +153,17 @@ void q35_attn_forward(const q35_model *m, q35_state *s, int layer, int T) {
 
     /* q_proj -> per head [query | gate]; k_proj, v_proj */
     q35_acts h = q35_state_acts(s, sc->h, T, H);
-    q35_matmul(k, s->pool, &L->w_q, &h, sc->q, (int64_t)nh * 2 * d);
     q35_matmul(k, s->pool, &L->w_k, &h, kc, kvw);
     q35_matmul(k, s->pool, &L->w_v, &h, vc, kvw);
+    if (first > 0) /* the queries of tokens first .. T-1 only */
+        h = q35_state_acts(s, sc->h + (int64_t)first * H, T - first, H);
+    q35_matmul(k, s->pool, &L->w_q, &h, sc->q + (int64_t)first * nh * 2 * d, (int64_t)nh * 2 * d);
 
     /* q, k: rms(.) * (1 + w) per head, then RoPE on the first r dims */
     for (int t = 0; t < T; t++) {
         const float *cs = sc->rope_cs + (int64_t)t * (r / 2);
         const float *sn = sc->rope_sn + (int64_t)t * (r / 2);
-        for (int h = 0; h < nh; h++) {
+        for (int h = 0; h < nh && t >= first; h++) {
             float *q = sc->q + ((int64_t)t * nh + h) * 2 * d;
             k->rmsnorm(q, q, L->q_norm, c->rms_eps, d);
             q35_rope_neox(q, cs, sn, r);
@@ -176,11 +182,11 @@ void q35_attn_forward(const q35_model *m, q35_state *s, int layer, int T) {
     }
 
     /* causal attention per (block of tokens, KV head) */
-    attn_job job = {m, s, ls->kc, ls->vc, T};
-    int64_t blocks = (T + s->attn_tb - 1) / s->attn_tb;
+    attn_job job = {m, s, ls->kc, ls->vc, T, first};
+    int64_t blocks = (T - first + s->attn_tb - 1) / s->attn_tb;
     q35_threadpool_for(s->pool, blocks * nkv, 1, attn_items, &job);
 
     /* out = W_o o */
-    q35_acts o = q35_state_acts(s, sc->o, T, (int64_t)nh * d);
-    q35_matmul(k, s->pool, &L->w_o, &o, sc->out, H);
+    q35_acts o = q35_state_acts(s, sc->o + (int64_t)first * nh * d, T - first, (int64_t)nh * d);
+    q35_matmul(k, s->pool, &L->w_o, &o, sc->out + (int64_t)first * H, H);
 }

@@ -63,14 +63,16 @@ void q35_forward(const q35_model *m, q35_state *s, const int32_t *ids, int T, fl
         /* h = rms(x) * (1 + w_input_layernorm) */
         rmsnorm_rows(s, sc->h, sc->x, L->attn_norm, T, H, eps);
         /* x = x + mixer(h) */
-        if (L->full_attn)
-            q35_attn_forward(m, s, l, T);
+        int r0 = l + 1 < c->n_layers ? 0 : first, n = T - r0;
+        float *x = sc->x + (int64_t)r0 * H;
+        if (L->full_attn && n > 0)
+            q35_attn_forward_from(m, s, l, T, r0);
+        else if (L->full_attn)
+            q35_attn_forward_from(m, s, l, T, T - 1); /* the cache, one row of no use */
         else
             q35_gdn_forward(m, s, l, T);
-        add_into(s, sc->x, sc->out, (int64_t)T * H);
-        int r0 = l + 1 < c->n_layers ? 0 : first, n = T - r0;
         if (n == 0) break;
-        float *x = sc->x + (int64_t)r0 * H;
+        add_into(s, x, sc->out + (int64_t)r0 * H, (int64_t)n * H);
         /* h = rms(x) * (1 + w_post_attention_layernorm) */
         rmsnorm_rows(s, sc->h, x, L->mlp_norm, n, H, eps);
         /* x = x + W_down( silu(W_gate h) * (W_up h) ) */

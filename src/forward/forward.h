@@ -125,6 +125,11 @@ static inline q35_acts q35_state_acts(q35_state *s, const float *x, int T, int64
  * the layer's state for positions s->pos .. s->pos+T-1. */
 void q35_gdn_forward(const q35_model *m, q35_state *s, int layer, int T);
 void q35_attn_forward(const q35_model *m, q35_state *s, int layer, int T);
+/* The same where only rows first .. T-1 (first < T) of the output are
+ * wanted: every token's key and value still go into the cache, but only
+ * those tokens' queries, attention and output rows are computed (the
+ * other rows of s->sc.out are left as they were). */
+void q35_attn_forward_from(const q35_model *m, q35_state *s, int layer, int T, int first);
 
 /* The DeltaNet recurrence of one value head over T tokens in the chunked
  * form: the same arguments and result as kernels.h gdn_scan (to float32

@@ -119,8 +119,8 @@ static q35_dtype_mask model_dtypes(const q35_model *m) {
     q35_dtype_mask d = 1u << m->lm_head.dtype;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const q35_layer *L = &m->layers[l];
-        const q35_tensor *ts[] = {&L->w_gate, &L->w_up, &L->w_down, &L->w_qkv, &L->w_z, &L->w_b,
-                                  &L->w_a,    &L->w_out, &L->w_q,   &L->w_k,   &L->w_v, &L->w_o};
+        const q35_tensor *ts[] = {&L->w_gate, &L->w_up,  &L->w_down, &L->w_qkv, &L->w_z, &L->w_b,
+                                  &L->w_a,    &L->w_out, &L->w_q,    &L->w_k,   &L->w_v, &L->w_o};
         for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
             if (ts[i]->data) d |= 1u << ts[i]->dtype;
     }

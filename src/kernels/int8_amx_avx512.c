@@ -436,9 +436,9 @@ static inline __attribute__((always_inline)) void item_fma(q35_dtype dt, const i
 #define STEP(c, ta, tb, j)                                                                         \
     do {                                                                                           \
         if ((j) < n) {                                                                             \
-            _tile_stored(c, cb + 256 * ((j) & 7), 64);                                             \
+            _tile_stored(c, cb + 256 * ((j)&7), 64);                                               \
             if ((j) + 4 < n) TDP(c, ta, tb, (j) + 4);                                              \
-            if ((j) >= LAG) item_fma(dt, cb, (j) - LAG, sc, da, dS, acc);                          \
+            if ((j) >= LAG) item_fma(dt, cb, (j)-LAG, sc, da, dS, acc);                            \
         }                                                                                          \
     } while (0)
 __attribute__((target("amx-tile,amx-int8"), always_inline)) static inline void
