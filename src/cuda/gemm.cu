@@ -42,6 +42,18 @@
  * 3 hi+mid+lo). */
 #define GB_DEFAULT_MODE 3
 
+/* Q35_CUDA_PREFILL_TILE=128: 128-tiles above 64 tokens. Measured on an H100
+ * (test_cuda_prefill, bench_cuda, one call): faster alone with the weights
+ * in L2 (the 0.8B's five prefill shapes at T = 512, bf16 0.469 -> 0.389
+ * ms), slower in the model, where each layer's weights come from DRAM
+ * once (pp512 bf16 28.2k -> 27.0k, Q8_0 28.6k -> 24.0k, Q4_0 28.8k ->
+ * 23.5k): its one block per SM of 16 warps leaves the weight loads'
+ * latency exposed. Off by default. */
+static int gb_tile(void) {
+    const char *v = getenv("Q35_CUDA_PREFILL_TILE");
+    return v && !strcmp(v, "128") ? 128 : 64;
+}
+
 int cu_gemm_bf16_mode(void) {
     const char *v = getenv("Q35_CUDA_PREFILL_GEMM");
     if (v && !strcmp(v, "off")) return 0;
@@ -71,44 +83,63 @@ __device__ __forceinline__ void mma_bf16(float *c, const uint32_t *a, uint32_t b
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-/* Thread tid stages row tid/2 of both tiles, 16 values from column
- * (tid % 2) * 16 of the step. */
-template <int FMT> struct stage {
-    float4 x[4];   /* activations */
-    uint4 w[2];    /* bf16 weights, or the quantized block (w[0]) */
-    float d;       /* Q8/Q4: the row's scale for this block */
+/* Tiles of BT x BT (64 or 128): (BT / 32)^2 warps, each a 32 x 32 corner;
+ * thread tid stages row tid / TPR of both tiles, EPT = 32 / TPR values from
+ * column (tid % TPR) * EPT of the step. */
+template <int BT> struct tile {
+    static constexpr int WPR = BT / 32, NTH = WPR * WPR * 32, TPR = NTH / BT, EPT = 32 / TPR;
 };
 
-template <int FMT>
-__device__ __forceinline__ void stage_load(stage<FMT> &g, const dmat &W, const float *X, int ldx,
+template <int EPT> struct stage {
+    float4 x[EPT / 4];  /* activations */
+    uint32_t w[EPT / 2]; /* bf16 weights (EPT / 2 words), or the quantized bytes (EPT / 4) */
+    float d;            /* Q8/Q4: the row's scale for this block */
+};
+
+template <int N> __device__ __forceinline__ void ld_words(uint32_t *w, const void *p) {
+    if (N == 8) {
+        uint4 a = __ldg((const uint4 *)p), b = __ldg((const uint4 *)p + 1);
+        w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w;
+        w[4] = b.x, w[5] = b.y, w[6] = b.z, w[7] = b.w;
+    } else if (N == 4) {
+        uint4 a = __ldg((const uint4 *)p);
+        w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w;
+    } else {
+        uint2 a = __ldg((const uint2 *)p);
+        w[0] = a.x, w[1] = a.y;
+    }
+}
+
+template <int FMT, int EPT>
+__device__ __forceinline__ void stage_load(stage<EPT> &g, const dmat &W, const float *X, int ldx,
                                            int T, int t, int n, int k) {
     if (t < T) {
         const float4 *p = (const float4 *)(X + (size_t)t * ldx + k);
 #pragma unroll
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < EPT / 4; i++)
             g.x[i] = __ldg(p + i);
     } else {
 #pragma unroll
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < EPT / 4; i++)
             g.x[i] = make_float4(0.f, 0.f, 0.f, 0.f);
     }
     g.d = 0.0f;
     if (n >= W.rows) {
-        g.w[0] = g.w[1] = make_uint4(0, 0, 0, 0);
+#pragma unroll
+        for (int i = 0; i < EPT / 2; i++)
+            g.w[i] = 0;
         return;
     }
     int cols = W.cols;
     if (FMT == DF_BF16) {
-        const uint4 *p = (const uint4 *)((const uint16_t *)W.w + (size_t)n * cols + k);
-        g.w[0] = __ldg(p);
-        g.w[1] = __ldg(p + 1);
+        ld_words<EPT / 2>(g.w, (const uint16_t *)W.w + (size_t)n * cols + k);
     } else {
         g.d = __half2float(__ushort_as_half(__ldg(W.scale + (size_t)n * (cols / 32) + k / 32)));
         if (FMT == DF_Q8)
-            g.w[0] = __ldg((const uint4 *)((const int8_t *)W.w + (size_t)n * cols + k));
-        else
-            g.w[0] = __ldg(
-                (const uint4 *)((const uint8_t *)W.w + (size_t)n * (cols / 2) + (k / 32) * 16));
+            ld_words<EPT / 4>(g.w, (const int8_t *)W.w + (size_t)n * cols + k);
+        else /* the bytes holding weights k .. k + EPT - 1 of the block (nibbles) */
+            ld_words<EPT / 4>(g.w, (const uint8_t *)W.w + (size_t)n * (cols / 2) +
+                                       (k / 32) * 16 + (k % 16));
     }
 }
 
@@ -135,12 +166,19 @@ __device__ __forceinline__ void split_parts(float a, float b, uint32_t *p) {
     p[2] = pack_bf16(a - mf.x, b - mf.y);
 }
 
-template <int FMT, int NP>
-__device__ __forceinline__ void stage_store(const stage<FMT> &g, int koff, __nv_bfloat16 *As,
-                                            __nv_bfloat16 *Bs, float *Ds, int r) {
-    uint32_t h[NP][8];
+template <int N> __device__ __forceinline__ void st_words(void *p, const uint32_t *w) {
+    uint4 *q = (uint4 *)p;
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < N / 4; i++)
+        q[i] = make_uint4(w[4 * i], w[4 * i + 1], w[4 * i + 2], w[4 * i + 3]);
+}
+
+template <int FMT, int NP, int BT, int EPT>
+__device__ __forceinline__ void stage_store(const stage<EPT> &g, int koff, __nv_bfloat16 *As,
+                                            __nv_bfloat16 *Bs, float *Ds, int r) {
+    uint32_t h[NP][EPT / 2];
+#pragma unroll
+    for (int i = 0; i < EPT / 4; i++) {
         uint32_t p0[NP], p1[NP];
         split_parts<NP>(g.x[i].x, g.x[i].y, p0);
         split_parts<NP>(g.x[i].z, g.x[i].w, p1);
@@ -151,51 +189,53 @@ __device__ __forceinline__ void stage_store(const stage<FMT> &g, int koff, __nv_
         }
     }
 #pragma unroll
-    for (int q = 0; q < NP; q++) { /* part q's tile follows part q-1's */
-        uint4 *ap = (uint4 *)(As + q * GB_M * GB_LD + r * GB_LD + koff);
-        ap[0] = make_uint4(h[q][0], h[q][1], h[q][2], h[q][3]);
-        ap[1] = make_uint4(h[q][4], h[q][5], h[q][6], h[q][7]);
-    }
-    uint4 *b = (uint4 *)(Bs + r * GB_LD + koff);
+    for (int q = 0; q < NP; q++) /* part q's tile follows part q-1's */
+        st_words<EPT / 2>(As + q * BT * GB_LD + r * GB_LD + koff, h[q]);
+    __nv_bfloat16 *b = Bs + r * GB_LD + koff;
     if (FMT == DF_BF16) {
-        b[0] = g.w[0];
-        b[1] = g.w[1];
+        st_words<EPT / 2>(b, g.w);
         return;
     }
-    uint32_t u[4] = {g.w[0].x, g.w[0].y, g.w[0].z, g.w[0].w}, o[8];
+    uint32_t o[EPT / 2];
     if (FMT == DF_Q8) {
 #pragma unroll
-        for (int i = 0; i < 4; i++)
-            i8x4_bf16(u[i], o[2 * i], o[2 * i + 1]);
+        for (int i = 0; i < EPT / 4; i++)
+            i8x4_bf16(g.w[i], o[2 * i], o[2 * i + 1]);
     } else { /* Q4: byte j holds weight j (low nibble) and 16 + j (high) */
-        int sh = koff ? 4 : 0;
+        int sh = koff >= 16 ? 4 : 0;
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            uint32_t v = (u[i] >> sh) & 0x0f0f0f0fu;
+        for (int i = 0; i < EPT / 4; i++) {
+            uint32_t v = (g.w[i] >> sh) & 0x0f0f0f0fu;
             o[2 * i] = pack_bf16((float)((int)(v & 15) - 8), (float)((int)((v >> 8) & 15) - 8));
             o[2 * i + 1] =
                 pack_bf16((float)((int)((v >> 16) & 15) - 8), (float)((int)(v >> 24) - 8));
         }
     }
-    b[0] = make_uint4(o[0], o[1], o[2], o[3]);
-    b[1] = make_uint4(o[4], o[5], o[6], o[7]);
+    st_words<EPT / 2>(b, o);
     if (koff == 0) Ds[r] = g.d;
 }
 
-template <int FMT, int NP>
-__global__ void __launch_bounds__(128)
+template <int NP, int BT> static constexpr size_t smem_bytes() {
+    return (size_t)2 * NP * BT * GB_LD * 2 + (size_t)2 * BT * GB_LD * 2 + (size_t)2 * BT * 4;
+}
+
+template <int FMT, int NP, int BT>
+__global__ void __launch_bounds__(tile<BT>::NTH)
     gemm_bf16_kernel(dmat W, const float *__restrict__ X, int ldx, int T, float *__restrict__ Y,
                      int ldy, int op, int kchunk, float *__restrict__ ws) {
-    __shared__ __align__(16) __nv_bfloat16 As[2][NP * GB_M * GB_LD];
-    __shared__ __align__(16) __nv_bfloat16 Bs[2][GB_N * GB_LD];
-    __shared__ float Ds[2][GB_N];
+    typedef tile<BT> TL;
+    constexpr int EPT = TL::EPT, TPR = TL::TPR, WPR = TL::WPR;
+    extern __shared__ __align__(16) unsigned char gsm[];
+    __nv_bfloat16 *As0 = (__nv_bfloat16 *)gsm; /* [2][NP][BT][GB_LD] */
+    __nv_bfloat16 *Bs0 = As0 + 2 * NP * BT * GB_LD; /* [2][BT][GB_LD] */
+    float *Ds0 = (float *)(Bs0 + 2 * BT * GB_LD);  /* [2][BT] */
     constexpr bool QUANT = FMT != DF_BF16;
     pdl_wait();
     pdl_launch();
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int n0 = blockIdx.x * GB_N, t0 = blockIdx.y * GB_M;
-    const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
-    const int lr = tid >> 1, lk = (tid & 1) * 16;
+    const int n0 = blockIdx.x * BT, t0 = blockIdx.y * BT;
+    const int wm = (warp / WPR) * 32, wn = (warp % WPR) * 32;
+    const int lr = tid / TPR, lk = (tid % TPR) * EPT;
     int kb = blockIdx.z * kchunk, ke = kb + kchunk < W.cols ? kb + kchunk : W.cols;
     if (ws) { /* split K: this block's sum into ws[z] */
         Y = ws + (size_t)blockIdx.z * T * W.rows;
@@ -210,9 +250,9 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
             for (int e = 0; e < 4; e++)
                 acc[i][j][e] = 0.0f;
-    stage<FMT> g;
-    stage_load<FMT>(g, W, X, ldx, T, t0 + lr, n0 + lr, kb + lk);
-    stage_store<FMT, NP>(g, lk, As[0], Bs[0], Ds[0], lr);
+    stage<EPT> g;
+    stage_load<FMT, EPT>(g, W, X, ldx, T, t0 + lr, n0 + lr, kb + lk);
+    stage_store<FMT, NP, BT, EPT>(g, lk, As0, Bs0, Ds0, lr);
     __syncthreads();
     /* ldmatrix lane addresses: A (row-major 16 x 16): rows lane % 16, k
      * (lane / 16) * 8; B (stored [n][k]): matrix lane / 8 is (n half, k
@@ -222,7 +262,9 @@ __global__ void __launch_bounds__(128)
     int buf = 0;
     for (int k0 = kb; k0 < ke; k0 += GB_K) {
         bool more = k0 + GB_K < ke;
-        if (more) stage_load<FMT>(g, W, X, ldx, T, t0 + lr, n0 + lr, k0 + GB_K + lk);
+        if (more) stage_load<FMT, EPT>(g, W, X, ldx, T, t0 + lr, n0 + lr, k0 + GB_K + lk);
+        const __nv_bfloat16 *As = As0 + buf * NP * BT * GB_LD, *Bs = Bs0 + buf * BT * GB_LD;
+        const float *Ds = Ds0 + buf * BT;
         float part[2][4][4];
         if (QUANT) {
 #pragma unroll
@@ -240,7 +282,7 @@ __global__ void __launch_bounds__(128)
             for (int jj = 0; jj < 2; jj++) {
                 int off = (wn + 16 * jj + b_row) * GB_LD + kk + b_k;
                 ldsm_x4(b[2 * jj][0], b[2 * jj][1], b[2 * jj + 1][0], b[2 * jj + 1][1],
-                        Bs[buf] + off);
+                        Bs + off);
             }
             /* the smallest part first, so that the large products add last */
 #pragma unroll
@@ -248,8 +290,8 @@ __global__ void __launch_bounds__(128)
                 uint32_t a[2][4];
 #pragma unroll
                 for (int i = 0; i < 2; i++) {
-                    int off = q * GB_M * GB_LD + (wm + 16 * i + a_row) * GB_LD + kk + a_k;
-                    ldsm_x4(a[i][0], a[i][1], a[i][2], a[i][3], As[buf] + off);
+                    int off = q * BT * GB_LD + (wm + 16 * i + a_row) * GB_LD + kk + a_k;
+                    ldsm_x4(a[i][0], a[i][1], a[i][2], a[i][3], As + off);
                 }
 #pragma unroll
                 for (int i = 0; i < 2; i++)
@@ -266,7 +308,7 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
             for (int j = 0; j < 4; j++) {
                 int col = wn + 8 * j + (lane & 3) * 2;
-                float d0 = Ds[buf][col], d1 = Ds[buf][col + 1];
+                float d0 = Ds[col], d1 = Ds[col + 1];
 #pragma unroll
                 for (int i = 0; i < 2; i++) {
                     acc[i][j][0] += d0 * part[i][j][0];
@@ -276,7 +318,9 @@ __global__ void __launch_bounds__(128)
                 }
             }
         }
-        if (more) stage_store<FMT, NP>(g, lk, As[buf ^ 1], Bs[buf ^ 1], Ds[buf ^ 1], lr);
+        if (more)
+            stage_store<FMT, NP, BT, EPT>(g, lk, As0 + (buf ^ 1) * NP * BT * GB_LD,
+                                          Bs0 + (buf ^ 1) * BT * GB_LD, Ds0 + (buf ^ 1) * BT, lr);
         __syncthreads();
         buf ^= 1;
     }
@@ -323,15 +367,21 @@ static int sm_count(void) {
     return n;
 }
 
-template <int FMT, int NP>
-static void go(const dmat *W, const float *X, int ldx, int T, float *Y, int ldy, int op, float *ws,
-               size_t ws_n, cudaStream_t st) {
+template <int FMT, int NP, int BT>
+static void go_bt(const dmat *W, const float *X, int ldx, int T, float *Y, int ldy, int op,
+                  float *ws, size_t ws_n, cudaStream_t st) {
     static const int sms = sm_count();
-    dim3 grid((W->rows + GB_N - 1) / GB_N, (T + GB_M - 1) / GB_M);
-    /* about two blocks per SM, at least 4 k-steps each (as matmul.cu) */
+    constexpr size_t smem = smem_bytes<NP, BT>();
+    if (smem > 48 * 1024)
+        cudaFuncSetAttribute(gemm_bf16_kernel<FMT, NP, BT>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    dim3 grid((W->rows + BT - 1) / BT, (T + BT - 1) / BT), block(tile<BT>::NTH);
+    /* too few tiles: split K for about two waves of blocks, at least 4
+     * k-steps each (as matmul.cu); the split depends on the shapes only */
+    int per_sm = BT == 64 ? 2 : 1;
     int blocks = grid.x * grid.y, ksteps = W->cols / GB_K, split = 1;
-    if (ws && blocks < 2 * sms) {
-        split = (2 * sms + blocks - 1) / blocks;
+    if (ws && blocks < 2 * per_sm * sms) {
+        split = (2 * per_sm * sms + blocks - 1) / blocks;
         if (split > ksteps / 4) split = ksteps / 4;
         if (split > 16) split = 16;
         while (split > 1 && (size_t)split * T * W->rows > ws_n)
@@ -341,16 +391,27 @@ static void go(const dmat *W, const float *X, int ldx, int T, float *Y, int ldy,
     int kchunk = (ksteps + split - 1) / split * GB_K;
     split = (W->cols + kchunk - 1) / kchunk;
     if (split <= 1) {
-        cu_launch(gemm_bf16_kernel<FMT, NP>, grid, dim3(128), 0, st, *W, X, ldx, T, Y, ldy, op,
-                  W->cols, (float *)NULL);
+        cu_launch(gemm_bf16_kernel<FMT, NP, BT>, grid, block, smem, st, *W, X, ldx, T, Y, ldy,
+                  op, W->cols, (float *)NULL);
         return;
     }
     grid.z = split;
-    cu_launch(gemm_bf16_kernel<FMT, NP>, grid, dim3(128), 0, st, *W, X, ldx, T, Y, ldy, op,
+    cu_launch(gemm_bf16_kernel<FMT, NP, BT>, grid, block, smem, st, *W, X, ldx, T, Y, ldy, op,
               kchunk, ws);
     size_t n = (size_t)T * W->rows;
     cu_launch(gemm_bf16_reduce, dim3((unsigned)((n + 255) / 256)), dim3(256), 0, st,
               (const float *)ws, split, T, W->rows, Y, ldy, op);
+}
+
+/* Tiles of 64, or of 128 above 64 tokens when gb_tile() says so (half the
+ * L2 traffic per product). */
+template <int FMT, int NP>
+static void go(const dmat *W, const float *X, int ldx, int T, float *Y, int ldy, int op, float *ws,
+               size_t ws_n, cudaStream_t st) {
+    if (T > 64 && gb_tile() == 128)
+        go_bt<FMT, NP, 128>(W, X, ldx, T, Y, ldy, op, ws, ws_n, st);
+    else
+        go_bt<FMT, NP, 64>(W, X, ldx, T, Y, ldy, op, ws, ws_n, st);
 }
 
 template <int FMT>

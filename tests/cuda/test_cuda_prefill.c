@@ -13,7 +13,8 @@
  *   store and add, T from 2 (split K) to 512, N not a multiple of the
  *   tile: with hi+mid+lo activations (float32's 24 bits, float32
  *   accumulation) within 2e-5 of float64, with bf16 activations within
- *   1e-2 (2^-9 per activation), hi+lo printed only; the forward pass's
+ *   1e-2 (2^-9 per activation), hi+lo printed only, the 128-tile kernel
+ *   (Q35_CUDA_PREFILL_TILE=128) above 64 tokens within 2e-5; the forward pass's
  *   choice (cu_matmul, as Q35_CUDA_PREFILL_GEMM says) and matmul.cu's
  *   split-TF32 GEMM (=off) within 2e-5.
  *
@@ -88,13 +89,20 @@ static void test_gemm_accuracy(void **st) {
                 double ms, split = gemm_run(fmt, T, N, K, op, 1, 0, &ms);
                 double one = gemm_run(fmt, T, N, K, op, 2, 0, &ms);
                 double two = gemm_run(fmt, T, N, K, op, 3, 0, &ms);
-                double fwd = gemm_run(fmt, T, N, K, op, 0, 0, &ms);
+                double fwd = gemm_run(fmt, T, N, K, op, 0, 0, &ms), big = 0;
+                if (T > 64) { /* the 128-tile kernel (Q35_CUDA_PREFILL_TILE=128) */
+                    setenv("Q35_CUDA_PREFILL_TILE", "128", 1);
+                    big = gemm_run(fmt, T, N, K, op, 1, 0, &ms);
+                    unsetenv("Q35_CUDA_PREFILL_TILE");
+                }
                 setenv("Q35_CUDA_PREFILL_GEMM", "off", 1);
                 double old = gemm_run(fmt, T, N, K, op, 0, 0, &ms);
                 unsetenv("Q35_CUDA_PREFILL_GEMM");
-                printf("gemm %s T=%-3d N=%-4d K=%-4d %s | vs f64: hi+mid+lo %.2e, hi+lo %.2e, "
-                       "bf16 %.2e, forward %.2e, split-TF32 %.2e\n",
-                       fmt_name[fmt], T, N, K, op ? "add  " : "store", split, two, one, fwd, old);
+                printf("gemm %s T=%-3d N=%-4d K=%-4d %s | vs f64: hi+mid+lo %.2e (128-tile "
+                       "%.2e), hi+lo %.2e, bf16 %.2e, forward %.2e, split-TF32 %.2e\n",
+                       fmt_name[fmt], T, N, K, op ? "add  " : "store", split, big, two, one, fwd,
+                       old);
+                assert_true(big <= 2e-5);
                 assert_true(split <= 2e-5);
                 assert_true(one <= 1e-2);
                 assert_true(fwd <= 2e-5);
@@ -111,7 +119,7 @@ static void test_gemm_speed(void **st) {
     static const int Ts[2] = {512, 64};
     for (int fmt = 0; fmt < 3; fmt++)
         for (int ti = 0; ti < 2; ti++) {
-            double tot[4] = {0, 0, 0, 0};
+            double tot[4] = {0, 0, 0, 0}, tot64 = 0;
             for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
                 int T = Ts[ti], N = shapes[i][0], K = shapes[i][1];
                 double ms[4];
@@ -121,6 +129,13 @@ static void test_gemm_speed(void **st) {
                 gemm_run(fmt, T, N, K, 0, 1, 20, &ms[1]);
                 gemm_run(fmt, T, N, K, 0, 3, 20, &ms[2]);
                 gemm_run(fmt, T, N, K, 0, 2, 20, &ms[3]);
+                double ms64 = 0;
+                if (T > 64) { /* the 128-tile kernel at this T */
+                    setenv("Q35_CUDA_PREFILL_TILE", "128", 1);
+                    gemm_run(fmt, T, N, K, 0, 1, 20, &ms64);
+                    unsetenv("Q35_CUDA_PREFILL_TILE");
+                    tot64 += ms64;
+                }
                 double f = 2.0 * T * N * K * 1e-9;
                 printf("speed %s T=%-3d [%4d x %4d] split-TF32 %.4f ms (%.0f TF/s) | bf16 "
                        "hi+mid+lo %.4f (%.0f) | hi+lo %.4f (%.0f) | bf16 %.4f (%.0f)\n",
@@ -129,9 +144,9 @@ static void test_gemm_speed(void **st) {
                 for (int k = 0; k < 4; k++)
                     tot[k] += ms[k];
             }
-            printf("speed %s T=%d all five: split-TF32 %.3f ms, hi+mid+lo %.3f ms (%.2fx), hi+lo "
-                   "%.3f ms (%.2fx), bf16 %.3f ms (%.2fx)\n",
-                   fmt_name[fmt], Ts[ti], tot[0], tot[1], tot[0] / tot[1], tot[2],
+            printf("speed %s T=%d all five: split-TF32 %.3f ms, hi+mid+lo %.3f ms (%.2fx; 128-tile "
+                   "%.3f), hi+lo %.3f ms (%.2fx), bf16 %.3f ms (%.2fx)\n",
+                   fmt_name[fmt], Ts[ti], tot[0], tot[1], tot[0] / tot[1], tot64, tot[2],
                    tot[0] / tot[2], tot[3], tot[0] / tot[3]);
         }
 }
