@@ -23,7 +23,9 @@
  *   the state pass reads: W, U', e^G q, the decayed k transposed, e^G_{L-1}.
  * - state_kernel, one block per (value head, CS value columns), the chunks
  *   in order: U = U' - W S0, o = e^G Q S0 + P U, S updated, with the CS
- *   columns of S in shared memory (columns of S are independent).
+ *   columns of S in shared memory (columns of S are independent);
+ *   Q35_CUDA_GDN_PREFETCH=1 takes state_db_kernel, which copies the next
+ *   chunk's W, e^G q, U' (cp.async) while this one computes.
  * The scratch between them (cu_gdn_chunk_ws_floats) holds per (head,
  * chunk) W [L][dk], e^G q [L][dk], k^T decayed [dk][L], U' [L][dv], P
  * [L][L] and e^G_{L-1}. */
@@ -238,13 +240,32 @@ __device__ __forceinline__ void cp16(float *smem, const float *g) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(a), "l"(g) : "memory");
 }
 
+__device__ __forceinline__ void cp_commit(void) {
+    asm volatile("cp.async.commit_group;" ::: "memory");
+}
+
 __device__ __forceinline__ void cp_wait_all(void) {
     asm volatile("cp.async.commit_group;\n\tcp.async.wait_group 0;" ::: "memory");
 }
 
-static size_t st_smem(int dk, int cs) {
+/* until at most N of this thread's committed groups are pending */
+template <int N> __device__ __forceinline__ void cp_wait(void) {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+static size_t st_smem(int dk, int cs) { /* S, W, e^G q, k^T, P, U */
     return sizeof(float) * ((size_t)dk * cs + (size_t)2 * CL * (dk + 4) + (size_t)dk * (CL + 4) +
                             (size_t)CL * (CL + 4) + (size_t)CL * cs);
+}
+
+static size_t st_db_smem(int dk, int cs) { /* S, 2 x (W, e^G q, U'), k^T, P */
+    return sizeof(float) * ((size_t)dk * cs + 2 * ((size_t)2 * CL * (dk + 4) + (size_t)CL * cs) +
+                            (size_t)dk * (CL + 4) + (size_t)CL * (CL + 4));
+}
+
+static bool prefetch_on(void) {
+    const char *v = getenv("Q35_CUDA_GDN_PREFETCH");
+    return v && !strcmp(v, "1");
 }
 
 /* One block per (value head, CS columns); NT / CS row groups. */
@@ -346,6 +367,125 @@ __global__ void __launch_bounds__(NT)
     }
 }
 
+/* The same with the next chunk's W, e^G q, U' copied (cp.async, two
+ * buffers) while this chunk computes, k^T and P while U is formed
+ * (Q35_CUDA_GDN_PREFETCH=1; not yet the default: see gdn_chunk.cu's notes). */
+template <int CS>
+__global__ void __launch_bounds__(NT)
+    state_db_kernel(const float *__restrict__ ws, int nch, int T, int nv, int dk, int dv,
+                 float *__restrict__ S, float *__restrict__ o) {
+    extern __shared__ __align__(16) float sm[];
+    constexpr int NRG = NT / CS, TU = (CL + NRG - 1) / NRG, IU = (DKM + NRG - 1) / NRG;
+    const int ldk = dk + 4, ldt = CL + 4, wq = 2 * CL * ldk + CL * CS; /* W, e^G q, U' */
+    float *Ss = sm, *WQ0 = Ss + dk * CS, *KTs = WQ0 + 2 * wq, *Ps = KTs + dk * ldt;
+    pdl_wait();
+    pdl_launch();
+    const int j = blockIdx.x, c0 = blockIdx.y * CS, tid = threadIdx.x;
+    const int c = tid % CS, rg = tid / CS, dk4 = dk / 4;
+    float *Sj = S + (size_t)j * dk * dv;
+    /* W, e^G q and U' of chunk ci into buffer ci % 2: the next chunk's are
+     * in flight while this one computes */
+    auto load_wq = [&](int ci) {
+        const float *in = ws + ((size_t)j * nch + ci) * per_chunk(dk, dv);
+        float *Ws = WQ0 + (ci & 1) * wq, *Qs = Ws + CL * ldk, *Us = Qs + CL * ldk;
+        for (int idx = tid; idx < CL * dk4; idx += NT) {
+            int t = idx / dk4, i = (idx % dk4) * 4;
+            cp16(Ws + t * ldk + i, in + OFF_W(dk, dv) + t * dk + i);
+            cp16(Qs + t * ldk + i, in + OFF_QG(dk, dv) + t * dk + i);
+        }
+        for (int idx = tid; idx < CL * (CS / 4); idx += NT) {
+            int t = idx / (CS / 4), cc = (idx % (CS / 4)) * 4;
+            cp16(Us + t * CS + cc, in + OFF_U(dk, dv) + (size_t)t * dv + c0 + cc);
+        }
+        cp_commit();
+    };
+    load_wq(0);
+    for (int idx = tid; idx < dk * CS; idx += NT) {
+        int cc = idx / dk, i = idx % dk;
+        Ss[i * CS + cc] = Sj[(size_t)(c0 + cc) * dk + i];
+    }
+    for (int ci = 0; ci < nch; ci++) {
+        const int t0 = ci * CL, L = T - t0 < CL ? T - t0 : CL;
+        const float *in = ws + ((size_t)j * nch + ci) * per_chunk(dk, dv);
+        float *Ws = WQ0 + (ci & 1) * wq, *Qs = Ws + CL * ldk, *Us = Qs + CL * ldk;
+        /* this chunk's k^T and P (read after the first products) */
+        for (int idx = tid; idx < dk * (CL / 4); idx += NT) {
+            int i = idx / (CL / 4), s = (idx % (CL / 4)) * 4;
+            cp16(KTs + i * ldt + s, in + OFF_KT(dk, dv) + i * CL + s);
+        }
+        for (int idx = tid; idx < CL * (CL / 4); idx += NT) {
+            int t = idx / (CL / 4), s = (idx % (CL / 4)) * 4;
+            cp16(Ps + t * ldt + s, in + OFF_P(dk, dv) + t * CL + s);
+        }
+        cp_commit();
+        const bool next = ci + 1 < nch;
+        if (next) load_wq(ci + 1);
+        const float gL = in[OFF_GL(dk, dv)];
+        /* pending, oldest first: this chunk's W (done here), k^T/P, the next W */
+        if (next)
+            cp_wait<2>();
+        else
+            cp_wait<1>();
+        __syncthreads();
+        /* U = U' - W S0 and e^G Q S0, rows t = rg + NRG u */
+        float ao[TU];
+#pragma unroll
+        for (int u = 0; u < TU; u++) {
+            int t = rg + NRG * u;
+            float au = 0.0f, aq = 0.0f;
+            if (t < L) {
+                for (int i = 0; i < dk; i += 4) {
+                    float4 w = *(const float4 *)(Ws + t * ldk + i);
+                    float4 q = *(const float4 *)(Qs + t * ldk + i);
+                    float s0 = Ss[i * CS + c], s1 = Ss[(i + 1) * CS + c];
+                    float s2 = Ss[(i + 2) * CS + c], s3 = Ss[(i + 3) * CS + c];
+                    au += w.x * s0 + w.y * s1 + w.z * s2 + w.w * s3;
+                    aq += q.x * s0 + q.y * s1 + q.z * s2 + q.w * s3;
+                }
+                Us[t * CS + c] -= au;
+            }
+            ao[u] = aq;
+        }
+        if (next) /* k^T and P */
+            cp_wait<1>();
+        else
+            cp_wait<0>();
+        __syncthreads();
+        /* o = e^G Q S0 + P U (P is zero above the diagonal) */
+#pragma unroll
+        for (int u = 0; u < TU; u++) {
+            int t = rg + NRG * u;
+            if (t >= L) continue;
+            float acc = ao[u];
+            int se = (t / 4 + 1) * 4;
+            for (int s = 0; s < se; s += 4) {
+                float4 p = *(const float4 *)(Ps + t * ldt + s);
+                acc += p.x * Us[s * CS + c] + p.y * Us[(s + 1) * CS + c] +
+                       p.z * Us[(s + 2) * CS + c] + p.w * Us[(s + 3) * CS + c];
+            }
+            o[(size_t)(t0 + t) * nv * dv + (size_t)j * dv + c0 + c] = acc;
+        }
+        /* S = e^G_{L-1} S0 + (decayed K)^T U; rows of U past L are zero */
+#pragma unroll
+        for (int u = 0; u < IU; u++) {
+            int i = rg + NRG * u;
+            if (i >= dk) continue;
+            float acc = 0.0f;
+            for (int s = 0; s < CL; s += 4) {
+                float4 k = *(const float4 *)(KTs + i * ldt + s);
+                acc += k.x * Us[s * CS + c] + k.y * Us[(s + 1) * CS + c] +
+                       k.z * Us[(s + 2) * CS + c] + k.w * Us[(s + 3) * CS + c];
+            }
+            Ss[i * CS + c] = gL * Ss[i * CS + c] + acc;
+        }
+        __syncthreads();
+    }
+    for (int idx = tid; idx < dk * CS; idx += NT) {
+        int cc = idx / dk, i = idx % dk;
+        Sj[(size_t)(c0 + cc) * dk + i] = Ss[i * CS + cc];
+    }
+}
+
 size_t cu_gdn_chunk_ws_floats(const q35_config *c, int T) {
     size_t nch = (size_t)(T + CL - 1) / CL;
     return (size_t)c->lin_v_heads * nch * per_chunk(c->lin_k_dim, c->lin_v_dim);
@@ -370,6 +510,14 @@ template <int CS>
 static void state_go(const q35_config *c, int nch, int T, float *ws, float *S, float *o,
                      cudaStream_t st) {
     int dk = c->lin_k_dim, dv = c->lin_v_dim, nv = c->lin_v_heads;
+    if (prefetch_on() && nch > 1) {
+        size_t smem = st_db_smem(dk, CS);
+        cudaFuncSetAttribute(state_db_kernel<CS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             (int)smem);
+        cu_launch(state_db_kernel<CS>, dim3(nv, dv / CS), dim3(NT), smem, st, (const float *)ws,
+                  nch, T, nv, dk, dv, S, o);
+        return;
+    }
     size_t smem = st_smem(dk, CS);
     cudaFuncSetAttribute(state_kernel<CS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          (int)smem);
