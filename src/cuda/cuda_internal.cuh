@@ -196,6 +196,7 @@ void cu_sample(float *logits, const cu_sample_params *p, int n_valid, const int3
 typedef struct cu_mega_layer {
     dlayer D;
     float *conv, *ssm, *kc, *vc;
+    int slot; /* its index among the DeltaNet or the attention layers */
 } cu_mega_layer;
 /* Blocks the kernel runs with for this model (one per multiprocessor), 0
  * where it does not take the model (mixed matrix forms, shapes) or
@@ -203,10 +204,17 @@ typedef struct cu_mega_layer {
 int cu_mega_blocks(const cuda_model *cm);
 /* x = the layers applied to x (one token at *pos): layers [n_layers] in
  * device memory, proj/o/mlp the forward pass's scratch, bar one unsigned
- * of device memory (zeroed here, on the stream). A cooperative launch. */
-cudaError_t cu_mega_layers(const cuda_model *cm, int blocks, const cu_mega_layer *layers, float *x,
-                           float *proj, float *o, float *mlp, const int *pos, unsigned *bar,
-                           cudaStream_t st);
+ * of device memory (zeroed here, on the stream). A cooperative launch.
+ * B > 1: one token in each of B streams (see cu_batch_stream, declared
+ * below): stream b's rows at x + b * hidden, proj + b * ldp, o + b * ldo,
+ * mlp + b * intermediate, its position and state in tab[b] (layer slot i
+ * at conv + i * conv_n ...); pos and the layers' own state pointers are
+ * then unused. */
+struct cu_batch_stream;
+cudaError_t cu_mega_layers(const cuda_model *cm, int blocks, const cu_mega_layer *layers,
+                           const struct cu_batch_stream *tab, int B, float *x, float *proj,
+                           int ldp, float *o, int ldo, float *mlp, const int *pos, size_t conv_n,
+                           size_t ssm_n, unsigned *bar, cudaStream_t st);
 
 /* Batched decode (batch.cu): one token in each of B states. A stream's
  * row of the table: its position, its n_ctx and the bases of its conv

@@ -29,26 +29,34 @@ typedef struct mega_args {
     int n_layers;
     float *x, *proj, *o, *mlp;
     const int *pos;
+    /* batched (B > 1): stream b's rows at x + b * H, proj + b * ldp,
+     * o + b * ldo, mlp + b * I, its state and position in tab[b] */
+    const cu_batch_stream *tab;
+    int B, ldp, ldo;
+    size_t conv_n, ssm_n, kvw;
     unsigned *bar; /* zeroed before each launch */
     int H, I, C, nk, nv, dk, dv, K, nh, nkv, d, r;
     double theta;
     float eps;
     int prefetch; /* L2 prefetch of the next phase's rows (Q35_CUDA_MEGA_PF=1) */
+    int spin_ns;  /* a pause between a barrier's polls (Q35_CUDA_MEGA_SPIN=ns; 0: none) */
 } mega_args;
 
 /* All blocks arrive; the last arrival releases them. *target counts the
  * arrivals expected so far (gridDim.x per barrier, the counter is never
  * reset within a launch). */
-__device__ __forceinline__ void grid_sync(unsigned *bar, unsigned *target) {
+__device__ __forceinline__ void grid_sync(unsigned *bar, unsigned *target, int spin_ns) {
     __syncthreads();
     *target += gridDim.x;
     if (threadIdx.x == 0) {
         __threadfence();
         atomicAdd(bar, 1u);
         unsigned v;
-        do {
+        for (;;) {
             asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(bar) : "memory");
-        } while (v < *target);
+            if (v >= *target) break;
+            if (spin_ns) __nanosleep(spin_ns);
+        }
         __threadfence();
     }
     __syncthreads();
@@ -64,12 +72,22 @@ __device__ __forceinline__ int mega_nr(int nout, bool glu, int warps) {
     return glu ? 2 : 1;
 }
 
+/* Per-stream strides of a phase's input, gate and output (floats). */
+typedef struct mstride {
+    int nb;
+    size_t x, z, y;
+} mstride;
+
 /* y (op)= W pro(x) over the whole grid, this block's share (gemv_kernel's
- * body with MW warps and coherent activation loads). */
-template <int FMT, int NR>
-__device__ __forceinline__ void mega_gemv_nr(const dmat &W, const gv_args &a, float4 *xs4) {
+ * body with MW warps and coherent activation loads), for nb streams, NBS
+ * at a time: their inputs side by side in shared memory, each weight chunk
+ * loaded once for the NBS of them (the next NBS re-read it, from L2). */
+template <int FMT, int NR, int NBS>
+__device__ __forceinline__ void mega_gemv_nr(const dmat &W, const gv_args &a, const mstride &ms,
+                                             float4 *xs4) {
     __shared__ float red[MW];
-    __shared__ float hinv[128];
+    __shared__ float hinv[NBS][128];
+    __shared__ float sinv[NBS];
     constexpr int S = chunk_of<FMT>::n;
     const int cols = W.cols, NC = cols / S;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -77,102 +95,132 @@ __device__ __forceinline__ void mega_gemv_nr(const dmat &W, const gv_args &a, fl
     const int per = glu ? NR / 2 : NR;
     const int groups = (a.nout + per - 1) / per;
     const int gstride = gridDim.x * MW;
-    float *xsf = (float *)xs4;
-    float inv = 1.0f;
-    if (a.pro == PRO_RMS) {
-        float ss = 0.0f;
-        for (int i = tid; i < cols; i += MT) {
-            float v = __ldcg(a.x + i);
-            ss += v * v;
-        }
-        ss = warp_sum(ss);
-        if (lane == 0) red[warp] = ss;
-        __syncthreads();
-        float tot = 0.0f;
-        for (int w = 0; w < MW; w++)
-            tot += red[w];
-        inv = 1.0f / sqrtf(tot / (float)cols + a.eps);
-    } else if (a.pro == PRO_GATED) {
-        int nh = cols / a.dv;
-        for (int h = warp; h < nh; h += MW) {
-            float ss = 0.0f;
-            for (int i = lane; i < a.dv; i += 32) {
-                float v = __ldcg(a.x + h * a.dv + i);
-                ss += v * v;
+    for (int b0 = 0; b0 < ms.nb; b0 += NBS) {
+        const int nbh = ms.nb - b0 < NBS ? ms.nb - b0 : NBS;
+        for (int j = 0; j < nbh; j++) {
+            const float *x = a.x + (size_t)(b0 + j) * ms.x;
+            if (a.pro == PRO_RMS) {
+                float ss = 0.0f;
+                for (int i = tid; i < cols; i += MT) {
+                    float v = __ldcg(x + i);
+                    ss += v * v;
+                }
+                ss = warp_sum(ss);
+                if (lane == 0) red[warp] = ss;
+                __syncthreads();
+                if (tid == 0) {
+                    float tot = 0.0f;
+                    for (int w = 0; w < MW; w++)
+                        tot += red[w];
+                    sinv[j] = 1.0f / sqrtf(tot / (float)cols + a.eps);
+                }
+                __syncthreads();
+            } else if (a.pro == PRO_GATED) {
+                int nh = cols / a.dv;
+                for (int h = warp; h < nh; h += MW) {
+                    float ss = 0.0f;
+                    for (int i = lane; i < a.dv; i += 32) {
+                        float v = __ldcg(x + h * a.dv + i);
+                        ss += v * v;
+                    }
+                    ss = warp_sum(ss);
+                    if (lane == 0) hinv[j][h] = 1.0f / sqrtf(ss / (float)a.dv + a.eps);
+                }
+                __syncthreads();
             }
-            ss = warp_sum(ss);
-            if (lane == 0) hinv[h] = 1.0f / sqrtf(ss / (float)a.dv + a.eps);
+            float *xsf = (float *)xs4 + (size_t)j * cols;
+            const float *z = a.pro == PRO_GATED ? a.z + (size_t)(b0 + j) * ms.z : NULL;
+            for (int i = tid; i < cols; i += MT) {
+                float v = __ldcg(x + i);
+                if (a.pro == PRO_RMS) v = v * sinv[j] * a.norm[i];
+                if (a.pro == PRO_GATED) {
+                    float zv = __ldcg(z + i);
+                    v = v * hinv[j][i / a.dv] * a.norm[i % a.dv] * (zv / (1.0f + expf(-zv)));
+                }
+                int c = i / S, f = (i % S) >> 2;
+                xsf[(f * NC + c) * 4 + (i & 3)] = v;
+            }
         }
         __syncthreads();
-    }
-    for (int i = tid; i < cols; i += MT) {
-        float v = __ldcg(a.x + i);
-        if (a.pro == PRO_RMS) v = v * inv * a.norm[i];
-        if (a.pro == PRO_GATED) {
-            float z = __ldcg(a.z + i);
-            v = v * hinv[i / a.dv] * a.norm[i % a.dv] * (z / (1.0f + expf(-z)));
-        }
-        int c = i / S, f = (i % S) >> 2;
-        xsf[(f * NC + c) * 4 + (i & 3)] = v;
-    }
-    __syncthreads();
-    for (int g = blockIdx.x * MW + warp; g < groups; g += gstride) {
-        int rows[NR];
+        for (int g = blockIdx.x * MW + warp; g < groups; g += gstride) {
+            int rows[NR];
 #pragma unroll
-        for (int i = 0; i < NR; i++) {
-            int o = g * per + (glu ? i % per : i), r = glu && i >= per ? o + a.nout : o;
-            rows[i] = r < W.rows ? r : W.rows - 1;
-        }
-        float acc[NR];
+            for (int i = 0; i < NR; i++) {
+                int o = g * per + (glu ? i % per : i), r = glu && i >= per ? o + a.nout : o;
+                rows[i] = r < W.rows ? r : W.rows - 1;
+            }
+            float acc[NR][NBS];
 #pragma unroll
-        for (int i = 0; i < NR; i++)
-            acc[i] = 0.0f;
+            for (int i = 0; i < NR; i++)
+#pragma unroll
+                for (int j = 0; j < NBS; j++)
+                    acc[i][j] = 0.0f;
 #pragma unroll 2
-        for (int c = lane; c < NC; c += 32) {
-            uint4 q[NR];
-            float dq[NR];
+            for (int c = lane; c < NC; c += 32) {
+                uint4 q[NR];
+                float dq[NR];
 #pragma unroll
-            for (int i = 0; i < NR; i++) {
-                q[i] = __ldg(row_ptr<FMT>(W, rows[i]) + c);
-                if (FMT == DF_Q8 || FMT == DF_Q4)
-                    dq[i] = __half2float(__ushort_as_half(__ldg(
-                        W.scale + (size_t)rows[i] * (cols / 32) + (FMT == DF_Q8 ? c / 2 : c))));
+                for (int i = 0; i < NR; i++) {
+                    q[i] = __ldg(row_ptr<FMT>(W, rows[i]) + c);
+                    if (FMT == DF_Q8 || FMT == DF_Q4)
+                        dq[i] = __half2float(__ushort_as_half(
+                            __ldg(W.scale + (size_t)rows[i] * (cols / 32) +
+                                  (FMT == DF_Q8 ? c / 2 : c))));
+                }
+#pragma unroll
+                for (int j = 0; j < NBS; j++) {
+                    if (j >= nbh) break;
+                    const float4 *xj = xs4 + (size_t)j * (cols / 4);
+#pragma unroll
+                    for (int i = 0; i < NR; i++) {
+                        float sd = chunk_dot<FMT>(q[i], xj, NC, c);
+                        acc[i][j] += (FMT == DF_Q8 || FMT == DF_Q4) ? dq[i] * sd : sd;
+                    }
+                }
             }
 #pragma unroll
-            for (int i = 0; i < NR; i++) {
-                float s = chunk_dot<FMT>(q[i], xs4, NC, c);
-                acc[i] += (FMT == DF_Q8 || FMT == DF_Q4) ? dq[i] * s : s;
+            for (int j = 0; j < NBS; j++) {
+                if (j >= nbh) break;
+                float *y = a.y + (size_t)(b0 + j) * ms.y;
+#pragma unroll
+                for (int i = 0; i < NR; i++)
+                    acc[i][j] = warp_sum(acc[i][j]);
+                if (lane == 0) {
+#pragma unroll
+                    for (int i = 0; i < NR; i++) {
+                        if (i >= per) break;
+                        int o = g * per + i;
+                        if (o >= a.nout) break;
+                        float v = glu ? acc[i][j] / (1.0f + expf(-acc[i][j])) * acc[i + per][j]
+                                      : acc[i][j];
+                        if (a.op == MM_ADD)
+                            y[o] = __ldcg(y + o) + v;
+                        else
+                            y[o] = v;
+                    }
+                }
             }
         }
-#pragma unroll
-        for (int i = 0; i < NR; i++)
-            acc[i] = warp_sum(acc[i]);
-        if (lane == 0) {
-#pragma unroll
-            for (int i = 0; i < NR; i++) {
-                if (i >= per) break;
-                int o = g * per + i;
-                if (o >= a.nout) break;
-                float v = glu ? acc[i] / (1.0f + expf(-acc[i])) * acc[i + per] : acc[i];
-                if (a.op == MM_ADD)
-                    a.y[o] = __ldcg(a.y + o) + v;
-                else
-                    a.y[o] = v;
-            }
-        }
+        __syncthreads(); /* xs4 is free for the next streams, or phase */
     }
-    __syncthreads(); /* xs4 is free for the next phase */
 }
 
-template <int FMT>
-__device__ __forceinline__ void mega_gemv(const dmat &W, const gv_args &a, float4 *xs4) {
+template <int FMT, int NBS>
+__device__ __forceinline__ void mega_gemv(const dmat &W, const gv_args &a, const mstride &ms,
+                                          float4 *xs4) {
     int nr = mega_nr(a.nout, a.op == MM_GLU, gridDim.x * MW);
-    if (nr == 4)
-        mega_gemv_nr<FMT, 4>(W, a, xs4);
-    else if (nr == 2)
-        mega_gemv_nr<FMT, 2>(W, a, xs4);
+    if constexpr (NBS == 1) { /* several streams: 2 rows at most, acc[][] stays in registers */
+        if (nr == 4) {
+            mega_gemv_nr<FMT, 4, NBS>(W, a, ms, xs4);
+            return;
+        }
+    } else if (nr == 4) {
+        nr = 2;
+    }
+    if (nr == 2)
+        mega_gemv_nr<FMT, 2, NBS>(W, a, ms, xs4);
     else
-        mega_gemv_nr<FMT, 1>(W, a, xs4);
+        mega_gemv_nr<FMT, 1, NBS>(W, a, ms, xs4);
 }
 
 /* L2 prefetch of this warp's first row group of W (as mega_gemv will
@@ -207,50 +255,71 @@ static __device__ __forceinline__ gv_args gv(const float *x, const float *norm, 
     return a;
 }
 
-template <int FMT> __global__ void __launch_bounds__(MT, 1) mega_kernel(mega_args A) {
+template <int FMT, int NBS> __global__ void __launch_bounds__(MT, 1) mega_kernel(mega_args A) {
     extern __shared__ float4 xs4[];
     unsigned target = 0;
-    const int H = A.H, I = A.I, C = A.C, nv = A.nv, dv = A.dv;
+    const int H = A.H, I = A.I, C = A.C, nv = A.nv, dv = A.dv, B = A.B;
     const int zoff = C, boff = C + nv * dv, aoff = boff + nv;
     const int cpb = MT / LPC, vblocks = nv * (dv / cpb);
+    const mstride s_in = {B, (size_t)H, 0, (size_t)A.ldp};   /* x -> proj */
+    const mstride s_out = {B, (size_t)A.ldo, (size_t)A.ldp, (size_t)H}; /* o -> x */
+    const mstride s_gu = {B, (size_t)H, 0, (size_t)I};       /* x -> mlp */
+    const mstride s_dn = {B, (size_t)I, 0, (size_t)H};       /* mlp -> x */
     for (int l = 0; l < A.n_layers; l++) {
         const cu_mega_layer &ML = A.layers[l];
         const dlayer &D = ML.D;
         if (!D.full_attn) {
-            mega_gemv<FMT>(D.w_in, gv(A.x, D.attn_norm, A.eps, PRO_RMS, MM_STORE, D.w_in.rows, A.proj),
-                           xs4);
-            grid_sync(A.bar, &target);
-            for (int vb = blockIdx.x; vb < vblocks; vb += gridDim.x)
-                gdn_step_body(vb % nv, vb / nv, A.proj, A.pos, C, A.K, D.conv_w, ML.conv, boff,
-                              aoff, A.nk, nv, A.dk, dv, D.A, D.dt_bias, ML.ssm, A.o);
+            mega_gemv<FMT, NBS>(
+                D.w_in, gv(A.x, D.attn_norm, A.eps, PRO_RMS, MM_STORE, D.w_in.rows, A.proj), s_in,
+                xs4);
+            grid_sync(A.bar, &target, A.spin_ns);
+            for (int vb = blockIdx.x; vb < B * vblocks; vb += gridDim.x) {
+                int b = vb / vblocks, v = vb % vblocks;
+                const cu_batch_stream *t = A.tab ? A.tab + b : NULL;
+                float *conv = t ? t->conv + (size_t)ML.slot * A.conv_n : ML.conv;
+                float *ssm = t ? t->ssm + (size_t)ML.slot * A.ssm_n : ML.ssm;
+                gdn_step_body(v % nv, v / nv, A.proj + (size_t)b * A.ldp, t ? &t->pos : A.pos, C,
+                              A.K, D.conv_w, conv, boff, aoff, A.nk, nv, A.dk, dv, D.A, D.dt_bias,
+                              ssm, A.o + (size_t)b * A.ldo);
+            }
             mega_prefetch<FMT>(D.w_out, D.w_out.rows, false, A.prefetch);
-            grid_sync(A.bar, &target);
+            grid_sync(A.bar, &target, A.spin_ns);
             gv_args g = gv(A.o, D.gdn_norm, A.eps, PRO_GATED, MM_ADD, D.w_out.rows, A.x);
             g.z = A.proj + zoff;
             g.dv = dv;
-            mega_gemv<FMT>(D.w_out, g, xs4);
+            mega_gemv<FMT, NBS>(D.w_out, g, s_out, xs4);
         } else {
-            mega_gemv<FMT>(D.w_qkv,
-                           gv(A.x, D.attn_norm, A.eps, PRO_RMS, MM_STORE, D.w_qkv.rows, A.proj), xs4);
-            grid_sync(A.bar, &target);
-            for (int h = blockIdx.x; h < A.nh; h += gridDim.x)
-                attn_dec_body(h, A.proj, A.pos, A.nh, A.nkv, A.d, A.r, A.theta, A.eps, D.q_norm,
-                              D.k_norm, ML.kc, ML.vc, A.o);
+            mega_gemv<FMT, NBS>(
+                D.w_qkv, gv(A.x, D.attn_norm, A.eps, PRO_RMS, MM_STORE, D.w_qkv.rows, A.proj),
+                s_in, xs4);
+            grid_sync(A.bar, &target, A.spin_ns);
+            for (int w = blockIdx.x; w < B * A.nh; w += gridDim.x) {
+                int b = w / A.nh, h = w % A.nh;
+                const cu_batch_stream *t = A.tab ? A.tab + b : NULL;
+                float *kc = t ? t->kv + (size_t)ML.slot * 2 * t->n_ctx * A.kvw : ML.kc;
+                float *vc = t ? kc + (size_t)t->n_ctx * A.kvw : ML.vc;
+                attn_dec_body(h, A.proj + (size_t)b * A.ldp, t ? &t->pos : A.pos, A.nh, A.nkv, A.d,
+                              A.r, A.theta, A.eps, D.q_norm, D.k_norm, kc, vc,
+                              A.o + (size_t)b * A.ldo);
+            }
             mega_prefetch<FMT>(D.w_o, D.w_o.rows, false, A.prefetch);
-            grid_sync(A.bar, &target);
-            mega_gemv<FMT>(D.w_o, gv(A.o, NULL, A.eps, PRO_PLAIN, MM_ADD, D.w_o.rows, A.x), xs4);
+            grid_sync(A.bar, &target, A.spin_ns);
+            mega_gemv<FMT, NBS>(D.w_o, gv(A.o, NULL, A.eps, PRO_PLAIN, MM_ADD, D.w_o.rows, A.x),
+                                s_out, xs4);
         }
         mega_prefetch<FMT>(D.w_gu, D.w_gu.rows / 2, true, A.prefetch);
-        grid_sync(A.bar, &target);
-        mega_gemv<FMT>(D.w_gu, gv(A.x, D.mlp_norm, A.eps, PRO_RMS, MM_GLU, I, A.mlp), xs4);
+        grid_sync(A.bar, &target, A.spin_ns);
+        mega_gemv<FMT, NBS>(D.w_gu, gv(A.x, D.mlp_norm, A.eps, PRO_RMS, MM_GLU, I, A.mlp), s_gu,
+                            xs4);
         mega_prefetch<FMT>(D.w_down, D.w_down.rows, false, A.prefetch);
-        grid_sync(A.bar, &target);
-        mega_gemv<FMT>(D.w_down, gv(A.mlp, NULL, A.eps, PRO_PLAIN, MM_ADD, H, A.x), xs4);
+        grid_sync(A.bar, &target, A.spin_ns);
+        mega_gemv<FMT, NBS>(D.w_down, gv(A.mlp, NULL, A.eps, PRO_PLAIN, MM_ADD, H, A.x), s_dn,
+                            xs4);
         if (l + 1 < A.n_layers) {
             const dlayer &N = A.layers[l + 1].D;
             const dmat &Wn = N.full_attn ? N.w_qkv : N.w_in;
             mega_prefetch<FMT>(Wn, Wn.rows, false, A.prefetch);
-            grid_sync(A.bar, &target);
+            grid_sync(A.bar, &target, A.spin_ns);
         }
     }
 }
@@ -281,16 +350,31 @@ static size_t mega_smem(const q35_config *c) {
     return w * sizeof(float);
 }
 
-template <int FMT> static int resident_blocks(size_t smem) {
-    int dev = 0, sms = 0, per = 0;
-    cudaGetDevice(&dev);
-    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, mega_kernel<FMT>, MT, smem) !=
+/* Streams a batched launch takes in shared memory at a time. */
+#define MEGA_NBS 4
+
+template <int FMT, int NBS> static int resident(size_t smem) {
+    int per = 0;
+    if (cudaFuncSetAttribute(mega_kernel<FMT, NBS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             (int)smem) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, mega_kernel<FMT, NBS>, MT, smem) !=
             cudaSuccess) {
         cudaGetLastError();
         return 0;
     }
-    return per >= 1 ? sms : 0; /* one block per multiprocessor */
+    return per;
+}
+
+/* One block per multiprocessor where both forms fit one (0: they don't). */
+template <int FMT> static int resident_blocks(size_t smem1) {
+    int dev = 0, sms = 0;
+    cudaGetDevice(&dev);
+    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    bool ok = resident<FMT, 1>(smem1) >= 1 && resident<FMT, MEGA_NBS>(MEGA_NBS * smem1) >= 1;
+    return ok ? sms : 0;
 }
 
 static int blocks_for(int fmt, size_t smem) {
@@ -315,23 +399,25 @@ int cu_mega_blocks(const cuda_model *cm) {
 }
 
 template <int FMT>
-static cudaError_t go(const mega_args &a, int blocks, size_t smem, cudaStream_t st) {
+static cudaError_t go(const mega_args &a, int blocks, size_t smem1, cudaStream_t st) {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(blocks);
     cfg.blockDim = dim3(MT);
-    cfg.dynamicSmemBytes = smem;
+    cfg.dynamicSmemBytes = a.B > 1 ? MEGA_NBS * smem1 : smem1;
     cfg.stream = st;
     cudaLaunchAttribute at[1];
     at[0].id = cudaLaunchAttributeCooperative;
     at[0].val.cooperative = 1;
     cfg.attrs = at;
     cfg.numAttrs = 1;
-    return cudaLaunchKernelEx(&cfg, mega_kernel<FMT>, a);
+    if (a.B > 1) return cudaLaunchKernelEx(&cfg, mega_kernel<FMT, MEGA_NBS>, a);
+    return cudaLaunchKernelEx(&cfg, mega_kernel<FMT, 1>, a);
 }
 
-cudaError_t cu_mega_layers(const cuda_model *cm, int blocks, const cu_mega_layer *layers, float *x,
-                           float *proj, float *o, float *mlp, const int *pos, unsigned *bar,
-                           cudaStream_t st) {
+cudaError_t cu_mega_layers(const cuda_model *cm, int blocks, const cu_mega_layer *layers,
+                           const cu_batch_stream *tab, int B, float *x, float *proj, int ldp,
+                           float *o, int ldo, float *mlp, const int *pos, size_t conv_n,
+                           size_t ssm_n, unsigned *bar, cudaStream_t st) {
     const q35_config *c = &cm->cfg;
     mega_args a = {};
     a.layers = layers;
@@ -341,6 +427,13 @@ cudaError_t cu_mega_layers(const cuda_model *cm, int blocks, const cu_mega_layer
     a.o = o;
     a.mlp = mlp;
     a.pos = pos;
+    a.tab = B > 1 ? tab : NULL;
+    a.B = B > 1 ? B : 1;
+    a.ldp = ldp;
+    a.ldo = ldo;
+    a.conv_n = conv_n;
+    a.ssm_n = ssm_n;
+    a.kvw = (size_t)c->n_kv_heads * c->head_dim;
     a.bar = bar;
     a.H = c->hidden_size;
     a.I = c->intermediate_size;
@@ -360,6 +453,9 @@ cudaError_t cu_mega_layers(const cuda_model *cm, int blocks, const cu_mega_layer
      * 1019 without, same run) */
     const char *pf = getenv("Q35_CUDA_MEGA_PF");
     a.prefetch = pf && !strcmp(pf, "1");
+    const char *sp = getenv("Q35_CUDA_MEGA_SPIN");
+    a.spin_ns = sp ? atoi(sp) : 0;
+    if (a.spin_ns < 0 || a.spin_ns > 10000) a.spin_ns = 0;
     cudaError_t rc = cudaMemsetAsync(bar, 0, sizeof(unsigned), st);
     if (rc != cudaSuccess) return rc;
     size_t smem = mega_smem(c);

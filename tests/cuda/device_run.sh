@@ -56,8 +56,8 @@ if [[ $S == *test* ]]; then
   fi
   Q35_DEVICE=cuda timeout 90 ./tests/test_golden >"$OUT/golden.log" 2>&1 || rc=1
   grep -E "worst|FAIL|PASSED|rel" "$OUT/golden.log" | tail -12
-  Q35_DEVICE=cuda timeout 90 ./tests/test_chat_golden >"$OUT/chat.log" 2>&1 || rc=1
-  tail -4 "$OUT/chat.log"
+  Q35_DEVICE=cuda timeout 90 ./tests/test_chat_golden >/tmp/chat.log 2>&1 || rc=1
+  tail -4 /tmp/chat.log; cat /tmp/chat.log >>"$OUT/golden.log"
 fi
 if [[ $S == *san* ]]; then
   t0=$(date +%s)
@@ -69,7 +69,7 @@ if [[ $S == *race* ]]; then
   # in parts (racecheck replays slowly): the float path (prefill kernels and
   # the one-kernel decode step), the sampling kernels (6 steps a setting),
   # the launch-per-phase decode kernels (Q4_0)
-  for part in "test_float*|" "test_sampling|Q35_CUDA_TEST_QUICK=1" "test_q4*|Q35_CUDA_MEGA=0"; do
+  for part in ${Q35_RACE_PARTS:-"test_float*|" "test_sampling|Q35_CUDA_TEST_QUICK=1" "test_q4*|Q35_CUDA_MEGA=0" "test_batch|"}; do
     f=${part%%|*}; v=${part#*|}; t0=$(date +%s)
     env $v Q35_CUDA_TEST_FILTER="$f" timeout 110 compute-sanitizer --tool racecheck \
       --racecheck-report hazard --error-exitcode 9 ./tests/test_cuda_forward >"$OUT/race-${f%%\*}.log" 2>&1
@@ -82,7 +82,7 @@ if [ -n "$GEN" ]; then
   cat /tmp/gen.log
 fi
 if [[ $S == *bench* ]]; then
-  for q in none q4 q8; do
+  for q in ${Q35_FORMATS:-none q4 q8}; do
     timeout 90 ./tests/bench_cuda /tmp/m08 $q 512 128 2>&1 | tee -a "$OUT/bench.log" | tail -3
     # Q35_VARIANTS: env settings to compare in the same call, e.g. Q35_CUDA_GV=old
     for v in $Q35_VARIANTS; do
