@@ -20,6 +20,10 @@ extern "C" {
 typedef struct q35_cuda_gdn_test {
     double rel_o_chunk, rel_o_recur, rel_s_chunk, rel_s_recur, rel_o_cr, rel_s_cr;
     double ms_recur, ms_chunk;
+    /* the conv spread over tokens (Q35_CUDA_CONV_PAR=1) against gdn.cu's:
+     * the largest difference of its outputs and of the window after it, and
+     * the recurrent mixer's time with it */
+    double conv_diff, conv_state_diff, ms_recur_parconv;
 } q35_cuda_gdn_test;
 int q35_cuda_prefill_test_gdn(int T, int nk, int nv, int dk, int dv, unsigned seed, int reps,
                               q35_cuda_gdn_test *out, char *msg, int msg_len);

@@ -174,8 +174,9 @@ void cu_gdn(const q35_config *c, const dlayer *L, const float *xin, int ldx, int
                   L->conv_w, conv_state, boff, aoff, nk, nv, dk, dv, L->A, L->dt_bias, S, o);
         return;
     }
-    cu_launch(conv_kernel, dim3((C + 127) / 128), dim3(128), 0, st, xin, ldx, T, pos, C, K,
-              L->conv_w, conv_state, qkv_out);
+    if (!cu_conv_prefill(c, xin, ldx, T, pos, L->conv_w, conv_state, qkv_out, st)) /* opt-in */
+        cu_launch(conv_kernel, dim3((C + 127) / 128), dim3(128), 0, st, xin, ldx, T, pos, C, K,
+                  L->conv_w, conv_state, qkv_out);
     if (chunk_ws && T >= CU_GDN_CHUNK_MIN_T && cu_gdn_chunk_takes(c)) /* gdn_chunk.cu */
         cu_gdn_chunk(c, L, qkv_out, xin, ldx, T, S, o, chunk_ws, st);
     else

@@ -486,6 +486,77 @@ __global__ void __launch_bounds__(NT)
     }
 }
 
+/* ------------------------------------------------------ the conv, T > 1
+ *
+ * gdn.cu's conv_kernel walks a channel's tokens in order in one thread (48
+ * blocks for the 0.8B's 6144 channels, one L2 round trip per 4 tokens);
+ * here a thread takes CT tokens of a channel, the K - 1 inputs before them
+ * from the projection or (before the prompt) from the window, and the
+ * window is written by a second kernel once every reader is done. The same
+ * sum in the same order: the same bits. */
+#define CT 16
+#define KMAXC 8
+
+__global__ void conv_par_kernel(const float *__restrict__ xin, int ldx, int T,
+                                const int *__restrict__ pos, int C, int K,
+                                const float *__restrict__ taps, const float *__restrict__ state,
+                                float *__restrict__ out) {
+    pdl_wait();
+    pdl_launch();
+    int c = blockIdx.x * blockDim.x + threadIdx.x, t0 = blockIdx.y * CT;
+    if (c >= C) return;
+    int P = *pos;
+    float w[KMAXC], h[KMAXC];
+#pragma unroll
+    for (int j = 0; j < KMAXC; j++) {
+        w[j] = j < K ? taps[(size_t)c * K + j] : 0.0f;
+        int t = t0 - (K - 1) + j; /* the inputs before t0 */
+        int p = P + t, m = p % K;
+        h[j] = j >= K - 1 ? 0.0f
+               : t >= 0   ? xin[(size_t)t * ldx + c]
+                          : state[(size_t)(m < 0 ? m + K : m) * C + c];
+    }
+    int te = t0 + CT < T ? t0 + CT : T;
+#pragma unroll 4
+    for (int t = t0; t < te; t++) {
+        float xt = xin[(size_t)t * ldx + c];
+        float y = 0.0f;
+#pragma unroll
+        for (int j = 0; j < KMAXC; j++)
+            y += w[j] * (j < K - 1 ? h[j] : j == K - 1 ? xt : 0.0f);
+#pragma unroll
+        for (int j = 0; j < KMAXC - 1; j++)
+            h[j] = j < K - 2 ? h[j + 1] : j == K - 2 ? xt : h[j];
+        out[(size_t)t * C + c] = y * sigm(y);
+    }
+}
+
+/* The window after the prompt: positions P + t for t >= T - (K - 1), t >= 0
+ * (older ones keep their slots). */
+__global__ void conv_state_kernel(const float *__restrict__ xin, int ldx, int T,
+                                  const int *__restrict__ pos, int C, int K,
+                                  float *__restrict__ state) {
+    pdl_wait();
+    pdl_launch();
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    int P = *pos;
+    for (int t = T - (K - 1) > 0 ? T - (K - 1) : 0; t < T; t++)
+        state[(size_t)((P + t) % K) * C + c] = xin[(size_t)t * ldx + c];
+}
+
+bool cu_conv_prefill(const q35_config *c, const float *xin, int ldx, int T, const int *pos,
+                     const float *taps, float *state, float *out, cudaStream_t st) {
+    const char *v = getenv("Q35_CUDA_CONV_PAR");
+    int C = q35_config_conv_channels(c), K = c->conv_kernel;
+    if (!(v && !strcmp(v, "1")) || T < 2 || K > KMAXC || K < 2) return false;
+    cu_launch(conv_par_kernel, dim3((C + 127) / 128, (T + CT - 1) / CT), dim3(128), 0, st, xin,
+              ldx, T, pos, C, K, taps, (const float *)state, out);
+    cu_launch(conv_state_kernel, dim3((C + 127) / 128), dim3(128), 0, st, xin, ldx, T, pos, C, K,
+              state);
+    return true;
+}
+
 size_t cu_gdn_chunk_ws_floats(const q35_config *c, int T) {
     size_t nch = (size_t)(T + CL - 1) / CL;
     return (size_t)c->lin_v_heads * nch * per_chunk(c->lin_k_dim, c->lin_v_dim);

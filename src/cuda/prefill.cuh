@@ -55,4 +55,11 @@ bool cu_gdn_chunk_takes(const q35_config *c);
 void cu_gdn_chunk(const q35_config *c, const dlayer *L, const float *qkv, const float *xin,
                   int ldx, int T, float *S, float *o, float *ws, cudaStream_t st);
 
+/* The conv of cu_gdn for T > 1 spread over tokens as well as channels
+ * (the same bits as gdn.cu's conv_kernel), when Q35_CUDA_CONV_PAR=1;
+ * false (nothing launched) otherwise. Arguments as gdn.cu's conv_kernel:
+ * the window `state` is a ring of K inputs (position p in slot p % K). */
+bool cu_conv_prefill(const q35_config *c, const float *xin, int ldx, int T, const int *pos,
+                     const float *taps, float *state, float *out, cudaStream_t st);
+
 #endif

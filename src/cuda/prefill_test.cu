@@ -193,6 +193,58 @@ extern "C" int q35_cuda_prefill_test_gdn(int T, int nk, int nv, int dk, int dv, 
                 ms_c += b;
             }
         }
+        /* the conv spread over tokens, from the same window */
+        {
+            float *dqkv2 = P.get<float>((size_t)T * C), *dconv1 = P.get<float>((size_t)K * C);
+            if (!P.ok) goto done;
+            cudaMemcpyAsync(dconv1, dconv, (size_t)K * C * 4, cudaMemcpyDeviceToDevice, st);
+            setenv("Q35_CUDA_CONV_PAR", "1", 1);
+            float ms_p = 0;
+            for (int it = 0; it <= reps; it++) {
+                cudaMemsetAsync(dconv, 0, (size_t)K * C * 4, st);
+                cudaMemcpyAsync(dS2, dS0, ns * 4, cudaMemcpyDeviceToDevice, st);
+                cudaEventRecord(e0, st);
+                cu_gdn(&c, &L, dx, ldx, T, dpos, dconv, dqkv2, dS2, do2, true, NULL, st);
+                cudaEventRecord(e1, st);
+                CK(cudaStreamSynchronize(st), "the conv spread over tokens");
+                float a = 0;
+                cudaEventElapsedTime(&a, e0, e1);
+                if (it > 0) ms_p += a;
+            }
+            unsetenv("Q35_CUDA_CONV_PAR");
+            out->ms_recur_parconv = reps ? ms_p / reps : 0;
+            size_t nq = (size_t)T * C, nc = (size_t)K * C;
+            float *h1 = (float *)malloc(nq * 4), *h2 = (float *)malloc(nq * 4);
+            float *c1 = (float *)malloc(nc * 4), *c2 = (float *)malloc(nc * 4);
+            if (!h1 || !h2 || !c1 || !c2) {
+                free(h1);
+                free(h2);
+                free(c1);
+                free(c2);
+                snprintf(msg, (size_t)msg_len, "out of host memory");
+                goto done;
+            }
+            cudaMemcpy(h1, dqkv, nq * 4, cudaMemcpyDeviceToHost);
+            cudaMemcpy(h2, dqkv2, nq * 4, cudaMemcpyDeviceToHost);
+            cudaMemcpy(c1, dconv1, nc * 4, cudaMemcpyDeviceToHost);
+            CK(cudaMemcpy(c2, dconv, nc * 4, cudaMemcpyDeviceToHost), "copying the conv back");
+            double dq = 0, dc = 0;
+            for (size_t i = 0; i < nq; i++)
+                dq = fmax(dq, fabs((double)h1[i] - h2[i]));
+            for (size_t i = 0; i < nc; i++)
+                dc = fmax(dc, fabs((double)c1[i] - c2[i]));
+            out->conv_diff = dq;
+            out->conv_state_diff = dc;
+            free(h1);
+            free(h2);
+            free(c1);
+            free(c2);
+        }
+        /* do2 / dS2 again from the chunked form */
+        cudaMemcpyAsync(dS2, dS0, ns * 4, cudaMemcpyDeviceToDevice, st);
+        cudaMemsetAsync(do2, 0xff, no * 4, st); /* NaN: every output must be written */
+        cu_gdn_chunk(&c, &L, dqkv, dx, ldx, T, dS2, do2, dws, st);
+        CK(cudaStreamSynchronize(st), "the chunked mixer");
         cudaMemcpy(hqkv, dqkv, (size_t)T * C * 4, cudaMemcpyDeviceToHost);
         cudaMemcpy(ho1, do1, no * 4, cudaMemcpyDeviceToHost);
         cudaMemcpy(ho2, do2, no * 4, cudaMemcpyDeviceToHost);

@@ -3,17 +3,19 @@
 # directory of device_run.sh (or pre_device_run.sh) once the model /tmp/m08
 # exists: builds and runs test_cuda_prefill (prefill kernels against float64,
 # their times, the opt-in double-buffered DeltaNet state pass too), then
-# pp512 + ttft with Q35_CUDA_GDN_PREFETCH=1 (the defaults are device_run.sh's
+# pp512 + ttft with Q35_CUDA_GDN_PREFETCH=1 and Q35_CUDA_CONV_PAR=1 (bf16:
+# each and both; Q8_0, Q4_0: both) (the defaults are device_run.sh's
 # own bench lines; PRE_BEFORE=1 adds the before-variant, prefill GEMM off
 # and the recurrent DeltaNet). Logs into $OUT/prefill.log and
-# $OUT/pre_bench.log; about 55 s (85 with PRE_BEFORE).
+# $OUT/pre_bench.log; about 75 s (105 with PRE_BEFORE).
 OUT=${OUT:-/tmp/out}
 cmake --build . -j16 --target test_cuda_prefill >"$OUT/pre_build.log" 2>&1 ||
   { grep -iE "error" "$OUT/pre_build.log" | head; exit 1; }
 timeout 120 ./tests/test_cuda_prefill >"$OUT/prefill.log" 2>&1; echo "test_cuda_prefill rc=$?"
-grep -E "^gdn|all five|FAILED|PASSED|PREFETCH" "$OUT/prefill.log" | cut -c1-200
+grep -E "^gdn|conv over|all five|FAILED|PASSED|PREFETCH" "$OUT/prefill.log" | cut -c1-200
 for q in none q8 q4; do
-  V="Q35_CUDA_GDN_PREFETCH=1"
+  V="Q35_CUDA_GDN_PREFETCH=1,Q35_CUDA_CONV_PAR=1"
+  [ $q = none ] && V="Q35_CUDA_GDN_PREFETCH=1 Q35_CUDA_CONV_PAR=1 $V"
   [ -n "$PRE_BEFORE" ] && V="$V Q35_CUDA_PREFILL_GEMM=off,Q35_CUDA_GDN=recurrent"
   for v in $V; do
     v=${v//,/ }

@@ -9,7 +9,8 @@
  *   state against float64, and between the two: both are float32
  *   computations of the same sums (SPEC §2: the recurrent form lands
  *   within ~3e-6 of float64); again with Q35_CUDA_GDN_PREFETCH=1 (the
- *   double-buffered state pass);
+ *   double-buffered state pass); the conv spread over tokens
+ *   (Q35_CUDA_CONV_PAR=1) gives gdn.cu's conv bit for bit, window too;
  * - the bf16 tensor-core GEMM (gemm.cu) for bf16, Q8_0 and Q4_0 weights,
  *   store and add, T from 2 (split K) to 512, N not a multiple of the
  *   tile: with hi+mid+lo activations (float32's 24 bits, float32
@@ -44,7 +45,12 @@ static void gdn_case(int T, int nk, int nv, int dk, int dv, unsigned seed, int r
            T, nk, nv, dk, dv, r.rel_o_chunk, r.rel_o_recur, r.rel_s_chunk, r.rel_s_recur,
            r.rel_o_cr, r.rel_s_cr);
     if (reps) printf(" | %.3f ms recurrent (+conv), %.3f ms chunked", r.ms_recur, r.ms_chunk);
+    printf("\n    conv over tokens: outputs %.1e, window %.1e apart", r.conv_diff,
+           r.conv_state_diff);
+    if (reps) printf(", recurrent (+conv) %.3f ms", r.ms_recur_parconv);
     printf("\n");
+    assert_true(r.conv_diff == 0.0); /* the same sums in the same order */
+    assert_true(r.conv_state_diff == 0.0);
     const double bound = 2e-5;
     assert_true(r.rel_o_chunk <= bound);
     assert_true(r.rel_s_chunk <= bound);
