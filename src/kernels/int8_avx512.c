@@ -23,6 +23,8 @@
 #define DOT_U8S8(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
 #include "kernels/int8_x86_tiles.h"
 
+#include "kernels/int8_x86_panel.h" /* after the tiles: uses their helpers */
+
 #include "kernels/int8_x86_mlx.h" /* MLX affine and Q5_K (mlxq5) */
 
 /* [u ×8, v ×8] */
@@ -120,22 +122,37 @@ static void uk_q6_K_512(const uint8_t *w, size_t ldw, int R, const uint8_t *x, s
 #undef CALL
 }
 
+/* max_t: same-process A/B against the AVX-512 float kernels, 2 threads,
+ * [1024, 3584] (CPU time): at T = 1 the register tiles are 1.4x (Q8_0),
+ * 1.1x (Q4_0), 1.5x (Q4_K), 1.5x (Q6_K); at T = 8 0.84x, 0.68x, 0.92x,
+ * 1.0x: above a few tokens the float panels (and AMX tiles) beat them.
+ * The AMX sets keep exactly that (q35_i8_avx512vnni_tiles_set: AMX-INT8
+ * takes over from q35_amx_i8_min_t); CPUs with AVX-512 VNNI and no AMX
+ * get the packed panels (int8_x86_panel.h, vpdpbusd) from PANEL_T_*. */
+#define AVX512VNNI_TILES                                                                           \
+    [Q35_DT_Q8_0] = {MR, NR, uk_q8_0, 4}, [Q35_DT_Q4_0] = {MR, NR, uk_q4_0, 2},                    \
+    [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 4}, [Q35_DT_Q6_K] = {MR, NR, uk_q6_K_512, 8},               \
+    Q35_X86_MLX_Q5K_ENTRIES
+
+const q35_i8_kernels q35_i8_avx512vnni_tiles_set = {
+    .name = "avx512vnni",
+    .quantize = q35_q8_quantize_avx2,
+    .mk = {AVX512VNNI_TILES},
+};
+
+/* panels from T = 8 (Q4_0, Q4_K, Q6_K), 12 (Q8_0): where they beat both
+ * the register tiles and the AVX-512 float kernels (which run between
+ * max_t and min_t) in bench_int8_panel (avx512vnni [1024 x 3584], 1
+ * thread, CPU time, this Xeon, 2026-12-07 08:25, load ~8): T = 8 float /
+ * tile / panel Q4_0 51.2 / 46.0 / 58.3, Q4_K 46.7 / 43.8 / 48.2, Q6_K
+ * 38.6 / 38.2 / 41.0; Q8_0 T = 16 46.7 / 39.2 / 51.3 (T = 8: 35.3); T =
+ * 64 110.9, 94.1, 79.4, 84.6 against the float kernels' 49-55. Below T =
+ * 8 the pack (per call) costs more than the panel saves. */
 const q35_i8_kernels q35_i8_avx512vnni_set = {
     .name = "avx512vnni",
     .quantize = q35_q8_quantize_avx2,
-    .mk =
-        {
-            /* max_t: same-process A/B against the AVX-512 float kernels,
-             * 2 threads, [1024, 3584] (CPU time): at T = 1 the integer
-             * path is 1.4x (Q8_0), 1.1x (Q4_0), 1.5x (Q4_K), 1.5x (Q6_K);
-             * at T = 8 0.84x, 0.68x, 0.92x, 1.0x: above a few tokens the
-             * float panels (and AMX tiles) are faster on these cores. */
-            [Q35_DT_Q8_0] = {MR, NR, uk_q8_0, 4},
-            [Q35_DT_Q4_0] = {MR, NR, uk_q4_0, 2},
-            [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 4},
-            [Q35_DT_Q6_K] = {MR, NR, uk_q6_K_512, 8},
-            Q35_X86_MLX_Q5K_ENTRIES,
-        },
+    .mk = {AVX512VNNI_TILES},
+    Q35_X86_PANEL_ENTRIES(12, 8, 8, 8),
 };
 
 const q35_i8_kernels *q35_i8_kernels_avx512vnni(void) {

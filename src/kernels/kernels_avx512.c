@@ -821,7 +821,7 @@ static const q35_kernels avx512_set = {AVX512_SET, AVX512_OPS};
 static const q35_kernels amx_set = {AMX_SET, AVX512_OPS};
 /* the same with the integer path (int8_avx512.c) */
 static const q35_kernels avx512_int8_set = {AVX512_SET, AVX512_OPS, .i8 = &q35_i8_avx512vnni_set};
-static const q35_kernels amx_int8_set = {AMX_SET, AVX512_OPS, .i8 = &q35_i8_avx512vnni_set};
+static const q35_kernels amx_int8_set = {AMX_SET, AVX512_OPS, .i8 = &q35_i8_avx512vnni_tiles_set};
 
 /* Where AMX-INT8 tiles exist, the integer twin multiplies quantized
  * weights over many tokens on them (int8_amx.h); the rest as matmul_amx. */
@@ -839,7 +839,7 @@ static const q35_kernels amx_i8tiles_set = {.name = "amx",
                                             .matmul = matmul_amx_i8,
                                             .q8_only_from = q35_amx_i8_min_t,
                                             AVX512_OPS,
-                                            .i8 = &q35_i8_avx512vnni_set};
+                                            .i8 = &q35_i8_avx512vnni_tiles_set};
 
 const q35_kernels *q35_kernels_avx512_int8(void) {
     return q35_kernels_avx512() && q35_i8_kernels_avx512vnni() ? &avx512_int8_set : NULL;

@@ -180,6 +180,9 @@ static inline int q35_i8_takes(const q35_i8_kernels *k, q35_dtype dt, int T) {
 
 /* The tables themselves (the float sets' integer twins point at them). */
 extern const q35_i8_kernels q35_i8_generic_set, q35_i8_avx2_set, q35_i8_avx512vnni_set;
+/* The AVX-512 VNNI register tiles without the packed panels: the AMX sets'
+ * twin (AMX-INT8 tiles take the many-token calls there). */
+extern const q35_i8_kernels q35_i8_avx512vnni_tiles_set;
 extern const q35_i8_kernels q35_i8_avxvnni_set; /* x86-64 builds only */
 
 /* The plain C definitions (int8_generic.c): always there. */
