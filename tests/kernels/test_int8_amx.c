@@ -12,7 +12,9 @@
  *    tokens (a token's result does not depend on T) and the stack-buffer
  *    path give the same bits;
  *  - q35_matmul on the amx set's integer twin takes this path from
- *    q35_amx_i8_min_t tokens on (above the VNNI micro-kernels' max_t).
+ *    q35_amx_i8_min_t tokens on (above the VNNI micro-kernels' max_t);
+ *  - q35_acts_prepare_for packs the set's float form only where a matrix
+ *    of the given dtypes reads it, with the same products.
  * Skipped (with a message) where the CPU has no AMX-INT8. */
 #include <math.h>
 #include <setjmp.h>
@@ -204,11 +206,65 @@ static void test_twin_takes_it(void **st) {
     }
 }
 
+/* q35_acts_prepare_for: where every matrix dtype of the input goes to the
+ * integer path at T (AMX-INT8 from min_t, the VNNI tiles up to max_t) the
+ * set's float packed form is not made (nor counted in the bytes), and the
+ * products are the same bits as with the full preparation; where one of
+ * them would read it (Q4_0 between max_t and min_t, or a bf16 matrix) it
+ * is made. */
+static void test_pack_only_where_read(void **st) {
+    (void)st;
+    if (!have_amx()) return;
+    const q35_kernels *k8 = q35_kernels_int8(q35_kernels_amx());
+    int64_t cols = 512;
+    int rows = 64;
+    const q35_dtype_mask q4 = 1u << Q35_DT_Q4_0, q4bf = q4 | 1u << Q35_DT_BF16;
+    int min_t = q35_amx_i8_min_t(Q35_DT_Q4_0), max_t = k8->i8->mk[Q35_DT_Q4_0].max_t;
+    assert_true(max_t + 1 < min_t); /* a float-path T exists between them */
+    int Ts[] = {1, max_t, max_t + 1, min_t, 40};
+    for (size_t i = 0; i < sizeof Ts / sizeof *Ts; i++) {
+        int T = Ts[i];
+        bool reads = q35_matmul_reads_packed(k8, Q35_DT_Q4_0, T, cols);
+        assert_int_equal(reads, T > max_t && T < min_t);
+        assert_true(q35_matmul_reads_packed(k8, Q35_DT_BF16, T, cols));
+        float *x = malloc((size_t)T * cols * sizeof *x);
+        float *y = malloc((size_t)T * rows * sizeof *y),
+              *y2 = malloc((size_t)T * rows * sizeof *y2);
+        assert_true(x && y && y2);
+        for (int64_t j = 0; j < T * cols; j++)
+            x[j] = frand();
+        size_t nb = q35_acts_bytes(k8, T, cols), nb4 = q35_acts_bytes_for(k8, T, cols, q4);
+        assert_true(nb4 <= nb);
+        assert_int_equal(q35_acts_bytes_for(k8, T, cols, q4bf), nb);
+        void *buf = aligned_alloc(64, (nb + 63) / 64 * 64),
+             *buf4 = aligned_alloc(64, (nb4 + 63) / 64 * 64);
+        assert_true(buf && buf4);
+        q35_acts a = q35_acts_prepare(k8, x, cols, T, cols, buf);
+        q35_acts a4 = q35_acts_prepare_for(k8, x, cols, T, cols, buf4, q4);
+        assert_true(a.packed != NULL);
+        assert_true((a4.packed != NULL) == reads);
+        q35_acts abf = q35_acts_prepare_for(k8, x, cols, T, cols, buf, q4bf);
+        assert_true(abf.packed != NULL);
+        uint8_t *w = make_w(Q35_DT_Q4_0, rows, cols, 0);
+        q35_tensor wt = {Q35_DT_Q4_0, 2, {rows, cols}, w};
+        q35_matmul(k8, NULL, &wt, &abf, y, rows);
+        q35_matmul(k8, NULL, &wt, &a4, y2, rows);
+        assert_memory_equal(y, y2, (size_t)T * rows * sizeof *y);
+        free(w);
+        free(buf);
+        free(buf4);
+        free(x);
+        free(y);
+        free(y2);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_integer_part_exact),
         cmocka_unit_test(test_realistic_and_invariants),
         cmocka_unit_test(test_twin_takes_it),
+        cmocka_unit_test(test_pack_only_where_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
