@@ -75,23 +75,26 @@ const q35_i8_kernels q35_i8_avx2_set = {
     .quantize = q35_q8_quantize_avx2,
     .mk =
         {
-            /* max_t: same-process A/B against the AVX2 float kernels, 2
-             * threads, [1024, 3584] (CPU time): at T = 1 the integer path
-             * is 1.7x (Q8_0), 1.9x (Q4_0), 3.8x (Q4_K), 2.0x (Q6_K); at
-             * T = 8 1.2x, 1.1x, 2.2x, 1.3x; at T = 16 1.1x, 0.94x, 0.93x,
-             * 0.84x (the float panels take over). */
-            [Q35_DT_Q8_0] = {MR, NR, uk_q8_0, 16},
-            [Q35_DT_Q4_0] = {MR, NR, uk_q4_0, 12},
-            [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 12},
-            [Q35_DT_Q6_K] = {MR, NR, uk_q6_K, 8},
+            /* max_t: the register tiles run below the panels' min_t (so
+             * that a batch of up to max_t tokens gives each token exactly
+             * what one token alone gets; test_batch_decode relies on it).
+             * Against the AVX2 float kernels (2 threads, [1024, 3584], CPU
+             * time) they were 1.7x (Q8_0), 1.9x (Q4_0), 3.8x (Q4_K), 2.0x
+             * (Q6_K) at T = 1. */
+            [Q35_DT_Q8_0] = {MR, NR, uk_q8_0, 5},
+            [Q35_DT_Q4_0] = {MR, NR, uk_q4_0, 1},
+            [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 3},
+            [Q35_DT_Q6_K] = {MR, NR, uk_q6_K, 5},
             Q35_X86_MLX_Q5K_ENTRIES,
         },
-    /* panels from T = 10 (Q8_0), 6 (Q4_0), 8 (Q4_K, Q6_K): where they beat
-     * the register tiles in bench_int8_panel ([1024 x 3584], 1 thread, CPU
-     * time, 2026-12-07 08:00: Q4_0 T = 6 41.7 vs 32.9 GMAC/s, Q4_K T = 8
-     * 41.3 vs 34.1, Q8_0 T = 12 37.2 vs 33.9, Q6_K T = 8 38.0 vs 28.2);
-     * from there on the driver takes them before the tiles (max_t). */
-    Q35_X86_PANEL_ENTRIES(10, 6, 8, 8),
+    /* panels from T = 6 (Q8_0), 2 (Q4_0), 4 (Q4_K), 6 (Q6_K): where they
+     * beat the register tiles and the float kernels in bench_int8_panel
+     * ([1024 x 3584], 1 thread, CPU time, 2026-12-07 08:47, load ~12; the
+     * packs' transposes unrolled): float / tile / panel GMAC/s Q4_0 T = 2
+     * 19.7 / 35.0 / 41.7, Q4_K T = 4 11.5 / 33.9 / 35.6 (T = 6 43.1), Q8_0
+     * T = 6 29.0 / 30.6 / 37.5, Q6_K T = 6 10.9 / 28.4 / 34.7; T = 16
+     * 83.3, 67.2, 50.3, 54.8 against tiles of 28-35 and floats of 21-37. */
+    Q35_X86_PANEL_ENTRIES(6, 2, 4, 6),
 };
 
 const q35_i8_kernels *q35_i8_kernels_avx2(void) {

@@ -129,30 +129,31 @@ static void uk_q6_K_512(const uint8_t *w, size_t ldw, int R, const uint8_t *x, s
  * The AMX sets keep exactly that (q35_i8_avx512vnni_tiles_set: AMX-INT8
  * takes over from q35_amx_i8_min_t); CPUs with AVX-512 VNNI and no AMX
  * get the packed panels (int8_x86_panel.h, vpdpbusd) from PANEL_T_*. */
-#define AVX512VNNI_TILES                                                                           \
+#define AVX512VNNI_TILES(q6k_max_t)                                                                \
     [Q35_DT_Q8_0] = {MR, NR, uk_q8_0, 4}, [Q35_DT_Q4_0] = {MR, NR, uk_q4_0, 2},                    \
-    [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 4}, [Q35_DT_Q6_K] = {MR, NR, uk_q6_K_512, 8},               \
+    [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 4}, [Q35_DT_Q6_K] = {MR, NR, uk_q6_K_512, q6k_max_t},       \
     Q35_X86_MLX_Q5K_ENTRIES
 
 const q35_i8_kernels q35_i8_avx512vnni_tiles_set = {
     .name = "avx512vnni",
     .quantize = q35_q8_quantize_avx2,
-    .mk = {AVX512VNNI_TILES},
+    .mk = {AVX512VNNI_TILES(8)},
 };
 
-/* panels from T = 8 (Q4_0, Q4_K, Q6_K), 12 (Q8_0): where they beat both
- * the register tiles and the AVX-512 float kernels (which run between
+/* panels from T = 3 (Q4_0), 6 (Q8_0), 8 (Q4_K, Q6_K): where they beat
+ * both the register tiles and the AVX-512 float kernels (which run between
  * max_t and min_t) in bench_int8_panel (avx512vnni [1024 x 3584], 1
- * thread, CPU time, this Xeon, 2026-12-07 08:25, load ~8): T = 8 float /
- * tile / panel Q4_0 51.2 / 46.0 / 58.3, Q4_K 46.7 / 43.8 / 48.2, Q6_K
- * 38.6 / 38.2 / 41.0; Q8_0 T = 16 46.7 / 39.2 / 51.3 (T = 8: 35.3); T =
- * 64 110.9, 94.1, 79.4, 84.6 against the float kernels' 49-55. Below T =
- * 8 the pack (per call) costs more than the panel saves. */
+ * thread, CPU time, this Xeon, 2026-12-07 08:47, load ~12, the packs'
+ * transposes unrolled): float / tile / panel GMAC/s Q4_0 T = 3 49.7 /
+ * 47.1 / 66.1, Q8_0 T = 6 44.3 / 43.8 / 49.0 (T = 8 60.6), Q4_K T = 8
+ * 46.4 / 45.0 / 57.1, Q6_K T = 8 42.7 / 40.4 / 46.3; T = 16 112.7, 78.9,
+ * 78.4, 61.2 against 38-54. (Q6_K's tile max_t 7: tiles below the panel,
+ * so that a batch of up to max_t tokens gets one token's results.) */
 const q35_i8_kernels q35_i8_avx512vnni_set = {
     .name = "avx512vnni",
     .quantize = q35_q8_quantize_avx2,
-    .mk = {AVX512VNNI_TILES},
-    Q35_X86_PANEL_ENTRIES(12, 8, 8, 8),
+    .mk = {AVX512VNNI_TILES(7)},
+    Q35_X86_PANEL_ENTRIES(6, 3, 8, 8),
 };
 
 const q35_i8_kernels *q35_i8_kernels_avx512vnni(void) {

@@ -40,19 +40,19 @@
 
 /* 8 rows of 8 dwords -> 8 vectors of dword g of each row (an 8x8
  * transpose of 32-bit elements) */
-static inline void transpose8x8_epi32(__m256i v[8]) {
+INLINE void transpose8x8_epi32(__m256i v[8]) {
     __m256i t[8], u[8];
-    for (int i = 0; i < 4; i++) {
+    UNROLL for (int i = 0; i < 4; i++) {
         t[2 * i] = _mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
         t[2 * i + 1] = _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
     }
-    for (int i = 0; i < 2; i++) {
+    UNROLL for (int i = 0; i < 2; i++) {
         u[4 * i] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
         u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
         u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
         u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
     }
-    for (int g = 0; g < 4; g++) {
+    UNROLL for (int g = 0; g < 4; g++) {
         v[g] = _mm256_permute2x128_si256(u[g], u[4 + g], 0x20);
         v[g + 4] = _mm256_permute2x128_si256(u[g], u[4 + g], 0x31);
     }
@@ -73,59 +73,85 @@ static size_t panel_bytes_q6_K(int64_t cols) {
     return (size_t)(cols / 32) * 384;
 }
 
+/* The f16 scales at p + r * ldw (r < R; 0 past R) as 8 floats: gathered
+ * as 16-bit words in two scalar registers, then one conversion (8 scalar
+ * conversions and stores took a quarter of a pack's time). */
+INLINE __m256 f16_rows(const uint8_t *p, size_t ldw, int R, const int full) {
+    uint64_t lo = 0, hi = 0;
+    UNROLL for (int r = 0; r < 8; r++) {
+        if (!full && r >= R) break;
+        uint16_t h;
+        memcpy(&h, p + (size_t)r * ldw, 2);
+        if (r < 4)
+            lo |= (uint64_t)h << (16 * r);
+        else
+            hi |= (uint64_t)h << (16 * (r - 4));
+    }
+    return _mm256_cvtph_ps(_mm_set_epi64x((long long)hi, (long long)lo));
+}
+
 /* Q8_0: |w| (vpmaddubsw's unsigned side) and w itself (whose signs move
- * onto the broadcast activations), both interleaved, then dw[8]. */
-static void panel_pack_q8_0(const uint8_t *w, size_t ldw, int R, int64_t cols, uint8_t *out) {
+ * onto the broadcast activations), both interleaved, then dw[8]. `full`
+ * (R == 8, a compile-time constant) drops the edge tests. */
+INLINE void pack_q8_0_body(const uint8_t *w, size_t ldw, int R, int64_t cols, uint8_t *out,
+                           const int full) {
     for (int64_t b = 0; b < cols / 32; b++) {
         __m256i v[8], s[8];
-        float dw[8];
-        for (int r = 0; r < 8; r++) {
-            if (r < R) {
+        UNROLL for (int r = 0; r < 8; r++) {
+            if (full || r < R) {
                 const uint8_t *blk = w + (size_t)r * ldw + (size_t)b * 34;
                 PACK_NEXT(blk, ldw);
                 s[r] = _mm256_loadu_si256((const __m256i *)(blk + 2));
                 v[r] = _mm256_sign_epi8(s[r], s[r]);
-                dw[r] = f16(blk);
-            } else {
+            } else
                 v[r] = s[r] = _mm256_setzero_si256();
-                dw[r] = 0;
-            }
         }
         transpose8x8_epi32(v);
         transpose8x8_epi32(s);
         uint8_t *o = out + (size_t)b * 544;
-        for (int g = 0; g < 8; g++) {
+        UNROLL for (int g = 0; g < 8; g++) {
             _mm256_storeu_si256((__m256i *)(o + 32 * g), v[g]);
             _mm256_storeu_si256((__m256i *)(o + 256 + 32 * g), s[g]);
         }
-        memcpy(o + 512, dw, 32);
+        _mm256_storeu_ps((float *)(void *)(o + 512), f16_rows(w + (size_t)b * 34, ldw, R, full));
     }
 }
 
-static void panel_pack_q4_0(const uint8_t *w, size_t ldw, int R, int64_t cols, uint8_t *out) {
+static void panel_pack_q8_0(const uint8_t *w, size_t ldw, int R, int64_t cols, uint8_t *out) {
+    if (R == 8)
+        pack_q8_0_body(w, ldw, R, cols, out, 1);
+    else
+        pack_q8_0_body(w, ldw, R, cols, out, 0);
+}
+
+INLINE void pack_q4_0_body(const uint8_t *w, size_t ldw, int R, int64_t cols, uint8_t *out,
+                           const int full) {
     const __m256i m15 = _mm256_set1_epi8(15), hsh = _mm256_setr_epi64x(0, 0, 4, 4);
     for (int64_t b = 0; b < cols / 32; b++) {
         __m256i v[8];
-        float dw[8];
-        for (int r = 0; r < 8; r++) {
-            if (r < R) {
+        UNROLL for (int r = 0; r < 8; r++) {
+            if (full || r < R) {
                 const uint8_t *blk = w + (size_t)r * ldw + (size_t)b * 18;
                 PACK_NEXT(blk, ldw);
                 __m256i q =
                     _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(blk + 2)));
                 v[r] = _mm256_and_si256(_mm256_srlv_epi64(q, hsh), m15);
-                dw[r] = f16(blk);
-            } else {
+            } else
                 v[r] = _mm256_setzero_si256();
-                dw[r] = 0;
-            }
         }
         transpose8x8_epi32(v);
         uint8_t *o = out + (size_t)b * 288;
-        for (int g = 0; g < 8; g++)
+        UNROLL for (int g = 0; g < 8; g++)
             _mm256_storeu_si256((__m256i *)(o + 32 * g), v[g]);
-        memcpy(o + 256, dw, 32);
+        _mm256_storeu_ps((float *)(void *)(o + 256), f16_rows(w + (size_t)b * 18, ldw, R, full));
     }
+}
+
+static void panel_pack_q4_0(const uint8_t *w, size_t ldw, int R, int64_t cols, uint8_t *out) {
+    if (R == 8)
+        pack_q4_0_body(w, ldw, R, cols, out, 1);
+    else
+        pack_q4_0_body(w, ldw, R, cols, out, 0);
 }
 
 static void panel_pack_q4_K(const uint8_t *w, size_t ldw, int R, int64_t cols, uint8_t *out) {
