@@ -68,10 +68,10 @@ static void test_gdn_chunk(void **st) {
     (void)st;
     if (!quick()) gdn_case(512, 16, 16, 128, 128, 1, 10); /* the 0.8B: pp512 */
     gdn_case(64, 16, 16, 128, 128, 2, quick() ? 0 : 10);  /* one chunk: a 64-token turn */
-    gdn_case(200, 16, 16, 128, 128, 3, 0);  /* ragged last chunk */
-    gdn_case(100, 2, 4, 16, 24, 4, 0);      /* tiny-a's heads */
-    gdn_case(2, 2, 2, 16, 16, 5, 0);        /* tiny-chat's, two tokens */
-    gdn_case(130, 2, 2, 128, 128, 6, 0);    /* tiny-b's */
+    gdn_case(200, 16, 16, 128, 128, 3, 0);                /* ragged last chunk */
+    gdn_case(100, 2, 4, 16, 24, 4, 0);                    /* tiny-a's heads */
+    gdn_case(2, 2, 2, 16, 16, 5, 0);                      /* tiny-chat's, two tokens */
+    gdn_case(130, 2, 2, 128, 128, 6, 0);                  /* tiny-b's */
     /* the state pass with the next chunk's terms copied ahead */
     setenv("Q35_CUDA_GDN_PREFETCH", "1", 1);
     printf("Q35_CUDA_GDN_PREFETCH=1:\n");
@@ -85,8 +85,8 @@ static void test_gdn_chunk(void **st) {
 static double gemm_run(int fmt, int T, int N, int K, int op, int path, int reps, double *ms) {
     double rel = 0;
     char msg[200] = "";
-    int rc = q35_cuda_prefill_test_gemm(fmt, T, N, K, op, path, 17u + (unsigned)(T * 31 + N),
-                                        reps, reps ? NULL : &rel, ms, msg, sizeof msg);
+    int rc = q35_cuda_prefill_test_gemm(fmt, T, N, K, op, path, 17u + (unsigned)(T * 31 + N), reps,
+                                        reps ? NULL : &rel, ms, msg, sizeof msg);
     if (rc) fail_msg("gemm test: %s", msg);
     return rel;
 }
@@ -95,8 +95,8 @@ static const char *fmt_name[3] = {"bf16", "q8_0", "q4_0"};
 
 static void test_gemm_accuracy(void **st) {
     (void)st;
-    static const int shapes[][3] = {{2, 96, 64},   {37, 200, 160}, {64, 1024, 1024},
-                                    {130, 72, 3584}, {512, 520, 1024}};
+    static const int shapes[][3] = {
+        {2, 96, 64}, {37, 200, 160}, {64, 1024, 1024}, {130, 72, 3584}, {512, 520, 1024}};
     for (int fmt = 0; fmt < 3; fmt++)
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
             for (int op = 0; op < 2; op++) {
@@ -130,8 +130,8 @@ static void test_gemm_accuracy(void **st) {
 static void test_gemm_speed(void **st) {
     (void)st;
     if (quick()) return;
-    static const int shapes[][2] = {{8224, 1024}, {7168, 1024}, {1024, 3584},
-                                    {1024, 2048}, {5120, 1024}};
+    static const int shapes[][2] = {
+        {8224, 1024}, {7168, 1024}, {1024, 3584}, {1024, 2048}, {5120, 1024}};
     static const int Ts[2] = {512, 64};
     for (int fmt = 0; fmt < 3; fmt++)
         for (int ti = 0; ti < 2; ti++) {
@@ -155,8 +155,8 @@ static void test_gemm_speed(void **st) {
                 double f = 2.0 * T * N * K * 1e-9;
                 printf("speed %s T=%-3d [%4d x %4d] split-TF32 %.4f ms (%.0f TF/s) | bf16 "
                        "hi+mid+lo %.4f (%.0f) | hi+lo %.4f (%.0f) | bf16 %.4f (%.0f)\n",
-                       fmt_name[fmt], T, N, K, ms[0], f / ms[0], ms[1], f / ms[1], ms[2],
-                       f / ms[2], ms[3], f / ms[3]);
+                       fmt_name[fmt], T, N, K, ms[0], f / ms[0], ms[1], f / ms[1], ms[2], f / ms[2],
+                       ms[3], f / ms[3]);
                 for (int k = 0; k < 4; k++)
                     tot[k] += ms[k];
             }
