@@ -81,20 +81,22 @@ const q35_i8_kernels q35_i8_avx2_set = {
              * Against the AVX2 float kernels (2 threads, [1024, 3584], CPU
              * time) they were 1.7x (Q8_0), 1.9x (Q4_0), 3.8x (Q4_K), 2.0x
              * (Q6_K) at T = 1. */
-            [Q35_DT_Q8_0] = {MR, NR, uk_q8_0, 5},
-            [Q35_DT_Q4_0] = {MR, NR, uk_q4_0, 1},
-            [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 3},
+            [Q35_DT_Q8_0] = {MR, NR, uk_q8_0, 3},
+            [Q35_DT_Q4_0] = {MR, NR, uk_q4_0, 2},
+            [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 5},
             [Q35_DT_Q6_K] = {MR, NR, uk_q6_K, 5},
             Q35_X86_MLX_Q5K_ENTRIES,
         },
-    /* panels from T = 6 (Q8_0), 2 (Q4_0), 4 (Q4_K), 6 (Q6_K): where they
-     * beat the register tiles and the float kernels in bench_int8_panel
-     * ([1024 x 3584], 1 thread, CPU time, 2026-12-07 08:47, load ~12; the
-     * packs' transposes unrolled): float / tile / panel GMAC/s Q4_0 T = 2
-     * 19.7 / 35.0 / 41.7, Q4_K T = 4 11.5 / 33.9 / 35.6 (T = 6 43.1), Q8_0
-     * T = 6 29.0 / 30.6 / 37.5, Q6_K T = 6 10.9 / 28.4 / 34.7; T = 16
-     * 83.3, 67.2, 50.3, 54.8 against tiles of 28-35 and floats of 21-37. */
-    Q35_X86_PANEL_ENTRIES(6, 2, 4, 6),
+    /* panels from T = 4 (Q8_0), 3 (Q4_0), 6 (Q4_K, Q6_K): where they beat
+     * the register tiles and the float kernels in bench_int8_panel with
+     * the weights streamed from memory ([65536 x 1024] Q4_0, [32768 x
+     * 1024] the others; 1 thread, CPU time, 2026-12-07 09:01, load ~9):
+     * float / tile / panel GMAC/s Q4_0 T = 3 16.7 / 26.6 / 32.8 (T = 2
+     * 16.1 / 26.7 / 25.8), Q8_0 T = 4 19.5 / 19.6 / 23.2, Q4_K T = 6 13.2 /
+     * 26.1 / 31.6 (T = 4 a tie), Q6_K T = 6 10.7 / 20.4 / 24.9 (T = 4 a
+     * tie). From cache ([1024 x 3584]) T = 16: 83.3, 50.3, 67.2, 54.8
+     * against tiles of 28-35 and floats of 21-37. */
+    Q35_X86_PANEL_ENTRIES(4, 3, 6, 6),
 };
 
 const q35_i8_kernels *q35_i8_kernels_avx2(void) {

@@ -131,7 +131,7 @@ static void uk_q6_K_512(const uint8_t *w, size_t ldw, int R, const uint8_t *x, s
  * get the packed panels (int8_x86_panel.h, vpdpbusd) from PANEL_T_*. */
 #define AVX512VNNI_TILES(q6k_max_t)                                                                \
     [Q35_DT_Q8_0] = {MR, NR, uk_q8_0, 4}, [Q35_DT_Q4_0] = {MR, NR, uk_q4_0, 2},                    \
-    [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 4}, [Q35_DT_Q6_K] = {MR, NR, uk_q6_K_512, q6k_max_t},       \
+    [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 4}, [Q35_DT_Q6_K] = {MR, NR, uk_q6_K_512, q6k_max_t},        \
     Q35_X86_MLX_Q5K_ENTRIES
 
 const q35_i8_kernels q35_i8_avx512vnni_tiles_set = {
@@ -140,20 +140,22 @@ const q35_i8_kernels q35_i8_avx512vnni_tiles_set = {
     .mk = {AVX512VNNI_TILES(8)},
 };
 
-/* panels from T = 3 (Q4_0), 6 (Q8_0), 8 (Q4_K, Q6_K): where they beat
+/* panels from T = 4 (Q4_0), 6 (Q8_0), 8 (Q6_K), 12 (Q4_K): where they beat
  * both the register tiles and the AVX-512 float kernels (which run between
- * max_t and min_t) in bench_int8_panel (avx512vnni [1024 x 3584], 1
- * thread, CPU time, this Xeon, 2026-12-07 08:47, load ~12, the packs'
- * transposes unrolled): float / tile / panel GMAC/s Q4_0 T = 3 49.7 /
- * 47.1 / 66.1, Q8_0 T = 6 44.3 / 43.8 / 49.0 (T = 8 60.6), Q4_K T = 8
- * 46.4 / 45.0 / 57.1, Q6_K T = 8 42.7 / 40.4 / 46.3; T = 16 112.7, 78.9,
- * 78.4, 61.2 against 38-54. (Q6_K's tile max_t 7: tiles below the panel,
- * so that a batch of up to max_t tokens gets one token's results.) */
+ * max_t and min_t) in bench_int8_panel with the weights streamed from
+ * memory ([65536 x 1024] Q4_0, [32768 x 1024] the others; avx512vnni, 1
+ * thread, CPU time, this Xeon, 2026-12-07 09:01, load ~9): float / tile /
+ * panel GMAC/s Q4_0 T = 4 39.3 / 35.4 / 42.7 (T = 3 a tie), Q8_0 T = 6
+ * 33.5 / 28.7 / 35.5, Q6_K T = 8 32.1 / 32.2 / 33.0; Q4_K still loses at
+ * T = 8 (45.4 / 36.5 / 43.5; from cache it wins from 8, and at T = 12
+ * 72.5 vs 48.3). From cache T = 16: 112.7 (Q4_0), 78.9 (Q8_0), 78.4
+ * (Q4_K), 61.2 (Q6_K) against 38-54. (Q6_K's tile max_t 7: tiles below
+ * the panel, so a batch of up to max_t tokens gets one token's results.) */
 const q35_i8_kernels q35_i8_avx512vnni_set = {
     .name = "avx512vnni",
     .quantize = q35_q8_quantize_avx2,
     .mk = {AVX512VNNI_TILES(7)},
-    Q35_X86_PANEL_ENTRIES(6, 3, 8, 8),
+    Q35_X86_PANEL_ENTRIES(6, 4, 12, 8),
 };
 
 const q35_i8_kernels *q35_i8_kernels_avx512vnni(void) {

@@ -42,13 +42,13 @@ const q35_i8_kernels q35_i8_avxvnni_set = {
         {
             /* max_t and the panels' min_t: as the AVX2 set's (tiles below
              * the panels); not measured on an AVX-VNNI-only CPU. */
-            [Q35_DT_Q8_0] = {MR, NR, uk_q8_0, 5},
-            [Q35_DT_Q4_0] = {MR, NR, uk_q4_0, 1},
-            [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 3},
+            [Q35_DT_Q8_0] = {MR, NR, uk_q8_0, 3},
+            [Q35_DT_Q4_0] = {MR, NR, uk_q4_0, 2},
+            [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 5},
             [Q35_DT_Q6_K] = {MR, NR, uk_q6_K, 5},
             Q35_X86_MLX_Q5K_ENTRIES,
         },
-    Q35_X86_PANEL_ENTRIES(6, 2, 4, 6),
+    Q35_X86_PANEL_ENTRIES(4, 3, 6, 6),
 };
 
 /* the CPU check below runs on any x86-64: plain code again */

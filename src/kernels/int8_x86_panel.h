@@ -36,7 +36,7 @@
  * reading). So each pack prefetches, into L2, the same bytes of the next
  * 8 rows (the driver's next group, PANEL_ROWS * ldw ahead), which then
  * arrive while this group's kernels run. */
-#define PACK_NEXT(p, ldw) _mm_prefetch(ahead(p, PANEL_ROWS * (ldw)), _MM_HINT_T1)
+#define PACK_NEXT(p, ldw) _mm_prefetch(ahead(p, PANEL_ROWS *(ldw)), _MM_HINT_T1)
 
 /* 8 rows of 8 dwords -> 8 vectors of dword g of each row (an 8x8
  * transpose of 32-bit elements) */
@@ -141,8 +141,7 @@ INLINE void pack_q4_0_body(const uint8_t *w, size_t ldw, int R, int64_t cols, ui
         }
         transpose8x8_epi32(v);
         uint8_t *o = out + (size_t)b * 288;
-        UNROLL for (int g = 0; g < 8; g++)
-            _mm256_storeu_si256((__m256i *)(o + 32 * g), v[g]);
+        UNROLL for (int g = 0; g < 8; g++) _mm256_storeu_si256((__m256i *)(o + 32 * g), v[g]);
         _mm256_storeu_ps((float *)(void *)(o + 256), f16_rows(w + (size_t)b * 18, ldw, R, full));
     }
 }
@@ -223,8 +222,7 @@ static void panel_pack_q6_K(const uint8_t *w, size_t ldw, int R, int64_t cols, u
             for (int r = 0; r < 8; r++) {
                 if (r < R) {
                     const uint8_t *sb = w + (size_t)r * ldw + (size_t)k * 210;
-                    __m256i lo =
-                        _mm256_loadu_si256((const __m256i *)(sb + 64 * h + 32 * (kk & 1)));
+                    __m256i lo = _mm256_loadu_si256((const __m256i *)(sb + 64 * h + 32 * (kk & 1)));
                     __m256i hi = _mm256_loadu_si256((const __m256i *)(sb + 128 + 32 * h));
                     if (kk >> 1) lo = _mm256_srli_epi16(lo, 4);
                     lo = _mm256_and_si256(lo, m15);
@@ -365,8 +363,8 @@ INLINE void panel_q4_tile(q35_dtype dt, const uint8_t *pk, int R, const uint8_t 
 INLINE __m256i panel_block_dot_q6(const uint8_t *pb, const uint8_t *xa, const int16_t *sab) {
     int32_t s2;
     memcpy(&s2, sab, 4);
-    __m256i p = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(pb + 320)),
-                                  _mm256_set1_epi32(s2));
+    __m256i p =
+        _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(pb + 320)), _mm256_set1_epi32(s2));
     UNROLL for (int q = 0; q < 4; q++) {
         int32_t a0, a1;
         memcpy(&a0, xa + 8 * q, 4);
@@ -445,13 +443,12 @@ static void panel_q4_K(const uint8_t *pk, int R, const uint8_t *x, size_t ldx, i
 /* min_t per dtype: Q8_0, Q4_0, Q4_K, Q6_K */
 #define Q35_X86_PANEL_ENTRIES(t8, t40, t4k, t6k)                                                   \
     .panel = {                                                                                     \
-        [Q35_DT_Q8_0] = {PANEL_ROWS, PANEL_NT, t8, panel_bytes_q8_0, panel_pack_q8_0,           \
-                         panel_q8_0},                                                              \
-        [Q35_DT_Q4_0] = {PANEL_ROWS, PANEL_NT, t40, panel_bytes_q4_0, panel_pack_q4_0,           \
+        [Q35_DT_Q8_0] = {PANEL_ROWS, PANEL_NT, t8, panel_bytes_q8_0, panel_pack_q8_0, panel_q8_0}, \
+        [Q35_DT_Q4_0] = {PANEL_ROWS, PANEL_NT, t40, panel_bytes_q4_0, panel_pack_q4_0,             \
                          panel_q4_0},                                                              \
-        [Q35_DT_Q4_K] = {PANEL_ROWS, PANEL_NT, t4k, panel_bytes_q4_K, panel_pack_q4_K,           \
+        [Q35_DT_Q4_K] = {PANEL_ROWS, PANEL_NT, t4k, panel_bytes_q4_K, panel_pack_q4_K,             \
                          panel_q4_K},                                                              \
-        [Q35_DT_Q6_K] = {PANEL_ROWS, PANEL_NT, t6k, panel_bytes_q6_K, panel_pack_q6_K,           \
+        [Q35_DT_Q6_K] = {PANEL_ROWS, PANEL_NT, t6k, panel_bytes_q6_K, panel_pack_q6_K,             \
                          panel_q6_K},                                                              \
     }
 

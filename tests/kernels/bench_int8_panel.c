@@ -34,7 +34,8 @@ int main(int argc, char **argv) {
     const q35_i8_kernels *set = !strcmp(argv[1], "avx2")      ? q35_i8_kernels_avx2()
                                 : !strcmp(argv[1], "avxvnni") ? q35_i8_kernels_avxvnni()
                                                               : q35_i8_kernels_avx512vnni();
-    const q35_kernels *k = !strcmp(argv[1], "avx512vnni") ? q35_kernels_avx512() : q35_kernels_avx2();
+    const q35_kernels *k =
+        !strcmp(argv[1], "avx512vnni") ? q35_kernels_avx512() : q35_kernels_avx2();
     if (!set || !k) {
         fprintf(stderr, "set %s not on this CPU\n", argv[1]);
         return 1;
