@@ -85,6 +85,7 @@ if [[ $S == *bench* ]]; then
   for q in ${Q35_FORMATS:-none q4 q8}; do
     timeout 90 ./tests/bench_cuda /tmp/m08 $q 512 128 2>&1 | tee -a "$OUT/bench.log" | tail -3
     # Q35_VARIANTS: env settings to compare in the same call, e.g. Q35_CUDA_GV=old
+    [[ " ${Q35_VARIANT_FORMATS:-none q4 q8} " == *" $q "* ]] || continue
     for v in $Q35_VARIANTS; do
       env $v timeout 90 ./tests/bench_cuda /tmp/m08 $q 64 128 2>&1 | grep -E "^pp|^batched" | sed "s/^/$v /" |
         tee -a "$OUT/bench.log" | tail -2
@@ -96,6 +97,15 @@ if [[ $S == *bench* ]]; then
         tee -a "$OUT/bench.log" | tail -1
     done
   fi
+fi
+if [[ $S == *prof* ]]; then
+  # kernel times of the decode step (Q4_0): the embedding, the persistent
+  # kernel, the head's GEMV and argmax, each alone under ncu
+  t0=$(date +%s)
+  timeout 90 ncu --metrics gpu__time_duration.sum -k regex:"mega_kernel|gemv_kernel|argmax_final|embed_kernel" \
+    --launch-count 12 --csv ./tests/bench_cuda /tmp/m08 q4 16 4 >/tmp/prof.log 2>&1
+  echo "ncu rc=$? ($(($(date +%s) - t0)) s)"
+  grep -E "gpu__time_duration" /tmp/prof.log | awk -F'","' '{print $(NF), $9, $5}' | sed 's/"//g' | cut -c1-90
 fi
 if [[ $S == *llama* ]]; then
   LB="$D/llama-bench"
@@ -110,4 +120,10 @@ if [[ $S == *llama* ]]; then
     echo "llama-bench: not carried"
   fi
 fi
+if [[ $S == *ks* ]]; then # the split-K GEMV of the persistent kernel against the CPU
+  Q35_CUDA_MEGA_KS=1 Q35_CUDA_TEST_FILTER="test_*_path" timeout 60 ./tests/test_cuda_forward 2>&1 |
+    grep -E "vs CPU|OK|FAIL|PASSED" | sed 's/^/KS=1 /'
+fi
+# Q35_EXTRA: another script to run from the build directory (the model made)
+[ -n "$Q35_EXTRA" ] && bash "$Q35_EXTRA"
 exit $rc
