@@ -86,8 +86,7 @@ int q35_states_decode_greedy(const q35_model *m, q35_state *const *states, const
     if (n_vocab < 1 || n_vocab > m->cfg.vocab_size)
         return q35_err_set(e, Q35_EINVAL, "q35_states_decode_greedy: n_vocab %d is outside 1..%d",
                            n_vocab, m->cfg.vocab_size);
-    bool batch = n > 1 && n <= MAXN && states[0] && states[0]->be &&
-                 states[0]->be->decode_batch;
+    bool batch = n > 1 && n <= MAXN && states[0] && states[0]->be && states[0]->be->decode_batch;
     for (int i = 0; i < n; i++) {
         const q35_state *s = states[i];
         if (!s) return q35_err_set(e, Q35_EINVAL, "q35_states_decode_greedy: state %d is NULL", i);
@@ -100,8 +99,8 @@ int q35_states_decode_greedy(const q35_model *m, q35_state *const *states, const
                                "vocabulary",
                                ids[i], i);
         if (s->pos >= s->n_ctx)
-            return q35_err_set(e, Q35_EOVERFLOW,
-                               "q35_states_decode_greedy: state %d is full (%d)", i, s->n_ctx);
+            return q35_err_set(e, Q35_EOVERFLOW, "q35_states_decode_greedy: state %d is full (%d)",
+                               i, s->n_ctx);
         for (int j = 0; j < i; j++)
             if (states[j] == s)
                 return q35_err_set(e, Q35_EINVAL,
