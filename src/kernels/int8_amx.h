@@ -39,6 +39,15 @@ bool q35_amx_i8_available(void);
  * (0: dt has no AMX-INT8 kernel). Measured crossover against the AVX-512
  * VNNI micro-kernels and the float kernels (int8_amx_avx512.c). */
 int q35_amx_i8_min_t(q35_dtype dt);
+/* That count for the 16-row repacked Q8_0 / Q4_0 (kernels/repack_x16.h),
+ * below which the AVX-512 VNNI micro-kernels read the form instead
+ * (int8_x86_x16.h; both tables take it from here). bench_int8_amx with
+ * FLUSH_MB=1024 ([65536 x 1024] Q4_0, [32768 x 1024] Q8_0, 1 thread, CPU
+ * time, 2026-12-07), x16 VNNI / AMX-INT8 from the form, GMAC/s: Q4_0 T=16
+ * 157 / 152, T=24 162 / 166, T=32 167 / 213; Q8_0 T=24 128 / 120, T=32
+ * 140 / 163. */
+#define Q35_AMX_X16_MIN_T_Q4_0 24
+#define Q35_AMX_X16_MIN_T_Q8_0 32
 
 /* y[t*ldy + o] = the microkernel.h dot product of weight row o of w (Q8_0,
  * Q4_0, Q4_K or Q6_K; cols % 32 == 0, k-quants cols % 256 == 0) and q8 row

@@ -64,6 +64,8 @@ int q35_amx_i8_min_t(q35_dtype dt) {
     case Q35_DT_Q4_0:
     case Q35_DT_Q4_K: return 6;
     case Q35_DT_Q6_K: return 8;
+    case Q35_DT_Q8_0_X16: return Q35_AMX_X16_MIN_T_Q8_0;
+    case Q35_DT_Q4_0_X16: return Q35_AMX_X16_MIN_T_Q4_0;
     default: return 0;
     }
 }
@@ -280,11 +282,57 @@ unpack_row(q35_dtype dt, const uint8_t *src, int64_t kb0, int nb, uint8_t *t, fl
     }
 }
 
+/* The group of 16 rows from r (r % 16 == 0) of an x16 tensor
+ * (repack_x16.h), blocks [kb0, kb1): its codes are already the tiles'
+ * order, so a block's tile is its code vectors made signed again (Q8_0:
+ * ^ 0x80; Q4_0: the two nibbles of each byte, minus 8) and its scales one
+ * conversion: the same bytes and floats unpack_full makes from the file's
+ * layout. The whole group is read (padded rows are zeros; rows past the
+ * caller's range only fill lanes store_acc leaves out). */
+static void unpack_x16(q35_dtype dt, const q35_tensor *w, int64_t r, int64_t kb0, int64_t kb1,
+                       uint8_t *bt, float *sc) {
+    const int64_t nkb = w->shape[1] / 32;
+    const size_t ldw = q35_row_bytes(dt, w->shape[1]), cb = dt == Q35_DT_Q8_0 ? 512 : 256;
+    const uint8_t *grp = (const uint8_t *)w->data + (size_t)(r / 16) * 16 * ldw;
+    const uint8_t *codes = grp + 32 * (size_t)nkb;
+    const __m512i m15 = _mm512_set1_epi8(15), eight = _mm512_set1_epi8(8),
+                  flip = _mm512_set1_epi8((char)0x80);
+    for (int64_t kb = kb0; kb < kb1; kb++) {
+        const uint8_t *c = codes + (size_t)kb * cb;
+        uint8_t *dst = bt + (kb - kb0) * BTILE;
+        for (size_t o = 0; o < cb; o += 64)
+            _mm_prefetch((const char *)((uintptr_t)c + PF_AHEAD * cb + o), _MM_HINT_T0);
+        if (((kb - kb0) & 1) == 0)
+            _mm_prefetch((const char *)((uintptr_t)grp + 32 * (uintptr_t)(kb + 2 * PF_AHEAD)),
+                         _MM_HINT_T0);
+        _mm512_store_ps(sc + (kb - kb0) * SCB,
+                        _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(grp + 32 * kb))));
+        if (dt == Q35_DT_Q8_0) {
+            for (int k = 0; k < 8; k++)
+                _mm512_store_si512(
+                    dst + 64 * k,
+                    _mm512_xor_si512(_mm512_loadu_si512((const void *)(c + 64 * k)), flip));
+            continue;
+        }
+        for (int k = 0; k < 4; k++) {
+            __m512i v = _mm512_loadu_si512((const void *)(c + 64 * k));
+            _mm512_store_si512(dst + 64 * k, _mm512_sub_epi8(_mm512_and_si512(v, m15), eight));
+            _mm512_store_si512(
+                dst + 64 * (k + 4),
+                _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), m15), eight));
+        }
+    }
+}
+
 /* Weight rows r .. r+15 (those at or past rend as zeros), blocks
  * [kb0, kb1), into weight tiles bt and scales sc (block kb at
- * (kb - kb0) * BTILE, * SCB). */
+ * (kb - kb0) * BTILE, * SCB). dt: the loop's dtype (an x16 tensor's base). */
 static void unpack_tile(q35_dtype dt, const q35_tensor *w, int64_t r, int64_t rend, int64_t kb0,
                         int64_t kb1, uint8_t *bt, float *sc) {
+    if (q35_dtype_is_x16(w->dtype)) {
+        unpack_x16(dt, w, r, kb0, kb1, bt, sc);
+        return;
+    }
     size_t ldw = q35_row_bytes(dt, w->shape[1]), gbytes = q35_row_bytes(dt, 32 * GROUP);
     if (r + 16 <= rend && dt != Q35_DT_Q6_K) {
         const uint8_t *src = (const uint8_t *)w->data + (size_t)r * ldw;
@@ -568,13 +616,24 @@ __attribute__((target("amx-tile,amx-int8"))) static void run(const q35_tensor *w
         else                                                                                       \
             stepwise_dt(d, w, x, ldx, T, y, ldy, r0, r1);                                          \
         break;
+/* an x16 tensor runs its base's loop (unpack_tile reads the form) */
+#define CASE_X16(xdt, d)                                                                           \
+    case xdt:                                                                                      \
+        if (scratch)                                                                               \
+            matmul_dt(d, w, x, ldx, T, y, ldy, r0, r1, scratch, prows);                            \
+        else                                                                                       \
+            stepwise_dt(d, w, x, ldx, T, y, ldy, r0, r1);                                          \
+        break;
     switch (w->dtype) {
         CASE(Q35_DT_Q8_0)
         CASE(Q35_DT_Q4_0)
         CASE(Q35_DT_Q4_K)
         CASE(Q35_DT_Q6_K)
+        CASE_X16(Q35_DT_Q8_0_X16, Q35_DT_Q8_0)
+        CASE_X16(Q35_DT_Q4_0_X16, Q35_DT_Q4_0)
     default: return;
     }
+#undef CASE_X16
 #undef CASE
     _tile_release();
 }

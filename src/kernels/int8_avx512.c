@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kernels/cpu_features.h"
+#include "kernels/int8_amx.h"
 #include "kernels/microkernel.h"
 #include "kernels/quant_block.h"
 
@@ -26,6 +27,8 @@
 #include "kernels/int8_x86_panel.h" /* after the tiles: uses their helpers */
 
 #include "kernels/int8_x86_mlx.h" /* MLX affine and Q5_K (mlxq5) */
+
+#include "kernels/int8_x86_x16.h" /* the load-time repacked Q8_0 / Q4_0 */
 
 /* [u ×8, v ×8] */
 static inline __m512 pair_ps(float u, float v) {
@@ -134,10 +137,14 @@ static void uk_q6_K_512(const uint8_t *w, size_t ldw, int R, const uint8_t *x, s
     [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 4}, [Q35_DT_Q6_K] = {MR, NR, uk_q6_K_512, q6k_max_t},        \
     Q35_X86_MLX_Q5K_ENTRIES
 
+/* (The load-time 16-row forms, int8_x86_x16.h: below AMX-INT8's count in
+ * the AMX sets, at every T in the other one, where they beat every other
+ * path at each T measured; see int8_amx.h.) */
 const q35_i8_kernels q35_i8_avx512vnni_tiles_set = {
     .name = "avx512vnni",
     .quantize = q35_q8_quantize_avx2,
-    .mk = {AVX512VNNI_TILES(8)},
+    .mk = {AVX512VNNI_TILES(8),
+           Q35_X86_X16_ENTRIES(Q35_AMX_X16_MIN_T_Q8_0 - 1, Q35_AMX_X16_MIN_T_Q4_0 - 1)},
 };
 
 /* panels from T = 4 (Q4_0), 6 (Q8_0), 8 (Q6_K), 12 (Q4_K): where they beat
@@ -154,7 +161,7 @@ const q35_i8_kernels q35_i8_avx512vnni_tiles_set = {
 const q35_i8_kernels q35_i8_avx512vnni_set = {
     .name = "avx512vnni",
     .quantize = q35_q8_quantize_avx2,
-    .mk = {AVX512VNNI_TILES(7)},
+    .mk = {AVX512VNNI_TILES(7), Q35_X86_X16_ENTRIES(0, 0)},
     Q35_X86_PANEL_ENTRIES(6, 4, 12, 8),
 };
 

@@ -7,6 +7,7 @@
 #include "kernels/kernels.h"
 #include "kernels/microkernel.h"
 #include "kernels/mlx_affine.h"
+#include "kernels/repack_x16.h"
 
 /* The integer twins of the sets (each set's own file). */
 const q35_kernels *q35_kernels_generic_int8(void);
@@ -143,17 +144,64 @@ typedef struct matmul_job {
     int64_t ldy;
 } matmul_job;
 
+static void matmul_rows(const q35_kernels *k, const q35_tensor *w, const q35_acts *a, float *y,
+                        int64_t ldy, int64_t begin, int64_t end);
+
+/* Whether k reads an x16 tensor (repack_x16.h) of dtype dt at T tokens
+ * itself: its integer micro-kernels, or (the AMX sets) its matmul from
+ * q8_only_from on, which sends it to the AMX-INT8 tiles. */
+static bool reads_x16(const q35_kernels *k, q35_dtype dt, const q35_acts *a) {
+    if (!a->q8) return false;
+    if (k->i8 && q35_i8_takes(k->i8, dt, a->T)) return true;
+    int from = k->q8_only_from ? k->q8_only_from(dt) : 0;
+    return from > 0 && a->T >= from;
+}
+
+/* Rows [begin, end) of an x16 tensor for a set that does not read the
+ * form (another Q35_KERNELS or the exact mode on a model repacked for the
+ * default set): the rows back in the file's layout, then the set's own
+ * path on them, so each result is what it gives for the file's matrix. A
+ * buffer that cannot be had is asked for again a row at a time, and a row
+ * that cannot be had reads as NaN (matmul cannot fail). */
+static void matmul_x16_unpacked(const q35_kernels *k, const q35_tensor *w, const q35_acts *a,
+                                float *y, int64_t ldy, int64_t begin, int64_t end) {
+    const q35_dtype base = q35_dtype_x16_base(w->dtype);
+    const int64_t cols = w->shape[1];
+    const size_t ldw = q35_row_bytes(base, cols);
+    int64_t step = end - begin;
+    uint8_t *buf = malloc((size_t)step * ldw);
+    if (!buf) buf = malloc(ldw), step = 1;
+    for (int64_t r = begin; r < end; r += step) {
+        int64_t n = end - r < step ? end - r : step;
+        if (!buf) {
+            for (int t = 0; t < a->T; t++)
+                y[(int64_t)t * ldy + r] = __builtin_nanf("");
+            continue;
+        }
+        q35_x16_rows(w, r, n, buf);
+        q35_tensor part = {base, 2, {n, cols}, buf};
+        matmul_rows(k, &part, a, y + r, ldy, 0, n);
+    }
+    free(buf);
+}
+
+static void matmul_rows(const q35_kernels *k, const q35_tensor *w, const q35_acts *a, float *y,
+                        int64_t ldy, int64_t begin, int64_t end) {
+    const q35_i8_ukernel_desc *d = k->i8 ? &k->i8->mk[w->dtype] : NULL;
+    if (q35_dtype_is_x16(w->dtype) && !reads_x16(k, w->dtype, a))
+        matmul_x16_unpacked(k, w, a, y, ldy, begin, end);
+    else if (a->q8 && d && q35_i8_takes(k->i8, w->dtype, a->T))
+        q35_i8_matmul(k->i8, w, a->q8, a->ldq8, a->T, y, ldy, begin, end);
+    else if (q35_dtype_is_mlx_or_q5k(w->dtype)) /* their own files (mlx_affine*.c) */
+        q35_mlx_q5k_matmul(k, w, a, y, ldy, begin, end);
+    else
+        k->matmul(w, a, y, ldy, begin, end);
+}
+
 static void matmul_range(void *ctx, int64_t begin, int64_t end, int tid) {
     (void)tid;
     const matmul_job *j = ctx;
-    const q35_acts *a = j->a;
-    const q35_i8_ukernel_desc *d = j->k->i8 ? &j->k->i8->mk[j->w->dtype] : NULL;
-    if (a->q8 && d && q35_i8_takes(j->k->i8, j->w->dtype, a->T))
-        q35_i8_matmul(j->k->i8, j->w, a->q8, a->ldq8, a->T, j->y, j->ldy, begin, end);
-    else if (q35_dtype_is_mlx_or_q5k(j->w->dtype)) /* their own files (mlx_affine*.c) */
-        q35_mlx_q5k_matmul(j->k, j->w, a, j->y, j->ldy, begin, end);
-    else
-        j->k->matmul(j->w, a, j->y, j->ldy, begin, end);
+    matmul_rows(j->k, j->w, j->a, j->y, j->ldy, begin, end);
 }
 
 void q35_matmul(const q35_kernels *k, q35_threadpool *pool, const q35_tensor *w, const q35_acts *a,

@@ -10,6 +10,7 @@
 #include "kernels/microkernel.h"
 #include "kernels/mlx_affine.h"
 #include "kernels/quant_block.h"
+#include "kernels/repack_x16.h"
 
 /* ------------------------------------------------------------- matmul */
 
@@ -294,6 +295,15 @@ void q35_tensor_row_f32(const q35_tensor *w, int64_t row, float *out) {
         const uint8_t *p = (const uint8_t *)w->data + (size_t)row * q35_row_bytes(w->dtype, cols);
         for (int64_t kb = 0; kb < cols / be; kb++)
             q35_block_decode(w->dtype, p + (size_t)kb * bb, out + kb * be);
+        break;
+    }
+    case Q35_DT_Q8_0_X16:
+    case Q35_DT_Q4_0_X16: { /* the file's blocks back, one at a time */
+        uint8_t blk[34];
+        for (int64_t kb = 0; kb < cols / 32; kb++) {
+            q35_x16_block(w, row, kb, blk);
+            q35_block_decode(q35_dtype_x16_base(w->dtype), blk, out + kb * 32);
+        }
         break;
     }
     default: memcpy(out, (const float *)w->data + row * cols, (size_t)cols * sizeof(float)); break;

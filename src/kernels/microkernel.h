@@ -66,6 +66,13 @@
  * v->z + r * v->lds. Codes are read in place at any alignment and never
  * past the row's last byte (the last row may end a mapped file).
  *
+ * The 16-row interleaved forms Q8_0_X16 / Q4_0_X16 (repack_x16.h, made at
+ * load) take fn with mr = 16 and w the start of the group of rows o ..
+ * o+15 (o % 16 == 0, which base + o * ldw is, a group being 16 rows of
+ * ldw bytes): callers of the driver on them pass r0 % 16 == 0 (q35_matmul's
+ * chunks are multiples of 48). Their I_b is the definition's of Q8_0 /
+ * Q4_0; only the layout differs.
+ *
  * ---- a set
  * One q35_i8_kernels per instruction set: its quantizer and, per weight
  * dtype, the micro-kernel (fn, or fnv for the view formats) and its

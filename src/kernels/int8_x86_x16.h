@@ -1,0 +1,130 @@
+/* int8_x86_x16.h — the AVX-512 VNNI micro-kernels of the 16-row
+ * interleaved Q8_0 / Q4_0 forms (kernels/repack_x16.h), for every token
+ * count: included by int8_avx512.c after int8_x86_tiles.h (INLINE, UNROLL,
+ * ahead).
+ *
+ * Per 32-element block the 16 rows' codes are 8 (Q8_0) or 4 (Q4_0, then
+ * split by a mask and a shift) 512-bit loads, already in vpdpbusd's order:
+ * no transposes, whatever T. Per token and block, 8 vpdpbusd against the
+ * token's broadcast activation dwords sum the 16 rows' products in the 16
+ * int32 lanes, starting from -off * S_b (off = 128 for Q8_0's unsigned
+ * codes, 8 for Q4_0's nibbles; S_b the q8 row's block sum), which is the
+ * definition's I_b exactly (microkernel.h); then one conversion, one
+ * multiply (the 16 scales times d_b) and one FMA for the 16 rows:
+ *     acc_r += float(I_b,r) * (dw_b,r * d_b)
+ * in block order, the same operations for every (row, token) whatever R,
+ * C, T or the thread split, so batched decode gives one-at-a-time's bits.
+ *
+ * The micro-kernel contract (microkernel.h) with w the group's start
+ * (rows o .. o+15 of an x16 tensor, o % 16 == 0; mr = 16) and R <= 16 the
+ * rows written: lanes past R are computed (zero or the next rows of the
+ * same group) and not stored. */
+#ifndef Q35_KERNELS_INT8_X86_X16_H
+#define Q35_KERNELS_INT8_X86_X16_H
+
+#include "kernels/repack_x16.h"
+
+#define X16_NT 8 /* tokens a call: 8 accumulators + 8 code vectors */
+/* Blocks ahead that the codes are prefetched (all their lines, once per
+ * block, not per token), and into which cache: with the weights streamed
+ * from memory distances 8 to 64 and T0 / T1 measured within noise at
+ * T = 1 and 4 (-D to try others). */
+#ifndef X16_PF_HINT
+#define X16_PF_HINT _MM_HINT_T0
+#endif
+#ifndef X16_PF_BLOCKS
+#define X16_PF_BLOCKS 8
+#endif
+
+INLINE void x16_codes(const int q4, const uint8_t *cb, __m512i W[8]) {
+    if (q4) {
+        const __m512i m15 = _mm512_set1_epi8(15);
+        UNROLL for (int k = 0; k < 4; k++) {
+            __m512i v = _mm512_loadu_si512((const void *)(cb + 64 * k));
+            W[k] = _mm512_and_si512(v, m15);
+            W[k + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);
+        }
+    } else {
+        UNROLL for (int k = 0; k < 8; k++) W[k] = _mm512_loadu_si512((const void *)(cb + 64 * k));
+    }
+}
+
+/* The 16 rows' I_b against token block xa (S: the block's q8 sum): two
+ * chains of four (integer sums: any grouping is the same I_b). */
+INLINE __m512i x16_block_dot(const __m512i W[8], const uint8_t *xa, int32_t init) {
+    __m512i p0 = _mm512_set1_epi32(init), p1 = _mm512_setzero_si512();
+    UNROLL for (int g = 0; g < 8; g += 2) {
+        int32_t a0, a1;
+        memcpy(&a0, xa + 4 * g, 4);
+        memcpy(&a1, xa + 4 * g + 4, 4);
+        p0 = _mm512_dpbusd_epi32(p0, W[g], _mm512_set1_epi32(a0));
+        p1 = _mm512_dpbusd_epi32(p1, W[g + 1], _mm512_set1_epi32(a1));
+    }
+    return _mm512_add_epi32(p0, p1);
+}
+
+INLINE void x16_tile(const int q4, const uint8_t *w, int R, const uint8_t *x, size_t ldx,
+                     int64_t cols, float *y, int64_t ldy, const int C) {
+    const int64_t nb = cols / 32;
+    const size_t cbytes = q4 ? 256 : 512;
+    const int32_t off = q4 ? 8 : 128;
+    const uint8_t *codes = w + 32 * (size_t)nb;
+    __m512 acc[X16_NT];
+    const float *da[X16_NT];
+    const int16_t *sa[X16_NT];
+    UNROLL for (int c = 0; c < C; c++) {
+        acc[c] = _mm512_setzero_ps();
+        da[c] = q35_q8_row_d(x + c * ldx, cols);
+        sa[c] = q35_q8_row_s(x + c * ldx, cols);
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *cb = codes + (size_t)b * cbytes;
+        UNROLL for (size_t l = 0; l < cbytes; l += 64)
+            _mm_prefetch(ahead(cb, X16_PF_BLOCKS * cbytes + l), X16_PF_HINT);
+        if ((b & 1) == 0) _mm_prefetch(ahead(w, 32 * (size_t)(b + 2 * X16_PF_BLOCKS)), _MM_HINT_T0);
+        __m512i W[8];
+        x16_codes(q4, cb, W);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + 32 * b)));
+        UNROLL for (int c = 0; c < C; c++) {
+            const int32_t S = sa[c][2 * b] + sa[c][2 * b + 1];
+            __m512i p = x16_block_dot(W, x + c * ldx + 32 * b, -off * S);
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p),
+                                     _mm512_mul_ps(dw, _mm512_set1_ps(da[c][b])), acc[c]);
+        }
+    }
+    const __mmask16 m = R >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << R) - 1);
+    UNROLL for (int c = 0; c < C; c++) _mm512_mask_storeu_ps(y + c * ldy, m, acc[c]);
+}
+
+#define X16_DISPATCH(q4)                                                                           \
+    switch (C) {                                                                                   \
+    case 1: x16_tile(q4, w, R, x, ldx, cols, y, ldy, 1); break;                                    \
+    case 2: x16_tile(q4, w, R, x, ldx, cols, y, ldy, 2); break;                                    \
+    case 3: x16_tile(q4, w, R, x, ldx, cols, y, ldy, 3); break;                                    \
+    case 4: x16_tile(q4, w, R, x, ldx, cols, y, ldy, 4); break;                                    \
+    case 5: x16_tile(q4, w, R, x, ldx, cols, y, ldy, 5); break;                                    \
+    case 6: x16_tile(q4, w, R, x, ldx, cols, y, ldy, 6); break;                                    \
+    case 7: x16_tile(q4, w, R, x, ldx, cols, y, ldy, 7); break;                                    \
+    default: x16_tile(q4, w, R, x, ldx, cols, y, ldy, X16_NT); break;                              \
+    }
+
+static void uk_q8_0_x16(const uint8_t *w, size_t ldw, int R, const uint8_t *x, size_t ldx, int C,
+                        int64_t cols, float *y, int64_t ldy) {
+    (void)ldw;
+    X16_DISPATCH(0)
+}
+
+static void uk_q4_0_x16(const uint8_t *w, size_t ldw, int R, const uint8_t *x, size_t ldx, int C,
+                        int64_t cols, float *y, int64_t ldy) {
+    (void)ldw;
+    X16_DISPATCH(1)
+}
+
+/* max_t (Q8_0, Q4_0): 0 (every T) where nothing else reads the form; the
+ * AMX sets pass the count below which AMX-INT8 tiles take over
+ * (q35_amx_i8_min_t). */
+#define Q35_X86_X16_ENTRIES(max_t8, max_t4)                                                        \
+    [Q35_DT_Q8_0_X16] = {Q35_X16_ROWS, X16_NT, uk_q8_0_x16, max_t8},                               \
+    [Q35_DT_Q4_0_X16] = {Q35_X16_ROWS, X16_NT, uk_q4_0_x16, max_t4},
+
+#endif

@@ -1,0 +1,247 @@
+/* test_int8_x16.c — the 16-row interleaved Q8_0 / Q4_0 forms
+ * (kernels/repack_x16.h) and every kernel that reads them, against the
+ * file's layout and the plain C definitions:
+ *  - the form holds the file's bytes: back to the file's layout it is the
+ *    original matrix byte for byte, and row lookups give the same floats;
+ *  - the AVX-512 VNNI micro-kernels through the driver: with every scale
+ *    1 the definition (q35_i8_dot_ref) bit for bit, with realistic scales
+ *    within float32 rounding (2e-5 * sum |w| |x|), over row counts around
+ *    the 16-row groups and T = 1 .. 16, 20, 33 (token tile edges);
+ *  - one token's result never depends on T, nor on a split of the rows
+ *    (batched decode = one-at-a-time decode);
+ *  - AMX-INT8 tiles from the form give the bits they give from the file;
+ *  - a set that does not read the form (generic) gives, through
+ *    q35_matmul, the bits it gives for the original matrix. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/half.h"
+#include "kernels/int8_amx.h"
+#include "kernels/kernels.h"
+#include "kernels/microkernel.h"
+#include "kernels/repack_x16.h"
+
+#define INT8_TEST_SEED 0x3c6ef372fe94f82bull
+#include "int8_test_data.h"
+
+typedef struct pair {
+    q35_tensor w, x; /* the file's layout, the x16 form */
+    uint8_t *buf;
+} pair;
+
+static pair make_pair(q35_dtype dt, int rows, int64_t cols, int unit) {
+    pair p;
+    uint8_t *w = make_w(dt, rows, cols, unit);
+    p.buf = malloc(q35_x16_bytes(dt, rows, cols));
+    assert_non_null(p.buf);
+    q35_x16_pack(dt, w, rows, cols, 0, (rows + 15) / 16, p.buf);
+    p.w = (q35_tensor){dt, 2, {rows, cols}, w};
+    p.x = (q35_tensor){q35_dtype_x16_of(dt), 2, {rows, cols}, p.buf};
+    return p;
+}
+
+static void free_pair(pair *p) {
+    free((void *)p->w.data);
+    free(p->buf);
+}
+
+static void test_round_trip(void **st) {
+    (void)st;
+    const q35_dtype dts[] = {Q35_DT_Q8_0, Q35_DT_Q4_0};
+    for (int d = 0; d < 2; d++)
+        for (int rows = 1; rows <= 40; rows += 13) {
+            const int64_t cols = 256;
+            pair p = make_pair(dts[d], rows, cols, 0);
+            size_t rb = q35_row_bytes(dts[d], cols);
+            uint8_t *back = malloc((size_t)rows * rb);
+            float *a = malloc(cols * sizeof *a), *b = malloc(cols * sizeof *b);
+            assert_true(back && a && b);
+            q35_x16_rows(&p.x, 0, rows, back);
+            assert_memory_equal(back, p.w.data, (size_t)rows * rb);
+            for (int o = 0; o < rows; o++) {
+                q35_tensor_row_f32(&p.w, o, a);
+                q35_tensor_row_f32(&p.x, o, b);
+                assert_memory_equal(a, b, cols * sizeof *a);
+            }
+            free(back);
+            free(a);
+            free(b);
+            free_pair(&p);
+        }
+}
+
+static const q35_i8_kernels *x16_sets[2];
+static int n_x16_sets;
+
+static int setup(void **st) {
+    (void)st;
+    n_x16_sets = 0;
+#if defined(__x86_64__)
+    const q35_i8_kernels *v = q35_i8_kernels_avx512vnni();
+    if (v) {
+        x16_sets[n_x16_sets++] = v;
+        x16_sets[n_x16_sets++] = &q35_i8_avx512vnni_tiles_set;
+    }
+#endif
+    printf("x16 micro-kernel sets: %d\n", n_x16_sets);
+    return 0;
+}
+
+static void check_kernels(q35_dtype dt, int unit) {
+    const int64_t widths[] = {256, 1024};
+    const int Ts[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 20, 33};
+    for (int s = 0; s < n_x16_sets; s++)
+        for (int wi = 0; wi < 2; wi++) {
+            const int64_t cols = widths[wi];
+            const size_t ldx = q35_q8_row_stride(cols), rb = q35_row_bytes(dt, cols);
+            for (int rows = 1; rows <= 49; rows += wi ? 16 : 5) {
+                for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++) {
+                    const int T = Ts[ti];
+                    if (wi && T % 4 != 1 && T != 16) continue;
+                    float *xf = malloc((size_t)T * cols * sizeof *xf);
+                    float *wf = malloc((size_t)cols * sizeof *wf);
+                    assert_true(xf && wf);
+                    pair p = make_pair(dt, rows, cols, unit);
+                    uint8_t *x = make_q8(T, cols, unit, dt == Q35_DT_Q8_0 ? 127 : 15, xf);
+                    size_t n = (size_t)T * rows;
+                    float *got = malloc(n * sizeof *got), *one = malloc(rows * sizeof *one),
+                          *split = malloc(n * sizeof *split);
+                    assert_true(got && one && split);
+                    memset(got, 0xff, n * sizeof *got);
+                    q35_i8_matmul(x16_sets[s], &p.x, x, ldx, T, got, rows, 0, rows);
+                    for (int o = 0; o < rows; o++) {
+                        double m[64] = {0};
+                        if (!unit) {
+                            q35_tensor_row_f32(&p.w, o, wf);
+                            for (int t = 0; t < T; t++)
+                                for (int64_t j = 0; j < cols; j++)
+                                    m[t] += fabs((double)wf[j] * xf[t * cols + j]);
+                        }
+                        for (int t = 0; t < T; t++) {
+                            const uint8_t *wr = (const uint8_t *)p.w.data + (size_t)o * rb;
+                            float g = got[t * rows + o],
+                                  r = q35_i8_dot_ref(dt, wr, x + t * ldx, cols);
+                            int ok = unit ? g == r : fabs((double)g - r) <= 2e-5 * m[t];
+                            if (!ok) {
+                                printf("%s %s rows %d T %d cols %lld: [%d, %d] %g vs %g\n",
+                                       x16_sets[s]->name, q35_dtype_name(dt), rows, T,
+                                       (long long)cols, t, o, g, r);
+                                fail();
+                            }
+                        }
+                    }
+                    /* each token alone: the same bits */
+                    for (int t = 0; t < T; t++) {
+                        q35_i8_matmul(x16_sets[s], &p.x, x + t * ldx, ldx, 1, one, rows, 0, rows);
+                        assert_memory_equal(one, got + t * rows, rows * sizeof *one);
+                    }
+                    /* rows split at group edges (as the threads split them) */
+                    for (int cut = 16; cut < rows; cut += 32) {
+                        q35_i8_matmul(x16_sets[s], &p.x, x, ldx, T, split, rows, 0, cut);
+                        q35_i8_matmul(x16_sets[s], &p.x, x, ldx, T, split, rows, cut, rows);
+                        assert_memory_equal(split, got, n * sizeof *got);
+                    }
+                    free(xf);
+                    free(wf);
+                    free(x);
+                    free(got);
+                    free(one);
+                    free(split);
+                    free_pair(&p);
+                }
+            }
+        }
+}
+
+static void test_kernels_exact(void **st) {
+    (void)st;
+    check_kernels(Q35_DT_Q8_0, 1);
+    check_kernels(Q35_DT_Q4_0, 1);
+}
+
+static void test_kernels_real(void **st) {
+    (void)st;
+    check_kernels(Q35_DT_Q8_0, 0);
+    check_kernels(Q35_DT_Q4_0, 0);
+}
+
+/* AMX-INT8 from the form: the file layout's bits, both paths. */
+static void test_amx(void **st) {
+    (void)st;
+    if (!q35_amx_i8_available()) {
+        printf("no AMX-INT8 here: skipped\n");
+        return;
+    }
+    const q35_dtype dts[] = {Q35_DT_Q8_0, Q35_DT_Q4_0};
+    for (int d = 0; d < 2; d++)
+        for (int rows = 7; rows <= 71; rows += 32)
+            for (int T = 5; T <= 37; T += 16) {
+                const int64_t cols = 512;
+                const size_t ldx = q35_q8_row_stride(cols), n = (size_t)T * rows;
+                pair p = make_pair(dts[d], rows, cols, 0);
+                uint8_t *x = make_q8(T, cols, 0, 0, NULL);
+                float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+                assert_true(a && b);
+                q35_amx_i8_matmul(&p.w, x, ldx, T, a, rows, 0, rows);
+                q35_amx_i8_matmul(&p.x, x, ldx, T, b, rows, 0, rows);
+                assert_memory_equal(a, b, n * sizeof *a);
+                q35_amx_i8_matmul_stepwise(&p.x, x, ldx, T, b, rows, 0, rows);
+                assert_memory_equal(a, b, n * sizeof *a);
+                free(a);
+                free(b);
+                free(x);
+                free_pair(&p);
+            }
+}
+
+/* q35_matmul of the form with sets that do not read it (the plain C
+ * definitions, float and integer, and the exact mode's set): each gives
+ * the bits it gives for the file's matrix. */
+static void test_matmul_sets(void **st) {
+    (void)st;
+    const q35_kernels *ks[] = {q35_kernels_generic(), q35_kernels_int8(q35_kernels_generic()),
+                               q35_kernels_pick(true)};
+    const q35_dtype dts[] = {Q35_DT_Q8_0, Q35_DT_Q4_0};
+    for (size_t k = 0; k < sizeof ks / sizeof *ks; k++)
+        for (int d = 0; d < 2; d++)
+            for (int T = 1; T <= 40; T += 13) {
+                const int rows = 100;
+                const int64_t cols = 256;
+                const size_t n = (size_t)T * rows;
+                pair p = make_pair(dts[d], rows, cols, 0);
+                float *xf = malloc((size_t)T * cols * sizeof *xf);
+                float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+                assert_true(xf && a && b);
+                for (int64_t i = 0; i < T * cols; i++)
+                    xf[i] = frand();
+                size_t nb = q35_acts_bytes(ks[k], T, cols);
+                void *buf = aligned_alloc(64, (nb + 63) / 64 * 64 + 64);
+                assert_non_null(buf);
+                q35_acts acts = q35_acts_prepare(ks[k], xf, cols, T, cols, buf);
+                q35_matmul(ks[k], NULL, &p.w, &acts, a, rows);
+                q35_matmul(ks[k], NULL, &p.x, &acts, b, rows);
+                assert_memory_equal(a, b, n * sizeof *a);
+                free(buf);
+                free(xf);
+                free(a);
+                free(b);
+                free_pair(&p);
+            }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_kernels_exact),
+        cmocka_unit_test(test_kernels_real), cmocka_unit_test(test_amx),
+        cmocka_unit_test(test_matmul_sets),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
