@@ -28,7 +28,7 @@ static void count_types(q35_model *m, size_t bytes[Q35_DT_COUNT]) {
     q35_tensor *mats[Q35_MAX_MATRICES]; /* 24 KB */
     int n = q35_model_matrices(m, mats, NULL);
     for (int i = 0; i < n; i++)
-        bytes[mats[i]->dtype] += q35_tensor_bytes(mats[i]);
+        bytes[q35_dtype_x16_base(mats[i]->dtype)] += q35_tensor_bytes(mats[i]); /* as in the file */
 }
 
 int cmd_info(int argc, char **argv) {

@@ -139,7 +139,7 @@ void q35_model_get_info(const q35_model *m, q35_model_info *out) {
     out->n_threads = m->n_threads;
     out->path = m->path;
     out->format = m->format;
-    out->dtype = q35_dtype_name(m->embed.dtype);
+    out->dtype = q35_dtype_name(q35_dtype_x16_base(m->embed.dtype)); /* the file's type */
     out->quantization = m->quantization;
     out->weight_bytes = q35_model_memory_footprint(m);
 }
@@ -471,6 +471,7 @@ static int load_into(q35_model *m, q35_err *e) {
                      sizeof m->quantization - strlen(m->quantization), ", computed as %s",
                      q35_dtype_name(m->requant));
     }
+    if (!rc) rc = q35_model_repack(m, e);
     if (rc) {
         release_weights(m);
         return rc;

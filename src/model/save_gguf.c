@@ -33,13 +33,14 @@
 #include "core/half.h"
 #include "core/mapped_file.h"
 #include "formats/gguf_quants.h"
+#include "kernels/repack_x16.h"
 #include "model/load_gguf.h"
 
 #define MAX_CONFIG_BYTES (4u << 20)
 
 /* ggml's type number of a q35 dtype (all five are ggml types). */
 static uint32_t ggml_type_of(q35_dtype d) {
-    switch (d) {
+    switch (q35_dtype_x16_base(d)) {
     case Q35_DT_F32: return Q35_GGML_F32;
     case Q35_DT_F16: return Q35_GGML_F16;
     case Q35_DT_BF16: return Q35_GGML_BF16;
@@ -53,7 +54,7 @@ static uint32_t ggml_type_of(q35_dtype d) {
 
 /* llama.cpp's llama_ftype for general.file_type. */
 static uint32_t file_type_of(q35_dtype d) {
-    switch (d) {
+    switch (q35_dtype_x16_base(d)) {
     case Q35_DT_F32: return 0;
     case Q35_DT_F16: return 1;
     case Q35_DT_Q4_0: return 2;
@@ -320,16 +321,24 @@ static int write_item(q35_gguf_writer *w, const item *it, unsigned char *row, fl
                       q35_err *e) {
     const q35_tensor *t = &it->src;
     const int64_t rows = t->shape[0], cols = t->shape[1];
-    const size_t src_rb = q35_row_bytes(t->dtype, cols), out_rb = q35_row_bytes(it->out, cols);
+    /* a matrix repacked at load (repack_x16.h) is its file type, a row
+     * back in the file's layout at a time (into g, unused on that path) */
+    const q35_dtype sdt = q35_dtype_x16_base(t->dtype);
+    const bool x16 = q35_dtype_is_x16(t->dtype);
+    const size_t src_rb = q35_row_bytes(sdt, cols), out_rb = q35_row_bytes(it->out, cols);
     const head_order *ro = it->has_rows ? &it->rows : NULL, *co = it->has_cols ? &it->cols : NULL;
-    const int bel = q35_dtype_block_elems(t->dtype);
-    const size_t bb = q35_dtype_block_bytes(t->dtype);
+    const int bel = q35_dtype_block_elems(sdt);
+    const size_t bb = q35_dtype_block_bytes(sdt);
     /* same type: bytes move as they are, whole blocks at a time */
     const bool raw =
-        it->out == t->dtype && (!moves(co) || (co->start % bel == 0 && co->unit % bel == 0));
+        it->out == sdt && (!moves(co) || (co->start % bel == 0 && co->unit % bel == 0));
     for (int64_t r = 0; r < rows; r++) {
         const unsigned char *src =
             (const unsigned char *)t->data + (size_t)hf_index(ro, r) * src_rb;
+        if (raw && x16) {
+            q35_x16_rows(t, hf_index(ro, r), 1, (uint8_t *)g);
+            src = (const unsigned char *)g;
+        }
         const unsigned char *out = src;
         int rc = Q35_OK;
         if (raw && moves(co)) {

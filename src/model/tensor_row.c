@@ -14,7 +14,7 @@
 
 int q35_tensor_row_to_f32(const q35_tensor *t, int64_t r, float *out, q35_err *e) {
     const int64_t cols = t->shape[1];
-    if (q35_dtype_is_mlx(t->dtype)) { /* the kernels' definition of its values */
+    if (q35_dtype_is_mlx(t->dtype) || q35_dtype_is_x16(t->dtype)) { /* the kernels' own reader */
         q35_tensor_row_f32(t, r, out);
         return Q35_OK;
     }

@@ -27,6 +27,7 @@
 #include "formats/gguf.h"
 #include "formats/gguf_builder.h"
 #include "formats/gguf_quants.h"
+#include "kernels/repack_x16.h"
 #include "model/load_gguf.h"
 #include "model/model.h"
 
@@ -47,13 +48,18 @@ static float elem(const q35_tensor *t, int64_t i) {
             Q35_OK);
         return y[c % 256];
     }
-    if (q35_dtype_is_quant(t->dtype)) { /* Q8_0 / Q4_0 blocks, used in place */
+    if (q35_dtype_is_quant(t->dtype) || q35_dtype_is_x16(t->dtype)) { /* Q8_0 / Q4_0 blocks */
         const int64_t cols = t->shape[t->ndim - 1], c = i % cols;
         const unsigned char *b = p + (size_t)(i / cols) * q35_row_bytes(t->dtype, cols) +
                                  (size_t)(c / 32) * q35_dtype_block_bytes(t->dtype);
+        unsigned char blk[34]; /* repacked at load (kernels/repack_x16.h): the file's block */
+        if (q35_dtype_is_x16(t->dtype)) {
+            q35_x16_block(t, i / cols, c / 32, blk);
+            b = blk;
+        }
         const float d = q35_f16_to_f32((uint16_t)(b[0] | (b[1] << 8)));
         const int j = (int)(c % 32);
-        if (t->dtype == Q35_DT_Q8_0) return d * (float)(int8_t)b[2 + j];
+        if (q35_dtype_x16_base(t->dtype) == Q35_DT_Q8_0) return d * (float)(int8_t)b[2 + j];
         const int n = j < 16 ? (b[2 + j] & 15) : (b[2 + j - 16] >> 4);
         return d * (float)(n - 8);
     }

@@ -1,0 +1,96 @@
+/* repack.c — the load-time repacking of Q8_0 / Q4_0 matrices into the
+ * 16-row interleaved forms (kernels/repack_x16.h) that the CPU's default
+ * kernel set reads directly, so that few-token matmuls (batched decode,
+ * short prefills) stop paying a transpose of every weight per call.
+ *
+ * Only for models that run on the CPU, only where the set the states will
+ * pick (q35_kernels_pick(exact_kernels)) has micro-kernels for the form
+ * (other sets, Q35_KERNELS=avx2|generic, the exact mode, see the file's
+ * layout), and not with Q35_REPACK=0 (for A/B). The embedding is repacked
+ * only when it is also the output head (a lookup gains nothing from it).
+ * The repacked copy is the model's (anonymous memory, the same size); the
+ * file pages it came from are dropped, so memory_footprint stays the
+ * file's. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/threadpool.h"
+#include "kernels/kernels.h"
+#include "kernels/microkernel.h"
+#include "kernels/repack_x16.h"
+#include "model/model.h"
+
+static bool repack_wanted(const q35_model *m) {
+    const char *v = getenv("Q35_REPACK");
+    return m->device == Q35_DEVICE_CPU && !(v && !strcmp(v, "0"));
+}
+
+/* The old bytes' pages in a weight file (if that is where they are). */
+static void drop_pages(q35_model *m, const void *p, size_t n) {
+    for (int i = 0; i < m->n_files; i++) {
+        const unsigned char *base = m->files[i].data;
+        if (!base || (const unsigned char *)p < base ||
+            (const unsigned char *)p >= base + m->files[i].size)
+            continue;
+        q35_mapped_file_drop_pages(p, n);
+        m->files[i].dropped += n;
+        return;
+    }
+}
+
+typedef struct pack_job {
+    const q35_tensor *t;
+    uint8_t *dst;
+} pack_job;
+
+static void pack_groups(void *ctx, int64_t begin, int64_t end, int tid) {
+    (void)tid;
+    const pack_job *j = ctx;
+    q35_x16_pack(j->t->dtype, j->t->data, j->t->shape[0], j->t->shape[1], begin, end, j->dst);
+}
+
+static int repack_one(q35_model *m, q35_tensor *t, const q35_i8_kernels *k8, q35_threadpool *pool,
+                      const char *what, q35_err *e) {
+    const q35_dtype x = q35_dtype_x16_of(t->dtype);
+    if (!t->data || t->ndim != 2 || x == Q35_DT_COUNT || !q35_i8_has(&k8->mk[x])) return Q35_OK;
+    const int64_t rows = t->shape[0], cols = t->shape[1];
+    if (cols % Q35_QBLOCK || rows < 1) return Q35_OK;
+    uint8_t *dst = q35_model_alloc(m, q35_x16_bytes(t->dtype, rows, cols));
+    if (!dst) return q35_err_set(e, Q35_ENOMEM, "out of memory repacking %s", what);
+    pack_job j = {t, dst};
+    q35_threadpool_for(pool, (rows + Q35_X16_ROWS - 1) / Q35_X16_ROWS, 64, pack_groups, &j);
+    drop_pages(m, t->data, q35_tensor_bytes(t));
+    q35_model_release(m, t->data); /* a converted buffer (no-op for a file map) */
+    t->data = dst;
+    t->dtype = x;
+    return Q35_OK;
+}
+
+int q35_model_repack(q35_model *m, q35_err *e) {
+    if (!repack_wanted(m)) return Q35_OK;
+    const q35_kernels *k = q35_kernels_pick(m->exact_kernels);
+    if (!k->i8 ||
+        (!q35_i8_has(&k->i8->mk[Q35_DT_Q8_0_X16]) && !q35_i8_has(&k->i8->mk[Q35_DT_Q4_0_X16])))
+        return Q35_OK;
+    q35_tensor **mats = malloc(Q35_MAX_MATRICES * sizeof *mats);
+    char(*names)[32] = malloc(Q35_MAX_MATRICES * sizeof *names);
+    if (!mats || !names) {
+        free(mats);
+        free(names);
+        return q35_err_set(e, Q35_ENOMEM, "out of memory");
+    }
+    const int n = q35_model_matrices(m, mats, names);
+    const bool tied = m->lm_head.data == m->embed.data;
+    q35_threadpool *pool = m->n_threads > 1 ? q35_threadpool_new(m->n_threads, NULL) : NULL;
+    int rc = Q35_OK;
+    for (int i = 0; i < n && !rc; i++) {
+        if (mats[i] == &m->embed && !tied) continue;
+        rc = repack_one(m, mats[i], k->i8, pool, names[i], e);
+    }
+    if (!rc && tied) m->lm_head = m->embed; /* the list held the shared matrix once */
+    q35_threadpool_free(pool);
+    free(mats);
+    free(names);
+    return rc;
+}
