@@ -85,50 +85,6 @@ static inline __attribute__((always_inline)) void tile(q35_dtype dt, const char 
         hsum(acc[r][c]);
 }
 
-/* A tile with run-time (rows, tokens) <= (TILE_R, TILE_C) through its
- * specialization: R and C must be constants inside tile() for its loops to
- * unroll into registers. */
-static inline __attribute__((always_inline)) void tile_r(q35_dtype dt, const char *w, int64_t ldw,
-                                                         const float *x, int64_t ldx, int64_t n,
-                                                         float *y, int64_t ldy, const int R,
-                                                         int C) {
-    switch (C) {
-    case 1: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 1); break;
-    case 2: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 2); break;
-    default: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 3); break;
-    }
-}
-
-static inline __attribute__((always_inline)) void tile_any(q35_dtype dt, const char *w, int64_t ldw,
-                                                           const float *x, int64_t ldx, int64_t n,
-                                                           float *y, int64_t ldy, int R, int C) {
-    switch (R) {
-    case 1: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 1, C); break;
-    case 2: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 2, C); break;
-    case 3: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 3, C); break;
-    default: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 4, C); break;
-    }
-}
-
-/* y[t*ldy + o] = w_o . x_t for rows o in [r0, r1) of w (row stride ldw
- * bytes, n columns of dtype dt) and tokens t < T. */
-static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const char *base,
-                                                            int64_t ldw, int64_t n, const float *x,
-                                                            int64_t ldx, int T, float *y,
-                                                            int64_t ldy, int64_t r0, int64_t r1) {
-    for (int64_t o = r0; o < r1; o += TILE_R) {
-        int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
-        const char *wr = base + o * ldw;
-        for (int t = 0; t < T; t += TILE_C) {
-            int C = T - t < TILE_C ? T - t : TILE_C;
-            if (R == TILE_R && C == TILE_C)
-                tile(dt, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, TILE_R, TILE_C);
-            else
-                tile_any(dt, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, R, C);
-        }
-    }
-}
-
 /* ------------------------------------------------ quantized weights */
 
 static inline __m256 qblock_scale(const uint8_t *b) {
@@ -192,29 +148,6 @@ static inline __attribute__((always_inline)) void qtile(q35_dtype dt, const uint
         hsum(acc[r][c]);
 }
 
-static inline __attribute__((always_inline)) void qtile_r(q35_dtype dt, const uint8_t *w,
-                                                          int64_t ldw, const float *x, int64_t ldx,
-                                                          int64_t n, float *y, int64_t ldy,
-                                                          const int R, int C) {
-    switch (C) {
-    case 1: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 1); break;
-    case 2: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 2); break;
-    default: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 3); break;
-    }
-}
-
-static inline __attribute__((always_inline)) void qtile_any(q35_dtype dt, const uint8_t *w,
-                                                            int64_t ldw, const float *x,
-                                                            int64_t ldx, int64_t n, float *y,
-                                                            int64_t ldy, int R, int C) {
-    switch (R) {
-    case 1: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 1, C); break;
-    case 2: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 2, C); break;
-    case 3: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 3, C); break;
-    default: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 4, C); break;
-    }
-}
-
 /* Weights 8i .. 8i+7 (i < 32) of the Q4_K / Q6_K super-block at b as
  * float32, from its multipliers (q35_kblock_scales): the plain C decoder's
  * products in its order (a multiply, then for Q4_K a subtract; never
@@ -275,170 +208,41 @@ static inline __attribute__((always_inline)) void ktile(q35_dtype dt, const uint
         hsum(acc[r][c]);
 }
 
-static inline __attribute__((always_inline)) void ktile_r(q35_dtype dt, const uint8_t *w,
-                                                          int64_t ldw, const float *x, int64_t ldx,
-                                                          int64_t n, float *y, int64_t ldy,
-                                                          const int R, int C) {
-    switch (C) {
-    case 1: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 1); break;
-    case 2: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 2); break;
-    default: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 3); break;
-    }
-}
-
-static inline __attribute__((always_inline)) void ktile_any(q35_dtype dt, const uint8_t *w,
-                                                            int64_t ldw, const float *x,
-                                                            int64_t ldx, int64_t n, float *y,
-                                                            int64_t ldy, int R, int C) {
-    switch (R) {
-    case 1: ktile_r(dt, w, ldw, x, ldx, n, y, ldy, 1, C); break;
-    case 2: ktile_r(dt, w, ldw, x, ldx, n, y, ldy, 2, C); break;
-    case 3: ktile_r(dt, w, ldw, x, ldx, n, y, ldy, 3, C); break;
-    default: ktile_r(dt, w, ldw, x, ldx, n, y, ldy, 4, C); break;
-    }
-}
-
-static void kmatmul_regs(q35_dtype dt, const q35_tensor *w, const q35_acts *a, float *y,
-                         int64_t ldy, int64_t r0, int64_t r1) {
-    int64_t n = w->shape[1], ldw = (int64_t)q35_row_bytes(dt, n), ldx = a->ldx;
-    const uint8_t *base = w->data;
-    int T = a->T;
-    for (int64_t o = r0; o < r1; o += TILE_R) {
-        int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
-        for (int t = 0; t < T; t += TILE_C) {
-            int C = T - t < TILE_C ? T - t : TILE_C;
-            const uint8_t *wr = base + o * ldw;
-            const float *xt = a->x + t * ldx;
-            float *yt = y + t * ldy + o;
-            if (dt == Q35_DT_Q4_K)
-                ktile_any(Q35_DT_Q4_K, wr, ldw, xt, ldx, n, yt, ldy, R, C);
-            else
-                ktile_any(Q35_DT_Q6_K, wr, ldw, xt, ldx, n, yt, ldy, R, C);
-        }
-    }
-}
-
-/* Few tokens: every weight is widened once per group of TILE_C tokens,
- * straight from the stream. */
-static inline __attribute__((always_inline)) void qmatmul_regs(q35_dtype dt, const q35_tensor *w,
-                                                               const q35_acts *a, float *y,
-                                                               int64_t ldy, int64_t r0,
-                                                               int64_t r1) {
-    int64_t n = w->shape[1], ldw = (int64_t)q35_row_bytes(dt, n), ldx = a->ldx;
-    const uint8_t *base = w->data;
-    int T = a->T;
-    for (int64_t o = r0; o < r1; o += TILE_R) {
-        int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
-        for (int t = 0; t < T; t += TILE_C) {
-            int C = T - t < TILE_C ? T - t : TILE_C;
-            qtile_any(dt, base + o * ldw, ldw, a->x + t * ldx, ldx, n, y + t * ldy + o, ldy, R, C);
-        }
-    }
-}
-
 /* Many tokens: rows per dequantized panel (48 rows of 3584 columns are
  * 688 KB of float32, inside L2), and the token counts from which the panel
  * beats widening in registers (same-process A/B, 2 threads, [1024, 3584]:
  * Q8_0 equal at 12 tokens, ahead from 16; Q4_0, whose widening costs
- * more, equal at 6, ahead from 8). */
+ * more, equal at 6, ahead from 8; k-quants, whose decoding costs more
+ * still, at least Q4_0's, not measured separately). */
 #define QPANEL 48
-#define QPANEL_MIN_T_Q8_0 12
-#define QPANEL_MIN_T_Q4_0 6
+#define QPANEL_MIN_T(dt) ((dt) == Q35_DT_Q8_0 ? 12 : 6)
 
-/* Many tokens: a panel of QPANEL rows is dequantized once into float32
- * scratch and multiplied by every token with the float32 tile, tokens
- * outer, so a group of token rows stays in L1 while the panel (in L2)
- * streams past it. Same products, same FMA order as qmatmul_regs. Returns
- * false, having done nothing, when scratch cannot be had. */
-static bool qmatmul_panel(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
-                          int64_t r1) {
-    q35_dtype dt = w->dtype;
-    int64_t n = w->shape[1], ldw = (int64_t)q35_row_bytes(dt, n), ldx = a->ldx;
+/* One quantized row as float32 for the panel: the values the tiles widen
+ * it to. */
+static void panel_row(q35_dtype dt, const uint8_t *row, int64_t n, float *dst) {
     size_t bb = q35_dtype_block_bytes(dt);
-    float *panel = aligned_alloc(32, (size_t)QPANEL * (size_t)n * sizeof(float));
-    if (!panel) return false;
-    int T = a->T;
-    for (int64_t p = r0; p < r1; p += QPANEL) {
-        int P = r1 - p < QPANEL ? (int)(r1 - p) : QPANEL;
-        for (int i = 0; i < P; i++) {
-            const uint8_t *row = (const uint8_t *)w->data + (p + i) * ldw;
-            float *dst = panel + (int64_t)i * n;
-            if (dt == Q35_DT_Q4_K || dt == Q35_DT_Q6_K) {
-                for (int64_t kb = 0; kb < n / Q35_KBLOCK; kb++) {
-                    const uint8_t *b = row + kb * bb;
-                    float mul[16], sub[8];
-                    q35_kblock_scales(dt, b, mul, sub);
-                    for (int i = 0; i < 32; i++)
-                        _mm256_store_ps(dst + kb * Q35_KBLOCK + 8 * i,
-                                        dt == Q35_DT_Q4_K
-                                            ? kblock_f32(Q35_DT_Q4_K, b, i, mul, sub)
-                                            : kblock_f32(Q35_DT_Q6_K, b, i, mul, sub));
-                }
-                continue;
-            }
-            for (int64_t kb = 0; kb < n / Q35_QBLOCK; kb++) {
-                const uint8_t *b = row + kb * bb;
-                __m256 d = qblock_scale(b);
-                UNROLL for (int j = 0; j < 4; j++)
-                    _mm256_store_ps(dst + kb * Q35_QBLOCK + 8 * j,
-                                    dt == Q35_DT_Q8_0 ? qblock_f32(Q35_DT_Q8_0, b, j, d)
-                                                      : qblock_f32(Q35_DT_Q4_0, b, j, d));
-            }
+    if (dt == Q35_DT_Q4_K || dt == Q35_DT_Q6_K) {
+        for (int64_t kb = 0; kb < n / Q35_KBLOCK; kb++) {
+            const uint8_t *b = row + kb * bb;
+            float mul[16], sub[8];
+            q35_kblock_scales(dt, b, mul, sub);
+            for (int i = 0; i < 32; i++)
+                _mm256_store_ps(dst + kb * Q35_KBLOCK + 8 * i,
+                                dt == Q35_DT_Q4_K ? kblock_f32(Q35_DT_Q4_K, b, i, mul, sub)
+                                                  : kblock_f32(Q35_DT_Q6_K, b, i, mul, sub));
         }
-        for (int t = 0; t < T; t += TILE_C) {
-            int C = T - t < TILE_C ? T - t : TILE_C;
-            const float *xt = a->x + t * ldx;
-            for (int r = 0; r < P; r += TILE_R) {
-                int R = P - r < TILE_R ? P - r : TILE_R;
-                const char *wr = (const char *)(panel + (int64_t)r * n);
-                float *yt = y + t * ldy + p + r;
-                if (R == TILE_R && C == TILE_C)
-                    tile(Q35_DT_F32, wr, n * 4, xt, ldx, n, yt, ldy, TILE_R, TILE_C);
-                else
-                    tile_any(Q35_DT_F32, wr, n * 4, xt, ldx, n, yt, ldy, R, C);
-            }
-        }
+        return;
     }
-    free(panel);
-    return true;
-}
-
-static void matmul_quant(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
-                         int64_t r1) {
-    /* k-quants: decoding in C costs more than Q4_0's widening, so at least
-     * its threshold (not measured separately) */
-    int min_t = w->dtype == Q35_DT_Q8_0 ? QPANEL_MIN_T_Q8_0 : QPANEL_MIN_T_Q4_0;
-    if (a->T >= min_t && qmatmul_panel(w, a, y, ldy, r0, r1)) return;
-    if (w->dtype == Q35_DT_Q4_K || w->dtype == Q35_DT_Q6_K)
-        kmatmul_regs(w->dtype, w, a, y, ldy, r0, r1);
-    else if (w->dtype == Q35_DT_Q8_0)
-        qmatmul_regs(Q35_DT_Q8_0, w, a, y, ldy, r0, r1);
-    else
-        qmatmul_regs(Q35_DT_Q4_0, w, a, y, ldy, r0, r1);
-}
-
-static void matmul_avx2(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
-                        int64_t r1) {
-    int64_t n = w->shape[1], ldw = n * (int64_t)q35_dtype_size(w->dtype);
-    switch (w->dtype) {
-    case Q35_DT_Q8_0:
-    case Q35_DT_Q4_0:
-    case Q35_DT_Q4_K:
-    case Q35_DT_Q6_K: matmul_quant(w, a, y, ldy, r0, r1); break;
-    case Q35_DT_BF16:
-        matmul_dt(Q35_DT_BF16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
-        break;
-    case Q35_DT_F16:
-        matmul_dt(Q35_DT_F16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
-        break;
-    default: matmul_dt(Q35_DT_F32, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1); break;
+    for (int64_t kb = 0; kb < n / Q35_QBLOCK; kb++) {
+        const uint8_t *b = row + kb * bb;
+        __m256 d = qblock_scale(b);
+        UNROLL for (int j = 0; j < 4; j++) _mm256_store_ps(
+            dst + kb * Q35_QBLOCK + 8 * j, dt == Q35_DT_Q8_0 ? qblock_f32(Q35_DT_Q8_0, b, j, d)
+                                                             : qblock_f32(Q35_DT_Q4_0, b, j, d));
     }
 }
 
-static void dots_avx2(const float *b, int64_t ldb, int nb, const float *a, int64_t lda, int na,
-                      int n, float *y, int64_t ldy) {
-    matmul_dt(Q35_DT_F32, (const char *)b, ldb * 4, n, a, lda, na, y, ldy, 0, nb);
-}
+#include "kernels/float_tiles.h"
 
 /* y_i = sum_p w[i, p] b_p: 3 outputs x 32 columns of accumulators. */
 static void wsum_avx2(const float *w, int64_t ldw, int na, const float *b, int64_t ldb, int nb,
@@ -652,10 +456,10 @@ static void gdn_scan_avx2(float *S, int dk, int dv, int T, const float *q, const
 }
 
 #define AVX2_OPS                                                                                   \
-    .name = "avx2", .matmul = matmul_avx2, .dots = dots_avx2, .wsum = wsum_avx2, .dot = dot_avx2,  \
-    .axpy = axpy_avx2, .scale = scale_avx2, .mul_add = mul_add_avx2, .rmsnorm = rmsnorm_avx2,      \
-    .silu = silu_avx2, .silu_mul = silu_mul_avx2, .softmax = softmax_avx2,                         \
-    .gdn_scan = gdn_scan_avx2
+    .name = "avx2", .matmul = matmul_float, .dots = float_dots, .wsum = wsum_avx2,                 \
+    .dot = dot_avx2, .axpy = axpy_avx2, .scale = scale_avx2, .mul_add = mul_add_avx2,              \
+    .rmsnorm = rmsnorm_avx2, .silu = silu_avx2, .silu_mul = silu_mul_avx2,                         \
+    .softmax = softmax_avx2, .gdn_scan = gdn_scan_avx2
 
 static const q35_kernels avx2_set = {AVX2_OPS};
 /* the same with the integer path (int8_avx2.c) */

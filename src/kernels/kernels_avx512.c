@@ -192,51 +192,6 @@ static void matmul_eo(const q35_tensor *w, const q35_acts *a, float *y, int64_t 
     }
 }
 
-/* A tile with run-time (rows, tokens) <= (TILE_R, TILE_C) through its
- * specialization: R and C must be constants inside tile() for its loops to
- * unroll into registers. */
-static inline __attribute__((always_inline)) void tile_r(q35_dtype dt, const char *w, int64_t ldw,
-                                                         const float *x, int64_t ldx, int64_t n,
-                                                         float *y, int64_t ldy, const int R,
-                                                         int C) {
-    switch (C) {
-    case 1: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 1); break;
-    case 2: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 2); break;
-    case 3: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 3); break;
-    default: tile(dt, w, ldw, x, ldx, n, y, ldy, R, 4); break;
-    }
-}
-
-static inline __attribute__((always_inline)) void tile_any(q35_dtype dt, const char *w, int64_t ldw,
-                                                           const float *x, int64_t ldx, int64_t n,
-                                                           float *y, int64_t ldy, int R, int C) {
-    switch (R) {
-    case 1: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 1, C); break;
-    case 2: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 2, C); break;
-    case 3: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 3, C); break;
-    default: tile_r(dt, w, ldw, x, ldx, n, y, ldy, 4, C); break;
-    }
-}
-
-/* y[t*ldy + o] = w_o . x_t for rows o in [r0, r1) of w (row stride ldw
- * bytes, n columns of dtype dt) and tokens t < T. */
-static inline __attribute__((always_inline)) void matmul_dt(q35_dtype dt, const char *base,
-                                                            int64_t ldw, int64_t n, const float *x,
-                                                            int64_t ldx, int T, float *y,
-                                                            int64_t ldy, int64_t r0, int64_t r1) {
-    for (int64_t o = r0; o < r1; o += TILE_R) {
-        int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
-        const char *wr = base + o * ldw;
-        for (int t = 0; t < T; t += TILE_C) {
-            int C = T - t < TILE_C ? T - t : TILE_C;
-            if (R == TILE_R && C == TILE_C)
-                tile(dt, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, TILE_R, TILE_C);
-            else
-                tile_any(dt, wr, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, R, C);
-        }
-    }
-}
-
 /* ------------------------------------------------ quantized weights */
 
 /* R x C tile over quantized rows (row stride ldw bytes, n columns): the
@@ -268,30 +223,6 @@ static inline __attribute__((always_inline)) void qtile(q35_dtype dt, const uint
     }
     UNROLL for (int c = 0; c < C; c++) UNROLL for (int r = 0; r < R; r++) y[c * ldy + r] =
         _mm512_reduce_add_ps(acc[r][c]);
-}
-
-static inline __attribute__((always_inline)) void qtile_r(q35_dtype dt, const uint8_t *w,
-                                                          int64_t ldw, const float *x, int64_t ldx,
-                                                          int64_t n, float *y, int64_t ldy,
-                                                          const int R, int C) {
-    switch (C) {
-    case 1: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 1); break;
-    case 2: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 2); break;
-    case 3: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 3); break;
-    default: qtile(dt, w, ldw, x, ldx, n, y, ldy, R, 4); break;
-    }
-}
-
-static inline __attribute__((always_inline)) void qtile_any(q35_dtype dt, const uint8_t *w,
-                                                            int64_t ldw, const float *x,
-                                                            int64_t ldx, int64_t n, float *y,
-                                                            int64_t ldy, int R, int C) {
-    switch (R) {
-    case 1: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 1, C); break;
-    case 2: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 2, C); break;
-    case 3: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 3, C); break;
-    default: qtile_r(dt, w, ldw, x, ldx, n, y, ldy, 4, C); break;
-    }
 }
 
 /* R x C tile over Q4_K / Q6_K rows: per super-block, each row's float
@@ -357,67 +288,6 @@ static inline __attribute__((always_inline)) void ktile(q35_dtype dt, const uint
         _mm512_reduce_add_ps(acc[r][c]);
 }
 
-static inline __attribute__((always_inline)) void ktile_r(q35_dtype dt, const uint8_t *w,
-                                                          int64_t ldw, const float *x, int64_t ldx,
-                                                          int64_t n, float *y, int64_t ldy,
-                                                          const int R, int C) {
-    switch (C) {
-    case 1: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 1); break;
-    case 2: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 2); break;
-    case 3: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 3); break;
-    default: ktile(dt, w, ldw, x, ldx, n, y, ldy, R, 4); break;
-    }
-}
-
-static inline __attribute__((always_inline)) void ktile_any(q35_dtype dt, const uint8_t *w,
-                                                            int64_t ldw, const float *x,
-                                                            int64_t ldx, int64_t n, float *y,
-                                                            int64_t ldy, int R, int C) {
-    switch (R) {
-    case 1: ktile_r(dt, w, ldw, x, ldx, n, y, ldy, 1, C); break;
-    case 2: ktile_r(dt, w, ldw, x, ldx, n, y, ldy, 2, C); break;
-    case 3: ktile_r(dt, w, ldw, x, ldx, n, y, ldy, 3, C); break;
-    default: ktile_r(dt, w, ldw, x, ldx, n, y, ldy, 4, C); break;
-    }
-}
-
-static void kmatmul_regs(q35_dtype dt, const q35_tensor *w, const q35_acts *a, float *y,
-                         int64_t ldy, int64_t r0, int64_t r1) {
-    int64_t n = w->shape[1], ldw = (int64_t)q35_row_bytes(dt, n), ldx = a->ldx;
-    const uint8_t *base = w->data;
-    int T = a->T;
-    for (int64_t o = r0; o < r1; o += TILE_R) {
-        int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
-        for (int t = 0; t < T; t += TILE_C) {
-            int C = T - t < TILE_C ? T - t : TILE_C;
-            if (dt == Q35_DT_Q4_K)
-                ktile_any(Q35_DT_Q4_K, base + o * ldw, ldw, a->x + t * ldx, ldx, n, y + t * ldy + o,
-                          ldy, R, C);
-            else
-                ktile_any(Q35_DT_Q6_K, base + o * ldw, ldw, a->x + t * ldx, ldx, n, y + t * ldy + o,
-                          ldy, R, C);
-        }
-    }
-}
-
-/* Few tokens: every weight is widened once per group of TILE_C tokens,
- * straight from the stream. */
-static inline __attribute__((always_inline)) void qmatmul_regs(q35_dtype dt, const q35_tensor *w,
-                                                               const q35_acts *a, float *y,
-                                                               int64_t ldy, int64_t r0,
-                                                               int64_t r1) {
-    int64_t n = w->shape[1], ldw = (int64_t)q35_row_bytes(dt, n), ldx = a->ldx;
-    const uint8_t *base = w->data;
-    int T = a->T;
-    for (int64_t o = r0; o < r1; o += TILE_R) {
-        int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
-        for (int t = 0; t < T; t += TILE_C) {
-            int C = T - t < TILE_C ? T - t : TILE_C;
-            qtile_any(dt, base + o * ldw, ldw, a->x + t * ldx, ldx, n, y + t * ldy + o, ldy, R, C);
-        }
-    }
-}
-
 /* Many tokens: rows per dequantized panel (a multiple of PT_R; 48 rows of
  * 3584 columns are 688 KB of float32, inside L2), the panel's register
  * tile, and the token count from which the panel beats widening in
@@ -427,7 +297,7 @@ static inline __attribute__((always_inline)) void qmatmul_regs(q35_dtype dt, con
 #define QPANEL 48
 #define PT_R 6
 #define PT_C 4
-#define QPANEL_MIN_T 32
+#define QPANEL_MIN_T(dt) 32
 
 /* The register tile of the panel path, PT_R rows x PT_C tokens of float32
  * weights (n a multiple of 16): wider than tile()'s, as the panel's
@@ -453,104 +323,34 @@ static inline __attribute__((always_inline)) void ptile(const float *w, int64_t 
             _mm512_reduce_add_ps(acc[r][c]);
 }
 
-/* Many tokens: a panel of QPANEL rows is dequantized once into float32
- * scratch and multiplied by every token with the float32 tile, tokens
- * outer, so a group of token rows stays in L1 while the panel (in L2)
- * streams past it. Same products, same FMA order as qmatmul_regs. Returns
- * false, having done nothing, when scratch cannot be had. */
-static bool qmatmul_panel(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
-                          int64_t r1) {
-    q35_dtype dt = w->dtype;
-    int64_t n = w->shape[1], ldw = (int64_t)q35_row_bytes(dt, n), ldx = a->ldx;
+/* One quantized row as float32 for the panel: the values the tiles widen
+ * it to. */
+static void panel_row(q35_dtype dt, const uint8_t *row, int64_t n, float *dst) {
     size_t bb = q35_dtype_block_bytes(dt);
-    float *panel = aligned_alloc(64, (size_t)QPANEL * (size_t)n * sizeof(float));
-    if (!panel) return false;
-    int T = a->T;
-    for (int64_t p = r0; p < r1; p += QPANEL) {
-        int P = r1 - p < QPANEL ? (int)(r1 - p) : QPANEL;
-        for (int i = 0; i < P; i++) {
-            const uint8_t *row = (const uint8_t *)w->data + (p + i) * ldw;
-            float *dst = panel + (int64_t)i * n;
-            if (dt == Q35_DT_Q4_K || dt == Q35_DT_Q6_K) {
-                for (int64_t kb = 0; kb < n / Q35_KBLOCK; kb++) {
-                    const uint8_t *b = row + kb * bb;
-                    float mul[16], sub[8];
-                    q35_kblock_scales(dt, b, mul, sub);
-                    for (int i = 0; i < 16; i++)
-                        _mm512_store_ps(dst + kb * Q35_KBLOCK + 16 * i,
-                                        dt == Q35_DT_Q4_K
-                                            ? kblock_f32(Q35_DT_Q4_K, b, i, mul, sub)
-                                            : kblock_f32(Q35_DT_Q6_K, b, i, mul, sub));
-                }
-                continue;
-            }
-            for (int64_t kb = 0; kb < n / Q35_QBLOCK; kb++) {
-                __m512 w0, w1, d = qblock_scale(row + kb * bb);
-                if (dt == Q35_DT_Q8_0)
-                    qblock_f32(Q35_DT_Q8_0, row + kb * bb, d, &w0, &w1);
-                else
-                    qblock_f32(Q35_DT_Q4_0, row + kb * bb, d, &w0, &w1);
-                _mm512_store_ps(dst + kb * Q35_QBLOCK, w0);
-                _mm512_store_ps(dst + kb * Q35_QBLOCK + 16, w1);
-            }
+    if (dt == Q35_DT_Q4_K || dt == Q35_DT_Q6_K) {
+        for (int64_t kb = 0; kb < n / Q35_KBLOCK; kb++) {
+            const uint8_t *b = row + kb * bb;
+            float mul[16], sub[8];
+            q35_kblock_scales(dt, b, mul, sub);
+            for (int i = 0; i < 16; i++)
+                _mm512_store_ps(dst + kb * Q35_KBLOCK + 16 * i,
+                                dt == Q35_DT_Q4_K ? kblock_f32(Q35_DT_Q4_K, b, i, mul, sub)
+                                                  : kblock_f32(Q35_DT_Q6_K, b, i, mul, sub));
         }
-        int t = 0;
-        for (; t + PT_C <= T; t += PT_C) {
-            const float *xt = a->x + t * ldx;
-            int r = 0;
-            for (; r + PT_R <= P; r += PT_R)
-                ptile(panel + (int64_t)r * n, n, xt, ldx, y + t * ldy + p + r, ldy);
-            for (; r < P; r += TILE_R) /* same bits through the plain tile */
-                for (int c = 0; c < PT_C; c += TILE_C) {
-                    int R = P - r < TILE_R ? P - r : TILE_R,
-                        C = PT_C - c < TILE_C ? PT_C - c : TILE_C;
-                    tile_any(Q35_DT_F32, (const char *)(panel + (int64_t)r * n), n * 4,
-                             xt + c * ldx, ldx, n, y + (t + c) * ldy + p + r, ldy, R, C);
-                }
-        }
-        for (; t < T; t += TILE_C) {
-            int C = T - t < TILE_C ? T - t : TILE_C;
-            const float *xt = a->x + t * ldx;
-            for (int r = 0; r < P; r += TILE_R) {
-                int R = P - r < TILE_R ? P - r : TILE_R;
-                tile_any(Q35_DT_F32, (const char *)(panel + (int64_t)r * n), n * 4, xt, ldx, n,
-                         y + t * ldy + p + r, ldy, R, C);
-            }
-        }
+        return;
     }
-    free(panel);
-    return true;
-}
-
-static void matmul_quant(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
-                         int64_t r1) {
-    if (a->T >= QPANEL_MIN_T && qmatmul_panel(w, a, y, ldy, r0, r1)) return;
-    if (w->dtype == Q35_DT_Q4_K || w->dtype == Q35_DT_Q6_K)
-        kmatmul_regs(w->dtype, w, a, y, ldy, r0, r1);
-    else if (w->dtype == Q35_DT_Q8_0)
-        qmatmul_regs(Q35_DT_Q8_0, w, a, y, ldy, r0, r1);
-    else
-        qmatmul_regs(Q35_DT_Q4_0, w, a, y, ldy, r0, r1);
-}
-
-/* The plain path: weights widened to float32 as they are loaded, x as is. */
-static void matmul_plain(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
-                         int64_t r1) {
-    int64_t n = w->shape[1], ldw = n * (int64_t)q35_dtype_size(w->dtype);
-    switch (w->dtype) {
-    case Q35_DT_Q8_0:
-    case Q35_DT_Q4_0:
-    case Q35_DT_Q4_K:
-    case Q35_DT_Q6_K: matmul_quant(w, a, y, ldy, r0, r1); break;
-    case Q35_DT_BF16:
-        matmul_dt(Q35_DT_BF16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
-        break;
-    case Q35_DT_F16:
-        matmul_dt(Q35_DT_F16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
-        break;
-    default: matmul_dt(Q35_DT_F32, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1); break;
+    for (int64_t kb = 0; kb < n / Q35_QBLOCK; kb++) {
+        __m512 w0, w1, d = qblock_scale(row + kb * bb);
+        if (dt == Q35_DT_Q8_0)
+            qblock_f32(Q35_DT_Q8_0, row + kb * bb, d, &w0, &w1);
+        else
+            qblock_f32(Q35_DT_Q4_0, row + kb * bb, d, &w0, &w1);
+        _mm512_store_ps(dst + kb * Q35_QBLOCK, w0);
+        _mm512_store_ps(dst + kb * Q35_QBLOCK + 16, w1);
     }
 }
+
+#include "kernels/float_tiles.h"
 
 /* a->packed is the even/odd form (the "avx512" set packs every input). */
 static void matmul_avx512(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
@@ -558,12 +358,7 @@ static void matmul_avx512(const q35_tensor *w, const q35_acts *a, float *y, int6
     if (a->packed && w->dtype == Q35_DT_BF16)
         matmul_eo(w, a, y, ldy, r0, r1);
     else
-        matmul_plain(w, a, y, ldy, r0, r1);
-}
-
-static void dots_avx512(const float *b, int64_t ldb, int nb, const float *a, int64_t lda, int na,
-                        int n, float *y, int64_t ldy) {
-    matmul_dt(Q35_DT_F32, (const char *)b, ldb * 4, n, a, lda, na, y, ldy, 0, nb);
+        matmul_float(w, a, y, ldy, r0, r1);
 }
 
 /* y_i = sum_p w[i, p] b_p: 4 outputs x 64 columns of accumulators, each b
@@ -631,12 +426,12 @@ static void matmul_amx(const q35_tensor *w, const q35_acts *a, float *y, int64_t
         return;
     }
     if (w->dtype != Q35_DT_BF16) {
-        matmul_plain(w, a, y, ldy, r0, r1);
+        matmul_float(w, a, y, ldy, r0, r1);
         return;
     }
     int64_t full = w->shape[0] / 16 * 16;
     if (r0 < full) q35_amx_matmul_blocks(w, a, y, ldy, r0, r1 < full ? r1 : full);
-    if (r1 > full) matmul_plain(w, a, y, ldy, r0 > full ? r0 : full, r1);
+    if (r1 > full) matmul_float(w, a, y, ldy, r0 > full ? r0 : full, r1);
 }
 
 /* ------------------------------------------------------------ vector ops */
@@ -808,7 +603,7 @@ static void gdn_scan_avx512(float *S, int dk, int dv, int T, const float *q, con
 }
 
 #define AVX512_OPS                                                                                 \
-    .dots = dots_avx512, .wsum = wsum_avx512, .dot = dot_avx512, .axpy = axpy_avx512,              \
+    .dots = float_dots, .wsum = wsum_avx512, .dot = dot_avx512, .axpy = axpy_avx512,               \
     .scale = scale_avx512, .mul_add = mul_add_avx512, .rmsnorm = rmsnorm_avx512,                   \
     .silu = silu_avx512, .silu_mul = silu_mul_avx512, .softmax = softmax_avx512,                   \
     .gdn_scan = gdn_scan_avx512

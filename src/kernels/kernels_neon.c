@@ -176,167 +176,46 @@ static inline __attribute__((always_inline)) void ktile(q35_dtype dt, const uint
         vaddvq_f32(acc[r][c]);
 }
 
-/* ------------------------------------------------ the loop over tiles */
-
-/* Which register tile a loop runs: float32 / f16 / bf16 rows (tile),
- * Q8_0 / Q4_0 rows widened in registers (qtile), k-quant rows decoded per
- * super-block (ktile). */
-enum tile_kind { TILE_PLAIN, TILE_Q0, TILE_K };
-
-static inline __attribute__((always_inline)) void
-tile_of(const enum tile_kind kind, q35_dtype dt, const char *w, int64_t ldw, const float *x,
-        int64_t ldx, int64_t n, float *y, int64_t ldy, const int R, const int C) {
-    if (kind == TILE_PLAIN)
-        tile(dt, w, ldw, x, ldx, n, y, ldy, R, C);
-    else if (kind == TILE_Q0)
-        qtile(dt, (const uint8_t *)w, ldw, x, ldx, n, y, ldy, R, C);
-    else
-        ktile(dt, (const uint8_t *)w, ldw, x, ldx, n, y, ldy, R, C);
-}
-
-/* A tile with run-time (rows, tokens) <= (TILE_R, TILE_C) through its
- * specialization: R and C must be constants inside the tiles for their
- * loops to unroll into registers. */
-static inline __attribute__((always_inline)) void tile_rc(const enum tile_kind kind, q35_dtype dt,
-                                                          const char *w, int64_t ldw,
-                                                          const float *x, int64_t ldx, int64_t n,
-                                                          float *y, int64_t ldy, int R, int C) {
-    switch (R * 8 + C) {
-    case 1 * 8 + 1: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 1, 1); break;
-    case 1 * 8 + 2: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 1, 2); break;
-    case 1 * 8 + 3: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 1, 3); break;
-    case 1 * 8 + 4: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 1, 4); break;
-    case 2 * 8 + 1: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 2, 1); break;
-    case 2 * 8 + 2: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 2, 2); break;
-    case 2 * 8 + 3: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 2, 3); break;
-    case 2 * 8 + 4: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 2, 4); break;
-    case 3 * 8 + 1: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 3, 1); break;
-    case 3 * 8 + 2: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 3, 2); break;
-    case 3 * 8 + 3: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 3, 3); break;
-    case 3 * 8 + 4: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 3, 4); break;
-    case 4 * 8 + 1: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 4, 1); break;
-    case 4 * 8 + 2: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 4, 2); break;
-    case 4 * 8 + 3: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, 4, 3); break;
-    default: tile_of(kind, dt, w, ldw, x, ldx, n, y, ldy, TILE_R, TILE_C); break;
-    }
-}
-
-/* The one loop of the float matmuls: y[t*ldy + o] = w_o . x_t for rows o
- * in [r0, r1) of w (row stride ldw bytes, n columns of dtype dt) and
- * tokens t < T, in register tiles, rows outer (each row tile's weights
- * streamed once for all tokens). */
-static inline __attribute__((always_inline)) void
-tile_loop(const enum tile_kind kind, q35_dtype dt, const char *base, int64_t ldw, int64_t n,
-          const float *x, int64_t ldx, int T, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    for (int64_t o = r0; o < r1; o += TILE_R) {
-        int R = r1 - o < TILE_R ? (int)(r1 - o) : TILE_R;
-        for (int t = 0; t < T; t += TILE_C) {
-            int C = T - t < TILE_C ? T - t : TILE_C;
-            tile_rc(kind, dt, base + o * ldw, ldw, x + t * ldx, ldx, n, y + t * ldy + o, ldy, R, C);
-        }
-    }
-}
-
 /* Rows per dequantized panel for many tokens (16 rows of 3584 columns are
  * 229 KB of float32, for L2s smaller than x86's), and the token count from
  * which it is used: a guess between the AVX2 set's 6 (Q4_0) and 12 (Q8_0),
  * as 4-lane widening costs more per FMA; not measured on an AArch64
  * machine. */
 #define QPANEL 16
-#define QPANEL_MIN_T 5
+#define QPANEL_MIN_T(dt) 5
+#define FLOAT_TILES_Q5K
 
-/* Many tokens: a panel of QPANEL rows is dequantized once into float32
- * scratch and multiplied by every token with the float32 tile, tokens
- * outer, so a group of token rows stays in L1 while the panel streams past
- * it. Same products, same FMA order as the tiles straight from the stream.
- * Returns false, having done nothing, when scratch cannot be had. */
-static bool qmatmul_panel(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
-                          int64_t r1) {
-    q35_dtype dt = w->dtype;
-    int64_t n = w->shape[1], ldw = (int64_t)q35_row_bytes(dt, n), ldx = a->ldx;
+/* One quantized row as float32 for the panel: the values the tiles widen
+ * or decode it to. */
+static void panel_row(q35_dtype dt, const uint8_t *row, int64_t n, float *dst) {
     size_t bb = q35_dtype_block_bytes(dt);
-    float *panel = aligned_alloc(16, (size_t)QPANEL * (size_t)n * sizeof(float));
-    if (!panel) return false;
-    int T = a->T;
-    for (int64_t p = r0; p < r1; p += QPANEL) {
-        int P = r1 - p < QPANEL ? (int)(r1 - p) : QPANEL;
-        for (int i = 0; i < P; i++) {
-            const uint8_t *row = (const uint8_t *)w->data + (p + i) * ldw;
-            float *dst = panel + (int64_t)i * n;
-            if (q35_dtype_block_elems(dt) == Q35_KBLOCK) {
-                for (int64_t kb = 0; kb < n / Q35_KBLOCK; kb++)
-                    q35_kblock_decode(dt, row + kb * bb, dst + kb * Q35_KBLOCK);
-                continue;
-            }
-            for (int64_t kb = 0; kb < n / Q35_QBLOCK; kb++) {
-                const uint8_t *b = row + kb * bb;
-                float32x4_t d = qblock_scale(b), lo, hi;
-                UNROLL for (int e = 0; e < Q35_QBLOCK; e += 8) {
-                    if (dt == Q35_DT_Q8_0)
-                        qblock_f32(Q35_DT_Q8_0, b, e, d, &lo, &hi);
-                    else
-                        qblock_f32(Q35_DT_Q4_0, b, e, d, &lo, &hi);
-                    vst1q_f32(dst + kb * Q35_QBLOCK + e, lo);
-                    vst1q_f32(dst + kb * Q35_QBLOCK + e + 4, hi);
-                }
-            }
-        }
-        /* tokens outer: a group of token rows stays in L1 while the panel
-         * streams past it */
-        for (int t = 0; t < T; t += TILE_C) {
-            int C = T - t < TILE_C ? T - t : TILE_C;
-            tile_loop(TILE_PLAIN, Q35_DT_F32, (const char *)panel, n * 4, n, a->x + t * ldx, ldx, C,
-                      y + t * ldy + p, ldy, 0, P);
+    if (q35_dtype_block_elems(dt) == Q35_KBLOCK) {
+        for (int64_t kb = 0; kb < n / Q35_KBLOCK; kb++)
+            q35_kblock_decode(dt, row + kb * bb, dst + kb * Q35_KBLOCK);
+        return;
+    }
+    for (int64_t kb = 0; kb < n / Q35_QBLOCK; kb++) {
+        const uint8_t *b = row + kb * bb;
+        float32x4_t d = qblock_scale(b), lo, hi;
+        UNROLL for (int e = 0; e < Q35_QBLOCK; e += 8) {
+            if (dt == Q35_DT_Q8_0)
+                qblock_f32(Q35_DT_Q8_0, b, e, d, &lo, &hi);
+            else
+                qblock_f32(Q35_DT_Q4_0, b, e, d, &lo, &hi);
+            vst1q_f32(dst + kb * Q35_QBLOCK + e, lo);
+            vst1q_f32(dst + kb * Q35_QBLOCK + e + 4, hi);
         }
     }
-    free(panel);
-    return true;
 }
 
-static void matmul_quant(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
-                         int64_t r1) {
-    if (a->T >= QPANEL_MIN_T && qmatmul_panel(w, a, y, ldy, r0, r1)) return;
-    /* few tokens: every weight widened or decoded once per group of TILE_C
-     * tokens, straight from the stream */
-    q35_dtype dt = w->dtype;
-    int64_t n = w->shape[1], ldw = (int64_t)q35_row_bytes(dt, n);
-    const char *base = w->data;
-    if (q35_dtype_block_elems(dt) == Q35_KBLOCK) /* Q4_K, Q5_K, Q6_K */
-        tile_loop(TILE_K, dt, base, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
-    else if (dt == Q35_DT_Q8_0)
-        tile_loop(TILE_Q0, Q35_DT_Q8_0, base, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
-    else
-        tile_loop(TILE_Q0, Q35_DT_Q4_0, base, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
-}
+#include "kernels/float_tiles.h"
 
 static void matmul_neon(const q35_tensor *w, const q35_acts *a, float *y, int64_t ldy, int64_t r0,
                         int64_t r1) {
-    int64_t n = w->shape[1], ldw = n * (int64_t)q35_dtype_size(w->dtype);
-    if (q35_dtype_is_mlx(w->dtype)) {
+    if (q35_dtype_is_mlx(w->dtype))
         q35_mlx_matmul_neon(w, a, y, ldy, r0, r1);
-        return;
-    }
-    switch (w->dtype) {
-    case Q35_DT_Q8_0:
-    case Q35_DT_Q4_0:
-    case Q35_DT_Q4_K:
-    case Q35_DT_Q5_K:
-    case Q35_DT_Q6_K: matmul_quant(w, a, y, ldy, r0, r1); break;
-    case Q35_DT_BF16:
-        tile_loop(TILE_PLAIN, Q35_DT_BF16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
-        break;
-    case Q35_DT_F16:
-        tile_loop(TILE_PLAIN, Q35_DT_F16, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
-        break;
-    default:
-        tile_loop(TILE_PLAIN, Q35_DT_F32, w->data, ldw, n, a->x, a->ldx, a->T, y, ldy, r0, r1);
-        break;
-    }
-}
-
-static void dots_neon(const float *b, int64_t ldb, int nb, const float *a, int64_t lda, int na,
-                      int n, float *y, int64_t ldy) {
-    tile_loop(TILE_PLAIN, Q35_DT_F32, (const char *)b, ldb * 4, n, a, lda, na, y, ldy, 0, nb);
+    else
+        matmul_float(w, a, y, ldy, r0, r1);
 }
 
 /* y_i = sum_p w[i, p] b_p: 4 outputs x 16 columns of accumulators; the last
@@ -562,7 +441,7 @@ static void gdn_scan_neon(float *S, int dk, int dv, int T, const float *q, const
  * later, Apple M1) and smmla (Armv8.6 i8mm: Cortex-A510/A710, Neoverse
  * V1/N2, Apple M2). */
 #define NEON_OPS                                                                                   \
-    .matmul = matmul_neon, .dots = dots_neon, .wsum = wsum_neon, .dot = dot_neon,                  \
+    .matmul = matmul_neon, .dots = float_dots, .wsum = wsum_neon, .dot = dot_neon,                 \
     .axpy = axpy_neon, .scale = scale_neon, .mul_add = mul_add_neon, .rmsnorm = rmsnorm_neon,      \
     .silu = silu_neon, .silu_mul = silu_mul_neon, .softmax = softmax_neon,                         \
     .gdn_scan = gdn_scan_neon
