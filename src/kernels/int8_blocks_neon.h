@@ -59,6 +59,23 @@ ALWAYS_INLINE void k45_scales(const uint8_t *sb, float *mul, float *sub) {
     }
 }
 
+/* Super-block k of R Q4_K / Q5_K rows (bb bytes each): its address per
+ * row into sb (the next tile's rows prefetched), d * sc_j lane-wise by row
+ * into mul[j][r] (rows past R zero) and dmin * m_j per row into sub[r][j]. */
+ALWAYS_INLINE void k45_gather(const uint8_t *w, size_t ldw, const int R, int64_t k, size_t bb,
+                              const uint8_t *sb[NEON_MR], float mul[8][NEON_MR],
+                              float sub[NEON_MR][8]) {
+    UNROLL for (int r = 0; r < R; r++) {
+        sb[r] = w + r * ldw + (size_t)k * bb;
+        for (size_t off = 0; off < bb; off += 64)
+            __builtin_prefetch(ahead(sb[r], R * ldw + off));
+        float m[8];
+        k45_scales(sb[r], m, sub[r]);
+        for (int j = 0; j < 8; j++)
+            mul[j][r] = m[j];
+    }
+}
+
 /* For token row x, super-block k: d_b * (s_2b + s_2b+1) for its 8 blocks
  * b = 8k + j (what each block's min multiplies) as two vectors. */
 ALWAYS_INLINE void k45_dsums(const uint8_t *x, int64_t cols, int64_t k, float32x4_t *lo,
@@ -154,5 +171,28 @@ ALWAYS_INLINE void k6_block_s8(const uint8_t *sb, int j, int8x16_t *lo, int8x16_
         default: tile_call(4, 4); break;                                                           \
         }                                                                                          \
     }
+
+/* The table of a NEON integer set, name NAME, nr tokens a tile, from its
+ * five tile macros (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; NEON_UKERNEL's
+ * tile_call form) and the MLX entries of int8_mlx_neon.h. */
+#define Q35_NEON_I8_SET(var, NAME, NR, Q8_0_T, Q4_0_T, Q4_K_T, Q5_K_T, Q6_K_T)                     \
+    NEON_UKERNEL(uk_q8_0, Q8_0_T)                                                                  \
+    NEON_UKERNEL(uk_q4_0, Q4_0_T)                                                                  \
+    NEON_UKERNEL(uk_q4_K, Q4_K_T)                                                                  \
+    NEON_UKERNEL(uk_q5_K, Q5_K_T)                                                                  \
+    NEON_UKERNEL(uk_q6_K, Q6_K_T)                                                                  \
+    const q35_i8_kernels var = {                                                                   \
+        .name = NAME,                                                                              \
+        .quantize = q35_q8_quantize_neon,                                                          \
+        .mk =                                                                                      \
+            {                                                                                      \
+                [Q35_DT_Q8_0] = {.mr = NEON_MR, .nr = NR, .fn = uk_q8_0},                          \
+                [Q35_DT_Q4_0] = {.mr = NEON_MR, .nr = NR, .fn = uk_q4_0},                          \
+                [Q35_DT_Q4_K] = {.mr = NEON_MR, .nr = NR, .fn = uk_q4_K},                          \
+                [Q35_DT_Q6_K] = {.mr = NEON_MR, .nr = NR, .fn = uk_q6_K},                          \
+                [Q35_DT_Q5_K] = {.mr = NEON_MR, .nr = NR, .fn = uk_q5_K},                          \
+                Q35_NEON_MLX_ENTRIES,                                                              \
+            },                                                                                     \
+    };
 
 #endif

@@ -174,15 +174,7 @@ ALWAYS_INLINE void mtile_k45(const bool fifth, const uint8_t *w, size_t ldw, con
     for (int64_t k = 0; k < cols / Q35_KBLOCK; k++) {
         const uint8_t *sb[NEON_MR];
         _Alignas(16) float mul[8][NEON_MR] = {{0}}, sub[NEON_MR][8];
-        UNROLL for (int r = 0; r < R; r++) {
-            sb[r] = w + r * ldw + (size_t)k * bb;
-            for (size_t off = 0; off < bb; off += 64)
-                __builtin_prefetch(ahead(sb[r], R * ldw + off));
-            float m[8];
-            k45_scales(sb[r], m, sub[r]);
-            for (int j = 0; j < 8; j++)
-                mul[j][r] = m[j];
-        }
+        k45_gather(w, ldw, R, k, bb, sb, mul, sub);
         float32x4_t ds[NEON_NR][2];
         UNROLL for (int c = 0; c < C; c++) k45_dsums(x + c * ldx, cols, k, &ds[c][0], &ds[c][1]);
         UNROLL for (int i = 0; i < P; i++) UNROLL for (int j = 0; j < Q; j++) acc[i][j] =
@@ -280,22 +272,5 @@ static inline int32x4_t dot16(int32x4_t acc, int8x16_t w, int8x16_t a) {
 #define Q5_K_MTILE(r, c) mtile_k45(true, w, ldw, r, x, ldx, c, cols, y, ldy)
 #define Q6_K_MTILE(r, c) mtile_k6(w, ldw, r, x, ldx, c, cols, y, ldy)
 
-NEON_UKERNEL(uk_q8_0, Q8_0_MTILE)
-NEON_UKERNEL(uk_q4_0, Q4_0_MTILE)
-NEON_UKERNEL(uk_q4_K, Q4_K_MTILE)
-NEON_UKERNEL(uk_q5_K, Q5_K_MTILE)
-NEON_UKERNEL(uk_q6_K, Q6_K_MTILE)
-
-const q35_i8_kernels q35_i8_neon_i8mm_set = {
-    .name = "neon-i8mm",
-    .quantize = q35_q8_quantize_neon,
-    .mk =
-        {
-            [Q35_DT_Q8_0] = {.mr = NEON_MR, .nr = NEON_NR, .fn = uk_q8_0},
-            [Q35_DT_Q4_0] = {.mr = NEON_MR, .nr = NEON_NR, .fn = uk_q4_0},
-            [Q35_DT_Q4_K] = {.mr = NEON_MR, .nr = NEON_NR, .fn = uk_q4_K},
-            [Q35_DT_Q6_K] = {.mr = NEON_MR, .nr = NEON_NR, .fn = uk_q6_K},
-            [Q35_DT_Q5_K] = {.mr = NEON_MR, .nr = NEON_NR, .fn = uk_q5_K},
-            Q35_NEON_MLX_ENTRIES,
-        },
-};
+Q35_NEON_I8_SET(q35_i8_neon_i8mm_set, "neon-i8mm", NEON_NR, Q8_0_MTILE, Q4_0_MTILE, Q4_K_MTILE,
+                Q5_K_MTILE, Q6_K_MTILE)

@@ -63,25 +63,8 @@ static inline int32x4_t dot16(int32x4_t acc, int8x16_t w, int8x16_t a) {
 
 #include "kernels/int8_mlx_neon.h"
 
-NEON_UKERNEL(uk_q8_0, Q8_0_TILE)
-NEON_UKERNEL(uk_q4_0, Q4_0_TILE)
-NEON_UKERNEL(uk_q4_K, Q4_K_TILE)
-NEON_UKERNEL(uk_q5_K, Q5_K_TILE)
-NEON_UKERNEL(uk_q6_K, Q6_K_TILE)
-
-const q35_i8_kernels q35_i8_neon_set = {
-    .name = "neon",
-    .quantize = q35_q8_quantize_neon,
-    .mk =
-        {
-            [Q35_DT_Q8_0] = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q8_0},
-            [Q35_DT_Q4_0] = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q4_0},
-            [Q35_DT_Q4_K] = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q4_K},
-            [Q35_DT_Q6_K] = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q6_K},
-            [Q35_DT_Q5_K] = {.mr = NEON_MR, .nr = SDOT_NR, .fn = uk_q5_K},
-            Q35_NEON_MLX_ENTRIES,
-        },
-};
+Q35_NEON_I8_SET(q35_i8_neon_set, "neon", SDOT_NR, Q8_0_TILE, Q4_0_TILE, Q4_K_TILE, Q5_K_TILE,
+                Q6_K_TILE)
 
 const q35_i8_kernels *q35_i8_kernels_neon_level(q35_neon_level l) {
     if (!q35_kernels_neon_level(l)) return NULL; /* the CPU lacks its instructions */

@@ -83,15 +83,7 @@ ALWAYS_INLINE void tile_k45(const bool fifth, const uint8_t *w, size_t ldw, cons
     for (int64_t k = 0; k < cols / Q35_KBLOCK; k++) {
         const uint8_t *sb[NEON_MR];
         _Alignas(16) float mul[8][NEON_MR] = {{0}}, sub[NEON_MR][8];
-        UNROLL for (int r = 0; r < R; r++) {
-            sb[r] = w + r * ldw + (size_t)k * bb;
-            for (size_t off = 0; off < bb; off += 64)
-                __builtin_prefetch(ahead(sb[r], R * ldw + off));
-            float m[8];
-            k45_scales(sb[r], m, sub[r]);
-            for (int j = 0; j < 8; j++)
-                mul[j][r] = m[j];
-        }
+        k45_gather(w, ldw, R, k, bb, sb, mul, sub);
         /* the mins: sum over j of (dmin m_j) (d_b s_b), lane-wise */
         UNROLL for (int c = 0; c < C; c++) {
             float32x4_t ds0, ds1;
