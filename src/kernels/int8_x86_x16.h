@@ -96,6 +96,97 @@ INLINE void x16_tile(const int q4, const uint8_t *w, int R, const uint8_t *x, si
     UNROLL for (int c = 0; c < C; c++) _mm512_mask_storeu_ps(y + c * ldy, m, acc[c]);
 }
 
+/* ---- Q6_K: per block the 8 groups' 6-bit values rebuilt from the low
+ * nibble vectors and the 2-bit vectors (a shift, a mask and one
+ * ternary-logic or each), then per token two chains of four vpdpbusd, one
+ * per 16-element half h, from -32 s_2b+h: the half sums H_h of the
+ * definition; the float steps are AMX-INT8's (int8_amx.h):
+ *     acc += float(H_0) * (mul_0 * d_b);  acc += float(H_1) * (mul_1 * d_b)
+ * with mul_h = d * sc_h per row, as q35_kblock_scales forms it. */
+INLINE void x16_q6_codes(const uint8_t *cb, __m512i W[8]) {
+    const __m512i m15 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+    const __m512i h0 = _mm512_loadu_si512((const void *)(cb + 256));
+    const __m512i h1 = _mm512_loadu_si512((const void *)(cb + 320));
+    UNROLL for (int k = 0; k < 4; k++) {
+        __m512i v = _mm512_loadu_si512((const void *)(cb + 64 * k));
+        __m512i a = k == 3 ? _mm512_srli_epi16(h0, 2) : _mm512_slli_epi16(h0, 4 - 2 * k);
+        __m512i b = k == 3 ? _mm512_srli_epi16(h1, 2) : _mm512_slli_epi16(h1, 4 - 2 * k);
+        /* lo | (hi & 0x30) */
+        W[k] = _mm512_ternarylogic_epi32(_mm512_and_si512(v, m15), a, m30, 0xF8);
+        W[k + 4] =
+            _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(v, 4), m15), b, m30, 0xF8);
+    }
+}
+
+INLINE void x16_q6_tile(const uint8_t *w, int R, const uint8_t *x, size_t ldx, int64_t cols,
+                        float *y, int64_t ldy, const int C) {
+    const int64_t nsb = cols / 256;
+    const uint8_t *codes = w + 288 * (size_t)nsb;
+    __m512 acc[X16_NT];
+    const float *da[X16_NT];
+    const int16_t *sa[X16_NT];
+    UNROLL for (int c = 0; c < C; c++) {
+        acc[c] = _mm512_setzero_ps();
+        da[c] = q35_q8_row_d(x + c * ldx, cols);
+        sa[c] = q35_q8_row_s(x + c * ldx, cols);
+    }
+    for (int64_t k = 0; k < nsb; k++) {
+        const uint8_t *meta = w + 288 * (size_t)k;
+        _mm_prefetch(ahead(meta, 288 * 2), _MM_HINT_T0);
+        _mm_prefetch(ahead(meta, 288 * 2 + 64), _MM_HINT_T0);
+        _mm_prefetch(ahead(meta, 288 * 2 + 128), _MM_HINT_T0);
+        _mm_prefetch(ahead(meta, 288 * 2 + 192), _MM_HINT_T0);
+        _mm_prefetch(ahead(meta, 288 * 2 + 256), _MM_HINT_T0);
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + 256)));
+        for (int jj = 0; jj < 8; jj++) {
+            const int64_t b = 8 * k + jj;
+            const uint8_t *cb = codes + 384 * (size_t)b;
+            UNROLL for (int l = 0; l < 384; l += 64)
+                _mm_prefetch(ahead(cb, X16_PF_BLOCKS * 384 + l), X16_PF_HINT);
+            __m512i W[8];
+            x16_q6_codes(cb, W);
+            const __m512 mul0 =
+                _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                     _mm_loadu_si128((const __m128i *)(meta + 16 * (2 * jj))))));
+            const __m512 mul1 =
+                _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+                                     (const __m128i *)(meta + 16 * (2 * jj + 1))))));
+            UNROLL for (int c = 0; c < C; c++) {
+                const uint8_t *xa = x + c * ldx + 32 * b;
+                __m512i p0 = _mm512_set1_epi32(-32 * sa[c][2 * b]);
+                __m512i p1 = _mm512_set1_epi32(-32 * sa[c][2 * b + 1]);
+                UNROLL for (int g = 0; g < 4; g++) {
+                    int32_t a0, a1;
+                    memcpy(&a0, xa + 4 * g, 4);
+                    memcpy(&a1, xa + 16 + 4 * g, 4);
+                    p0 = _mm512_dpbusd_epi32(p0, W[g], _mm512_set1_epi32(a0));
+                    p1 = _mm512_dpbusd_epi32(p1, W[g + 4], _mm512_set1_epi32(a1));
+                }
+                const __m512 dab = _mm512_set1_ps(da[c][b]);
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), _mm512_mul_ps(mul0, dab), acc[c]);
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), _mm512_mul_ps(mul1, dab), acc[c]);
+            }
+        }
+    }
+    const __mmask16 m = R >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << R) - 1);
+    UNROLL for (int c = 0; c < C; c++) _mm512_mask_storeu_ps(y + c * ldy, m, acc[c]);
+}
+
+static void uk_q6_K_x16(const uint8_t *w, size_t ldw, int R, const uint8_t *x, size_t ldx, int C,
+                        int64_t cols, float *y, int64_t ldy) {
+    (void)ldw;
+    switch (C) {
+    case 1: x16_q6_tile(w, R, x, ldx, cols, y, ldy, 1); break;
+    case 2: x16_q6_tile(w, R, x, ldx, cols, y, ldy, 2); break;
+    case 3: x16_q6_tile(w, R, x, ldx, cols, y, ldy, 3); break;
+    case 4: x16_q6_tile(w, R, x, ldx, cols, y, ldy, 4); break;
+    case 5: x16_q6_tile(w, R, x, ldx, cols, y, ldy, 5); break;
+    case 6: x16_q6_tile(w, R, x, ldx, cols, y, ldy, 6); break;
+    case 7: x16_q6_tile(w, R, x, ldx, cols, y, ldy, 7); break;
+    default: x16_q6_tile(w, R, x, ldx, cols, y, ldy, X16_NT); break;
+    }
+}
+
 #define X16_DISPATCH(q4)                                                                           \
     switch (C) {                                                                                   \
     case 1: x16_tile(q4, w, R, x, ldx, cols, y, ldy, 1); break;                                    \
@@ -122,9 +213,11 @@ static void uk_q4_0_x16(const uint8_t *w, size_t ldw, int R, const uint8_t *x, s
 
 /* max_t (Q8_0, Q4_0): 0 (every T) where nothing else reads the form; the
  * AMX sets pass the count below which AMX-INT8 tiles take over
- * (q35_amx_i8_min_t). */
+ * (q35_amx_i8_min_t). Q6_K's form is made for the output head only
+ * (model/repack.c), which multiplies few tokens: every T here. */
 #define Q35_X86_X16_ENTRIES(max_t8, max_t4)                                                        \
     [Q35_DT_Q8_0_X16] = {Q35_X16_ROWS, X16_NT, uk_q8_0_x16, max_t8},                               \
-    [Q35_DT_Q4_0_X16] = {Q35_X16_ROWS, X16_NT, uk_q4_0_x16, max_t4},
+    [Q35_DT_Q4_0_X16] = {Q35_X16_ROWS, X16_NT, uk_q4_0_x16, max_t4},                               \
+    [Q35_DT_Q6_K_X16] = {Q35_X16_ROWS, X16_NT, uk_q6_K_x16, 0},
 
 #endif

@@ -1,7 +1,7 @@
-/* repack_x16.c — making the 16-row interleaved Q8_0 / Q4_0 forms and
- * reading them back as the file's blocks (repack_x16.h has the layout).
- * Plain C: it runs once per load (threaded by the caller) and, backwards,
- * only for row lookups and the sets that do not read the form. */
+/* repack_x16.c — making the 16-row interleaved Q8_0 / Q4_0 / Q6_K forms
+ * and reading them back as the file's blocks (repack_x16.h has the
+ * layout). Plain C: it runs once per load (threaded by the caller) and,
+ * backwards, only for row lookups and the sets that do not read the form. */
 #include <string.h>
 
 #include "kernels/repack_x16.h"
@@ -15,11 +15,83 @@ size_t q35_x16_bytes(q35_dtype base, int64_t rows, int64_t cols) {
     return (size_t)groups * Q35_X16_ROWS * q35_row_bytes(base, cols);
 }
 
+/* ---- Q6_K: a super-block's 256 6-bit values (0..63) out of and into
+ * ggml's ql / qh (formats/gguf_quants.c's decoder has the same order). */
+static void q6_values(const uint8_t *sb, uint8_t q[256]) {
+    for (int n = 0; n < 2; n++) {
+        const uint8_t *ql = sb + 64 * n, *qh = sb + 128 + 32 * n;
+        uint8_t *o = q + 128 * n;
+        for (int l = 0; l < 32; l++) {
+            o[l] = (uint8_t)((ql[l] & 15) | ((qh[l] & 3) << 4));
+            o[l + 32] = (uint8_t)((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4));
+            o[l + 64] = (uint8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+            o[l + 96] = (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+        }
+    }
+}
+
+static void q6_store(const uint8_t q[256], uint8_t *sb) {
+    for (int n = 0; n < 2; n++) {
+        uint8_t *ql = sb + 64 * n, *qh = sb + 128 + 32 * n;
+        const uint8_t *v = q + 128 * n;
+        for (int l = 0; l < 32; l++) {
+            ql[l] = (uint8_t)((v[l] & 15) | ((v[l + 64] & 15) << 4));
+            ql[l + 32] = (uint8_t)((v[l + 32] & 15) | ((v[l + 96] & 15) << 4));
+            qh[l] = (uint8_t)((v[l] >> 4) | ((v[l + 32] >> 4) << 2) | ((v[l + 64] >> 4) << 4) |
+                              ((v[l + 96] >> 4) << 6));
+        }
+    }
+}
+
+/* Row r (< 16) of super-block k of a Q6_K group into the form. */
+static void q6_put(const uint8_t *sb, int r, int64_t k, int64_t nsb, uint8_t *grp) {
+    uint8_t q[256];
+    q6_values(sb, q);
+    uint8_t *meta = grp + 288 * (size_t)k;
+    for (int j = 0; j < 16; j++)
+        meta[16 * j + r] = sb[192 + j];
+    memcpy(meta + 256 + 2 * r, sb + 208, 2);
+    for (int jj = 0; jj < 8; jj++) {
+        uint8_t *c = grp + 288 * (size_t)nsb + 384 * (size_t)(8 * k + jj) + 4 * r;
+        const uint8_t *v = q + 32 * jj;
+        for (int i = 0; i < 4; i++) {
+            for (int g = 0; g < 4; g++)
+                c[64 * g + i] = (uint8_t)((v[4 * g + i] & 15) | ((v[16 + 4 * g + i] & 15) << 4));
+            for (int h = 0; h < 2; h++) {
+                uint8_t hb = 0;
+                for (int g = 0; g < 4; g++)
+                    hb |= (uint8_t)((v[4 * (4 * h + g) + i] >> 4) << (2 * g));
+                c[256 + 64 * h + i] = hb;
+            }
+        }
+    }
+}
+
+static void q6_get(const uint8_t *grp, int r, int64_t k, int64_t nsb, uint8_t *sb) {
+    uint8_t q[256];
+    const uint8_t *meta = grp + 288 * (size_t)k;
+    for (int jj = 0; jj < 8; jj++) {
+        const uint8_t *c = grp + 288 * (size_t)nsb + 384 * (size_t)(8 * k + jj) + 4 * r;
+        uint8_t *v = q + 32 * jj;
+        for (int i = 0; i < 4; i++) {
+            for (int g = 0; g < 8; g++) {
+                uint8_t lo = g < 4 ? c[64 * g + i] & 15 : c[64 * (g - 4) + i] >> 4;
+                uint8_t hi = (c[256 + 64 * (g / 4) + i] >> (2 * (g % 4))) & 3;
+                v[4 * g + i] = (uint8_t)(lo | (hi << 4));
+            }
+        }
+    }
+    q6_store(q, sb);
+    for (int j = 0; j < 16; j++)
+        sb[192 + j] = meta[16 * j + r];
+    memcpy(sb + 208, meta + 256 + 2 * r, 2);
+}
+
 void q35_x16_pack(q35_dtype base, const uint8_t *src, int64_t rows, int64_t cols, int64_t g0,
                   int64_t g1, uint8_t *dst) {
     const size_t ldw = q35_row_bytes(base, cols), bb = q35_dtype_block_bytes(base);
     const size_t cb = code_bytes(base);
-    const int64_t nb = cols / Q35_QBLOCK;
+    const int64_t nb = cols / q35_dtype_block_elems(base);
     const int q8 = base == Q35_DT_Q8_0, dwords = q8 ? 8 : 4;
     for (int64_t g = g0; g < g1; g++) {
         uint8_t *grp = dst + (size_t)g * Q35_X16_ROWS * ldw;
@@ -31,6 +103,10 @@ void q35_x16_pack(q35_dtype base, const uint8_t *src, int64_t rows, int64_t cols
             const uint8_t *p = src + (size_t)row * ldw;
             for (int64_t b = 0; b < nb; b++) {
                 const uint8_t *blk = p + (size_t)b * bb;
+                if (base == Q35_DT_Q6_K) {
+                    q6_put(blk, r, b, nb, grp);
+                    continue;
+                }
                 uint8_t *cv = codes + (size_t)b * cb + 4 * r;
                 memcpy(grp + 32 * b + 2 * r, blk, 2);
                 for (int k = 0; k < dwords; k++) {
@@ -47,12 +123,16 @@ void q35_x16_pack(q35_dtype base, const uint8_t *src, int64_t rows, int64_t cols
 
 void q35_x16_block(const q35_tensor *t, int64_t row, int64_t kb, uint8_t *out) {
     const q35_dtype base = q35_dtype_x16_base(t->dtype);
-    const int64_t cols = t->shape[1], nb = cols / Q35_QBLOCK;
+    const int64_t cols = t->shape[1], nb = cols / q35_dtype_block_elems(base);
     const size_t ldw = q35_row_bytes(base, cols), cb = code_bytes(base);
     const int q8 = base == Q35_DT_Q8_0, dwords = q8 ? 8 : 4;
     const int r = (int)(row % Q35_X16_ROWS);
     const uint8_t *grp =
         (const uint8_t *)t->data + (size_t)(row / Q35_X16_ROWS) * Q35_X16_ROWS * ldw;
+    if (base == Q35_DT_Q6_K) {
+        q6_get(grp, r, kb, nb, out);
+        return;
+    }
     const uint8_t *cv = grp + 32 * (size_t)nb + (size_t)kb * cb + 4 * r;
     memcpy(out, grp + 32 * kb + 2 * r, 2);
     for (int k = 0; k < dwords; k++) {
@@ -65,7 +145,7 @@ void q35_x16_block(const q35_tensor *t, int64_t row, int64_t kb, uint8_t *out) {
 
 void q35_x16_rows(const q35_tensor *t, int64_t r0, int64_t n, uint8_t *out) {
     const q35_dtype base = q35_dtype_x16_base(t->dtype);
-    const int64_t cols = t->shape[1], nb = cols / Q35_QBLOCK;
+    const int64_t cols = t->shape[1], nb = cols / q35_dtype_block_elems(base);
     const size_t ldw = q35_row_bytes(base, cols), bb = q35_dtype_block_bytes(base);
     for (int64_t i = 0; i < n; i++)
         for (int64_t kb = 0; kb < nb; kb++)

@@ -24,6 +24,15 @@
  *     Q4_0: 4 vectors; vector k, bytes 4r .. 4r+3: row r's qs[4k .. 4k+3]
  *           as in the file, so (v & 15) is elements 4k .. 4k+3 of each row
  *           and (v >> 4 & 15) elements 16+4k .. 16+4k+3, the VNNI order.
+ * Q6_K (per group: the meta of every super-block, then the codes):
+ *   at 288 k:   super-block k's scales, 16 halves x 16 rows (int8; half j
+ *               of row r at 16 j + r), then the rows' f16 d (32 bytes);
+ *   at 288 nsb: the codes, 32-element block b at 288 nsb + 384 b: 4
+ *               vectors of 6-bit values' low nibbles as Q4_0's (low:
+ *               elements 4k .. 4k+3, high: 16+4k .. 16+4k+3), then 2
+ *               vectors of their high 2 bits: vector h, byte 4r+i, bits
+ *               2g..2g+1: element 4 (4h+g) + i of row r (g < 4).
+ *   (nsb = cols / 256; the same 16 * 210 bytes a super-block.)
  * Same bytes per weight as the file (plus at most 15 zero rows). */
 #ifndef Q35_KERNELS_REPACK_X16_H
 #define Q35_KERNELS_REPACK_X16_H
@@ -35,15 +44,16 @@
 
 #define Q35_X16_ROWS 16
 
-/* The x16 dtype of a Q8_0 / Q4_0 base, or Q35_DT_COUNT for others. */
+/* The x16 dtype of a Q8_0 / Q4_0 / Q6_K base, or Q35_DT_COUNT for others. */
 static inline q35_dtype q35_dtype_x16_of(q35_dtype base) {
     return base == Q35_DT_Q8_0   ? Q35_DT_Q8_0_X16
            : base == Q35_DT_Q4_0 ? Q35_DT_Q4_0_X16
+           : base == Q35_DT_Q6_K ? Q35_DT_Q6_K_X16
                                  : Q35_DT_COUNT;
 }
 
-/* Bytes of the x16 form of a [rows, cols] matrix of `base` (Q8_0 / Q4_0;
- * cols % 32 == 0): whole groups, the last one padded. */
+/* Bytes of the x16 form of a [rows, cols] matrix of `base` (Q8_0 / Q4_0,
+ * cols % 32 == 0; Q6_K, cols % 256 == 0): whole groups, the last padded. */
 size_t q35_x16_bytes(q35_dtype base, int64_t rows, int64_t cols);
 
 /* Groups [g0, g1) of the x16 form of `src` (a [rows, cols] matrix of
@@ -53,7 +63,7 @@ void q35_x16_pack(q35_dtype base, const uint8_t *src, int64_t rows, int64_t cols
                   int64_t g1, uint8_t *dst);
 
 /* Block kb of row `row` of an x16 tensor t, as the file's block (34 / 18
- * bytes into out). */
+ * / 210 bytes into out; Q6_K: super-block kb). */
 void q35_x16_block(const q35_tensor *t, int64_t row, int64_t kb, uint8_t *out);
 
 /* Rows [r0, r0 + n) of an x16 tensor t in the file's layout (n rows of

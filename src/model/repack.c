@@ -1,4 +1,5 @@
-/* repack.c — the load-time repacking of Q8_0 / Q4_0 matrices into the
+/* repack.c — the load-time repacking of Q8_0 / Q4_0 matrices (and a Q6_K
+ * output head) into the
  * 16-row interleaved forms (kernels/repack_x16.h) that the CPU's default
  * kernel set reads directly, so that few-token matmuls (batched decode,
  * short prefills) stop paying a transpose of every weight per call.
@@ -55,7 +56,7 @@ static int repack_one(q35_model *m, q35_tensor *t, const q35_i8_kernels *k8, q35
     const q35_dtype x = q35_dtype_x16_of(t->dtype);
     if (!t->data || t->ndim != 2 || x == Q35_DT_COUNT || !q35_i8_has(&k8->mk[x])) return Q35_OK;
     const int64_t rows = t->shape[0], cols = t->shape[1];
-    if (cols % Q35_QBLOCK || rows < 1) return Q35_OK;
+    if (cols % q35_dtype_block_elems(t->dtype) || rows < 1) return Q35_OK;
     uint8_t *dst = q35_model_alloc(m, q35_x16_bytes(t->dtype, rows, cols));
     if (!dst) return q35_err_set(e, Q35_ENOMEM, "out of memory repacking %s", what);
     pack_job j = {t, dst};
@@ -85,7 +86,12 @@ int q35_model_repack(q35_model *m, q35_err *e) {
     q35_threadpool *pool = m->n_threads > 1 ? q35_threadpool_new(m->n_threads, NULL) : NULL;
     int rc = Q35_OK;
     for (int i = 0; i < n && !rc; i++) {
+        const bool head = mats[i] == &m->lm_head || (tied && mats[i] == &m->embed);
         if (mats[i] == &m->embed && !tied) continue;
+        /* Q6_K's form only for the head: its kernel is VNNI at every T,
+         * and the layers' Q6_K matrices (Q4_K_M's) keep AMX-INT8 for
+         * prefill; the head multiplies a few tokens (logits) */
+        if (mats[i]->dtype == Q35_DT_Q6_K && !head) continue;
         rc = repack_one(m, mats[i], k->i8, pool, names[i], e);
     }
     if (!rc && tied) m->lm_head = m->embed; /* the list held the shared matrix once */

@@ -32,12 +32,12 @@
  * sit apart, so `data` points at a q35_mlx_affine naming them. "Blocks" of
  * 32 elements are 4*b bytes: q35_row_bytes counts the packed codes only.
  *
- * Q8_0_X16 / Q4_0_X16 are Q8_0 / Q4_0 matrices repacked once at load for the
- * CPU kernels that read them (kernels/repack_x16.h; never in a file): rows
- * go in groups of 16 (the last one padded with zero rows), each group
- * cols/32 * (34 or 18) * 16 bytes, so q35_row_bytes and q35_tensor_bytes are
- * the original's, but a row is no longer contiguous: only code that knows
- * the layout (repack_x16.h) may read one. */
+ * Q8_0_X16 / Q4_0_X16 / Q6_K_X16 are Q8_0 / Q4_0 / Q6_K matrices repacked
+ * once at load for the CPU kernels that read them (kernels/repack_x16.h;
+ * never in a file): rows go in groups of 16 (the last one padded with zero
+ * rows), each group 16 rows' bytes of the base type, so q35_row_bytes and
+ * q35_tensor_bytes are the original's, but a row is no longer contiguous:
+ * only code that knows the layout (repack_x16.h) may read one. */
 #ifndef Q35_MODEL_TENSOR_H
 #define Q35_MODEL_TENSOR_H
 
@@ -62,6 +62,7 @@ typedef enum q35_dtype {
     Q35_DT_MLX8,
     Q35_DT_Q8_0_X16, /* Q8_0 / Q4_0 repacked at load, 16 rows interleaved (below) */
     Q35_DT_Q4_0_X16,
+    Q35_DT_Q6_K_X16, /* Q6_K the same way (the output head) */
     Q35_DT_COUNT
 } q35_dtype;
 
@@ -116,7 +117,8 @@ static inline size_t q35_dtype_block_bytes(q35_dtype d) {
     case Q35_DT_Q4_0:
     case Q35_DT_Q4_0_X16: return 18;
     case Q35_DT_Q4_K: return 144;
-    case Q35_DT_Q6_K: return 210;
+    case Q35_DT_Q6_K:
+    case Q35_DT_Q6_K_X16: return 210;
     case Q35_DT_Q5_K: return 176;
     default:
         if (q35_dtype_is_mlx(d)) return (size_t)(4 * q35_dtype_mlx_bits(d));
@@ -128,14 +130,18 @@ static inline size_t q35_dtype_block_bytes(q35_dtype d) {
 
 /* The 16-row repacked forms (see above) and what they were repacked from. */
 static inline bool q35_dtype_is_x16(q35_dtype d) {
-    return d == Q35_DT_Q8_0_X16 || d == Q35_DT_Q4_0_X16;
+    return d == Q35_DT_Q8_0_X16 || d == Q35_DT_Q4_0_X16 || d == Q35_DT_Q6_K_X16;
 }
 static inline q35_dtype q35_dtype_x16_base(q35_dtype d) {
-    return d == Q35_DT_Q8_0_X16 ? Q35_DT_Q8_0 : d == Q35_DT_Q4_0_X16 ? Q35_DT_Q4_0 : d;
+    return d == Q35_DT_Q8_0_X16   ? Q35_DT_Q8_0
+           : d == Q35_DT_Q4_0_X16 ? Q35_DT_Q4_0
+           : d == Q35_DT_Q6_K_X16 ? Q35_DT_Q6_K
+                                  : d;
 }
 
 static inline int q35_dtype_block_elems(q35_dtype d) {
-    return d == Q35_DT_Q4_K || d == Q35_DT_Q6_K || d == Q35_DT_Q5_K              ? Q35_KBLOCK
+    return d == Q35_DT_Q4_K || d == Q35_DT_Q6_K || d == Q35_DT_Q5_K || d == Q35_DT_Q6_K_X16
+               ? Q35_KBLOCK
            : q35_dtype_is_quant(d) || q35_dtype_is_mlx(d) || q35_dtype_is_x16(d) ? Q35_QBLOCK
                                                                                  : 1;
 }
@@ -186,6 +192,7 @@ static inline const char *q35_dtype_name(q35_dtype d) {
     case Q35_DT_MLX8: return "mlx8";
     case Q35_DT_Q8_0_X16: return "q8_0x16";
     case Q35_DT_Q4_0_X16: return "q4_0x16";
+    case Q35_DT_Q6_K_X16: return "q6_Kx16";
     default: return "?";
     }
 }

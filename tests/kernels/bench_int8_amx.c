@@ -8,8 +8,8 @@
  *   panel : the AVX-512 VNNI set without AMX (q35_i8_avx512vnni_set: its
  *           packed panels from their min_t, register tiles below)
  *   x16   : the AVX-512 VNNI micro-kernels of the load-time 16-row form
- *           (repack_x16.h; Q8_0 / Q4_0 only, else 0)
- *   amx16 : AMX-INT8 tiles reading that form
+ *           (repack_x16.h; Q8_0 / Q4_0 / Q6_K, else 0)
+ *   amx16 : AMX-INT8 tiles reading that form (not Q6_K's)
  * for each T given, and prints G multiply-adds per CPU-second. With
  * FLUSH_MB=n in the environment, n MB are read before each timed call, so
  * that every variant finds the weights as far from the core as the others
@@ -102,6 +102,7 @@ int main(int argc, char **argv) {
         for (int r = 0; r < reps; r++)
             for (int v = 0; v < 6; v++) {
                 if (v >= 4 && !wx) continue;
+                if (v == 5 && dt == Q35_DT_Q6_K) continue; /* the head's form: VNNI only */
                 if (fbuf) fsum += flush(fbuf, fbytes);
                 double t0 = now();
                 if (v == 0)
