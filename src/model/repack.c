@@ -22,8 +22,11 @@
 #include "kernels/repack_x16.h"
 #include "model/model.h"
 
+/* CPU models only, also not where Q35_DEVICE=cuda will move the states to
+ * the GPU (forward/backend.c reads it; the upload takes the file's layout). */
 static bool repack_wanted(const q35_model *m) {
-    const char *v = getenv("Q35_REPACK");
+    const char *v = getenv("Q35_REPACK"), *dev = getenv("Q35_DEVICE");
+    if (dev && !strcmp(dev, "cuda")) return false;
     return m->device == Q35_DEVICE_CPU && !(v && !strcmp(v, "0"));
 }
 
