@@ -48,6 +48,8 @@ int q35_amx_i8_min_t(q35_dtype dt);
  * 140 / 163. */
 #define Q35_AMX_X16_MIN_T_Q4_0 24
 #define Q35_AMX_X16_MIN_T_Q8_0 32
+/* Q4_K ([32768 x 1024]): T=12 109 / 93, T=16 117 / 122, T=32 118 / 175. */
+#define Q35_AMX_X16_MIN_T_Q4_K 16
 
 /* y[t*ldy + o] = the microkernel.h dot product of weight row o of w (Q8_0,
  * Q4_0, Q4_K or Q6_K; cols % 32 == 0, k-quants cols % 256 == 0) and q8 row

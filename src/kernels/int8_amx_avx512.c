@@ -66,6 +66,7 @@ int q35_amx_i8_min_t(q35_dtype dt) {
     case Q35_DT_Q6_K: return 8;
     case Q35_DT_Q8_0_X16: return Q35_AMX_X16_MIN_T_Q8_0;
     case Q35_DT_Q4_0_X16: return Q35_AMX_X16_MIN_T_Q4_0;
+    case Q35_DT_Q4_K_X16: return Q35_AMX_X16_MIN_T_Q4_K;
     default: return 0;
     }
 }
@@ -289,8 +290,63 @@ unpack_row(q35_dtype dt, const uint8_t *src, int64_t kb0, int nb, uint8_t *t, fl
  * conversion: the same bytes and floats unpack_full makes from the file's
  * layout. The whole group is read (padded rows are zeros; rows past the
  * caller's range only fill lanes store_acc leaves out). */
+/* Q4_K's form (repack_x16.h): whole super-blocks of [kb0, kb1); the
+ * scales as q35_kblock_scales forms them (d * sc_j, dmin * m_j: one
+ * product each, decoded in the 16 lanes), the nibbles masked and shifted. */
+static void unpack_x16_q4k(const q35_tensor *w, int64_t r, int64_t kb0, int64_t kb1, uint8_t *bt,
+                           float *sc) {
+    const int64_t nsb = w->shape[1] / 256;
+    const size_t ldw = q35_row_bytes(Q35_DT_Q4_K, w->shape[1]);
+    const uint8_t *grp = (const uint8_t *)w->data + (size_t)(r / 16) * 16 * ldw;
+    const __m512i m15 = _mm512_set1_epi8(15), m3f = _mm512_set1_epi32(0x3f3f3f3f),
+                  m0f = _mm512_set1_epi32(0x0f0f0f0f), m03 = _mm512_set1_epi32(0x03030303),
+                  mff = _mm512_set1_epi32(0xff);
+    for (int64_t kb = kb0; kb < kb1; kb += 8) {
+        const int64_t k = kb / 8;
+        const uint8_t *meta = grp + 256 * (size_t)k;
+        const uint8_t *codes = grp + 256 * (size_t)nsb + 2048 * (size_t)k;
+        for (int o = 0; o < 256; o += 64)
+            _mm_prefetch((const char *)((uintptr_t)meta + 256 + (uintptr_t)o), _MM_HINT_T0);
+        for (int o = 0; o < 2048; o += 64)
+            _mm_prefetch((const char *)((uintptr_t)codes + 2048 + (uintptr_t)o), _MM_HINT_T0);
+        const __m512i u0 = _mm512_loadu_si512((const void *)meta);
+        const __m512i u1 = _mm512_loadu_si512((const void *)(meta + 64));
+        const __m512i u2 = _mm512_loadu_si512((const void *)(meta + 128));
+        const __m512i f[4] = {
+            _mm512_and_si512(u0, m3f), _mm512_and_si512(u1, m3f),
+            _mm512_or_si512(_mm512_and_si512(u2, m0f),
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), m03), 4)),
+            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), m0f),
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), m03), 4))};
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + 192)));
+        const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + 224)));
+        for (int j = 0; j < 8; j++) {
+            const __m512i scv = j < 4 ? f[0] : f[2], mnv = j < 4 ? f[1] : f[3];
+            const __m512 scj =
+                _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(scv, 8 * (j % 4)), mff));
+            const __m512 mnj =
+                _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(mnv, 8 * (j % 4)), mff));
+            float *s = sc + (kb - kb0 + j) * SCB;
+            _mm512_store_ps(s, _mm512_mul_ps(d, scj));
+            _mm512_store_ps(s + 16, _mm512_mul_ps(dmin, mnj));
+        }
+        uint8_t *dst = bt + (kb - kb0) * BTILE;
+        for (int c = 0; c < 4; c++)
+            for (int g = 0; g < 8; g++) {
+                __m512i v = _mm512_loadu_si512((const void *)(codes + 512 * c + 64 * g));
+                _mm512_store_si512(dst + (2 * c) * BTILE + 64 * g, _mm512_and_si512(v, m15));
+                _mm512_store_si512(dst + (2 * c + 1) * BTILE + 64 * g,
+                                   _mm512_and_si512(_mm512_srli_epi16(v, 4), m15));
+            }
+    }
+}
+
 static void unpack_x16(q35_dtype dt, const q35_tensor *w, int64_t r, int64_t kb0, int64_t kb1,
                        uint8_t *bt, float *sc) {
+    if (dt == Q35_DT_Q4_K) {
+        unpack_x16_q4k(w, r, kb0, kb1, bt, sc);
+        return;
+    }
     const int64_t nkb = w->shape[1] / 32;
     const size_t ldw = q35_row_bytes(dt, w->shape[1]), cb = dt == Q35_DT_Q8_0 ? 512 : 256;
     const uint8_t *grp = (const uint8_t *)w->data + (size_t)(r / 16) * 16 * ldw;
@@ -631,6 +687,7 @@ __attribute__((target("amx-tile,amx-int8"))) static void run(const q35_tensor *w
         CASE(Q35_DT_Q6_K)
         CASE_X16(Q35_DT_Q8_0_X16, Q35_DT_Q8_0)
         CASE_X16(Q35_DT_Q4_0_X16, Q35_DT_Q4_0)
+        CASE_X16(Q35_DT_Q4_K_X16, Q35_DT_Q4_K)
     default: return;
     }
 #undef CASE_X16
@@ -653,8 +710,8 @@ void q35_amx_i8_matmul(const q35_tensor *w, const uint8_t *x, size_t ldx, int T,
     int64_t need = (r1 - r0 + 15) / 16;
     if (tiles > need) tiles = need;
     size_t ntt = ((size_t)T + 15) / 16;
-    size_t bytes =
-        (size_t)tiles * per_tile + ntt * (size_t)nkb * 64 * (w->dtype == Q35_DT_Q4_K ? 2 : 1);
+    size_t bytes = (size_t)tiles * per_tile +
+                   ntt * (size_t)nkb * 64 * (q35_dtype_x16_base(w->dtype) == Q35_DT_Q4_K ? 2 : 1);
     uint8_t *scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!scratch) {
         q35_amx_i8_matmul_stepwise(w, x, ldx, T, y, ldy, r0, r1);

@@ -144,7 +144,8 @@ const q35_i8_kernels q35_i8_avx512vnni_tiles_set = {
     .name = "avx512vnni",
     .quantize = q35_q8_quantize_avx2,
     .mk = {AVX512VNNI_TILES(8),
-           Q35_X86_X16_ENTRIES(Q35_AMX_X16_MIN_T_Q8_0 - 1, Q35_AMX_X16_MIN_T_Q4_0 - 1)},
+           Q35_X86_X16_ENTRIES(Q35_AMX_X16_MIN_T_Q8_0 - 1, Q35_AMX_X16_MIN_T_Q4_0 - 1,
+                               Q35_AMX_X16_MIN_T_Q4_K - 1)},
 };
 
 /* panels from T = 4 (Q4_0), 6 (Q8_0), 8 (Q6_K), 12 (Q4_K): where they beat
@@ -161,7 +162,7 @@ const q35_i8_kernels q35_i8_avx512vnni_tiles_set = {
 const q35_i8_kernels q35_i8_avx512vnni_set = {
     .name = "avx512vnni",
     .quantize = q35_q8_quantize_avx2,
-    .mk = {AVX512VNNI_TILES(7), Q35_X86_X16_ENTRIES(0, 0)},
+    .mk = {AVX512VNNI_TILES(7), Q35_X86_X16_ENTRIES(0, 0, 0)},
     Q35_X86_PANEL_ENTRIES(6, 4, 12, 8),
 };
 

@@ -187,6 +187,111 @@ static void uk_q6_K_x16(const uint8_t *w, size_t ldw, int R, const uint8_t *x, s
     }
 }
 
+/* ---- Q4_K: per super-block the 16 rows' 6-bit scales and mins decoded
+ * in the lanes (q35_kblock_scales' fields, 4 a dword), per block the 8
+ * groups' nibbles (one vector per group serves two blocks), then per token
+ * 8 vpdpbusd from zero (I_b) and AMX-INT8's float steps (int8_amx.h):
+ *     acc += float(I_b) * (mul_j * d_b);  acc -= sub_j * (d_b * S_b)
+ * with mul_j = d * sc_j, sub_j = dmin * m_j per row. */
+typedef struct x16_k4 {
+    __m512i sc_lo, sc_hi, mn_lo, mn_hi; /* sc / m of sub-blocks 0-3, 4-7: byte j % 4 */
+    __m512 d, dmin;
+} x16_k4;
+
+INLINE x16_k4 x16_k4_meta(const uint8_t *meta) {
+    const __m512i u0 = _mm512_loadu_si512((const void *)meta);
+    const __m512i u1 = _mm512_loadu_si512((const void *)(meta + 64));
+    const __m512i u2 = _mm512_loadu_si512((const void *)(meta + 128));
+    const __m512i m3f = _mm512_set1_epi32(0x3f3f3f3f), m0f = _mm512_set1_epi32(0x0f0f0f0f),
+                  m03 = _mm512_set1_epi32(0x03030303);
+    x16_k4 k;
+    k.sc_lo = _mm512_and_si512(u0, m3f);
+    k.mn_lo = _mm512_and_si512(u1, m3f);
+    k.sc_hi =
+        _mm512_or_si512(_mm512_and_si512(u2, m0f),
+                        _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), m03), 4));
+    k.mn_hi =
+        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), m0f),
+                        _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), m03), 4));
+    k.d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + 192)));
+    k.dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + 224)));
+    return k;
+}
+
+/* byte j % 4 of v's lanes, as floats */
+INLINE __m512 x16_k4_field(__m512i v, int j) {
+    return _mm512_cvtepi32_ps(
+        _mm512_and_si512(_mm512_srli_epi32(v, 8 * (j % 4)), _mm512_set1_epi32(0xff)));
+}
+
+INLINE __m512 x16_k4_mul(const x16_k4 *k, int j) {
+    return _mm512_mul_ps(k->d, x16_k4_field(j < 4 ? k->sc_lo : k->sc_hi, j));
+}
+INLINE __m512 x16_k4_sub(const x16_k4 *k, int j) {
+    return _mm512_mul_ps(k->dmin, x16_k4_field(j < 4 ? k->mn_lo : k->mn_hi, j));
+}
+
+INLINE void x16_q4k_tile(const uint8_t *w, int R, const uint8_t *x, size_t ldx, int64_t cols,
+                         float *y, int64_t ldy, const int C) {
+    const int64_t nsb = cols / 256;
+    const uint8_t *codes = w + 256 * (size_t)nsb;
+    const __m512i m15 = _mm512_set1_epi8(15);
+    __m512 acc[X16_NT];
+    const float *da[X16_NT];
+    const int16_t *sa[X16_NT];
+    UNROLL for (int c = 0; c < C; c++) {
+        acc[c] = _mm512_setzero_ps();
+        da[c] = q35_q8_row_d(x + c * ldx, cols);
+        sa[c] = q35_q8_row_s(x + c * ldx, cols);
+    }
+    for (int64_t k = 0; k < nsb; k++) {
+        const uint8_t *meta = w + 256 * (size_t)k;
+        UNROLL for (int l = 0; l < 256; l += 64) _mm_prefetch(ahead(meta, 512 + l), _MM_HINT_T0);
+        const x16_k4 kk = x16_k4_meta(meta);
+        for (int ch = 0; ch < 4; ch++) {
+            const uint8_t *cv = codes + 2048 * (size_t)k + 512 * (size_t)ch;
+            UNROLL for (int l = 0; l < 512; l += 64)
+                _mm_prefetch(ahead(cv, X16_PF_BLOCKS * 256 + l), X16_PF_HINT);
+            __m512i V[8];
+            UNROLL for (int g = 0; g < 8; g++) V[g] =
+                _mm512_loadu_si512((const void *)(cv + 64 * g));
+            for (int h = 0; h < 2; h++) {
+                const int j = 2 * ch + h;
+                const int64_t b = 8 * k + j;
+                __m512i W[8];
+                UNROLL for (int g = 0; g < 8; g++) W[g] =
+                    _mm512_and_si512(h ? _mm512_srli_epi16(V[g], 4) : V[g], m15);
+                const __m512 mul = x16_k4_mul(&kk, j), sub = x16_k4_sub(&kk, j);
+                UNROLL for (int c = 0; c < C; c++) {
+                    __m512i p = x16_block_dot(W, x + c * ldx + 32 * b, 0);
+                    const float dab = da[c][b];
+                    const float dS = dab * (float)(sa[c][2 * b] + sa[c][2 * b + 1]);
+                    acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p),
+                                             _mm512_mul_ps(mul, _mm512_set1_ps(dab)), acc[c]);
+                    acc[c] = _mm512_fnmadd_ps(sub, _mm512_set1_ps(dS), acc[c]);
+                }
+            }
+        }
+    }
+    const __mmask16 m = R >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << R) - 1);
+    UNROLL for (int c = 0; c < C; c++) _mm512_mask_storeu_ps(y + c * ldy, m, acc[c]);
+}
+
+static void uk_q4_K_x16(const uint8_t *w, size_t ldw, int R, const uint8_t *x, size_t ldx, int C,
+                        int64_t cols, float *y, int64_t ldy) {
+    (void)ldw;
+    switch (C) {
+    case 1: x16_q4k_tile(w, R, x, ldx, cols, y, ldy, 1); break;
+    case 2: x16_q4k_tile(w, R, x, ldx, cols, y, ldy, 2); break;
+    case 3: x16_q4k_tile(w, R, x, ldx, cols, y, ldy, 3); break;
+    case 4: x16_q4k_tile(w, R, x, ldx, cols, y, ldy, 4); break;
+    case 5: x16_q4k_tile(w, R, x, ldx, cols, y, ldy, 5); break;
+    case 6: x16_q4k_tile(w, R, x, ldx, cols, y, ldy, 6); break;
+    case 7: x16_q4k_tile(w, R, x, ldx, cols, y, ldy, 7); break;
+    default: x16_q4k_tile(w, R, x, ldx, cols, y, ldy, X16_NT); break;
+    }
+}
+
 #define X16_DISPATCH(q4)                                                                           \
     switch (C) {                                                                                   \
     case 1: x16_tile(q4, w, R, x, ldx, cols, y, ldy, 1); break;                                    \
@@ -211,13 +316,14 @@ static void uk_q4_0_x16(const uint8_t *w, size_t ldw, int R, const uint8_t *x, s
     X16_DISPATCH(1)
 }
 
-/* max_t (Q8_0, Q4_0): 0 (every T) where nothing else reads the form; the
+/* max_t (Q8_0, Q4_0, Q4_K): 0 (every T) where nothing else reads the form; the
  * AMX sets pass the count below which AMX-INT8 tiles take over
  * (q35_amx_i8_min_t). Q6_K's form is made for the output head only
  * (model/repack.c), which multiplies few tokens: every T here. */
-#define Q35_X86_X16_ENTRIES(max_t8, max_t4)                                                        \
+#define Q35_X86_X16_ENTRIES(max_t8, max_t4, max_t4k)                                               \
     [Q35_DT_Q8_0_X16] = {Q35_X16_ROWS, X16_NT, uk_q8_0_x16, max_t8},                               \
     [Q35_DT_Q4_0_X16] = {Q35_X16_ROWS, X16_NT, uk_q4_0_x16, max_t4},                               \
-    [Q35_DT_Q6_K_X16] = {Q35_X16_ROWS, X16_NT, uk_q6_K_x16, 0},
+    [Q35_DT_Q6_K_X16] = {Q35_X16_ROWS, X16_NT, uk_q6_K_x16, 0},                                    \
+    [Q35_DT_Q4_K_X16] = {Q35_X16_ROWS, X16_NT, uk_q4_K_x16, max_t4k},
 
 #endif

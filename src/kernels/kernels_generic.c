@@ -299,7 +299,8 @@ void q35_tensor_row_f32(const q35_tensor *w, int64_t row, float *out) {
     }
     case Q35_DT_Q8_0_X16:
     case Q35_DT_Q4_0_X16:
-    case Q35_DT_Q6_K_X16: { /* the file's blocks back, one at a time */
+    case Q35_DT_Q6_K_X16:
+    case Q35_DT_Q4_K_X16: { /* the file's blocks back, one at a time */
         uint8_t blk[210];
         const int be = q35_dtype_block_elems(w->dtype);
         for (int64_t kb = 0; kb < cols / be; kb++) {

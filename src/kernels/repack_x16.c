@@ -87,6 +87,23 @@ static void q6_get(const uint8_t *grp, int r, int64_t k, int64_t nsb, uint8_t *s
     memcpy(sb + 208, meta + 256 + 2 * r, 2);
 }
 
+/* ---- Q4_K: row r of super-block k into the form and back (the bytes
+ * move as they are). */
+static void q4k_move(uint8_t *sb, int r, int64_t k, int64_t nsb, uint8_t *grp, int to_form) {
+    uint8_t *meta = grp + 256 * (size_t)k;
+    uint8_t *codes = grp + 256 * (size_t)nsb + 2048 * (size_t)k + 4 * r;
+    uint8_t *a[5] = {meta + 4 * r, meta + 64 + 4 * r, meta + 128 + 4 * r, meta + 192 + 2 * r,
+                     meta + 224 + 2 * r};
+    uint8_t *b[5] = {sb + 4, sb + 8, sb + 12, sb, sb + 2};
+    for (int i = 0; i < 5; i++)
+        to_form ? memcpy(a[i], b[i], i < 3 ? 4 : 2) : memcpy(b[i], a[i], i < 3 ? 4 : 2);
+    for (int c = 0; c < 4; c++)
+        for (int g = 0; g < 8; g++) {
+            uint8_t *f = codes + 512 * c + 64 * g, *q = sb + 16 + 32 * c + 4 * g;
+            to_form ? memcpy(f, q, 4) : memcpy(q, f, 4);
+        }
+}
+
 void q35_x16_pack(q35_dtype base, const uint8_t *src, int64_t rows, int64_t cols, int64_t g0,
                   int64_t g1, uint8_t *dst) {
     const size_t ldw = q35_row_bytes(base, cols), bb = q35_dtype_block_bytes(base);
@@ -105,6 +122,10 @@ void q35_x16_pack(q35_dtype base, const uint8_t *src, int64_t rows, int64_t cols
                 const uint8_t *blk = p + (size_t)b * bb;
                 if (base == Q35_DT_Q6_K) {
                     q6_put(blk, r, b, nb, grp);
+                    continue;
+                }
+                if (base == Q35_DT_Q4_K) {
+                    q4k_move((uint8_t *)blk, r, b, nb, grp, 1);
                     continue;
                 }
                 uint8_t *cv = codes + (size_t)b * cb + 4 * r;
@@ -131,6 +152,10 @@ void q35_x16_block(const q35_tensor *t, int64_t row, int64_t kb, uint8_t *out) {
         (const uint8_t *)t->data + (size_t)(row / Q35_X16_ROWS) * Q35_X16_ROWS * ldw;
     if (base == Q35_DT_Q6_K) {
         q6_get(grp, r, kb, nb, out);
+        return;
+    }
+    if (base == Q35_DT_Q4_K) {
+        q4k_move(out, r, kb, nb, (uint8_t *)grp, 0);
         return;
     }
     const uint8_t *cv = grp + 32 * (size_t)nb + (size_t)kb * cb + 4 * r;

@@ -33,6 +33,14 @@
  *               vectors of their high 2 bits: vector h, byte 4r+i, bits
  *               2g..2g+1: element 4 (4h+g) + i of row r (g < 4).
  *   (nsb = cols / 256; the same 16 * 210 bytes a super-block.)
+ * Q4_K (the same order):
+ *   at 256 k:   super-block k's 12 scale bytes as 3 vectors of the rows'
+ *               dwords (file bytes 4..7, 8..11, 12..15 of row r at 4 r),
+ *               then the rows' f16 d (32 bytes) and dmin (32 bytes);
+ *   at 256 nsb: the codes, 64-element chunk c of super-block k at
+ *               256 nsb + 2048 k + 512 c: 8 vectors, vector g, bytes 4r ..
+ *               4r+3: row r's qs[32c + 4g .. 4g+3] (low nibbles: block 2c's
+ *               elements 4g .. 4g+3, high: block 2c+1's).
  * Same bytes per weight as the file (plus at most 15 zero rows). */
 #ifndef Q35_KERNELS_REPACK_X16_H
 #define Q35_KERNELS_REPACK_X16_H
@@ -49,6 +57,7 @@ static inline q35_dtype q35_dtype_x16_of(q35_dtype base) {
     return base == Q35_DT_Q8_0   ? Q35_DT_Q8_0_X16
            : base == Q35_DT_Q4_0 ? Q35_DT_Q4_0_X16
            : base == Q35_DT_Q6_K ? Q35_DT_Q6_K_X16
+           : base == Q35_DT_Q4_K ? Q35_DT_Q4_K_X16
                                  : Q35_DT_COUNT;
 }
 

@@ -133,9 +133,9 @@ int q35_tensor_row_to_f32(const q35_tensor *t, int64_t r, float *out, q35_err *e
  * mtp.* tensors stay where they were). */
 int q35_model_requantize(q35_model *m, q35_dtype target, q35_err *e);
 
-/* Repacks the Q8_0 / Q4_0 matrices (and a Q6_K output head) into the 16-row interleaved forms
- * (kernels/repack_x16.h) where the model runs on the CPU and the kernel set
- * its states pick reads them, unless Q35_REPACK=0 (repack.c). */
+/* Repacks the Q8_0 / Q4_0 / Q4_K matrices (and a Q6_K output head) into the 16-row interleaved
+ * forms (kernels/repack_x16.h) where the model runs on the CPU and the kernel set its states pick
+ * reads them, unless Q35_REPACK=0 (repack.c). */
 int q35_model_repack(q35_model *m, q35_err *e);
 
 #endif

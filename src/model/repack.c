@@ -1,5 +1,5 @@
-/* repack.c — the load-time repacking of Q8_0 / Q4_0 matrices (and a Q6_K
- * output head) into the
+/* repack.c — the load-time repacking of Q8_0 / Q4_0 / Q4_K matrices (and a
+ * Q6_K output head) into the
  * 16-row interleaved forms (kernels/repack_x16.h) that the CPU's default
  * kernel set reads directly, so that few-token matmuls (batched decode,
  * short prefills) stop paying a transpose of every weight per call.

@@ -32,7 +32,7 @@
  * sit apart, so `data` points at a q35_mlx_affine naming them. "Blocks" of
  * 32 elements are 4*b bytes: q35_row_bytes counts the packed codes only.
  *
- * Q8_0_X16 / Q4_0_X16 / Q6_K_X16 are Q8_0 / Q4_0 / Q6_K matrices repacked
+ * Q8_0_X16 / Q4_0_X16 / Q6_K_X16 / Q4_K_X16 are those matrices repacked
  * once at load for the CPU kernels that read them (kernels/repack_x16.h;
  * never in a file): rows go in groups of 16 (the last one padded with zero
  * rows), each group 16 rows' bytes of the base type, so q35_row_bytes and
@@ -63,6 +63,7 @@ typedef enum q35_dtype {
     Q35_DT_Q8_0_X16, /* Q8_0 / Q4_0 repacked at load, 16 rows interleaved (below) */
     Q35_DT_Q4_0_X16,
     Q35_DT_Q6_K_X16, /* Q6_K the same way (the output head) */
+    Q35_DT_Q4_K_X16,
     Q35_DT_COUNT
 } q35_dtype;
 
@@ -119,6 +120,7 @@ static inline size_t q35_dtype_block_bytes(q35_dtype d) {
     case Q35_DT_Q4_K: return 144;
     case Q35_DT_Q6_K:
     case Q35_DT_Q6_K_X16: return 210;
+    case Q35_DT_Q4_K_X16: return 144;
     case Q35_DT_Q5_K: return 176;
     default:
         if (q35_dtype_is_mlx(d)) return (size_t)(4 * q35_dtype_mlx_bits(d));
@@ -130,17 +132,20 @@ static inline size_t q35_dtype_block_bytes(q35_dtype d) {
 
 /* The 16-row repacked forms (see above) and what they were repacked from. */
 static inline bool q35_dtype_is_x16(q35_dtype d) {
-    return d == Q35_DT_Q8_0_X16 || d == Q35_DT_Q4_0_X16 || d == Q35_DT_Q6_K_X16;
+    return d == Q35_DT_Q8_0_X16 || d == Q35_DT_Q4_0_X16 || d == Q35_DT_Q6_K_X16 ||
+           d == Q35_DT_Q4_K_X16;
 }
 static inline q35_dtype q35_dtype_x16_base(q35_dtype d) {
     return d == Q35_DT_Q8_0_X16   ? Q35_DT_Q8_0
            : d == Q35_DT_Q4_0_X16 ? Q35_DT_Q4_0
            : d == Q35_DT_Q6_K_X16 ? Q35_DT_Q6_K
+           : d == Q35_DT_Q4_K_X16 ? Q35_DT_Q4_K
                                   : d;
 }
 
 static inline int q35_dtype_block_elems(q35_dtype d) {
-    return d == Q35_DT_Q4_K || d == Q35_DT_Q6_K || d == Q35_DT_Q5_K || d == Q35_DT_Q6_K_X16
+    return d == Q35_DT_Q4_K || d == Q35_DT_Q6_K || d == Q35_DT_Q5_K || d == Q35_DT_Q6_K_X16 ||
+                   d == Q35_DT_Q4_K_X16
                ? Q35_KBLOCK
            : q35_dtype_is_quant(d) || q35_dtype_is_mlx(d) || q35_dtype_is_x16(d) ? Q35_QBLOCK
                                                                                  : 1;
@@ -193,6 +198,7 @@ static inline const char *q35_dtype_name(q35_dtype d) {
     case Q35_DT_Q8_0_X16: return "q8_0x16";
     case Q35_DT_Q4_0_X16: return "q4_0x16";
     case Q35_DT_Q6_K_X16: return "q6_Kx16";
+    case Q35_DT_Q4_K_X16: return "q4_Kx16";
     default: return "?";
     }
 }

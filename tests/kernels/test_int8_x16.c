@@ -1,4 +1,4 @@
-/* test_int8_x16.c — the 16-row interleaved Q8_0 / Q4_0 / Q6_K forms
+/* test_int8_x16.c — the 16-row interleaved Q8_0 / Q4_0 / Q6_K / Q4_K forms
  * (kernels/repack_x16.h) and every kernel that reads them, against the
  * file's layout and the plain C definitions:
  *  - the form holds the file's bytes: back to the file's layout it is the
@@ -10,7 +10,7 @@
  *  - one token's result never depends on T, nor on a split of the rows
  *    (batched decode = one-at-a-time decode);
  *  - AMX-INT8 tiles from the form give the bits they give from the file
- *    (Q8_0, Q4_0: Q6_K's form is the output head's, VNNI only);
+ *    (Q8_0, Q4_0, Q4_K: Q6_K's form is the output head's, VNNI only);
  *  - a set that does not read the form (generic) gives, through
  *    q35_matmul, the bits it gives for the original matrix. */
 #include <math.h>
@@ -56,8 +56,8 @@ static void free_pair(pair *p) {
 
 static void test_round_trip(void **st) {
     (void)st;
-    const q35_dtype dts[] = {Q35_DT_Q8_0, Q35_DT_Q4_0, Q35_DT_Q6_K};
-    for (int d = 0; d < 3; d++)
+    const q35_dtype dts[] = {Q35_DT_Q8_0, Q35_DT_Q4_0, Q35_DT_Q6_K, Q35_DT_Q4_K};
+    for (int d = 0; d < 4; d++)
         for (int rows = 1; rows <= 40; rows += 13) {
             const int64_t cols = 256;
             pair p = make_pair(dts[d], rows, cols, 0);
@@ -167,6 +167,7 @@ static void test_kernels_exact(void **st) {
     check_kernels(Q35_DT_Q8_0, 1);
     check_kernels(Q35_DT_Q4_0, 1);
     check_kernels(Q35_DT_Q6_K, 1);
+    check_kernels(Q35_DT_Q4_K, 1);
 }
 
 static void test_kernels_real(void **st) {
@@ -174,6 +175,7 @@ static void test_kernels_real(void **st) {
     check_kernels(Q35_DT_Q8_0, 0);
     check_kernels(Q35_DT_Q4_0, 0);
     check_kernels(Q35_DT_Q6_K, 0);
+    check_kernels(Q35_DT_Q4_K, 0);
 }
 
 /* AMX-INT8 from the form: the file layout's bits, both paths. */
@@ -183,8 +185,8 @@ static void test_amx(void **st) {
         printf("no AMX-INT8 here: skipped\n");
         return;
     }
-    const q35_dtype dts[] = {Q35_DT_Q8_0, Q35_DT_Q4_0};
-    for (int d = 0; d < 2; d++)
+    const q35_dtype dts[] = {Q35_DT_Q8_0, Q35_DT_Q4_0, Q35_DT_Q4_K};
+    for (int d = 0; d < 3; d++)
         for (int rows = 7; rows <= 71; rows += 32)
             for (int T = 5; T <= 37; T += 16) {
                 const int64_t cols = 512;
@@ -212,9 +214,9 @@ static void test_matmul_sets(void **st) {
     (void)st;
     const q35_kernels *ks[] = {q35_kernels_generic(), q35_kernels_int8(q35_kernels_generic()),
                                q35_kernels_pick(true)};
-    const q35_dtype dts[] = {Q35_DT_Q8_0, Q35_DT_Q4_0, Q35_DT_Q6_K};
+    const q35_dtype dts[] = {Q35_DT_Q8_0, Q35_DT_Q4_0, Q35_DT_Q6_K, Q35_DT_Q4_K};
     for (size_t k = 0; k < sizeof ks / sizeof *ks; k++)
-        for (int d = 0; d < 3; d++)
+        for (int d = 0; d < 4; d++)
             for (int T = 1; T <= 40; T += 13) {
                 const int rows = 100;
                 const int64_t cols = 256;

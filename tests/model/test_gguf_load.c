@@ -36,21 +36,20 @@
 static float elem(const q35_tensor *t, int64_t i) {
     const unsigned char *p = t->data;
     float f;
-    if (t->dtype == Q35_DT_Q4_K || t->dtype == Q35_DT_Q6_K ||
-        t->dtype == Q35_DT_Q6_K_X16) { /* super-blocks, in place */
+    const q35_dtype base = q35_dtype_x16_base(t->dtype); /* repacked at load: repack_x16.h */
+    if (base == Q35_DT_Q4_K || base == Q35_DT_Q6_K) {    /* super-blocks, in place */
         const int64_t cols = t->shape[t->ndim - 1], c = i % cols;
         const unsigned char *b = p + (size_t)(i / cols) * q35_row_bytes(t->dtype, cols) +
                                  (size_t)(c / 256) * q35_dtype_block_bytes(t->dtype);
-        unsigned char sb[210]; /* a head repacked at load: the file's super-block */
-        if (t->dtype == Q35_DT_Q6_K_X16) {
+        unsigned char sb[210]; /* the file's super-block */
+        if (q35_dtype_is_x16(t->dtype)) {
             q35_x16_block(t, i / cols, c / 256, sb);
             b = sb;
         }
         float y[256];
         q35_err e = {0};
         assert_int_equal(
-            q35_ggml_dequantize(t->dtype == Q35_DT_Q4_K ? Q35_GGML_Q4_K : Q35_GGML_Q6_K, b, y, 256,
-                                &e),
+            q35_ggml_dequantize(base == Q35_DT_Q4_K ? Q35_GGML_Q4_K : Q35_GGML_Q6_K, b, y, 256, &e),
             Q35_OK);
         return y[c % 256];
     }
@@ -225,21 +224,27 @@ static void test_quantized_close_to_safetensors(void **state) {
     check_same_as_safetensors("tiny-b", "Q8_0", 0.01);
     check_same_as_safetensors("tiny-b", "Q4_0", 0.15);
     check_same_as_safetensors("tiny-b", "Q4_K_M", 0.12);
-    /* Q4_K / Q6_K matrices are used in place: the file stays mapped and
-     * the model owns little beyond what had to move or be decoded */
+    /* Q4_K / Q6_K matrices are used in place (or repacked, repack_x16.h):
+     * the file stays mapped and the model owns little beyond what had to
+     * move, be decoded or be repacked */
     q35_model *g = load(GOLDEN "gguf/tiny-b-Q4_K_M.gguf");
     assert_int_equal(g->n_files, 1);
     assert_int_equal(g->embed.dtype, Q35_DT_Q4_K);
     /* (the head may be repacked at load for the CPU kernels, repack_x16.h) */
     assert_int_equal(q35_dtype_x16_base(g->lm_head.dtype), Q35_DT_Q6_K);
-    assert_int_equal(g->layers[0].w_gate.dtype, Q35_DT_Q4_K);
+    assert_int_equal(q35_dtype_x16_base(g->layers[0].w_gate.dtype), Q35_DT_Q4_K);
     assert_true((const unsigned char *)g->embed.data >= (const unsigned char *)g->files[0].data &&
                 (const unsigned char *)g->embed.data <
                     (const unsigned char *)g->files[0].data + g->files[0].size);
-    size_t head = q35_dtype_is_x16(g->lm_head.dtype)
-                      ? q35_x16_bytes(Q35_DT_Q6_K, g->lm_head.shape[0], g->lm_head.shape[1])
-                      : 0;
-    assert_true(g->owned_bytes - head < g->files[0].size / 2);
+    /* (less the matrices repacked at load, which the model owns) */
+    size_t repacked = 0;
+    q35_tensor *mats[Q35_MAX_MATRICES];
+    int n = q35_model_matrices(g, mats, NULL);
+    for (int i = 0; i < n; i++)
+        if (q35_dtype_is_x16(mats[i]->dtype))
+            repacked += q35_x16_bytes(q35_dtype_x16_base(mats[i]->dtype), mats[i]->shape[0],
+                                      mats[i]->shape[1]);
+    assert_true(g->owned_bytes - repacked < g->files[0].size / 2);
     q35_model_free(g);
 }
 
