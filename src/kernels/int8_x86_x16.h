@@ -34,6 +34,26 @@
 #endif
 #ifndef X16_PF_BLOCKS
 #define X16_PF_BLOCKS 8
+
+/* The tile's R rows (lanes) of its C accumulators into y[c * ldy + r]. */
+INLINE void x16_store(const __m512 acc[X16_NT], int R, const int C, float *y, int64_t ldy) {
+    const __mmask16 m = R >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << R) - 1);
+    UNROLL for (int c = 0; c < C; c++) _mm512_mask_storeu_ps(y + c * ldy, m, acc[c]);
+}
+
+/* A micro-kernel whose tile TILE(n) must get the token count n as a
+ * constant (its accumulators unroll into registers). */
+#define X16_BY_C(TILE)                                                                             \
+    switch (C) {                                                                                   \
+    case 1: TILE(1); break;                                                                        \
+    case 2: TILE(2); break;                                                                        \
+    case 3: TILE(3); break;                                                                        \
+    case 4: TILE(4); break;                                                                        \
+    case 5: TILE(5); break;                                                                        \
+    case 6: TILE(6); break;                                                                        \
+    case 7: TILE(7); break;                                                                        \
+    default: TILE(X16_NT); break;                                                                  \
+    }
 #endif
 
 INLINE void x16_codes(const int q4, const uint8_t *cb, __m512i W[8]) {
@@ -92,8 +112,7 @@ INLINE void x16_tile(const int q4, const uint8_t *w, int R, const uint8_t *x, si
                                      _mm512_mul_ps(dw, _mm512_set1_ps(da[c][b])), acc[c]);
         }
     }
-    const __mmask16 m = R >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << R) - 1);
-    UNROLL for (int c = 0; c < C; c++) _mm512_mask_storeu_ps(y + c * ldy, m, acc[c]);
+    x16_store(acc, R, C, y, ldy);
 }
 
 /* ---- Q6_K: per block the 8 groups' 6-bit values rebuilt from the low
@@ -168,23 +187,15 @@ INLINE void x16_q6_tile(const uint8_t *w, int R, const uint8_t *x, size_t ldx, i
             }
         }
     }
-    const __mmask16 m = R >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << R) - 1);
-    UNROLL for (int c = 0; c < C; c++) _mm512_mask_storeu_ps(y + c * ldy, m, acc[c]);
+    x16_store(acc, R, C, y, ldy);
 }
 
 static void uk_q6_K_x16(const uint8_t *w, size_t ldw, int R, const uint8_t *x, size_t ldx, int C,
                         int64_t cols, float *y, int64_t ldy) {
     (void)ldw;
-    switch (C) {
-    case 1: x16_q6_tile(w, R, x, ldx, cols, y, ldy, 1); break;
-    case 2: x16_q6_tile(w, R, x, ldx, cols, y, ldy, 2); break;
-    case 3: x16_q6_tile(w, R, x, ldx, cols, y, ldy, 3); break;
-    case 4: x16_q6_tile(w, R, x, ldx, cols, y, ldy, 4); break;
-    case 5: x16_q6_tile(w, R, x, ldx, cols, y, ldy, 5); break;
-    case 6: x16_q6_tile(w, R, x, ldx, cols, y, ldy, 6); break;
-    case 7: x16_q6_tile(w, R, x, ldx, cols, y, ldy, 7); break;
-    default: x16_q6_tile(w, R, x, ldx, cols, y, ldy, X16_NT); break;
-    }
+#define Q6_TILE(n) x16_q6_tile(w, R, x, ldx, cols, y, ldy, n)
+    X16_BY_C(Q6_TILE)
+#undef Q6_TILE
 }
 
 /* ---- Q4_K: per super-block the 16 rows' 6-bit scales and mins decoded
@@ -273,47 +284,31 @@ INLINE void x16_q4k_tile(const uint8_t *w, int R, const uint8_t *x, size_t ldx, 
             }
         }
     }
-    const __mmask16 m = R >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << R) - 1);
-    UNROLL for (int c = 0; c < C; c++) _mm512_mask_storeu_ps(y + c * ldy, m, acc[c]);
+    x16_store(acc, R, C, y, ldy);
 }
 
 static void uk_q4_K_x16(const uint8_t *w, size_t ldw, int R, const uint8_t *x, size_t ldx, int C,
                         int64_t cols, float *y, int64_t ldy) {
     (void)ldw;
-    switch (C) {
-    case 1: x16_q4k_tile(w, R, x, ldx, cols, y, ldy, 1); break;
-    case 2: x16_q4k_tile(w, R, x, ldx, cols, y, ldy, 2); break;
-    case 3: x16_q4k_tile(w, R, x, ldx, cols, y, ldy, 3); break;
-    case 4: x16_q4k_tile(w, R, x, ldx, cols, y, ldy, 4); break;
-    case 5: x16_q4k_tile(w, R, x, ldx, cols, y, ldy, 5); break;
-    case 6: x16_q4k_tile(w, R, x, ldx, cols, y, ldy, 6); break;
-    case 7: x16_q4k_tile(w, R, x, ldx, cols, y, ldy, 7); break;
-    default: x16_q4k_tile(w, R, x, ldx, cols, y, ldy, X16_NT); break;
-    }
+#define Q4K_TILE(n) x16_q4k_tile(w, R, x, ldx, cols, y, ldy, n)
+    X16_BY_C(Q4K_TILE)
+#undef Q4K_TILE
 }
 
-#define X16_DISPATCH(q4)                                                                           \
-    switch (C) {                                                                                   \
-    case 1: x16_tile(q4, w, R, x, ldx, cols, y, ldy, 1); break;                                    \
-    case 2: x16_tile(q4, w, R, x, ldx, cols, y, ldy, 2); break;                                    \
-    case 3: x16_tile(q4, w, R, x, ldx, cols, y, ldy, 3); break;                                    \
-    case 4: x16_tile(q4, w, R, x, ldx, cols, y, ldy, 4); break;                                    \
-    case 5: x16_tile(q4, w, R, x, ldx, cols, y, ldy, 5); break;                                    \
-    case 6: x16_tile(q4, w, R, x, ldx, cols, y, ldy, 6); break;                                    \
-    case 7: x16_tile(q4, w, R, x, ldx, cols, y, ldy, 7); break;                                    \
-    default: x16_tile(q4, w, R, x, ldx, cols, y, ldy, X16_NT); break;                              \
-    }
+#define Q0_TILE(n) x16_tile(q4, w, R, x, ldx, cols, y, ldy, n)
 
 static void uk_q8_0_x16(const uint8_t *w, size_t ldw, int R, const uint8_t *x, size_t ldx, int C,
                         int64_t cols, float *y, int64_t ldy) {
     (void)ldw;
-    X16_DISPATCH(0)
+    const int q4 = 0;
+    X16_BY_C(Q0_TILE)
 }
 
 static void uk_q4_0_x16(const uint8_t *w, size_t ldw, int R, const uint8_t *x, size_t ldx, int C,
                         int64_t cols, float *y, int64_t ldy) {
     (void)ldw;
-    X16_DISPATCH(1)
+    const int q4 = 1;
+    X16_BY_C(Q0_TILE)
 }
 
 /* max_t (Q8_0, Q4_0, Q4_K): 0 (every T) where nothing else reads the form; the
