@@ -12,28 +12,9 @@
 
 #include "chat_options.h"
 #include "cli.h"
+#include "stream_print.h"
 
 /* ------------------------------------------------------------ interactive */
-
-typedef struct stream_ctx {
-    bool show_thinking;
-    bool in_thinking;
-} stream_ctx;
-
-static int print_piece(void *ud, q35_piece_kind kind, const char *text, size_t len) {
-    stream_ctx *s = ud;
-    if (kind == Q35_PIECE_THINKING) {
-        if (!s->show_thinking) return 0;
-        if (!s->in_thinking) fputs("<think>\n", stdout);
-        s->in_thinking = true;
-    } else if (s->in_thinking) {
-        fputs("\n</think>\n\n", stdout);
-        s->in_thinking = false;
-    }
-    fwrite(text, 1, len, stdout);
-    fflush(stdout);
-    return 0;
-}
 
 static void print_stats(const q35_chat *c) {
     q35_chat_stats st;
@@ -114,11 +95,11 @@ static int interactive(q35_chat *c, chat_options *o) {
             if (command(c, o, line)) break;
             continue;
         }
-        stream_ctx sc = {o->show_thinking, false};
+        cli_piece_printer sc = {o->show_thinking, false};
         q35_reply r;
         q35_err e = {0};
         chat_interrupted();
-        int rc = q35_chat_generate(c, line, &o->sampling, print_piece, &sc, &r, &e);
+        int rc = q35_chat_generate(c, line, &o->sampling, cli_print_piece, &sc, &r, &e);
         if (sc.in_thinking) fputs("\n</think>", stdout);
         putchar('\n');
         fflush(stdout);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "stream_print.h"
 
 static void usage(FILE *f) {
     q35_phrase_opts d = q35_phrase_opts_default();
@@ -23,14 +24,6 @@ static void usage(FILE *f) {
             "      --first-max N  (%d)\n"
             "      --spoken       print the spoken form of the whole input instead\n",
             d.min_chars, d.max_chars, d.first_min_chars, d.first_max_chars);
-}
-
-static int print_phrase(void *ud, const q35_phrase *p) {
-    (void)ud;
-    fwrite(p->text, 1, p->len, stdout);
-    putchar('\n');
-    fflush(stdout);
-    return 0;
 }
 
 int cmd_phrases(int argc, char **argv) {
@@ -69,7 +62,7 @@ int cmd_phrases(int argc, char **argv) {
         return 2;
     }
     q35_err e = {0};
-    q35_phraser *p = q35_phraser_new(&o, print_phrase, NULL, &e);
+    q35_phraser *p = q35_phraser_new(&o, cli_print_phrase, NULL, &e);
     if (!p) return cli_fail_err("phrases", &e);
     char buf[4096];
     char *all = NULL;

@@ -6,37 +6,9 @@
 
 #include "chat_options.h"
 #include "cli.h"
+#include "stream_print.h"
 
 #define MAX_PROMPT_BYTES ((size_t)64 << 20)
-
-typedef struct stream_ctx {
-    bool show_thinking;
-    bool in_thinking; /* a "<think>" line was printed and not yet closed */
-} stream_ctx;
-
-static int print_piece(void *ud, q35_piece_kind kind, const char *text, size_t len) {
-    stream_ctx *s = ud;
-    if (kind == Q35_PIECE_THINKING) {
-        if (!s->show_thinking) return 0;
-        if (!s->in_thinking) fputs("<think>\n", stdout);
-        s->in_thinking = true;
-    } else if (s->in_thinking) {
-        fputs("\n</think>\n\n", stdout);
-        s->in_thinking = false;
-    }
-    fwrite(text, 1, len, stdout);
-    fflush(stdout);
-    return 0;
-}
-
-/* --phrases: one speakable phrase per line, as soon as each is ready. */
-static int print_phrase(void *ud, const q35_phrase *p) {
-    (void)ud;
-    fwrite(p->text, 1, p->len, stdout);
-    putchar('\n');
-    fflush(stdout);
-    return 0;
-}
 
 /* Reads all of `f` as the prompt; NULL with *why set on failure. A NUL
  * byte is refused rather than silently ending the prompt there. */
@@ -93,15 +65,15 @@ int cmd_run(int argc, char **argv) {
         free(owned);
         return rc;
     }
-    stream_ctx sc = {o.show_thinking, false};
+    cli_piece_printer sc = {o.show_thinking, false};
     q35_reply r;
     q35_err e = {0};
-    q35_phraser *ph = o.phrases ? q35_phraser_new(NULL, print_phrase, NULL, &e) : NULL;
+    q35_phraser *ph = o.phrases ? q35_phraser_new(NULL, cli_print_phrase, NULL, &e) : NULL;
     chat_catch_interrupt(c);
-    rc = o.phrases && !ph
-             ? e.code
-             : q35_chat_generate(c, prompt, &o.sampling, ph ? q35_phraser_on_piece : print_piece,
-                                 ph ? (void *)ph : &sc, &r, &e);
+    rc = o.phrases && !ph ? e.code
+                          : q35_chat_generate(c, prompt, &o.sampling,
+                                              ph ? q35_phraser_on_piece : cli_print_piece,
+                                              ph ? (void *)ph : &sc, &r, &e);
     chat_catch_interrupt(NULL);
     if (!rc && ph) rc = q35_phraser_flush(ph, &e);
     q35_phraser_free(ph);
