@@ -23,7 +23,7 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
-#include "core/mapped_file.h"
+#include "golden_cases.h"
 #include "q35.h"
 
 #define MARGIN 1e-2
@@ -33,25 +33,6 @@ typedef struct agreement {
     double sum_corr;  /* sum over rows of the correlation of ours with ref */
     int rows, top1, decisive, decisive_top1;
 } agreement;
-
-static float *read_f32(const char *dir, const char *name, size_t n) {
-    char path[2048];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    float *x = malloc(n * sizeof *x);
-    if (fread(x, sizeof *x, n, f) != n) fail_msg("short read on %s", path);
-    fclose(f);
-    return x;
-}
-
-static int32_t *json_ids(const cJSON *arr, int *n) {
-    *n = cJSON_GetArraySize(arr);
-    int32_t *ids = malloc((size_t)*n * sizeof *ids);
-    for (int i = 0; i < *n; i++)
-        ids[i] = (int32_t)cJSON_GetArrayItem(arr, i)->valuedouble;
-    return ids;
-}
 
 static void score(agreement *a, const float *got, const float *ref, int rows, int V) {
     double err = 0, mx = 0;
@@ -100,8 +81,8 @@ static void score(agreement *a, const float *got, const float *ref, int rows, in
  * them, or all but the 200-token prefill when `short_run`, to keep the
  * sanitizer pass of the suite quick). */
 static agreement run(const char *model, const char *quant, bool short_run) {
-    char dir[1024], gguf[1024], path[1200];
-    snprintf(dir, sizeof dir, "%s/models/%s", Q35_FIXTURES, model);
+    golden_cases g = golden_open(model);
+    char gguf[1024];
     snprintf(gguf, sizeof gguf, "%s/gguf/%s-%s.gguf", Q35_FIXTURES, model, quant);
     q35_err e = {0};
     q35_load_opts lo = {.n_threads = 2};
@@ -111,45 +92,15 @@ static agreement run(const char *model, const char *quant, bool short_run) {
     q35_model_get_info(m, &info);
     assert_string_equal(info.format, "gguf");
     int V = info.vocab_size;
-
-    snprintf(path, sizeof path, "%s/cases.json", dir);
-    size_t len;
-    char *text = q35_read_text_file(path, 1 << 24, &len, &e);
-    assert_non_null(text);
-    cJSON *root = cJSON_Parse(text);
-    assert_non_null(root);
     q35_state *s = q35_state_new(m, 256, &e);
     assert_non_null(s);
     agreement a = {0};
     const cJSON *cs;
-    cJSON_ArrayForEach(cs, cJSON_GetObjectItem(root, "cases")) {
-        const char *kind = cJSON_GetObjectItem(cs, "kind")->valuestring;
+    cJSON_ArrayForEach(cs, cJSON_GetObjectItem(g.root, "cases")) {
         if (short_run && !strcmp(cJSON_GetObjectItem(cs, "name")->valuestring, "prefill_200"))
             continue;
-        int rows = cJSON_GetArrayItem(cJSON_GetObjectItem(cs, "shape"), 0)->valueint;
-        assert_int_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(cs, "shape"), 1)->valueint, V);
-        float *ref =
-            read_f32(dir, cJSON_GetObjectItem(cs, "logits_f64")->valuestring, (size_t)rows * V);
-        float *got = malloc((size_t)rows * V * sizeof *got);
-        q35_state_clear(s);
-        if (!strcmp(kind, "prefill")) {
-            int n;
-            int32_t *ids = json_ids(cJSON_GetObjectItem(cs, "input_ids"), &n);
-            assert_int_equal(n, rows);
-            assert_int_equal(q35_state_eval(m, s, ids, n, got, true, &e), 0);
-            free(ids);
-        } else {
-            int np, ng;
-            int32_t *prompt = json_ids(cJSON_GetObjectItem(cs, "prompt_ids"), &np);
-            int32_t *greedy = json_ids(cJSON_GetObjectItem(cs, "greedy_ids"), &ng);
-            assert_int_equal(ng, rows);
-            assert_int_equal(q35_state_eval(m, s, prompt, np, got, false, &e), 0);
-            for (int i = 1; i < rows; i++)
-                assert_int_equal(
-                    q35_state_eval(m, s, &greedy[i - 1], 1, got + (size_t)i * V, false, &e), 0);
-            free(prompt);
-            free(greedy);
-        }
+        int rows;
+        float *ref, *got = golden_run_case(m, s, &g, cs, V, &rows, &ref);
         score(&a, got, ref, rows, V);
         free(ref);
         free(got);
@@ -159,8 +110,7 @@ static agreement run(const char *model, const char *quant, bool short_run) {
            model, quant, a.worst_rel, a.sum_corr / a.rows, a.top1, a.rows, 100.0 * a.top1 / a.rows,
            a.decisive_top1, a.decisive, 100.0 * a.decisive_top1 / a.decisive);
     q35_state_free(s);
-    cJSON_Delete(root);
-    free(text);
+    golden_close(&g);
     q35_model_free(m);
     return a;
 }

@@ -18,31 +18,12 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
-#include "core/mapped_file.h"
+#include "golden_cases.h"
 #include "model/model.h"
 #include "q35.h"
 
 #define TOL 2e-3
 #define MARGIN 1e-2
-
-static float *read_f32(const char *dir, const char *name, size_t n) {
-    char path[2048];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    float *x = malloc(n * sizeof *x);
-    if (fread(x, sizeof *x, n, f) != n) fail_msg("short read on %s", path);
-    fclose(f);
-    return x;
-}
-
-static int32_t *json_ids(const cJSON *arr, int *n) {
-    *n = cJSON_GetArraySize(arr);
-    int32_t *ids = malloc((size_t)*n * sizeof *ids);
-    for (int i = 0; i < *n; i++)
-        ids[i] = (int32_t)cJSON_GetArrayItem(arr, i)->valuedouble;
-    return ids;
-}
 
 /* Compares rows x V and returns the relative error; fails on an argmax that
  * differs where the reference is decisive. */
@@ -78,59 +59,23 @@ static double compare(const char *label, const float *got, const float *ref, int
 }
 
 static void run_model(const char *name) {
-    char dir[1024], path[1200];
-    snprintf(dir, sizeof dir, "%s/models/%s", Q35_FIXTURES, name);
+    golden_cases g = golden_open(name);
     q35_err e = {0};
     q35_load_opts lo = {.n_threads = 2};
-    q35_model *m = q35_model_load(dir, &lo, &e);
-    if (!m) fail_msg("load %s: %s", dir, e.msg);
+    q35_model *m = q35_model_load(g.dir, &lo, &e);
+    if (!m) fail_msg("load %s: %s", g.dir, e.msg);
     q35_model_info info;
     q35_model_get_info(m, &info);
     int V = info.vocab_size;
-
-    snprintf(path, sizeof path, "%s/cases.json", dir);
-    size_t len;
-    char *text = q35_read_text_file(path, 1 << 24, &len, &e);
-    assert_non_null(text);
-    cJSON *root = cJSON_Parse(text);
-    assert_non_null(root);
-    const cJSON *cases = cJSON_GetObjectItem(root, "cases");
     q35_state *s = q35_state_new(m, 256, &e);
     assert_non_null(s);
     double worst = 0;
     const cJSON *cs;
-    cJSON_ArrayForEach(cs, cases) {
-        const char *kind = cJSON_GetObjectItem(cs, "kind")->valuestring;
-        const char *cname = cJSON_GetObjectItem(cs, "name")->valuestring;
-        const cJSON *shape = cJSON_GetObjectItem(cs, "shape");
-        int rows = cJSON_GetArrayItem(shape, 0)->valueint;
-        assert_int_equal(cJSON_GetArrayItem(shape, 1)->valueint, V);
-        float *ref =
-            read_f32(dir, cJSON_GetObjectItem(cs, "logits_f64")->valuestring, (size_t)rows * V);
-        float *got = malloc((size_t)rows * V * sizeof *got);
+    cJSON_ArrayForEach(cs, cJSON_GetObjectItem(g.root, "cases")) {
+        int rows;
+        float *ref, *got = golden_run_case(m, s, &g, cs, V, &rows, &ref);
         char label[128];
-        snprintf(label, sizeof label, "%s %s", name, cname);
-        q35_state_clear(s);
-        if (!strcmp(kind, "prefill")) {
-            int n;
-            int32_t *ids = json_ids(cJSON_GetObjectItem(cs, "input_ids"), &n);
-            assert_int_equal(n, rows);
-            assert_int_equal(q35_state_eval(m, s, ids, n, got, true, &e), 0);
-            assert_int_equal(q35_state_pos(s), n);
-            free(ids);
-        } else {
-            int np, ng;
-            int32_t *prompt = json_ids(cJSON_GetObjectItem(cs, "prompt_ids"), &np);
-            int32_t *greedy = json_ids(cJSON_GetObjectItem(cs, "greedy_ids"), &ng);
-            assert_int_equal(ng, rows);
-            /* row 0: the last prompt position; row i: after greedy[i-1] */
-            assert_int_equal(q35_state_eval(m, s, prompt, np, got, false, &e), 0);
-            for (int i = 1; i < rows; i++)
-                assert_int_equal(
-                    q35_state_eval(m, s, &greedy[i - 1], 1, got + (size_t)i * V, false, &e), 0);
-            free(prompt);
-            free(greedy);
-        }
+        snprintf(label, sizeof label, "%s %s", name, cJSON_GetObjectItem(cs, "name")->valuestring);
         double rel = compare(label, got, ref, rows, V);
         if (rel > worst) worst = rel;
         free(ref);
@@ -138,8 +83,7 @@ static void run_model(const char *name) {
     }
     printf("%s: worst %.2e\n", name, worst);
     q35_state_free(s);
-    cJSON_Delete(root);
-    free(text);
+    golden_close(&g);
     q35_model_free(m);
 }
 
