@@ -27,23 +27,9 @@
 
 #include "core/mapped_file.h"
 #include "q35.h"
+#include "test_rng.h"
 
 #define TINY_A Q35_FIXTURES "/models/tiny-a"
-
-typedef struct rng {
-    uint64_t s;
-} rng;
-
-static uint64_t next(rng *r) { /* xorshift64* */
-    r->s ^= r->s >> 12;
-    r->s ^= r->s << 25;
-    r->s ^= r->s >> 27;
-    return r->s * 0x2545f4914f6cdd1dull;
-}
-
-static size_t below(rng *r, size_t n) {
-    return n ? (size_t)(next(r) % n) : 0;
-}
 
 /* A growable byte string. */
 typedef struct buf {

@@ -22,21 +22,7 @@
 #include "formats/gguf_builder.h"
 #include "model/load_gguf.h"
 #include "model/model.h"
-
-typedef struct rng {
-    uint64_t s;
-} rng;
-
-static uint64_t next(rng *r) { /* xorshift64* */
-    r->s ^= r->s >> 12;
-    r->s ^= r->s << 25;
-    r->s ^= r->s >> 27;
-    return r->s * 0x2545f4914f6cdd1dull;
-}
-
-static size_t below(rng *r, size_t n) {
-    return n ? (size_t)(next(r) % n) : 0;
-}
+#include "test_rng.h"
 
 /* A field of the original file that holds a number: where, and how wide. */
 typedef struct field {
