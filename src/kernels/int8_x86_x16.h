@@ -313,12 +313,20 @@ static void uk_q4_0_x16(const uint8_t *w, size_t ldw, int R, const uint8_t *x, s
 
 /* max_t (Q8_0, Q4_0, Q4_K): 0 (every T) where nothing else reads the form; the
  * AMX sets pass the count below which AMX-INT8 tiles take over
- * (q35_amx_i8_min_t). Q6_K's form is made for the output head only
- * (model/repack.c), which multiplies few tokens: every T here. */
+ * (q35_amx_i8_min_t). Q6_K: every T until AMX-INT8 reads its form
+ * (int8_amx.h defines Q35_AMX_X16_MIN_T_Q6_K when it does); then, in the
+ * sets that pass a count for Q8_0 (the AMX ones), below that count.
+ * model/repack.c makes the layers' Q6_K forms only where AMX-INT8 reads
+ * them (the head's in any case: it multiplies few tokens). */
+#ifdef Q35_AMX_X16_MIN_T_Q6_K
+#define X16_Q6K_MAX_T(amx) ((amx) ? Q35_AMX_X16_MIN_T_Q6_K - 1 : 0)
+#else
+#define X16_Q6K_MAX_T(amx) 0
+#endif
 #define Q35_X86_X16_ENTRIES(max_t8, max_t4, max_t4k)                                               \
     [Q35_DT_Q8_0_X16] = {Q35_X16_ROWS, X16_NT, uk_q8_0_x16, max_t8},                               \
     [Q35_DT_Q4_0_X16] = {Q35_X16_ROWS, X16_NT, uk_q4_0_x16, max_t4},                               \
-    [Q35_DT_Q6_K_X16] = {Q35_X16_ROWS, X16_NT, uk_q6_K_x16, 0},                                    \
+    [Q35_DT_Q6_K_X16] = {Q35_X16_ROWS, X16_NT, uk_q6_K_x16, X16_Q6K_MAX_T(max_t8)},                \
     [Q35_DT_Q4_K_X16] = {Q35_X16_ROWS, X16_NT, uk_q4_K_x16, max_t4k},
 
 #endif

@@ -1,9 +1,11 @@
-/* repack_x16.c — making the 16-row interleaved Q8_0 / Q4_0 / Q6_K forms
- * and reading them back as the file's blocks (repack_x16.h has the
- * layout). Plain C: it runs once per load (threaded by the caller) and,
+/* repack_x16.c — making the 16-row interleaved Q8_0 / Q4_0 / Q4_K / Q6_K
+ * forms and reading them back as the file's blocks (repack_x16.h has the
+ * layout). Plain C: the definition of the pack (the load takes the
+ * AVX-512 one where it runs: repack_x16_avx512.c, the same bytes) and,
  * backwards, only for row lookups and the sets that do not read the form. */
 #include <string.h>
 
+#include "kernels/cpu_features.h"
 #include "kernels/repack_x16.h"
 
 static size_t code_bytes(q35_dtype base) {
@@ -140,6 +142,15 @@ void q35_x16_pack(q35_dtype base, const uint8_t *src, int64_t rows, int64_t cols
             }
         }
     }
+}
+
+q35_x16_pack_fn q35_x16_pack_pick(void) {
+#if defined(__x86_64__)
+    q35_cpu_features f;
+    q35_cpu_features_detect(&f);
+    if (q35_cpu_has_avx512_set(&f)) return q35_x16_pack_avx512;
+#endif
+    return q35_x16_pack;
 }
 
 void q35_x16_block(const q35_tensor *t, int64_t row, int64_t kb, uint8_t *out) {

@@ -71,6 +71,17 @@ size_t q35_x16_bytes(q35_dtype base, int64_t rows, int64_t cols);
 void q35_x16_pack(q35_dtype base, const uint8_t *src, int64_t rows, int64_t cols, int64_t g0,
                   int64_t g1, uint8_t *dst);
 
+/* The same bytes as q35_x16_pack with AVX-512 (repack_x16_avx512.c; x86
+ * only, and only where q35_cpu_has_avx512_set). */
+void q35_x16_pack_avx512(q35_dtype base, const uint8_t *src, int64_t rows, int64_t cols, int64_t g0,
+                         int64_t g1, uint8_t *dst);
+
+typedef void (*q35_x16_pack_fn)(q35_dtype base, const uint8_t *src, int64_t rows, int64_t cols,
+                                int64_t g0, int64_t g1, uint8_t *dst);
+
+/* The fastest of those this CPU runs (the same bytes whichever). */
+q35_x16_pack_fn q35_x16_pack_pick(void);
+
 /* Block kb of row `row` of an x16 tensor t, as the file's block (34 / 18
  * / 210 bytes into out; Q6_K: super-block kb). */
 void q35_x16_block(const q35_tensor *t, int64_t row, int64_t kb, uint8_t *out);

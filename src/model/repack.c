@@ -1,6 +1,6 @@
-/* repack.c — the load-time repacking of Q8_0 / Q4_0 / Q4_K matrices (and a
- * Q6_K output head) into the
- * 16-row interleaved forms (kernels/repack_x16.h) that the CPU's default
+/* repack.c — the load-time repacking of Q8_0 / Q4_0 / Q4_K / Q6_K matrices
+ * (the layers' Q6_K only where the set's AMX-INT8 tiles read the form:
+ * keeps_amx) into the 16-row interleaved forms (kernels/repack_x16.h) that the CPU's default
  * kernel set reads directly, so that few-token matmuls (batched decode,
  * short prefills) stop paying a transpose of every weight per call.
  *
@@ -12,8 +12,12 @@
  * The repacked copy is the model's (anonymous memory, the same size); the
  * file pages it came from are dropped, so memory_footprint stays the
  * file's. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "core/err.h"
 #include "core/threadpool.h"
@@ -43,26 +47,57 @@ static void drop_pages(q35_model *m, const void *p, size_t n) {
     }
 }
 
+/* Transparent huge pages for a new form, where the kernel gives them on
+ * request (THP "madvise"): its first writes, in 4 KB pages, were half the
+ * pack's time (perf, llama-Q4_K_M: do_anonymous_page 21% of a 1-token
+ * bench, the pack's own work 13%), and the decode's reads of it miss the
+ * TLB less. Only the whole 2 MB pages inside the buffer; a refusal changes
+ * nothing but the speed. */
+static void want_huge_pages(void *p, size_t n) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), b = ((uintptr_t)p + n) & ~(huge - 1);
+    if (b > a) (void)madvise((void *)a, b - a, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
 typedef struct pack_job {
     const q35_tensor *t;
     uint8_t *dst;
+    q35_x16_pack_fn pack;
 } pack_job;
 
 static void pack_groups(void *ctx, int64_t begin, int64_t end, int tid) {
     (void)tid;
     const pack_job *j = ctx;
-    q35_x16_pack(j->t->dtype, j->t->data, j->t->shape[0], j->t->shape[1], begin, end, j->dst);
+    j->pack(j->t->dtype, j->t->data, j->t->shape[0], j->t->shape[1], begin, end, j->dst);
+}
+
+/* Whether the form keeps what the set does with the file's dtype at many
+ * tokens: a set that sends `base` to AMX-INT8 tiles from some T
+ * (q8_only_from) must send the form there too, or the prefill of that
+ * matrix would run the x16 VNNI kernel instead of AMX. (Without AMX the
+ * form wins at every T: Q35_KERNELS=avx512, llama-Q4_K_M with the layers'
+ * Q6_K repacked or not, pp512 122 / 125 vs 109 / 118 tok/s, tg 13.6 /
+ * 11.7 vs 10.8 / 11.3, alternating, load ~4.5.) */
+static bool keeps_amx(const q35_kernels *k, q35_dtype base) {
+    if (!k->q8_only_from || k->q8_only_from(base) == 0) return true;
+    return k->q8_only_from(q35_dtype_x16_of(base)) > 0;
 }
 
 static int repack_one(q35_model *m, q35_tensor *t, const q35_i8_kernels *k8, q35_threadpool *pool,
-                      const char *what, q35_err *e) {
+                      q35_x16_pack_fn pack, const char *what, q35_err *e) {
     const q35_dtype x = q35_dtype_x16_of(t->dtype);
     if (!t->data || t->ndim != 2 || x == Q35_DT_COUNT || !q35_i8_has(&k8->mk[x])) return Q35_OK;
     const int64_t rows = t->shape[0], cols = t->shape[1];
     if (cols % q35_dtype_block_elems(t->dtype) || rows < 1) return Q35_OK;
     uint8_t *dst = q35_model_alloc(m, q35_x16_bytes(t->dtype, rows, cols));
     if (!dst) return q35_err_set(e, Q35_ENOMEM, "out of memory repacking %s", what);
-    pack_job j = {t, dst};
+    want_huge_pages(dst, q35_x16_bytes(t->dtype, rows, cols));
+    pack_job j = {t, dst, pack};
     q35_threadpool_for(pool, (rows + Q35_X16_ROWS - 1) / Q35_X16_ROWS, 64, pack_groups, &j);
     drop_pages(m, t->data, q35_tensor_bytes(t));
     q35_model_release(m, t->data); /* a converted buffer (no-op for a file map) */
@@ -87,15 +122,16 @@ int q35_model_repack(q35_model *m, q35_err *e) {
     const int n = q35_model_matrices(m, mats, names);
     const bool tied = m->lm_head.data == m->embed.data;
     q35_threadpool *pool = m->n_threads > 1 ? q35_threadpool_new(m->n_threads, NULL) : NULL;
+    const q35_x16_pack_fn pack = q35_x16_pack_pick();
     int rc = Q35_OK;
     for (int i = 0; i < n && !rc; i++) {
         const bool head = mats[i] == &m->lm_head || (tied && mats[i] == &m->embed);
         if (mats[i] == &m->embed && !tied) continue;
-        /* Q6_K's form only for the head: its kernel is VNNI at every T,
-         * and the layers' Q6_K matrices (Q4_K_M's) keep AMX-INT8 for
-         * prefill; the head multiplies a few tokens (logits) */
-        if (mats[i]->dtype == Q35_DT_Q6_K && !head) continue;
-        rc = repack_one(m, mats[i], k->i8, pool, names[i], e);
+        /* the head multiplies a few tokens (logits): its form whatever
+         * AMX-INT8 reads; the layers' matrices only where their prefill
+         * keeps it */
+        if (!head && !keeps_amx(k, mats[i]->dtype)) continue;
+        rc = repack_one(m, mats[i], k->i8, pool, pack, names[i], e);
     }
     if (!rc && tied) m->lm_head = m->embed; /* the list held the shared matrix once */
     q35_threadpool_free(pool);

@@ -12,7 +12,8 @@
  *  - AMX-INT8 tiles from the form give the bits they give from the file
  *    (Q8_0, Q4_0, Q4_K: Q6_K's form is the output head's, VNNI only);
  *  - a set that does not read the form (generic) gives, through
- *    q35_matmul, the bits it gives for the original matrix. */
+ *    q35_matmul, the bits it gives for the original matrix;
+ *  - the load's AVX-512 pack writes the plain C pack's bytes. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@
 #include <cmocka.h>
 
 #include "core/half.h"
+#include "kernels/cpu_features.h"
 #include "kernels/int8_amx.h"
 #include "kernels/kernels.h"
 #include "kernels/microkernel.h"
@@ -77,6 +79,50 @@ static void test_round_trip(void **st) {
             free(b);
             free_pair(&p);
         }
+}
+
+/* The load's pack (q35_x16_pack_pick: AVX-512 where it runs) writes the
+ * plain C pack's bytes, group ranges in any split, every group and only
+ * those asked for; random bytes (every bit pattern of every field). */
+static void test_pack_simd(void **st) {
+    (void)st;
+    const q35_dtype dts[] = {Q35_DT_Q8_0, Q35_DT_Q4_0, Q35_DT_Q6_K, Q35_DT_Q4_K};
+    q35_x16_pack_fn fns[2] = {q35_x16_pack_pick(), NULL};
+#if defined(__x86_64__)
+    q35_cpu_features f;
+    q35_cpu_features_detect(&f);
+    if (q35_cpu_has_avx512_set(&f)) fns[1] = q35_x16_pack_avx512;
+#endif
+    printf("AVX-512 pack: %s\n", fns[1] ? "tested" : "not on this CPU");
+    for (int fi = 0; fi < 2 && fns[fi]; fi++)
+        for (int d = 0; d < 4; d++)
+            for (int wi = 0; wi < 2; wi++)
+                for (int rows = 1; rows <= 50; rows += 7) {
+                    const int64_t cols = wi ? 768 : 256, groups = (rows + 15) / 16;
+                    const size_t n = q35_x16_bytes(dts[d], rows, cols);
+                    const size_t gb = n / (size_t)groups;
+                    uint8_t *w = malloc((size_t)rows * q35_row_bytes(dts[d], cols));
+                    uint8_t *a = malloc(n), *b = malloc(n);
+                    assert_true(w && a && b);
+                    for (size_t i = 0; i < (size_t)rows * q35_row_bytes(dts[d], cols); i++)
+                        w[i] = (uint8_t)urand();
+                    memset(a, 0xa5, n);
+                    memset(b, 0xa5, n);
+                    q35_x16_pack(dts[d], w, rows, cols, 0, groups, a);
+                    /* the last group alone first: the others stay untouched */
+                    fns[fi](dts[d], w, rows, cols, groups - 1, groups, b);
+                    for (size_t i = 0; i < (groups - 1) * gb; i++)
+                        assert_int_equal(b[i], 0xa5);
+                    fns[fi](dts[d], w, rows, cols, 0, groups - 1, b);
+                    if (memcmp(a, b, n)) {
+                        printf("%s rows %d cols %lld: packs differ\n", q35_dtype_name(dts[d]), rows,
+                               (long long)cols);
+                        fail();
+                    }
+                    free(w);
+                    free(a);
+                    free(b);
+                }
 }
 
 static const q35_i8_kernels *x16_sets[2];
@@ -246,7 +292,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_kernels_exact),
         cmocka_unit_test(test_kernels_real), cmocka_unit_test(test_amx),
-        cmocka_unit_test(test_matmul_sets),
+        cmocka_unit_test(test_matmul_sets),  cmocka_unit_test(test_pack_simd),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
