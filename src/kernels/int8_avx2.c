@@ -26,6 +26,21 @@
 
 #include "kernels/int8_x86_mlx.h" /* MLX affine and Q5_K (mlxq5) */
 
+#include "kernels/int8_x86_x16_ymm.h" /* the load-time 16-row forms */
+
+/* The x16 forms' panels from these T (micro-kernels below): where they
+ * beat the micro-kernels in bench_int8_x16_ymm ([8192 x 1024] streamed,
+ * 1 thread, CPU time, 2026-12-07 15:11, load ~4): xtile / xpanel GMAC/s
+ * Q8_0 T = 12 36.0 / 33.5, 16 37.0 / 37.6, 32 41.6 / 44.9; Q4_0 T = 4
+ * 39.9 / 34.9, 8 46.5 / 48.3; Q4_K T = 4 40.4 / 36.0, 8 43.3 / 47.9; Q6_K
+ * T = 8 38.0 / 37.9, 12 40.9 / 46.9. (-D to try others.) */
+#ifndef Y16_T8
+#define Y16_T8 16
+#define Y16_T40 8
+#define Y16_T4K 8
+#define Y16_T6K 10
+#endif
+
 /* ---- quantizer: the reference's float ops, 8 lanes at a time */
 void q35_q8_quantize_avx2(const float *x, int64_t ldx, int T, int64_t cols, uint8_t *out) {
     size_t st = q35_q8_row_stride(cols);
@@ -74,19 +89,18 @@ const q35_i8_kernels q35_i8_avx2_set = {
     .name = "avx2",
     .quantize = q35_q8_quantize_avx2,
     .mk =
-        {
-            /* max_t: the register tiles run below the panels' min_t (so
-             * that a batch of up to max_t tokens gives each token exactly
-             * what one token alone gets; test_batch_decode relies on it).
-             * Against the AVX2 float kernels (2 threads, [1024, 3584], CPU
-             * time) they were 1.7x (Q8_0), 1.9x (Q4_0), 3.8x (Q4_K), 2.0x
-             * (Q6_K) at T = 1. */
-            [Q35_DT_Q8_0] = {MR, NR, uk_q8_0, 3},
-            [Q35_DT_Q4_0] = {MR, NR, uk_q4_0, 2},
-            [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 5},
-            [Q35_DT_Q6_K] = {MR, NR, uk_q6_K, 5},
-            Q35_X86_MLX_Q5K_ENTRIES,
-        },
+        {/* max_t: the register tiles run below the panels' min_t (so
+          * that a batch of up to max_t tokens gives each token exactly
+          * what one token alone gets; test_batch_decode relies on it).
+          * Against the AVX2 float kernels (2 threads, [1024, 3584], CPU
+          * time) they were 1.7x (Q8_0), 1.9x (Q4_0), 3.8x (Q4_K), 2.0x
+          * (Q6_K) at T = 1. */
+         [Q35_DT_Q8_0] = {MR, NR, uk_q8_0, 3},
+         [Q35_DT_Q4_0] = {MR, NR, uk_q4_0, 2},
+         [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 5},
+         [Q35_DT_Q6_K] = {MR, NR, uk_q6_K, 5},
+         Q35_X86_MLX_Q5K_ENTRIES,
+         Q35_X86_X16_YMM_ENTRIES(Y16_T8, Y16_T40, Y16_T4K, Y16_T6K)},
     /* panels from T = 4 (Q8_0), 3 (Q4_0), 6 (Q4_K, Q6_K): where they beat
      * the register tiles and the float kernels in bench_int8_panel with
      * the weights streamed from memory ([65536 x 1024] Q4_0, [32768 x
@@ -96,7 +110,8 @@ const q35_i8_kernels q35_i8_avx2_set = {
      * 26.1 / 31.6 (T = 4 a tie), Q6_K T = 6 10.7 / 20.4 / 24.9 (T = 4 a
      * tie). From cache ([1024 x 3584]) T = 16: 83.3, 50.3, 67.2, 54.8
      * against tiles of 28-35 and floats of 21-37. */
-    Q35_X86_PANEL_ENTRIES(4, 3, 6, 6),
+    .panel = {Q35_X86_PANEL_FILE(4, 3, 6, 6)
+                  Q35_X86_X16_YMM_PANELS(Y16_T8, Y16_T40, Y16_T4K, Y16_T6K)},
 };
 
 const q35_i8_kernels *q35_i8_kernels_avx2(void) {

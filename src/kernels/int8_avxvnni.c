@@ -35,20 +35,36 @@
 
 #include "kernels/int8_x86_mlx.h" /* MLX affine and Q5_K (mlxq5) */
 
+#include "kernels/int8_x86_x16_ymm.h" /* the load-time 16-row forms */
+
+/* The x16 forms' panels from these T (micro-kernels below): where they
+ * beat the micro-kernels in bench_int8_x16_ymm on this set (on a Xeon
+ * with AVX-VNNI, [8192 x 1024] streamed, 1 thread, CPU time, 2026-12-07
+ * 15:11, load ~4): vtile / vpanel GMAC/s Q4_0 T = 16 81 / 79, 32 82 / 90;
+ * Q4_K T = 8 59 / 56, 12 64 / 65; Q6_K T = 12 48 / 46, 16 51 / 51; Q8_0's
+ * micro-kernel wins at every T (T = 128: 93 / 74): no panel. -D to try
+ * others. */
+#ifndef Y16_T8
+#define Y16_T8 1000000
+#define Y16_T40 24
+#define Y16_T4K 12
+#define Y16_T6K 16
+#endif
+
 const q35_i8_kernels q35_i8_avxvnni_set = {
     .name = "avxvnni",
     .quantize = q35_q8_quantize_avx2,
     .mk =
-        {
-            /* max_t and the panels' min_t: as the AVX2 set's (tiles below
-             * the panels); not measured on an AVX-VNNI-only CPU. */
-            [Q35_DT_Q8_0] = {MR, NR, uk_q8_0, 3},
-            [Q35_DT_Q4_0] = {MR, NR, uk_q4_0, 2},
-            [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 5},
-            [Q35_DT_Q6_K] = {MR, NR, uk_q6_K, 5},
-            Q35_X86_MLX_Q5K_ENTRIES,
-        },
-    Q35_X86_PANEL_ENTRIES(4, 3, 6, 6),
+        {/* max_t and the panels' min_t: as the AVX2 set's (tiles below
+          * the panels); not measured on an AVX-VNNI-only CPU. */
+         [Q35_DT_Q8_0] = {MR, NR, uk_q8_0, 3},
+         [Q35_DT_Q4_0] = {MR, NR, uk_q4_0, 2},
+         [Q35_DT_Q4_K] = {MR, NR, uk_q4_K, 5},
+         [Q35_DT_Q6_K] = {MR, NR, uk_q6_K, 5},
+         Q35_X86_MLX_Q5K_ENTRIES,
+         Q35_X86_X16_YMM_ENTRIES(Y16_T8, Y16_T40, Y16_T4K, Y16_T6K)},
+    .panel = {Q35_X86_PANEL_FILE(4, 3, 6, 6)
+                  Q35_X86_X16_YMM_PANELS(Y16_T8, Y16_T40, Y16_T4K, Y16_T6K)},
 };
 
 /* the CPU check below runs on any x86-64: plain code again */

@@ -440,16 +440,13 @@ static void panel_q4_K(const uint8_t *pk, int R, const uint8_t *x, size_t ldx, i
     PANEL_DISPATCH(Q35_DT_Q4_K)
 }
 
-/* min_t per dtype: Q8_0, Q4_0, Q4_K, Q6_K */
-#define Q35_X86_PANEL_ENTRIES(t8, t40, t4k, t6k)                                                   \
-    .panel = {                                                                                     \
-        [Q35_DT_Q8_0] = {PANEL_ROWS, PANEL_NT, t8, panel_bytes_q8_0, panel_pack_q8_0, panel_q8_0}, \
-        [Q35_DT_Q4_0] = {PANEL_ROWS, PANEL_NT, t40, panel_bytes_q4_0, panel_pack_q4_0,             \
-                         panel_q4_0},                                                              \
-        [Q35_DT_Q4_K] = {PANEL_ROWS, PANEL_NT, t4k, panel_bytes_q4_K, panel_pack_q4_K,             \
-                         panel_q4_K},                                                              \
-        [Q35_DT_Q6_K] = {PANEL_ROWS, PANEL_NT, t6k, panel_bytes_q6_K, panel_pack_q6_K,             \
-                         panel_q6_K},                                                              \
-    }
+/* min_t per dtype: Q8_0, Q4_0, Q4_K, Q6_K; the entries alone (for a set
+ * that lists more panels), then the whole .panel field. */
+#define Q35_X86_PANEL_FILE(t8, t40, t4k, t6k)                                                      \
+    [Q35_DT_Q8_0] = {PANEL_ROWS, PANEL_NT, t8, panel_bytes_q8_0, panel_pack_q8_0, panel_q8_0},     \
+    [Q35_DT_Q4_0] = {PANEL_ROWS, PANEL_NT, t40, panel_bytes_q4_0, panel_pack_q4_0, panel_q4_0},    \
+    [Q35_DT_Q4_K] = {PANEL_ROWS, PANEL_NT, t4k, panel_bytes_q4_K, panel_pack_q4_K, panel_q4_K},    \
+    [Q35_DT_Q6_K] = {PANEL_ROWS, PANEL_NT, t6k, panel_bytes_q6_K, panel_pack_q6_K, panel_q6_K},
+#define Q35_X86_PANEL_ENTRIES(t8, t40, t4k, t6k) .panel = {Q35_X86_PANEL_FILE(t8, t40, t4k, t6k)}
 
 #endif
