@@ -20,8 +20,8 @@ static void rmsnorm_rows(const q35_state *s, float *out, const float *in, const 
 }
 
 /* x += y over n floats. */
-static void add_into(const q35_state *s, float *x, const float *y, int64_t n) {
-    s->k->axpy(x, 1.0f, y, (int)n);
+static void add_into(q35_state *s, float *x, const float *y, int64_t n) {
+    q35_spread_axpy(s, x, 1.0f, y, n);
 }
 
 /* out = W_down( silu(W_gate h) * (W_up h) ) */
@@ -32,7 +32,7 @@ static void mlp_forward(const q35_model *m, q35_state *s, const q35_layer *L, in
     q35_acts h = q35_state_acts(s, sc->h, T, H);
     q35_matmul(s->k, s->pool, &L->w_gate, &h, sc->gate, I);
     q35_matmul(s->k, s->pool, &L->w_up, &h, sc->up, I);
-    s->k->silu_mul(sc->gate, sc->gate, sc->up, T * I);
+    q35_spread_silu_mul(s, sc->gate, sc->gate, sc->up, (int64_t)T * I);
     q35_acts g = q35_state_acts(s, sc->gate, T, I);
     q35_matmul(s->k, s->pool, &L->w_down, &g, sc->out, H);
 }

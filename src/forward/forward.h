@@ -116,10 +116,14 @@ void q35_forward(const q35_model *m, q35_state *s, const int32_t *ids, int T, fl
                  bool all_logits);
 
 /* x ([T, cols]) as the input of the matmuls that follow, packed into the
- * state's buffer when the kernel set wants that (one input at a time). */
-static inline q35_acts q35_state_acts(q35_state *s, const float *x, int T, int64_t cols) {
-    return q35_acts_prepare_for(s->k, x, cols, T, cols, s->sc.packed, s->mm_dtypes);
-}
+ * state's buffer when the kernel set wants that (one input at a time;
+ * spread.c: the q8 rows of a long chunk a row range per thread). */
+q35_acts q35_state_acts(q35_state *s, const float *x, int T, int64_t cols);
+/* Elementwise work over n floats, spread over the state's threads where n
+ * is large, the same bits as the kernel set's one call (spread.c):
+ * out = silu(gate) * up;  y += a * x. */
+void q35_spread_silu_mul(q35_state *s, float *out, const float *gate, const float *up, int64_t n);
+void q35_spread_axpy(q35_state *s, float *y, float a, const float *x, int64_t n);
 
 /* The token mixers: read s->sc.h ([T, H]), write s->sc.out ([T, H]), update
  * the layer's state for positions s->pos .. s->pos+T-1. */

@@ -93,6 +93,49 @@ static void causal_conv(const q35_kernels *k, float *win, const float *taps, int
     }
 }
 
+/* The conv, silu, q/k norms and q scale of channels [c0, c0 + w) over the
+ * chunk's T tokens: one q or k head (w = dk) or a run of v channels. The
+ * same operations per element as causal_conv, silu over [T, C] and the
+ * per-token norms, in a different order across channels only. */
+typedef struct conv_job {
+    const q35_kernels *k;
+    float *win;
+    const float *taps;
+    int T, K, C, nk, dk, dv;
+    float qscale;
+} conv_job;
+
+static void conv_block(const conv_job *j, int64_t c0, int w, int head) {
+    const q35_kernels *k = j->k;
+    int C = j->C;
+    for (int t = 0; t < j->T; t++) {
+        float *yt = j->win + (int64_t)t * C + c0;
+        for (int ch = 0; ch < w; ch++)
+            yt[ch] *= j->taps[c0 + ch];
+        for (int i = 1; i < j->K; i++)
+            k->mul_add(yt, j->taps + (int64_t)i * C + c0, j->win + (int64_t)(t + i) * C + c0, w);
+    }
+    for (int t = 0; t < j->T; t++) {
+        float *row = j->win + (int64_t)t * C + c0;
+        k->silu(row, row, w);
+        if (head < 0) continue;
+        q35_l2norm(row, 1e-6f, w);
+        if (head < j->nk) k->scale(row, j->qscale, w);
+    }
+}
+
+/* blocks: 2 nk heads of dk channels, then the v channels dv at a time */
+static void conv_blocks(void *ctx, int64_t b0, int64_t b1, int tid) {
+    (void)tid;
+    const conv_job *j = ctx;
+    for (int64_t b = b0; b < b1; b++) {
+        if (b < 2 * j->nk)
+            conv_block(j, b * j->dk, j->dk, (int)b);
+        else
+            conv_block(j, (int64_t)2 * j->nk * j->dk + (b - 2 * j->nk) * j->dv, j->dv, -1);
+    }
+}
+
 void q35_gdn_forward(const q35_model *m, q35_state *s, int layer, int T) {
     const q35_config *c = &m->cfg;
     const q35_layer *L = &m->layers[layer];
@@ -127,18 +170,26 @@ void q35_gdn_forward(const q35_model *m, q35_state *s, int layer, int T) {
         job.cap_S[job.n_cap++] = q35_snapshot_part(s->caps[i].snap, s, layer, 1);
     }
     memcpy(ls->conv, sc->win + (int64_t)T * C, (size_t)(K - 1) * C * sizeof(float));
-    causal_conv(k, sc->win, sc->conv_t, T, K, C); /* sc->qkv = sc->win from here */
-    k->silu(sc->qkv, sc->qkv, T * C);
-
     /* q, k: L2-normalized per head, q scaled by 1/sqrt(dk);
      * beta = sigmoid(b); decay = exp(g), g = A * softplus(a + dt_bias)
      * (g kept too: the chunked form works with it) */
     float qscale = 1.0f / sqrtf((float)dk);
+    int threads = s->pool ? q35_threadpool_size(s->pool) : 1;
+    if (threads > 1 && T > 1 && dk % 64 == 0 && dv % 64 == 0) {
+        /* the conv, silu and norms per head / v block, over the threads */
+        conv_job cj = {k, sc->win, sc->conv_t, T, K, C, nk, dk, dv, qscale};
+        q35_threadpool_for(s->pool, 2 * nk + nv, 1, conv_blocks, &cj);
+    } else {
+        causal_conv(k, sc->win, sc->conv_t, T, K, C); /* sc->qkv = sc->win from here */
+        k->silu(sc->qkv, sc->qkv, T * C);
+        for (int t = 0; t < T; t++) {
+            float *row = sc->qkv + (int64_t)t * C;
+            for (int h = 0; h < 2 * nk; h++)
+                q35_l2norm(row + (int64_t)h * dk, 1e-6f, dk);
+            k->scale(row, qscale, nk * dk);
+        }
+    }
     for (int t = 0; t < T; t++) {
-        float *row = sc->qkv + (int64_t)t * C;
-        for (int h = 0; h < 2 * nk; h++)
-            q35_l2norm(row + (int64_t)h * dk, 1e-6f, dk);
-        k->scale(row, qscale, nk * dk);
         for (int j = 0; j < nv; j++) {
             int64_t tj = (int64_t)t * nv + j;
             sc->gb[tj] = q35_sigmoidf(sc->gb[tj]);
