@@ -1,7 +1,8 @@
 /* repack_x16.c — making the 16-row interleaved Q8_0 / Q4_0 / Q4_K / Q6_K
  * forms and reading them back as the file's blocks (repack_x16.h has the
  * layout). Plain C: the definition of the pack (the load takes the
- * AVX-512 one where it runs: repack_x16_avx512.c, the same bytes) and,
+ * AVX-512 or AVX2 one where it runs: repack_x16_avx512.c, _avx2.c, the
+ * same bytes) and,
  * backwards, only for row lookups and the sets that do not read the form. */
 #include <string.h>
 
@@ -149,6 +150,7 @@ q35_x16_pack_fn q35_x16_pack_pick(void) {
     q35_cpu_features f;
     q35_cpu_features_detect(&f);
     if (q35_cpu_has_avx512_set(&f)) return q35_x16_pack_avx512;
+    if (q35_cpu_has_avx2_set(&f)) return q35_x16_pack_avx2;
 #endif
     return q35_x16_pack;
 }

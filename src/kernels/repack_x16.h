@@ -76,6 +76,10 @@ void q35_x16_pack(q35_dtype base, const uint8_t *src, int64_t rows, int64_t cols
 void q35_x16_pack_avx512(q35_dtype base, const uint8_t *src, int64_t rows, int64_t cols, int64_t g0,
                          int64_t g1, uint8_t *dst);
 
+/* The same with AVX2 (repack_x16_avx2.c; where q35_cpu_has_avx2_set). */
+void q35_x16_pack_avx2(q35_dtype base, const uint8_t *src, int64_t rows, int64_t cols, int64_t g0,
+                       int64_t g1, uint8_t *dst);
+
 typedef void (*q35_x16_pack_fn)(q35_dtype base, const uint8_t *src, int64_t rows, int64_t cols,
                                 int64_t g0, int64_t g1, uint8_t *dst);
 

@@ -88,10 +88,19 @@ static bool keeps_amx(const q35_kernels *k, q35_dtype base) {
     return k->q8_only_from(q35_dtype_x16_of(base)) > 0;
 }
 
+/* The form the set's integer micro-kernels read for a matrix of `base`,
+ * or Q35_DT_COUNT (keep the file's layout). The one place that picks a
+ * form: another one (an 8-row form for AVX2, say) is chosen here, by
+ * whether the set has micro-kernels for it, with its own pack below. */
+static q35_dtype form_of(const q35_i8_kernels *k8, q35_dtype base) {
+    const q35_dtype x = q35_dtype_x16_of(base);
+    return x != Q35_DT_COUNT && q35_i8_has(&k8->mk[x]) ? x : Q35_DT_COUNT;
+}
+
 static int repack_one(q35_model *m, q35_tensor *t, const q35_i8_kernels *k8, q35_threadpool *pool,
                       q35_x16_pack_fn pack, const char *what, q35_err *e) {
-    const q35_dtype x = q35_dtype_x16_of(t->dtype);
-    if (!t->data || t->ndim != 2 || x == Q35_DT_COUNT || !q35_i8_has(&k8->mk[x])) return Q35_OK;
+    const q35_dtype x = form_of(k8, t->dtype);
+    if (!t->data || t->ndim != 2 || x == Q35_DT_COUNT) return Q35_OK;
     const int64_t rows = t->shape[0], cols = t->shape[1];
     if (cols % q35_dtype_block_elems(t->dtype) || rows < 1) return Q35_OK;
     uint8_t *dst = q35_model_alloc(m, q35_x16_bytes(t->dtype, rows, cols));

@@ -10,10 +10,10 @@
  *  - one token's result never depends on T, nor on a split of the rows
  *    (batched decode = one-at-a-time decode);
  *  - AMX-INT8 tiles from the form give the bits they give from the file
- *    (Q8_0, Q4_0, Q4_K: Q6_K's form is the output head's, VNNI only);
+ *    (Q8_0, Q4_0, Q4_K, and Q6_K where AMX-INT8 reads its form);
  *  - a set that does not read the form (generic) gives, through
  *    q35_matmul, the bits it gives for the original matrix;
- *  - the load's AVX-512 pack writes the plain C pack's bytes. */
+ *  - the load's AVX-512 and AVX2 packs write the plain C pack's bytes. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -87,14 +87,16 @@ static void test_round_trip(void **st) {
 static void test_pack_simd(void **st) {
     (void)st;
     const q35_dtype dts[] = {Q35_DT_Q8_0, Q35_DT_Q4_0, Q35_DT_Q6_K, Q35_DT_Q4_K};
-    q35_x16_pack_fn fns[2] = {q35_x16_pack_pick(), NULL};
+    q35_x16_pack_fn fns[3] = {q35_x16_pack_pick(), NULL, NULL};
+    int nf = 1;
 #if defined(__x86_64__)
     q35_cpu_features f;
     q35_cpu_features_detect(&f);
-    if (q35_cpu_has_avx512_set(&f)) fns[1] = q35_x16_pack_avx512;
+    if (q35_cpu_has_avx512_set(&f)) fns[nf++] = q35_x16_pack_avx512;
+    if (q35_cpu_has_avx2_set(&f)) fns[nf++] = q35_x16_pack_avx2;
 #endif
-    printf("AVX-512 pack: %s\n", fns[1] ? "tested" : "not on this CPU");
-    for (int fi = 0; fi < 2 && fns[fi]; fi++)
+    printf("packs tested: %d (the load's, then AVX-512, AVX2 where they run)\n", nf);
+    for (int fi = 0; fi < nf; fi++)
         for (int d = 0; d < 4; d++)
             for (int wi = 0; wi < 2; wi++)
                 for (int rows = 1; rows <= 50; rows += 7) {
@@ -231,8 +233,11 @@ static void test_amx(void **st) {
         printf("no AMX-INT8 here: skipped\n");
         return;
     }
-    const q35_dtype dts[] = {Q35_DT_Q8_0, Q35_DT_Q4_0, Q35_DT_Q4_K};
-    for (int d = 0; d < 3; d++)
+    /* Q6_K where AMX-INT8 reads its form (int8_amx.h: the layers' Q6_K) */
+    const q35_dtype dts[] = {Q35_DT_Q8_0, Q35_DT_Q4_0, Q35_DT_Q4_K, Q35_DT_Q6_K};
+    const int nd = q35_amx_i8_min_t(Q35_DT_Q6_K_X16) > 0 ? 4 : 3;
+    printf("AMX-INT8 from the Q6_K form: %s\n", nd == 4 ? "tested" : "not read");
+    for (int d = 0; d < nd; d++)
         for (int rows = 7; rows <= 71; rows += 32)
             for (int T = 5; T <= 37; T += 16) {
                 const int64_t cols = 512;
