@@ -30,15 +30,18 @@
 
 /* The x16 forms' panels from these T (micro-kernels below): where they
  * beat the micro-kernels in bench_int8_x16_ymm ([8192 x 1024] streamed,
- * 1 thread, CPU time, 2026-12-07 15:11, load ~4): xtile / xpanel GMAC/s
- * Q8_0 T = 12 36.0 / 33.5, 16 37.0 / 37.6, 32 41.6 / 44.9; Q4_0 T = 4
- * 39.9 / 34.9, 8 46.5 / 48.3; Q4_K T = 4 40.4 / 36.0, 8 43.3 / 47.9; Q6_K
- * T = 8 38.0 / 37.9, 12 40.9 / 46.9. (-D to try others.) */
+ * 1 thread, CPU time, 2026-12-07 15:22, load ~4.5): xtile / xpanel GMAC/s
+ * Q8_0 T = 12 40.8 / 39.0, 16 41.6 / 42.7; Q4_0 T = 4 47.8 / 40.5, 8
+ * 50.1 / 53.1; Q4_K T = 4 44.4 / 35.2, 8 48.4 / 49.3, 12 50.2 / 54.9; Q6_K
+ * T = 4 34.6 / 28.8, 8 42.6 / 45.0. Against the file's layout (its tiles
+ * and panels) at T = 1 / 4: Q8_0 8.2 / 23.1 -> 8.5 / 29.9, Q4_0 17.5 /
+ * 44.0 -> 17.3 / 47.8, Q4_K 15.4 / 27.0 -> 19.4 / 44.4, Q6_K 10.2 / 21.0
+ * -> 11.4 / 34.6; T = 64 within 5% either way. (-D to try others.) */
 #ifndef Y16_T8
 #define Y16_T8 16
 #define Y16_T40 8
 #define Y16_T4K 8
-#define Y16_T6K 10
+#define Y16_T6K 8
 #endif
 
 /* ---- quantizer: the reference's float ops, 8 lanes at a time */

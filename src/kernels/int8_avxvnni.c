@@ -38,16 +38,16 @@
 #include "kernels/int8_x86_x16_ymm.h" /* the load-time 16-row forms */
 
 /* The x16 forms' panels from these T (micro-kernels below): where they
- * beat the micro-kernels in bench_int8_x16_ymm on this set (on a Xeon
- * with AVX-VNNI, [8192 x 1024] streamed, 1 thread, CPU time, 2026-12-07
- * 15:11, load ~4): vtile / vpanel GMAC/s Q4_0 T = 16 81 / 79, 32 82 / 90;
- * Q4_K T = 8 59 / 56, 12 64 / 65; Q6_K T = 12 48 / 46, 16 51 / 51; Q8_0's
- * micro-kernel wins at every T (T = 128: 93 / 74): no panel. -D to try
- * others. */
+ * beat the micro-kernels in bench_int8_x16_ymm on this set (a Xeon with
+ * AVX-VNNI, [8192 x 1024] streamed, 1 thread, CPU time, 2026-12-07 15:22,
+ * load ~4.5): vtile / vpanel GMAC/s Q4_0 T = 12 76.2 / 74.7, 16 81.9 /
+ * 83.7; Q4_K T = 12 66.8 / 65.7, 16 72.5 / 78.7; Q6_K T = 12 53.5 / 52.6,
+ * 16 55.7 / 62.1; Q8_0's micro-kernel wins at every T (T = 64: 86.3 /
+ * 73.6): no panel. (-D to try others.) */
 #ifndef Y16_T8
 #define Y16_T8 1000000
-#define Y16_T40 24
-#define Y16_T4K 12
+#define Y16_T40 16
+#define Y16_T4K 16
 #define Y16_T6K 16
 #endif
 

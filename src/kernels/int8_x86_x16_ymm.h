@@ -72,9 +72,19 @@ INLINE __m256i y16_load(const uint8_t *p, const int h) {
     return _mm256_loadu_si256((const __m256i *)(const void *)(p + 32 * h));
 }
 
+/* A group is two streams, its front (scales or meta) at [0, lo) and its
+ * codes at [lo, 16 ldw); a prefetch `off` bytes into the group that runs
+ * past its stream's end `hi` goes on in the same stream of the next group
+ * (16 ldw bytes on), so that a group's first blocks are not cold. */
+INLINE void y16_pf(const uint8_t *w, size_t ldw, size_t lo, size_t hi, size_t off) {
+    const size_t t = off < hi ? off : Q35_X16_ROWS * ldw + lo + (off - hi);
+    _mm_prefetch(ahead(w, t), _MM_HINT_T0);
+}
+
 /* ---- Q8_0 and Q4_0 */
-INLINE void y16_q0_half(const int q4, const uint8_t *w, const int h, int R, const uint8_t *x,
-                        size_t ldx, int64_t cols, float *y, int64_t ldy, const int C) {
+INLINE void y16_q0_half(const int q4, const uint8_t *w, size_t ldw, const int h, int R,
+                        const uint8_t *x, size_t ldx, int64_t cols, float *y, int64_t ldy,
+                        const int C) {
     const int64_t nb = cols / 32;
     const size_t cbytes = q4 ? 256 : 512;
     const uint8_t *codes = w + 32 * (size_t)nb;
@@ -90,10 +100,10 @@ INLINE void y16_q0_half(const int q4, const uint8_t *w, const int h, int R, cons
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *cb = codes + (size_t)b * cbytes;
         if (h == 0) {
+            const size_t G = Q35_X16_ROWS * ldw, F = 32 * (size_t)nb;
             UNROLL for (size_t l = 0; l < cbytes; l += 64)
-                _mm_prefetch(ahead(cb, Y16_PF_BLOCKS * cbytes + l), _MM_HINT_T0);
-            if ((b & 1) == 0)
-                _mm_prefetch(ahead(w, 32 * (size_t)(b + 2 * Y16_PF_BLOCKS)), _MM_HINT_T0);
+                y16_pf(w, ldw, F, G, F + (size_t)(b + Y16_PF_BLOCKS) * cbytes + l);
+            if ((b & 1) == 0) y16_pf(w, ldw, 0, F, 32 * (size_t)(b + 2 * Y16_PF_BLOCKS));
         }
         const __m256 dw =
             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(w + 32 * b + 16 * h)));
@@ -187,8 +197,8 @@ INLINE void y16_k4_meta(const uint8_t *meta, const int h, __m256 mul[8], __m256 
     }
 }
 
-INLINE void y16_q4k_half(const uint8_t *w, const int h, int R, const uint8_t *x, size_t ldx,
-                         int64_t cols, float *y, int64_t ldy, const int C) {
+INLINE void y16_q4k_half(const uint8_t *w, size_t ldw, const int h, int R, const uint8_t *x,
+                         size_t ldx, int64_t cols, float *y, int64_t ldy, const int C) {
     const int64_t nsb = cols / 256;
     const uint8_t *codes = w + 256 * (size_t)nsb;
     const __m256i m15 = _mm256_set1_epi8(15);
@@ -210,8 +220,9 @@ INLINE void y16_q4k_half(const uint8_t *w, const int h, int R, const uint8_t *x,
         for (int ch = 0; ch < 4; ch++) {
             const uint8_t *cv = codes + 2048 * (size_t)k + 512 * (size_t)ch;
             if (h == 0)
-                UNROLL for (int l = 0; l < 512; l += 64)
-                    _mm_prefetch(ahead(cv, Y16_PF_BLOCKS * 256 + l), _MM_HINT_T0);
+                UNROLL for (size_t l = 0; l < 512; l += 64)
+                    y16_pf(w, ldw, 256 * (size_t)nsb, Q35_X16_ROWS * ldw,
+                           (size_t)(cv - w) + Y16_PF_BLOCKS * 256 + l);
             UNROLL for (int e = 0; e < 2; e++) {
                 const int j = 2 * ch + e;
                 const int64_t b = 8 * k + j;
@@ -270,8 +281,8 @@ INLINE __m256i y16_i8x8(const uint8_t *p) {
     return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p));
 }
 
-INLINE void y16_q6_half(const uint8_t *w, const int h, int R, const uint8_t *x, size_t ldx,
-                        int64_t cols, float *y, int64_t ldy, const int C) {
+INLINE void y16_q6_half(const uint8_t *w, size_t ldw, const int h, int R, const uint8_t *x,
+                        size_t ldx, int64_t cols, float *y, int64_t ldy, const int C) {
     const int64_t nsb = cols / 256;
     const uint8_t *codes = w + 288 * (size_t)nsb;
     __m256 acc[Y16_NT];
@@ -293,8 +304,9 @@ INLINE void y16_q6_half(const uint8_t *w, const int h, int R, const uint8_t *x, 
             const int64_t b = 8 * k + jj;
             const uint8_t *cb = codes + 384 * (size_t)b;
             if (h == 0)
-                UNROLL for (int l = 0; l < 384; l += 64)
-                    _mm_prefetch(ahead(cb, Y16_PF_BLOCKS * 384 + l), _MM_HINT_T0);
+                UNROLL for (size_t l = 0; l < 384; l += 64)
+                    y16_pf(w, ldw, 288 * (size_t)nsb, Q35_X16_ROWS * ldw,
+                           (size_t)(cb - w) + Y16_PF_BLOCKS * 384 + l);
             __m256i W[8];
             y16_q6_codes(cb, h, W);
             const __m256i sc0 = y16_i8x8(meta + 16 * (2 * jj) + 8 * h);
@@ -359,32 +371,28 @@ INLINE void y16_q6_half(const uint8_t *w, const int h, int R, const uint8_t *x, 
 
 static void uk_q8_0_y16(const uint8_t *w, size_t ldw, int R, const uint8_t *x, size_t ldx, int C,
                         int64_t cols, float *y, int64_t ldy) {
-    (void)ldw;
-#define Q8_HALF(hh, n) y16_q0_half(0, w, hh, R, x, ldx, cols, y, ldy, n)
+#define Q8_HALF(hh, n) y16_q0_half(0, w, ldw, hh, R, x, ldx, cols, y, ldy, n)
     Y16_BY_C(Q8_HALF)
 #undef Q8_HALF
 }
 
 static void uk_q4_0_y16(const uint8_t *w, size_t ldw, int R, const uint8_t *x, size_t ldx, int C,
                         int64_t cols, float *y, int64_t ldy) {
-    (void)ldw;
-#define Q4_HALF(hh, n) y16_q0_half(1, w, hh, R, x, ldx, cols, y, ldy, n)
+#define Q4_HALF(hh, n) y16_q0_half(1, w, ldw, hh, R, x, ldx, cols, y, ldy, n)
     Y16_BY_C(Q4_HALF)
 #undef Q4_HALF
 }
 
 static void uk_q4_K_y16(const uint8_t *w, size_t ldw, int R, const uint8_t *x, size_t ldx, int C,
                         int64_t cols, float *y, int64_t ldy) {
-    (void)ldw;
-#define Q4K_HALF(hh, n) y16_q4k_half(w, hh, R, x, ldx, cols, y, ldy, n)
+#define Q4K_HALF(hh, n) y16_q4k_half(w, ldw, hh, R, x, ldx, cols, y, ldy, n)
     Y16_BY_C(Q4K_HALF)
 #undef Q4K_HALF
 }
 
 static void uk_q6_K_y16(const uint8_t *w, size_t ldw, int R, const uint8_t *x, size_t ldx, int C,
                         int64_t cols, float *y, int64_t ldy) {
-    (void)ldw;
-#define Q6_HALF(hh, n) y16_q6_half(w, hh, R, x, ldx, cols, y, ldy, n)
+#define Q6_HALF(hh, n) y16_q6_half(w, ldw, hh, R, x, ldx, cols, y, ldy, n)
     Y16_BY_C(Q6_HALF)
 #undef Q6_HALF
 }
