@@ -322,6 +322,33 @@ INLINE void panel_q8_tile(const uint8_t *pk, int R, const uint8_t *x, size_t ldx
     UNROLL for (int c = 0; c < C; c++) panel_store(y, ldy, c, acc[c], R);
 }
 
+/* Blocks whose per-token terms panel_q4_tile forms ahead, per chunk. */
+#define PANEL_CHUNK 64
+
+/* The token terms of blocks b0 .. b0 + n - 1 of a q8 row (n <= PANEL_CHUNK): Q4_0's -8 S_b as
+ * int32, Q4_K's d_b S_b as float (the same float product the kernel formed per block, so the same
+ * bits), 8 blocks at a time, so that the kernel broadcasts them from memory rather than building
+ * each from two int16 sums in scalar registers. */
+INLINE void panel_token_terms(q35_dtype dt, const int16_t *sa, const float *da, int64_t b0, int n,
+                              int32_t *off, float *dS) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i s16 = _mm256_loadu_si256((const __m256i *)(const void *)(sa + 2 * (b0 + i)));
+        const __m256i S = _mm256_madd_epi16(s16, _mm256_set1_epi16(1)); /* s_2b + s_2b+1 */
+        if (dt == Q35_DT_Q4_0)
+            _mm256_storeu_si256((__m256i *)(void *)(off + i),
+                                _mm256_slli_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), S), 3));
+        else
+            _mm256_storeu_ps(dS + i,
+                             _mm256_mul_ps(_mm256_loadu_ps(da + b0 + i), _mm256_cvtepi32_ps(S)));
+    }
+    for (; i < n; i++) { /* Q4_0 rows of cols % 256 != 0 */
+        const int32_t S = sa[2 * (b0 + i)] + sa[2 * (b0 + i) + 1];
+        off[i] = -8 * S;
+        dS[i] = da[b0 + i] * (float)S;
+    }
+}
+
 INLINE void panel_q4_tile(q35_dtype dt, const uint8_t *pk, int R, const uint8_t *x, size_t ldx,
                           int64_t cols, float *y, int64_t ldy, const int C) {
     __m256 acc[PANEL_NT];
@@ -333,23 +360,32 @@ INLINE void panel_q4_tile(q35_dtype dt, const uint8_t *pk, int R, const uint8_t 
         sa[c] = q35_q8_row_s(x + c * ldx, cols);
     }
     const size_t bb = dt == Q35_DT_Q4_0 ? 288 : 320;
-    for (int64_t b = 0; b < cols / 32; b++) {
-        const uint8_t *pb = pk + (size_t)b * bb;
-        __m256i W[8];
-        UNROLL for (int g = 0; g < 8; g++) W[g] =
-            _mm256_loadu_si256((const __m256i *)(pb + 32 * g));
-        const __m256 sc = _mm256_loadu_ps((const float *)(const void *)(pb + 256));
-        UNROLL for (int c = 0; c < C; c++) {
-            const int32_t S = sa[c][2 * b] + sa[c][2 * b + 1];
-            const __m256 dab = _mm256_broadcast_ss(da[c] + b);
-            if (dt == Q35_DT_Q4_0) {
-                __m256i p = panel_block_dot(W, x + c * ldx + 32 * b, _mm256_set1_epi32(-8 * S));
-                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(sc, dab), acc[c]);
-            } else {
-                __m256i p = panel_block_dot(W, x + c * ldx + 32 * b, _mm256_setzero_si256());
-                const __m256 mn = _mm256_loadu_ps((const float *)(const void *)(pb + 288));
-                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(sc, dab), acc[c]);
-                acc[c] = _mm256_fnmadd_ps(mn, _mm256_mul_ps(dab, _mm256_set1_ps((float)S)), acc[c]);
+    const int64_t nb = cols / 32;
+    int32_t off[PANEL_NT][PANEL_CHUNK];
+    float dS[PANEL_NT][PANEL_CHUNK];
+    for (int64_t b0 = 0; b0 < nb; b0 += PANEL_CHUNK) {
+        const int n = nb - b0 < PANEL_CHUNK ? (int)(nb - b0) : PANEL_CHUNK;
+        UNROLL for (int c = 0; c < C; c++)
+            panel_token_terms(dt, sa[c], da[c], b0, n, off[c], dS[c]);
+        for (int i = 0; i < n; i++) {
+            const int64_t b = b0 + i;
+            const uint8_t *pb = pk + (size_t)b * bb;
+            __m256i W[8];
+            UNROLL for (int g = 0; g < 8; g++) W[g] =
+                _mm256_loadu_si256((const __m256i *)(pb + 32 * g));
+            const __m256 sc = _mm256_loadu_ps((const float *)(const void *)(pb + 256));
+            UNROLL for (int c = 0; c < C; c++) {
+                const __m256 dab = _mm256_broadcast_ss(da[c] + b);
+                if (dt == Q35_DT_Q4_0) {
+                    __m256i p =
+                        panel_block_dot(W, x + c * ldx + 32 * b, _mm256_set1_epi32(off[c][i]));
+                    acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(sc, dab), acc[c]);
+                } else {
+                    __m256i p = panel_block_dot(W, x + c * ldx + 32 * b, _mm256_setzero_si256());
+                    const __m256 mn = _mm256_loadu_ps((const float *)(const void *)(pb + 288));
+                    acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(sc, dab), acc[c]);
+                    acc[c] = _mm256_fnmadd_ps(mn, _mm256_broadcast_ss(&dS[c][i]), acc[c]);
+                }
             }
         }
     }
