@@ -313,6 +313,33 @@ static size_t copy_state(const q35_state *s, float *buf, int pos, bool to_snap) 
     return L ? part_offset(s, pos, L - 1, 1) + part_len(s, pos, L - 1, 1) : 0;
 }
 
+/* copy_state from the flat buffer into the state, one (layer, part) per
+ * item over the state's threads: a restore moves ~19 MB for the 0.8B
+ * (the DeltaNet states), which one thread copies at well below what the
+ * memory gives two. */
+typedef struct restore_job {
+    const q35_state *s;
+    const float *buf;
+    int pos;
+} restore_job;
+
+static void restore_parts(void *ctx, int64_t i0, int64_t i1, int tid) {
+    (void)tid;
+    const restore_job *j = ctx;
+    for (int64_t i = i0; i < i1; i++) {
+        int l = (int)(i / 2), part = (int)(i % 2);
+        size_t n = part_len(j->s, j->pos, l, part);
+        if (n)
+            memcpy(part_in_state(j->s, l, part), j->buf + part_offset(j->s, j->pos, l, part),
+                   n * sizeof(float));
+    }
+}
+
+static void restore_state(const q35_state *s, const float *buf, int pos) {
+    restore_job j = {s, buf, pos};
+    q35_threadpool_for(s->pool, 2 * (int64_t)s->model->cfg.n_layers, 1, restore_parts, &j);
+}
+
 /* An empty snapshot of the state at position P (contents to be filled). */
 static q35_snapshot *snapshot_alloc(const q35_state *s, int P, q35_err *e) {
     q35_snapshot *snap = calloc(1, sizeof *snap);
@@ -368,7 +395,7 @@ int q35_state_restore(q35_state *s, const q35_snapshot *snap, q35_err *e) {
                      : q35_err_set(e, Q35_EINVAL, "q35_state_restore: snapshot of another device");
         if (rc) return rc;
     } else {
-        copy_state(s, snap->data, snap->pos, false);
+        restore_state(s, snap->data, snap->pos);
     }
     s->pos = snap->pos;
     return Q35_OK;

@@ -490,15 +490,17 @@ __attribute__((target("amx-tile"))) static void tiles_configure(int kbytes, int 
     _tile_loadconfig(&c);
 }
 
-/* The float work of one block for the 16 tokens of a tile: C rows at c
- * (Q6_K: first half at c, second at c2), weight scale vectors at s,
- * token scales da[t] (and dS[t]). */
+/* The float work of one block for the first nt (<= 16) tokens of a tile
+ * (a last partial tile's other rows are never stored): C rows at c (Q6_K:
+ * first half at c, second at c2), weight scale vectors at s, token scales
+ * da[t] (and dS[t]). */
 static inline __attribute__((always_inline)) void block_fma(q35_dtype dt, const int32_t *c,
                                                             const int32_t *c2, const float *s,
                                                             const float *da, const float *dS,
-                                                            __m512 acc[16]) {
+                                                            __m512 acc[16], int nt) {
     __m512 s0 = _mm512_load_ps(s), s1 = _mm512_load_ps(s + 16);
     UNROLL16 for (int t = 0; t < 16; t++) {
+        if (t >= nt) break;
         __m512 dv = _mm512_set1_ps(da[t]);
         __m512 i0 = _mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * t));
         acc[t] = _mm512_fmadd_ps(i0, _mm512_mul_ps(s0, dv), acc[t]);
@@ -515,13 +517,14 @@ static inline __attribute__((always_inline)) void block_fma(q35_dtype dt, const 
 static inline __attribute__((always_inline)) void item_fma(q35_dtype dt, const int32_t *cb,
                                                            int64_t i, const float *sc,
                                                            const float *da, const float *dS,
-                                                           __m512 acc[16]) {
+                                                           __m512 acc[16], int nt) {
     if (dt == Q35_DT_Q6_K) {
         if (!(i & 1)) return;
         const int32_t *c = cb + 256 * ((i - 1) & 7);
-        block_fma(dt, c, c + 256, sc + (i / 2) * SCB, da + (i / 2) * 16, dS + (i / 2) * 16, acc);
+        block_fma(dt, c, c + 256, sc + (i / 2) * SCB, da + (i / 2) * 16, dS + (i / 2) * 16, acc,
+                  nt);
     } else
-        block_fma(dt, cb + 256 * (i & 7), NULL, sc + i * SCB, da + i * 16, dS + i * 16, acc);
+        block_fma(dt, cb + 256 * (i & 7), NULL, sc + i * SCB, da + i * 16, dS + i * 16, acc, nt);
 }
 
 /* acc += blocks [kb0, kb1) of one 16-token tile (q8 rows at xa, stride
@@ -550,13 +553,13 @@ static inline __attribute__((always_inline)) void item_fma(q35_dtype dt, const i
         if ((j) < n) {                                                                             \
             _tile_stored(c, cb + 256 * ((j)&7), 64);                                               \
             if ((j) + 4 < n) TDP(c, ta, tb, (j) + 4);                                              \
-            if ((j) >= LAG) item_fma(dt, cb, (j)-LAG, sc, da, dS, acc);                            \
+            if ((j) >= LAG) item_fma(dt, cb, (j)-LAG, sc, da, dS, acc, nt);                        \
         }                                                                                          \
     } while (0)
 __attribute__((target("amx-tile,amx-int8"), always_inline)) static inline void
 tile_blocks(q35_dtype dt, const uint8_t *xa, size_t lda, const float *da, const float *dS,
             const uint8_t *bt, const float *sc, int64_t kb0, int64_t kb1, __m512 acc[16],
-            int32_t *cb) {
+            int32_t *cb, int nt) {
     const int64_t kbytes = dt == Q35_DT_Q6_K ? 16 : 32;
     const int64_t n = (kb1 - kb0) * (dt == Q35_DT_Q6_K ? 2 : 1); /* items */
     const uint8_t *a0 = xa + kb0 * 32;
@@ -571,7 +574,7 @@ tile_blocks(q35_dtype dt, const uint8_t *xa, size_t lda, const float *da, const 
         STEP(7, 3, 5, i + 3);
     }
     for (int64_t j = n - LAG < 0 ? 0 : n - LAG; j < n; j++)
-        item_fma(dt, cb, j, sc, da, dS, acc);
+        item_fma(dt, cb, j, sc, da, dS, acc, nt);
 }
 #undef STEP
 #undef TDP
@@ -626,8 +629,12 @@ matmul_dt(q35_dtype dt, const q35_tensor *w, const uint8_t *x, size_t ldx, int T
             for (int i = 0; i < nwt; i++) {
                 __m512 acc[16];
                 UNROLL16 for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
-                tile_blocks(dt, xa, ldx, dat, dSt, bt + (size_t)i * tile_bytes,
-                            sc + (size_t)i * sc_floats, 0, nkb, acc, cb);
+                if (T - 16 * tt >= 16)
+                    tile_blocks(dt, xa, ldx, dat, dSt, bt + (size_t)i * tile_bytes,
+                                sc + (size_t)i * sc_floats, 0, nkb, acc, cb, 16);
+                else
+                    tile_blocks(dt, xa, ldx, dat, dSt, bt + (size_t)i * tile_bytes,
+                                sc + (size_t)i * sc_floats, 0, nkb, acc, cb, T - 16 * tt);
                 store_acc(acc, y, ldy, p0 + 16 * i, pe, tt * 16, T);
             }
         }
@@ -654,7 +661,7 @@ stepwise_dt(q35_dtype dt, const q35_tensor *w, const uint8_t *x, size_t ldx, int
                 int64_t ge = nkb - g < GROUP ? nkb : g + GROUP;
                 unpack_tile(dt, w, o, r1, g, ge, bt, sc);
                 token_scales(x, ldx, T, cols, tt * 16, g, ge, dt == Q35_DT_Q4_K, da, dS);
-                tile_blocks(dt, xa, ldx, da, dS, bt, sc, g, ge, acc, cb);
+                tile_blocks(dt, xa, ldx, da, dS, bt, sc, g, ge, acc, cb, 16);
             }
             store_acc(acc, y, ldy, o, r1, tt * 16, T);
         }
