@@ -22,6 +22,7 @@
 #ifndef Q35_KERNELS_INT8_X86_X16_H
 #define Q35_KERNELS_INT8_X86_X16_H
 
+#include "kernels/int8_amx.h" /* Q35_AMX_X16_MIN_T_* */
 #include "kernels/repack_x16.h"
 
 #define X16_NT 8 /* tokens a call: 8 accumulators + 8 code vectors */
