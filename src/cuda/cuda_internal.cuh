@@ -202,6 +202,12 @@ typedef struct cu_mega_layer {
  * where it does not take the model (mixed matrix forms, shapes) or
  * Q35_CUDA_MEGA=0. */
 int cu_mega_blocks(const cuda_model *cm);
+/* Bytes of device memory bar needs (16; more with Q35_CUDA_MEGA_PROF=1,
+ * where the kernel sums its phases' clocks after the counter: zero it
+ * once, print with cu_mega_prof_report, to stderr). */
+size_t cu_mega_bar_bytes(void);
+bool cu_mega_prof_on(void);
+void cu_mega_prof_report(const cuda_model *cm, int blocks, const unsigned *bar);
 /* x = the layers applied to x (one token at *pos): layers [n_layers] in
  * device memory, proj/o/mlp the forward pass's scratch, bar one unsigned
  * of device memory (zeroed here, on the stream). A cooperative launch.
@@ -212,8 +218,8 @@ int cu_mega_blocks(const cuda_model *cm);
  * then unused. */
 struct cu_batch_stream;
 cudaError_t cu_mega_layers(const cuda_model *cm, int blocks, const cu_mega_layer *layers,
-                           const struct cu_batch_stream *tab, int B, float *x, float *proj,
-                           int ldp, float *o, int ldo, float *mlp, const int *pos, size_t conv_n,
+                           const struct cu_batch_stream *tab, int B, float *x, float *proj, int ldp,
+                           float *o, int ldo, float *mlp, const int *pos, size_t conv_n,
                            size_t ssm_n, unsigned *bar, cudaStream_t st);
 
 /* Batched decode (batch.cu): one token in each of B states. A stream's

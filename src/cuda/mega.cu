@@ -10,9 +10,10 @@
  * The phases are the same device code as the separate kernels (gemv.cuh,
  * gdn_step.cuh, attn_dec.cuh), so the results are the same bits as the
  * launch-per-phase step. With Q35_CUDA_MEGA_PF=1, before a barrier each
- * warp asks L2 for its first rows of the next phase's matrix. Activations written inside the launch are read with
- * ld.global.cg (L2, never a stale L1 line), after the barrier's
- * acquire. The embedding before and the head after stay separate kernels. */
+ * warp asks L2 for its first rows of the next phase's matrix. Activations written inside the launch
+ * are read with ld.global.cg (L2, never a stale L1 line), after the barrier's acquire. The
+ * embedding before and the head after stay separate kernels. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,25 +41,62 @@ typedef struct mega_args {
     float eps;
     int prefetch; /* L2 prefetch of the next phase's rows (Q35_CUDA_MEGA_PF=1) */
     int spin_ns;  /* a pause between a barrier's polls (Q35_CUDA_MEGA_SPIN=ns; 0: none) */
+    int ks;       /* split-K for the few-row matrices (Q35_CUDA_MEGA_KS=1) */
+    unsigned long long *prof; /* phase clocks (Q35_CUDA_MEGA_PROF=1), else NULL */
+    int bar_ra; /* barrier by release / acquire alone, no full fences (Q35_CUDA_MEGA_BAR=ra) */
 } mega_args;
+
+/* Phase profile (Q35_CUDA_MEGA_PROF=1): after bar's 16 bytes, a header
+ * (launches, block 0's cycles a launch) and per phase and block two words
+ * summed over launches: work cycles (arrival - previous release) and the
+ * barrier wait (release - arrival). Each block's thread 0 owns its words
+ * (no atomics in the way of the barrier). SM clocks: differences within
+ * one block only. */
+#define PROF_PHASES 160
+#define PROF_BLOCKS 256
+#define PROF_WORDS (8 + 2 * PROF_PHASES * PROF_BLOCKS)
+
+__device__ __forceinline__ void prof_mark(unsigned long long *prof, int ph, long long arr,
+                                          long long rel, long long now) {
+    if (ph >= PROF_PHASES || blockIdx.x >= PROF_BLOCKS) return;
+    unsigned long long *p = prof + 8 + 2 * ((size_t)ph * PROF_BLOCKS + blockIdx.x);
+    p[0] += (unsigned long long)(arr - rel);
+    p[1] += (unsigned long long)(now - arr);
+}
 
 /* All blocks arrive; the last arrival releases them. *target counts the
  * arrivals expected so far (gridDim.x per barrier, the counter is never
  * reset within a launch). */
-__device__ __forceinline__ void grid_sync(unsigned *bar, unsigned *target, int spin_ns) {
+__device__ __forceinline__ void grid_sync(unsigned *bar, unsigned *target, int spin_ns, int bar_ra,
+                                          unsigned long long *prof = NULL, int *ph = NULL,
+                                          long long *rel = NULL) {
     __syncthreads();
     *target += gridDim.x;
     if (threadIdx.x == 0) {
-        __threadfence();
-        atomicAdd(bar, 1u);
+        long long arr = prof ? clock64() : 0;
+        /* bar_ra: the release orders the block's writes (made visible to
+         * this thread by __syncthreads) before the arrival, the acquire
+         * the other blocks' writes before what follows: no fence.sc */
+        if (bar_ra) {
+            asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(bar) : "memory");
+        } else {
+            __threadfence();
+            atomicAdd(bar, 1u);
+        }
         unsigned v;
         for (;;) {
             asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(bar) : "memory");
             if (v >= *target) break;
             if (spin_ns) __nanosleep(spin_ns);
         }
-        __threadfence();
+        if (!bar_ra) __threadfence();
+        if (prof) {
+            long long now = clock64();
+            prof_mark(prof, *ph, arr, *rel, now);
+            *rel = now;
+        }
     }
+    if (ph) (*ph)++;
     __syncthreads();
 }
 
@@ -76,13 +114,14 @@ __device__ __forceinline__ int mega_nr(int nout, bool glu, int warps) {
 typedef struct mstride {
     int nb;
     size_t x, z, y;
+    int ks; /* 1: split a row's columns over warps where rows are few (Q35_CUDA_MEGA_KS=1) */
 } mstride;
 
 /* y (op)= W pro(x) over the whole grid, this block's share (gemv_kernel's
  * body with MW warps and coherent activation loads), for nb streams, NBS
  * at a time: their inputs side by side in shared memory, each weight chunk
  * loaded once for the NBS of them (the next NBS re-read it, from L2). */
-template <int FMT, int NR, int NBS>
+template <int FMT, int NR, int NBS, int KS = 1>
 __device__ __forceinline__ void mega_gemv_nr(const dmat &W, const gv_args &a, const mstride &ms,
                                              float4 *xs4) {
     __shared__ float red[MW];
@@ -142,61 +181,97 @@ __device__ __forceinline__ void mega_gemv_nr(const dmat &W, const gv_args &a, co
             }
         }
         __syncthreads();
-        for (int g = blockIdx.x * MW + warp; g < groups; g += gstride) {
-            int rows[NR];
-#pragma unroll
-            for (int i = 0; i < NR; i++) {
-                int o = g * per + (glu ? i % per : i), r = glu && i >= per ? o + a.nout : o;
-                rows[i] = r < W.rows ? r : W.rows - 1;
-            }
-            float acc[NR][NBS];
-#pragma unroll
-            for (int i = 0; i < NR; i++)
-#pragma unroll
-                for (int j = 0; j < NBS; j++)
-                    acc[i][j] = 0.0f;
+        if constexpr (KS > 1) { /* one row (NR = NBS = 1, no GLU) over KS warps of a block */
+            __shared__ float kpart[MW];
+            const int vw = MW / KS, part = warp % KS, per_round = gridDim.x * vw;
+            const int rounds = (groups + per_round - 1) / per_round;
+            float *y = a.y;
+            for (int rd = 0; rd < rounds; rd++) { /* the same count in every warp: syncs are safe */
+                int g = rd * per_round + blockIdx.x * vw + warp / KS;
+                float acc = 0.0f;
+                if (g < groups) {
+                    int r = g < W.rows ? g : W.rows - 1;
 #pragma unroll 2
-            for (int c = lane; c < NC; c += 32) {
-                uint4 q[NR];
-                float dq[NR];
+                    for (int c = lane + 32 * part; c < NC; c += 32 * KS) {
+                        uint4 q = __ldg(row_ptr<FMT>(W, r) + c);
+                        float sd = chunk_dot<FMT>(q, xs4, NC, c);
+                        if (FMT == DF_Q8 || FMT == DF_Q4)
+                            sd *= __half2float(__ushort_as_half(__ldg(
+                                W.scale + (size_t)r * (cols / 32) + (FMT == DF_Q8 ? c / 2 : c))));
+                        acc += sd;
+                    }
+                }
+                acc = warp_sum(acc);
+                if (lane == 0) kpart[warp] = acc;
+                __syncthreads();
+                if (part == 0 && lane == 0 && g < a.nout) {
+                    float v = 0.0f;
+                    for (int p = 0; p < KS; p++) /* in order: the same bits every run */
+                        v += kpart[warp + p];
+                    if (a.op == MM_ADD)
+                        y[g] = __ldcg(y + g) + v;
+                    else
+                        y[g] = v;
+                }
+                __syncthreads();
+            }
+        } else {
+            for (int g = blockIdx.x * MW + warp; g < groups; g += gstride) {
+                int rows[NR];
 #pragma unroll
                 for (int i = 0; i < NR; i++) {
-                    q[i] = __ldg(row_ptr<FMT>(W, rows[i]) + c);
-                    if (FMT == DF_Q8 || FMT == DF_Q4)
-                        dq[i] = __half2float(__ushort_as_half(
-                            __ldg(W.scale + (size_t)rows[i] * (cols / 32) +
-                                  (FMT == DF_Q8 ? c / 2 : c))));
+                    int o = g * per + (glu ? i % per : i), r = glu && i >= per ? o + a.nout : o;
+                    rows[i] = r < W.rows ? r : W.rows - 1;
+                }
+                float acc[NR][NBS];
+#pragma unroll
+                for (int i = 0; i < NR; i++)
+#pragma unroll
+                    for (int j = 0; j < NBS; j++)
+                        acc[i][j] = 0.0f;
+#pragma unroll 2
+                for (int c = lane; c < NC; c += 32) {
+                    uint4 q[NR];
+                    float dq[NR];
+#pragma unroll
+                    for (int i = 0; i < NR; i++) {
+                        q[i] = __ldg(row_ptr<FMT>(W, rows[i]) + c);
+                        if (FMT == DF_Q8 || FMT == DF_Q4)
+                            dq[i] = __half2float(
+                                __ushort_as_half(__ldg(W.scale + (size_t)rows[i] * (cols / 32) +
+                                                       (FMT == DF_Q8 ? c / 2 : c))));
+                    }
+#pragma unroll
+                    for (int j = 0; j < NBS; j++) {
+                        if (j >= nbh) break;
+                        const float4 *xj = xs4 + (size_t)j * (cols / 4);
+#pragma unroll
+                        for (int i = 0; i < NR; i++) {
+                            float sd = chunk_dot<FMT>(q[i], xj, NC, c);
+                            acc[i][j] += (FMT == DF_Q8 || FMT == DF_Q4) ? dq[i] * sd : sd;
+                        }
+                    }
                 }
 #pragma unroll
                 for (int j = 0; j < NBS; j++) {
                     if (j >= nbh) break;
-                    const float4 *xj = xs4 + (size_t)j * (cols / 4);
+                    float *y = a.y + (size_t)(b0 + j) * ms.y;
 #pragma unroll
-                    for (int i = 0; i < NR; i++) {
-                        float sd = chunk_dot<FMT>(q[i], xj, NC, c);
-                        acc[i][j] += (FMT == DF_Q8 || FMT == DF_Q4) ? dq[i] * sd : sd;
-                    }
-                }
-            }
+                    for (int i = 0; i < NR; i++)
+                        acc[i][j] = warp_sum(acc[i][j]);
+                    if (lane == 0) {
 #pragma unroll
-            for (int j = 0; j < NBS; j++) {
-                if (j >= nbh) break;
-                float *y = a.y + (size_t)(b0 + j) * ms.y;
-#pragma unroll
-                for (int i = 0; i < NR; i++)
-                    acc[i][j] = warp_sum(acc[i][j]);
-                if (lane == 0) {
-#pragma unroll
-                    for (int i = 0; i < NR; i++) {
-                        if (i >= per) break;
-                        int o = g * per + i;
-                        if (o >= a.nout) break;
-                        float v = glu ? acc[i][j] / (1.0f + expf(-acc[i][j])) * acc[i + per][j]
-                                      : acc[i][j];
-                        if (a.op == MM_ADD)
-                            y[o] = __ldcg(y + o) + v;
-                        else
-                            y[o] = v;
+                        for (int i = 0; i < NR; i++) {
+                            if (i >= per) break;
+                            int o = g * per + i;
+                            if (o >= a.nout) break;
+                            float v = glu ? acc[i][j] / (1.0f + expf(-acc[i][j])) * acc[i + per][j]
+                                          : acc[i][j];
+                            if (a.op == MM_ADD)
+                                y[o] = __ldcg(y + o) + v;
+                            else
+                                y[o] = v;
+                        }
                     }
                 }
             }
@@ -210,6 +285,14 @@ __device__ __forceinline__ void mega_gemv(const dmat &W, const gv_args &a, const
                                           float4 *xs4) {
     int nr = mega_nr(a.nout, a.op == MM_GLU, gridDim.x * MW);
     if constexpr (NBS == 1) { /* several streams: 2 rows at most, acc[][] stays in registers */
+        int warps = gridDim.x * MW;
+        if (ms.ks && nr == 1 && a.op != MM_GLU && warps >= 2 * a.nout) {
+            if (warps >= 4 * a.nout)
+                mega_gemv_nr<FMT, 1, 1, 4>(W, a, ms, xs4);
+            else
+                mega_gemv_nr<FMT, 1, 1, 2>(W, a, ms, xs4);
+            return;
+        }
         if (nr == 4) {
             mega_gemv_nr<FMT, 4, NBS>(W, a, ms, xs4);
             return;
@@ -258,21 +341,23 @@ static __device__ __forceinline__ gv_args gv(const float *x, const float *norm, 
 template <int FMT, int NBS> __global__ void __launch_bounds__(MT, 1) mega_kernel(mega_args A) {
     extern __shared__ float4 xs4[];
     unsigned target = 0;
+    int ph = 0;
+    long long rel = clock64(), t0 = rel;
     const int H = A.H, I = A.I, C = A.C, nv = A.nv, dv = A.dv, B = A.B;
     const int zoff = C, boff = C + nv * dv, aoff = boff + nv;
     const int cpb = MT / LPC, vblocks = nv * (dv / cpb);
-    const mstride s_in = {B, (size_t)H, 0, (size_t)A.ldp};   /* x -> proj */
-    const mstride s_out = {B, (size_t)A.ldo, (size_t)A.ldp, (size_t)H}; /* o -> x */
-    const mstride s_gu = {B, (size_t)H, 0, (size_t)I};       /* x -> mlp */
-    const mstride s_dn = {B, (size_t)I, 0, (size_t)H};       /* mlp -> x */
+    const mstride s_in = {B, (size_t)H, 0, (size_t)A.ldp, A.ks};              /* x -> proj */
+    const mstride s_out = {B, (size_t)A.ldo, (size_t)A.ldp, (size_t)H, A.ks}; /* o -> x */
+    const mstride s_gu = {B, (size_t)H, 0, (size_t)I, A.ks};                  /* x -> mlp */
+    const mstride s_dn = {B, (size_t)I, 0, (size_t)H, A.ks};                  /* mlp -> x */
     for (int l = 0; l < A.n_layers; l++) {
         const cu_mega_layer &ML = A.layers[l];
         const dlayer &D = ML.D;
         if (!D.full_attn) {
-            mega_gemv<FMT, NBS>(
-                D.w_in, gv(A.x, D.attn_norm, A.eps, PRO_RMS, MM_STORE, D.w_in.rows, A.proj), s_in,
-                xs4);
-            grid_sync(A.bar, &target, A.spin_ns);
+            mega_gemv<FMT, NBS>(D.w_in,
+                                gv(A.x, D.attn_norm, A.eps, PRO_RMS, MM_STORE, D.w_in.rows, A.proj),
+                                s_in, xs4);
+            grid_sync(A.bar, &target, A.spin_ns, A.bar_ra, A.prof, &ph, &rel);
             for (int vb = blockIdx.x; vb < B * vblocks; vb += gridDim.x) {
                 int b = vb / vblocks, v = vb % vblocks;
                 const cu_batch_stream *t = A.tab ? A.tab + b : NULL;
@@ -283,16 +368,16 @@ template <int FMT, int NBS> __global__ void __launch_bounds__(MT, 1) mega_kernel
                               ssm, A.o + (size_t)b * A.ldo);
             }
             mega_prefetch<FMT>(D.w_out, D.w_out.rows, false, A.prefetch);
-            grid_sync(A.bar, &target, A.spin_ns);
+            grid_sync(A.bar, &target, A.spin_ns, A.bar_ra, A.prof, &ph, &rel);
             gv_args g = gv(A.o, D.gdn_norm, A.eps, PRO_GATED, MM_ADD, D.w_out.rows, A.x);
             g.z = A.proj + zoff;
             g.dv = dv;
             mega_gemv<FMT, NBS>(D.w_out, g, s_out, xs4);
         } else {
             mega_gemv<FMT, NBS>(
-                D.w_qkv, gv(A.x, D.attn_norm, A.eps, PRO_RMS, MM_STORE, D.w_qkv.rows, A.proj),
-                s_in, xs4);
-            grid_sync(A.bar, &target, A.spin_ns);
+                D.w_qkv, gv(A.x, D.attn_norm, A.eps, PRO_RMS, MM_STORE, D.w_qkv.rows, A.proj), s_in,
+                xs4);
+            grid_sync(A.bar, &target, A.spin_ns, A.bar_ra, A.prof, &ph, &rel);
             for (int w = blockIdx.x; w < B * A.nh; w += gridDim.x) {
                 int b = w / A.nh, h = w % A.nh;
                 const cu_batch_stream *t = A.tab ? A.tab + b : NULL;
@@ -303,28 +388,115 @@ template <int FMT, int NBS> __global__ void __launch_bounds__(MT, 1) mega_kernel
                               A.o + (size_t)b * A.ldo);
             }
             mega_prefetch<FMT>(D.w_o, D.w_o.rows, false, A.prefetch);
-            grid_sync(A.bar, &target, A.spin_ns);
+            grid_sync(A.bar, &target, A.spin_ns, A.bar_ra, A.prof, &ph, &rel);
             mega_gemv<FMT, NBS>(D.w_o, gv(A.o, NULL, A.eps, PRO_PLAIN, MM_ADD, D.w_o.rows, A.x),
                                 s_out, xs4);
         }
         mega_prefetch<FMT>(D.w_gu, D.w_gu.rows / 2, true, A.prefetch);
-        grid_sync(A.bar, &target, A.spin_ns);
+        grid_sync(A.bar, &target, A.spin_ns, A.bar_ra, A.prof, &ph, &rel);
         mega_gemv<FMT, NBS>(D.w_gu, gv(A.x, D.mlp_norm, A.eps, PRO_RMS, MM_GLU, I, A.mlp), s_gu,
                             xs4);
         mega_prefetch<FMT>(D.w_down, D.w_down.rows, false, A.prefetch);
-        grid_sync(A.bar, &target, A.spin_ns);
-        mega_gemv<FMT, NBS>(D.w_down, gv(A.mlp, NULL, A.eps, PRO_PLAIN, MM_ADD, H, A.x), s_dn,
-                            xs4);
+        grid_sync(A.bar, &target, A.spin_ns, A.bar_ra, A.prof, &ph, &rel);
+        mega_gemv<FMT, NBS>(D.w_down, gv(A.mlp, NULL, A.eps, PRO_PLAIN, MM_ADD, H, A.x), s_dn, xs4);
         if (l + 1 < A.n_layers) {
             const dlayer &N = A.layers[l + 1].D;
             const dmat &Wn = N.full_attn ? N.w_qkv : N.w_in;
             mega_prefetch<FMT>(Wn, Wn.rows, false, A.prefetch);
-            grid_sync(A.bar, &target, A.spin_ns);
+            grid_sync(A.bar, &target, A.spin_ns, A.bar_ra, A.prof, &ph, &rel);
+        }
+    }
+    if (A.prof) { /* the last phase: its work, no barrier after it */
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            long long now = clock64();
+            prof_mark(A.prof, ph, now, rel, now);
+            if (blockIdx.x == 0) {
+                atomicAdd(A.prof, 1ull);
+                atomicAdd(A.prof + 1, (unsigned long long)(now - t0));
+            }
         }
     }
 }
 
 /* ------------------------------------------------------------------ host */
+
+bool cu_mega_prof_on(void) {
+    const char *v = getenv("Q35_CUDA_MEGA_PROF");
+    return v && !strcmp(v, "1");
+}
+
+size_t cu_mega_bar_bytes(void) {
+    return 16 + (cu_mega_prof_on() ? PROF_WORDS * sizeof(unsigned long long) : 0);
+}
+
+/* Names of a layer's phases, in the kernel's order (barrier to barrier). */
+static const char *const prof_names[2][5] = {
+    {"gdn in-proj", "gdn step", "gdn out-proj", "gate|up", "down"},
+    {"attn qkv-proj", "attention", "attn o-proj", "gate|up", "down"}};
+
+void cu_mega_prof_report(const cuda_model *cm, int blocks, const unsigned *bar) {
+    size_t n_words = PROF_WORDS;
+    unsigned long long *h = (unsigned long long *)malloc(n_words * sizeof *h);
+    if (!h) return;
+    if (!bar || blocks <= 0 ||
+        cudaMemcpy(h, bar + 4, n_words * sizeof *h, cudaMemcpyDeviceToHost) != cudaSuccess ||
+        h[0] == 0) {
+        cudaGetLastError();
+        free(h);
+        return;
+    }
+    int nb = blocks < PROF_BLOCKS ? blocks : PROF_BLOCKS;
+    double n = (double)h[0];
+    /* per phase kind (DeltaNet / attention layer x 5 phases), summed over layers */
+    double work[2][5] = {}, most[2][5] = {}, wait[2][5] = {}, least[2][5] = {};
+    int cnt[2][5] = {};
+    const q35_config *c = &cm->cfg;
+    for (int l = 0, ph = 0; l < c->n_layers; l++)
+        for (int k = 0; k < 5 && ph < PROF_PHASES; k++, ph++) {
+            const unsigned long long *p = h + 8 + 2 * (size_t)ph * PROF_BLOCKS;
+            double sw = 0, mw = 0, sq = 0, mq = 1e300;
+            for (int b = 0; b < nb; b++) {
+                double w = (double)p[2 * b] / n, q = (double)p[2 * b + 1] / n;
+                sw += w;
+                sq += q;
+                mw = w > mw ? w : mw;
+                mq = q < mq ? q : mq;
+            }
+            int f = c->layer_full[l] ? 1 : 0;
+            work[f][k] += sw / nb;
+            most[f][k] += mw;
+            wait[f][k] += sq / nb;
+            least[f][k] += mq;
+            cnt[f][k]++;
+        }
+    int clk = 0, dev = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&clk, cudaDevAttrClockRate, dev); /* kHz */
+    double us = clk > 0 ? 1e3 / clk : 1.0 / 1.98e3;          /* microseconds a cycle */
+    fprintf(stderr,
+            "mega prof: %llu launches, %d blocks, block 0 %.1f us a launch (SM clock %d MHz)\n"
+            "mega prof: phase          layers work-mean work-max wait-mean wait-min"
+            " (us a layer, a launch; over blocks)\n",
+            h[0], blocks, (double)h[1] / n * us, clk / 1000);
+    double tw = 0, tm = 0, tq = 0, tl = 0;
+    for (int f = 0; f < 2; f++)
+        for (int k = 0; k < 5; k++) {
+            if (!cnt[f][k]) continue;
+            double m = cnt[f][k];
+            fprintf(stderr, "mega prof: %-14s %6d %9.2f %8.2f %9.2f %8.2f\n", prof_names[f][k],
+                    cnt[f][k], work[f][k] / m * us, most[f][k] / m * us, wait[f][k] / m * us,
+                    least[f][k] / m * us);
+            tw += work[f][k] * us;
+            tm += most[f][k] * us;
+            tq += wait[f][k] * us;
+            tl += least[f][k] * us;
+        }
+    fprintf(stderr,
+            "mega prof: all phases: work mean %.1f max %.1f, wait mean %.1f min %.1f us a launch\n",
+            tw, tm, tq, tl);
+    free(h);
+}
 
 /* The layers' matrices' one form (-1: mixed, or one the kernel lacks). */
 static int layers_fmt(const cuda_model *cm) {
@@ -453,9 +625,14 @@ cudaError_t cu_mega_layers(const cuda_model *cm, int blocks, const cu_mega_layer
      * 1019 without, same run) */
     const char *pf = getenv("Q35_CUDA_MEGA_PF");
     a.prefetch = pf && !strcmp(pf, "1");
+    const char *ks = getenv("Q35_CUDA_MEGA_KS");
+    a.ks = ks && !strcmp(ks, "1");
     const char *sp = getenv("Q35_CUDA_MEGA_SPIN");
     a.spin_ns = sp ? atoi(sp) : 0;
     if (a.spin_ns < 0 || a.spin_ns > 10000) a.spin_ns = 0;
+    const char *br = getenv("Q35_CUDA_MEGA_BAR");
+    a.bar_ra = br && !strcmp(br, "ra");
+    if (cu_mega_prof_on()) a.prof = (unsigned long long *)(bar + 4);
     cudaError_t rc = cudaMemsetAsync(bar, 0, sizeof(unsigned), st);
     if (rc != cudaSuccess) return rc;
     size_t smem = mega_smem(c);

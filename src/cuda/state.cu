@@ -36,7 +36,7 @@ typedef struct cuda_state {
     float *conv, *ssm, *kv; /* [n_gdn][K-1][C], [n_gdn][nv][dk][dv], [n_attn][2][n_ctx][kvw] */
     size_t conv_n, ssm_n, kvw;
     float *x, *proj, *o, *mlp, *tmp, *tmp2, *qkvc, *logits, *part;
-    float *ws; /* split-K partial sums (matmul.cu) */
+    float *ws;     /* split-K partial sums (matmul.cu) */
     float *gdn_ws; /* the chunked DeltaNet's scratch (gdn_chunk.cu) */
     size_t ws_n;
     int *d_pos;
@@ -53,7 +53,7 @@ typedef struct cuda_state {
     cudaGraphExec_t graph[G_COUNT];
     /* the one-kernel decode step (mega.cu), when mega_blocks > 0 */
     int mega_blocks;
-    int proj_w, o_w; /* row widths of proj and o (per token, per stream) */
+    int proj_w, o_w;  /* row widths of proj and o (per token, per stream) */
     bool mega_failed; /* a launch of it failed: step_graph retries without */
     cu_mega_layer *d_layers;
     unsigned *d_bar;
@@ -102,6 +102,8 @@ static void *dalloc(cuda_state *s, size_t n, q35_err *e) {
 static void state_free(void *bs) {
     cuda_state *s = (cuda_state *)bs;
     if (!s) return;
+    if (s->d_bar && cu_mega_prof_on() && cudaStreamSynchronize(s->st) == cudaSuccess)
+        cu_mega_prof_report(s->cm, s->mega_blocks, s->d_bar);
     for (int g = 0; g < G_COUNT; g++)
         if (s->graph[g]) cudaGraphExecDestroy(s->graph[g]);
     for (int b = 0; b <= Q35_BATCH_MAX; b++)
@@ -193,24 +195,25 @@ static void *state_new(const q35_model *m, int n_ctx, size_t *bytes, q35_err *e)
         state_free(s);
         return NULL;
     }
-    bool ok =
-        (s->conv = (float *)dalloc(s, (size_t)s->n_gdn * s->conv_n * 4, e)) &&
-        (s->ssm = (float *)dalloc(s, (size_t)s->n_gdn * s->ssm_n * 4, e)) &&
-        (s->kv = (float *)dalloc(s, (size_t)s->n_attn * 2 * n_ctx * s->kvw * 4, e)) &&
-        (s->x = (float *)dalloc(s, B * H * 4, e)) &&
-        (s->proj = (float *)dalloc(s, B * proj * 4, e)) &&
-        (s->o = (float *)dalloc(s, B * ow * 4, e)) && (s->mlp = (float *)dalloc(s, B * I * 4, e)) &&
-        (s->tmp = (float *)dalloc(s, B * tw * 4, e)) &&
-        (s->tmp2 = (float *)dalloc(s, B * 2 * I * 4, e)) &&
-        (s->qkvc = (float *)dalloc(s, B * C * 4, e)) &&
-        (s->logits = (float *)dalloc(s, (size_t)s->lg_rows * V * 4, e)) &&
-        (s->part = (float *)dalloc(s, 2 * CU_PARTS * 4, e)) &&
-        (s->ws = (float *)dalloc(s, (s->ws_n = WS_FLOATS) * 4, e)) && (s->d_pos = (int *)dalloc(s, 16, e)) &&
-        (s->d_ids = (int32_t *)dalloc(s, B * 4, e)) && (s->d_next = (int32_t *)dalloc(s, 16, e)) &&
-        (s->d_recent = (int32_t *)dalloc(s, CU_RECENT_MAX * 4, e)) &&
-        (s->d_samp = (cu_sample_params *)dalloc(s, sizeof(cu_sample_params), e)) &&
-        (s->d_sscratch = dalloc(s, cu_sample_scratch_bytes(), e)) &&
-        (s->gdn_ws = (float *)dalloc(s, cu_gdn_chunk_ws_floats(c, s->chunk) * 4, e));
+    bool ok = (s->conv = (float *)dalloc(s, (size_t)s->n_gdn * s->conv_n * 4, e)) &&
+              (s->ssm = (float *)dalloc(s, (size_t)s->n_gdn * s->ssm_n * 4, e)) &&
+              (s->kv = (float *)dalloc(s, (size_t)s->n_attn * 2 * n_ctx * s->kvw * 4, e)) &&
+              (s->x = (float *)dalloc(s, B * H * 4, e)) &&
+              (s->proj = (float *)dalloc(s, B * proj * 4, e)) &&
+              (s->o = (float *)dalloc(s, B * ow * 4, e)) &&
+              (s->mlp = (float *)dalloc(s, B * I * 4, e)) &&
+              (s->tmp = (float *)dalloc(s, B * tw * 4, e)) &&
+              (s->tmp2 = (float *)dalloc(s, B * 2 * I * 4, e)) &&
+              (s->qkvc = (float *)dalloc(s, B * C * 4, e)) &&
+              (s->logits = (float *)dalloc(s, (size_t)s->lg_rows * V * 4, e)) &&
+              (s->part = (float *)dalloc(s, 2 * CU_PARTS * 4, e)) &&
+              (s->ws = (float *)dalloc(s, (s->ws_n = WS_FLOATS) * 4, e)) &&
+              (s->d_pos = (int *)dalloc(s, 16, e)) && (s->d_ids = (int32_t *)dalloc(s, B * 4, e)) &&
+              (s->d_next = (int32_t *)dalloc(s, 16, e)) &&
+              (s->d_recent = (int32_t *)dalloc(s, CU_RECENT_MAX * 4, e)) &&
+              (s->d_samp = (cu_sample_params *)dalloc(s, sizeof(cu_sample_params), e)) &&
+              (s->d_sscratch = dalloc(s, cu_sample_scratch_bytes(), e)) &&
+              (s->gdn_ws = (float *)dalloc(s, cu_gdn_chunk_ws_floats(c, s->chunk) * 4, e));
     if (ok) {
         rc = cudaMallocHost((void **)&s->h_pos, 16);
         if (rc == cudaSuccess) rc = cudaMallocHost((void **)&s->h_ids, B * 4);
@@ -233,7 +236,9 @@ static void *state_new(const q35_model *m, int n_ctx, size_t *bytes, q35_err *e)
         size_t nl = (size_t)c->n_layers;
         cu_mega_layer *hl = (cu_mega_layer *)calloc(nl, sizeof *hl);
         ok = hl && (s->d_layers = (cu_mega_layer *)dalloc(s, nl * sizeof *hl, e)) &&
-             (s->d_bar = (unsigned *)dalloc(s, 16, e));
+             (s->d_bar = (unsigned *)dalloc(s, cu_mega_bar_bytes(), e));
+        if (ok && cudaMemset(s->d_bar, 0, cu_mega_bar_bytes()) != cudaSuccess)
+            ok = !cuda_fail(cudaGetLastError(), "clearing a state", e);
         if (!hl) q35_err_set(e, Q35_ENOMEM, "cuda: out of host memory");
         if (ok) {
             for (int l = 0; l < c->n_layers; l++) {
@@ -288,7 +293,8 @@ static void forward(cuda_state *s, int T, bool want_logits, int first) {
         const dlayer *D = &cm->layers[l];
         if (!D->full_attn) {
             int ld = D->w_in.rows;
-            cu_matmul(&D->w_in, s->x, T, H, s->proj, ld, MM_STORE, D->attn_norm, eps, s->tmp, NULL, s->ws, s->ws_n, st);
+            cu_matmul(&D->w_in, s->x, T, H, s->proj, ld, MM_STORE, D->attn_norm, eps, s->tmp, NULL,
+                      s->ws, s->ws_n, st);
             bool fused = T == 1 && cu_gdn_fused(c);
             cu_gdn(c, D, s->proj, ld, T, s->d_pos, s->conv + (size_t)s->slot[l] * s->conv_n,
                    s->qkvc, s->ssm + (size_t)s->slot[l] * s->ssm_n, s->o, fused,
@@ -297,16 +303,21 @@ static void forward(cuda_state *s, int T, bool want_logits, int first) {
                 cu_gemv_gated(&D->w_out, s->o, s->proj + q35_config_conv_channels(c), D->gdn_norm,
                               dv, eps, s->x, st);
             else
-                cu_matmul(&D->w_out, s->o, T, nv * dv, s->x, H, MM_ADD, NULL, eps, NULL, NULL, s->ws, s->ws_n, st);
+                cu_matmul(&D->w_out, s->o, T, nv * dv, s->x, H, MM_ADD, NULL, eps, NULL, NULL,
+                          s->ws, s->ws_n, st);
         } else {
             int ld = D->w_qkv.rows;
             float *kc = kc_of(s, l), *vc = kc + (size_t)s->n_ctx * s->kvw;
-            cu_matmul(&D->w_qkv, s->x, T, H, s->proj, ld, MM_STORE, D->attn_norm, eps, s->tmp, NULL, s->ws, s->ws_n, st);
+            cu_matmul(&D->w_qkv, s->x, T, H, s->proj, ld, MM_STORE, D->attn_norm, eps, s->tmp, NULL,
+                      s->ws, s->ws_n, st);
             cu_attn(c, D, s->proj, ld, T, s->d_pos, kc, vc, s->o, st);
-            cu_matmul(&D->w_o, s->o, T, nh * d, s->x, H, MM_ADD, NULL, eps, NULL, NULL, s->ws, s->ws_n, st);
+            cu_matmul(&D->w_o, s->o, T, nh * d, s->x, H, MM_ADD, NULL, eps, NULL, NULL, s->ws,
+                      s->ws_n, st);
         }
-        cu_matmul(&D->w_gu, s->x, T, H, s->mlp, I, MM_GLU, D->mlp_norm, eps, s->tmp, s->tmp2, s->ws, s->ws_n, st);
-        cu_matmul(&D->w_down, s->mlp, T, I, s->x, H, MM_ADD, NULL, eps, NULL, NULL, s->ws, s->ws_n, st);
+        cu_matmul(&D->w_gu, s->x, T, H, s->mlp, I, MM_GLU, D->mlp_norm, eps, s->tmp, s->tmp2, s->ws,
+                  s->ws_n, st);
+        cu_matmul(&D->w_down, s->mlp, T, I, s->x, H, MM_ADD, NULL, eps, NULL, NULL, s->ws, s->ws_n,
+                  st);
     }
     if (want_logits)
         cu_matmul(&cm->lm_head, s->x + (size_t)first * H, T - first, H, s->logits, V, MM_STORE,
@@ -407,7 +418,8 @@ static int eval(void *bs, int pos, const int32_t *ids, int n, float *logits, boo
             for (int r = first; r < T; r += s->lg_rows) {
                 int rows = T - r < s->lg_rows ? T - r : s->lg_rows;
                 cu_matmul(&s->cm->lm_head, s->x + (size_t)r * H, rows, H, s->logits, V, MM_STORE,
-                          s->cm->final_norm, s->cm->cfg.rms_eps, s->tmp, NULL, s->ws, s->ws_n, s->st);
+                          s->cm->final_norm, s->cm->cfg.rms_eps, s->tmp, NULL, s->ws, s->ws_n,
+                          s->st);
                 cudaMemcpyAsync(logits + (size_t)(off + r) * V, s->logits, (size_t)rows * V * 4,
                                 cudaMemcpyDeviceToHost, s->st);
             }
@@ -494,10 +506,10 @@ static void forward_batch(cuda_state *s, int B, int n_vocab) {
      * (bf16) against 5863 through the GEMMs below, same run; 4 streams 1702
      * against 1780) */
     const char *mb = getenv("Q35_CUDA_MEGA_BATCH");
-    bool mega = mb && !strcmp(mb, "1") && s->mega_blocks > 0 && !s->mega_failed &&
-                cu_mega_layers(cm, s->mega_blocks, s->d_layers, s->d_tab, B, s->x, s->proj,
-                               s->proj_w, s->o, s->o_w, s->mlp, s->d_pos, s->conv_n, s->ssm_n,
-                               s->d_bar, st) == cudaSuccess;
+    bool mega =
+        mb && !strcmp(mb, "1") && s->mega_blocks > 0 && !s->mega_failed &&
+        cu_mega_layers(cm, s->mega_blocks, s->d_layers, s->d_tab, B, s->x, s->proj, s->proj_w, s->o,
+                       s->o_w, s->mlp, s->d_pos, s->conv_n, s->ssm_n, s->d_bar, st) == cudaSuccess;
     if (mb && !strcmp(mb, "1") && s->mega_blocks > 0 && !mega) s->mega_failed = true;
     for (int l = 0; l < c->n_layers && !mega; l++) {
         const dlayer *D = &cm->layers[l];
@@ -505,21 +517,21 @@ static void forward_batch(cuda_state *s, int B, int n_vocab) {
             int ld = D->w_in.rows;
             cu_matmul(&D->w_in, s->x, B, H, s->proj, ld, MM_STORE, D->attn_norm, eps, s->tmp, NULL,
                       s->ws, s->ws_n, st);
-            cu_gdn_step_batch(c, D, s->slot[l], s->proj, ld, s->d_tab, B, s->conv_n, s->ssm_n,
-                              s->o, st);
+            cu_gdn_step_batch(c, D, s->slot[l], s->proj, ld, s->d_tab, B, s->conv_n, s->ssm_n, s->o,
+                              st);
             cu_gdn_norm(c, D, s->o, B, s->proj, ld, st);
             cu_matmul(&D->w_out, s->o, B, nv * dv, s->x, H, MM_ADD, NULL, eps, NULL, NULL, s->ws,
                       s->ws_n, st);
         } else {
             int ld = D->w_qkv.rows;
-            cu_matmul(&D->w_qkv, s->x, B, H, s->proj, ld, MM_STORE, D->attn_norm, eps, s->tmp,
-                      NULL, s->ws, s->ws_n, st);
+            cu_matmul(&D->w_qkv, s->x, B, H, s->proj, ld, MM_STORE, D->attn_norm, eps, s->tmp, NULL,
+                      s->ws, s->ws_n, st);
             cu_attn_dec_batch(c, D, s->slot[l], s->proj, ld, s->d_tab, B, s->o, st);
             cu_matmul(&D->w_o, s->o, B, nh * d, s->x, H, MM_ADD, NULL, eps, NULL, NULL, s->ws,
                       s->ws_n, st);
         }
-        cu_matmul(&D->w_gu, s->x, B, H, s->mlp, I, MM_GLU, D->mlp_norm, eps, s->tmp, s->tmp2,
-                  s->ws, s->ws_n, st);
+        cu_matmul(&D->w_gu, s->x, B, H, s->mlp, I, MM_GLU, D->mlp_norm, eps, s->tmp, s->tmp2, s->ws,
+                  s->ws_n, st);
         cu_matmul(&D->w_down, s->mlp, B, I, s->x, H, MM_ADD, NULL, eps, NULL, NULL, s->ws, s->ws_n,
                   st);
     }
@@ -665,7 +677,6 @@ static void snapshot_free(void *sp) {
 }
 
 extern "C" const q35_backend q35_cuda_backend = {
-    "cuda",  state_new,     state_free,    clear,         eval,
-    snapshot, restore,      snapshot_free, decode_greedy, decode_sample,
-    decode_batch,
+    "cuda",  state_new,     state_free,    clear,         eval,         snapshot,
+    restore, snapshot_free, decode_greedy, decode_sample, decode_batch,
 };

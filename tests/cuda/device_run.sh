@@ -6,7 +6,7 @@
 # under /tmp/deps) and the tree to build (.cuda-dev/src.tar: HEAD with the
 # CUDA files of the working tree over it, so that other people's unfinished
 # edits never reach the build). STAGES: any of test san race bench llama
-# nopdl, comma-separated. The random full-size model (/tmp/m08) is made in
+# nopdl prof phases ks, comma-separated. The random full-size model (/tmp/m08) is made in
 # the background while the tests run; "llama" converts it to GGUF (bf16,
 # q8, q4) with `q35 convert` and runs .cuda-dev/llama-bench(.xz) on each, in
 # the same call as bench_cuda. Logs go to $OUT.
@@ -18,6 +18,7 @@ mkdir -p "$OUT" /tmp/deps
 for f in "$D"/debs/*.deb; do dpkg -x "$f" /tmp/deps; done
 L=/tmp/deps/usr/lib/x86_64-linux-gnu
 sed -i "s|^prefix=.*|prefix=/tmp/deps/usr|; s|=/usr|=/tmp/deps/usr|g" $L/pkgconfig/*.pc
+sed -i "/^Requires.private/d" $L/pkgconfig/libmicrohttpd.pc 2>/dev/null # gnutls: runtime only
 export PKG_CONFIG_PATH=$L/pkgconfig LD_LIBRARY_PATH=$L:/tmp/deps/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
 export CPATH=/tmp/deps/usr/include:/tmp/deps/usr/include/x86_64-linux-gnu LIBRARY_PATH=$L
 SRC=$(pwd)
@@ -85,9 +86,10 @@ if [[ $S == *bench* ]]; then
   for q in ${Q35_FORMATS:-none q4 q8}; do
     timeout 90 ./tests/bench_cuda /tmp/m08 $q 512 128 2>&1 | tee -a "$OUT/bench.log" | tail -3
     # Q35_VARIANTS: env settings to compare in the same call, e.g. Q35_CUDA_GV=old
+    # (A=1+B=2: two settings in one variant)
     [[ " ${Q35_VARIANT_FORMATS:-none q4 q8} " == *" $q "* ]] || continue
     for v in $Q35_VARIANTS; do
-      env $v timeout 90 ./tests/bench_cuda /tmp/m08 $q 64 128 2>&1 | grep -E "^pp|^batched" | sed "s/^/$v /" |
+      env ${v//+/ } timeout 90 ./tests/bench_cuda /tmp/m08 $q 64 128 2>&1 | grep -E "^pp|^batched" | sed "s/^/$v /" |
         tee -a "$OUT/bench.log" | tail -2
     done
   done
@@ -97,15 +99,6 @@ if [[ $S == *bench* ]]; then
         tee -a "$OUT/bench.log" | tail -1
     done
   fi
-fi
-if [[ $S == *prof* ]]; then
-  # kernel times of the decode step (Q4_0): the embedding, the persistent
-  # kernel, the head's GEMV and argmax, each alone under ncu
-  t0=$(date +%s)
-  timeout 90 ncu --metrics gpu__time_duration.sum -k regex:"mega_kernel|gemv_kernel|argmax_final|embed_kernel" \
-    --launch-count 12 --csv ./tests/bench_cuda /tmp/m08 q4 16 4 >/tmp/prof.log 2>&1
-  echo "ncu rc=$? ($(($(date +%s) - t0)) s)"
-  grep -E "gpu__time_duration" /tmp/prof.log | awk -F'","' '{print $(NF), $9, $5}' | sed 's/"//g' | cut -c1-90
 fi
 if [[ $S == *llama* ]]; then
   LB="$D/llama-bench"
@@ -119,10 +112,32 @@ if [[ $S == *llama* ]]; then
   else
     echo "llama-bench: not carried"
   fi
+if [[ $S == *prof* ]]; then
+  # kernel times of the decode step (Q4_0): the embedding, the persistent
+  # kernel, the head's GEMV and argmax, each alone under ncu
+  t0=$(date +%s)
+  timeout 90 ncu --metrics gpu__time_duration.sum -k regex:"mega_kernel|gemv_kernel|argmax_final|embed_kernel" \
+    --launch-count 12 --csv ./tests/bench_cuda /tmp/m08 q4 16 4 >/tmp/prof.log 2>&1
+  echo "ncu rc=$? ($(($(date +%s) - t0)) s)"
+  grep -E "gpu__time_duration" /tmp/prof.log | awk -F'","' '{print $(NF), $9, $5}' | sed 's/"//g' | cut -c1-90
 fi
-if [[ $S == *ks* ]]; then # the split-K GEMV of the persistent kernel against the CPU
-  Q35_CUDA_MEGA_KS=1 Q35_CUDA_TEST_FILTER="test_*_path" timeout 60 ./tests/test_cuda_forward 2>&1 |
-    grep -E "vs CPU|OK|FAIL|PASSED" | sed 's/^/KS=1 /'
+if [[ $S == *phases* ]]; then
+  # the persistent kernel's phases, clocked inside it (Q35_CUDA_MEGA_PROF=1;
+  # each state prints its sums when freed: the last report is the main state's)
+  for q in ${Q35_PROF_FORMATS:-q4 none}; do
+    for v in "" $Q35_PROF_VARIANTS; do
+      env Q35_CUDA_MEGA_PROF=1 ${v//+/ } timeout 90 ./tests/bench_cuda /tmp/m08 $q 16 128 >/tmp/mprof.log 2>&1
+      echo "== mega prof $q $v (rc $?)"; cat /tmp/mprof.log >>"$OUT/mprof.log"
+      grep -E "^pp" /tmp/mprof.log; grep "mega prof" /tmp/mprof.log | tail -15
+    done
+  done
+fi
+fi
+if [[ $S == *ks* ]]; then # opt-in forms of the persistent kernel against the CPU
+  for v in ${Q35_KS_VARIANTS:-Q35_CUDA_MEGA_KS=1}; do
+    env ${v//+/ } Q35_CUDA_TEST_FILTER="test_*_path" timeout 60 ./tests/test_cuda_forward 2>&1 |
+      grep -E "vs CPU|OK|FAIL|PASSED" | sed "s/^/$v /"
+  done
 fi
 # Q35_EXTRA: another script to run from the build directory (the model made)
 [ -n "$Q35_EXTRA" ] && bash "$Q35_EXTRA"
