@@ -22,6 +22,15 @@
 #define Q35_PLAIN_AVX2 /* no vpdpbusd here: this set models Zen 3 and older */
 #include "kernels/int8_x86_tiles.h"
 
+/* Panels of 3 tokens here (int8_x86_panel.h's default 4 spills the
+ * accumulators with AVX2's 16 vector registers): bench_int8_x16_ymm
+ * ([8192 x 1024] streamed, 1 thread, alternating, load ~5, 2026-12-07
+ * 15:40) GMAC/s 3 vs 4 tokens, file layout / x16 form, T = 128: Q4_0
+ * 76.6-76.9 / 77.4-77.8 vs 71.6-72.0 / 72.9-74.7; T = 74: Q4_K 69.6-71.8 /
+ * 75.1-76.0 vs 70.5-71.2 / 73.7-73.8, Q6_K 67.8-70.3 / 72.2-76.6 vs
+ * 67.5-68.3 / 70.8-73.0, Q8_0 55.6-56.8 / 54.6-54.8 vs 53.4-53.8 /
+ * 52.7-53.7. (AVX-VNNI: no clear difference; it keeps 4.) */
+#define PANEL_NT 3
 #include "kernels/int8_x86_panel.h" /* after the tiles: uses their helpers */
 
 #include "kernels/int8_x86_mlx.h" /* MLX affine and Q5_K (mlxq5) */

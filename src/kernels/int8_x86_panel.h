@@ -28,7 +28,9 @@
 #define Q35_KERNELS_INT8_X86_PANEL_H
 
 #define PANEL_ROWS 8
+#ifndef PANEL_NT
 #define PANEL_NT 4
+#endif
 /* The packs read the weights from memory (the kernels only the packed
  * copy): 8 rows advancing a block at a time, which the hardware
  * prefetchers left latency-bound (perf: 72% of the Q4_0 pack's samples on
