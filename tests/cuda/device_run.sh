@@ -6,7 +6,7 @@
 # under /tmp/deps) and the tree to build (.cuda-dev/src.tar: HEAD with the
 # CUDA files of the working tree over it, so that other people's unfinished
 # edits never reach the build). STAGES: any of test san race bench llama
-# nopdl prof phases ks, comma-separated. The random full-size model (/tmp/m08) is made in
+# nopdl prof phases ks vtest, comma-separated. The random full-size model (/tmp/m08) is made in
 # the background while the tests run; "llama" converts it to GGUF (bf16,
 # q8, q4) with `q35 convert` and runs .cuda-dev/llama-bench(.xz) on each, in
 # the same call as bench_cuda. Logs go to $OUT.
@@ -82,6 +82,18 @@ if [ -n "$GEN" ]; then
   wait $GEN
   cat /tmp/gen.log
 fi
+if [[ $S == *llama* ]]; then
+  LB="$D/llama-bench"
+  [ -x "$LB" ] || { [ -f "$LB.xz" ] && xz -dc "$LB.xz" >/tmp/llama-bench && chmod +x /tmp/llama-bench && LB=/tmp/llama-bench; }
+  if [ -x "$LB" ]; then
+    for t in q4 q8 bf16; do
+      echo "-- llama.cpp $t"
+      timeout 150 "$LB" -m /tmp/m08-$t.gguf -ngl 99 -fa 1 -p 512 -n 128 -r 3 2>&1 |
+        tee -a "$OUT/llama.log" | grep -E "^\|" | tail -2
+    done
+  else
+    echo "llama-bench: not carried"
+  fi
 if [[ $S == *bench* ]]; then
   for q in ${Q35_FORMATS:-none q4 q8}; do
     timeout 90 ./tests/bench_cuda /tmp/m08 $q 512 128 2>&1 | tee -a "$OUT/bench.log" | tail -3
@@ -100,18 +112,6 @@ if [[ $S == *bench* ]]; then
     done
   fi
 fi
-if [[ $S == *llama* ]]; then
-  LB="$D/llama-bench"
-  [ -x "$LB" ] || { [ -f "$LB.xz" ] && xz -dc "$LB.xz" >/tmp/llama-bench && chmod +x /tmp/llama-bench && LB=/tmp/llama-bench; }
-  if [ -x "$LB" ]; then
-    for t in q4 q8 bf16; do
-      echo "-- llama.cpp $t"
-      timeout 150 "$LB" -m /tmp/m08-$t.gguf -ngl 99 -fa 1 -p 512 -n 128 -r 3 2>&1 |
-        tee -a "$OUT/llama.log" | grep -E "^\|" | tail -2
-    done
-  else
-    echo "llama-bench: not carried"
-  fi
 if [[ $S == *prof* ]]; then
   # kernel times of the decode step (Q4_0): the embedding, the persistent
   # kernel, the head's GEMV and argmax, each alone under ncu
@@ -137,6 +137,16 @@ if [[ $S == *ks* ]]; then # opt-in forms of the persistent kernel against the CP
   for v in ${Q35_KS_VARIANTS:-Q35_CUDA_MEGA_KS=1}; do
     env ${v//+/ } Q35_CUDA_TEST_FILTER="test_*_path" timeout 60 ./tests/test_cuda_forward 2>&1 |
       grep -E "vs CPU|OK|FAIL|PASSED" | sed "s/^/$v /"
+  done
+fi
+if [[ $S == *vtest* ]]; then # the whole GPU suite again under each of Q35_VTEST (A=1+B=2 ...)
+  for v in $Q35_VTEST; do
+    env ${v//+/ } timeout 120 ./tests/test_cuda_forward >"$OUT/vtest.log" 2>&1 && echo "$v forward OK" ||
+      { rc=1; echo "$v forward FAILED"; grep -E "FAIL|Error|error" "$OUT/vtest.log" | head -8; }
+    env ${v//+/ } Q35_DEVICE=cuda timeout 90 ./tests/test_golden >/tmp/vg.log 2>&1 && echo "$v golden OK" ||
+      { rc=1; echo "$v golden FAILED"; grep -E "FAIL|worst" /tmp/vg.log | head -6; }
+    env ${v//+/ } Q35_DEVICE=cuda timeout 90 ./tests/test_chat_golden >/tmp/vc.log 2>&1 && echo "$v chat OK" ||
+      { rc=1; echo "$v chat FAILED"; tail -4 /tmp/vc.log; }
   done
 fi
 # Q35_EXTRA: another script to run from the build directory (the model made)
