@@ -44,7 +44,6 @@ typedef struct mega_args {
     int ks;       /* split-K for the few-row matrices (Q35_CUDA_MEGA_KS=1) */
     unsigned long long *prof; /* phase clocks (Q35_CUDA_MEGA_PROF=1), else NULL */
     int bar_ra; /* barrier by release / acquire alone, no full fences (Q35_CUDA_MEGA_BAR=ra) */
-    int pre;    /* a GEMV's first weights loaded before its barrier (Q35_CUDA_MEGA_PRE=1) */
 } mega_args;
 
 /* Phase profile (Q35_CUDA_MEGA_PROF=1): after bar's 16 bytes, a header
@@ -101,21 +100,6 @@ __device__ __forceinline__ void grid_sync(unsigned *bar, unsigned *target, int s
     __syncthreads();
 }
 
-/* A barrier to pass inside mega_gemv, after its first weight loads are
- * issued (pre: Q35_CUDA_MEGA_PRE=1; the weights do not depend on what the
- * barrier waits for, so their DRAM latency overlaps the wait). */
-typedef struct msync {
-    unsigned *bar, *target;
-    int spin_ns, bar_ra, pre;
-    unsigned long long *prof;
-    int *ph;
-    long long *rel;
-} msync;
-
-__device__ __forceinline__ void msync_run(const msync *y) {
-    grid_sync(y->bar, y->target, y->spin_ns, y->bar_ra, y->prof, y->ph, y->rel);
-}
-
 /* Rows per warp for a matrix of nout outputs: the most that still gives
  * about every warp of the grid a row group. */
 __device__ __forceinline__ int mega_nr(int nout, bool glu, int warps) {
@@ -139,7 +123,7 @@ typedef struct mstride {
  * loaded once for the NBS of them (the next NBS re-read it, from L2). */
 template <int FMT, int NR, int NBS, int KS = 1>
 __device__ __forceinline__ void mega_gemv_nr(const dmat &W, const gv_args &a, const mstride &ms,
-                                             float4 *xs4, const msync *sy) {
+                                             float4 *xs4) {
     __shared__ float red[MW];
     __shared__ float hinv[NBS][128];
     __shared__ float sinv[NBS];
@@ -150,27 +134,6 @@ __device__ __forceinline__ void mega_gemv_nr(const dmat &W, const gv_args &a, co
     const int per = glu ? NR / 2 : NR;
     const int groups = (a.nout + per - 1) / per;
     const int gstride = gridDim.x * MW;
-    /* the first chunk of this warp's first row group, before the barrier */
-    uint4 q0[NR];
-    float d0[NR];
-    bool have0 = false;
-    if (sy) {
-        const int g = blockIdx.x * MW + warp;
-        if (KS == 1 && NBS == 1 && sy->pre && g < groups && lane < NC) {
-#pragma unroll
-            for (int i = 0; i < NR; i++) {
-                int o = g * per + (glu ? i % per : i), r = glu && i >= per ? o + a.nout : o;
-                r = r < W.rows ? r : W.rows - 1;
-                q0[i] = __ldg(row_ptr<FMT>(W, r) + lane);
-                d0[i] = 1.0f;
-                if (FMT == DF_Q8 || FMT == DF_Q4)
-                    d0[i] = __half2float(__ushort_as_half(__ldg(W.scale + (size_t)r * (cols / 32) +
-                                                                (FMT == DF_Q8 ? lane / 2 : lane))));
-            }
-            have0 = true;
-        }
-        msync_run(sy);
-    }
     for (int b0 = 0; b0 < ms.nb; b0 += NBS) {
         const int nbh = ms.nb - b0 < NBS ? ms.nb - b0 : NBS;
         for (int j = 0; j < nbh; j++) {
@@ -270,22 +233,13 @@ __device__ __forceinline__ void mega_gemv_nr(const dmat &W, const gv_args &a, co
                 for (int c = lane; c < NC; c += 32) {
                     uint4 q[NR];
                     float dq[NR];
-                    if (have0) { /* loaded before the barrier */
 #pragma unroll
-                        for (int i = 0; i < NR; i++) {
-                            q[i] = q0[i];
-                            dq[i] = d0[i];
-                        }
-                        have0 = false;
-                    } else {
-#pragma unroll
-                        for (int i = 0; i < NR; i++) {
-                            q[i] = __ldg(row_ptr<FMT>(W, rows[i]) + c);
-                            if (FMT == DF_Q8 || FMT == DF_Q4)
-                                dq[i] = __half2float(
-                                    __ushort_as_half(__ldg(W.scale + (size_t)rows[i] * (cols / 32) +
-                                                           (FMT == DF_Q8 ? c / 2 : c))));
-                        }
+                    for (int i = 0; i < NR; i++) {
+                        q[i] = __ldg(row_ptr<FMT>(W, rows[i]) + c);
+                        if (FMT == DF_Q8 || FMT == DF_Q4)
+                            dq[i] = __half2float(
+                                __ushort_as_half(__ldg(W.scale + (size_t)rows[i] * (cols / 32) +
+                                                       (FMT == DF_Q8 ? c / 2 : c))));
                     }
 #pragma unroll
                     for (int j = 0; j < NBS; j++) {
@@ -328,28 +282,28 @@ __device__ __forceinline__ void mega_gemv_nr(const dmat &W, const gv_args &a, co
 
 template <int FMT, int NBS>
 __device__ __forceinline__ void mega_gemv(const dmat &W, const gv_args &a, const mstride &ms,
-                                          float4 *xs4, const msync *sy = NULL) {
+                                          float4 *xs4) {
     int nr = mega_nr(a.nout, a.op == MM_GLU, gridDim.x * MW);
     if constexpr (NBS == 1) { /* several streams: 2 rows at most, acc[][] stays in registers */
         int warps = gridDim.x * MW;
         if (ms.ks && nr == 1 && a.op != MM_GLU && warps >= 2 * a.nout) {
             if (warps >= 4 * a.nout)
-                mega_gemv_nr<FMT, 1, 1, 4>(W, a, ms, xs4, sy);
+                mega_gemv_nr<FMT, 1, 1, 4>(W, a, ms, xs4);
             else
-                mega_gemv_nr<FMT, 1, 1, 2>(W, a, ms, xs4, sy);
+                mega_gemv_nr<FMT, 1, 1, 2>(W, a, ms, xs4);
             return;
         }
         if (nr == 4) {
-            mega_gemv_nr<FMT, 4, NBS>(W, a, ms, xs4, sy);
+            mega_gemv_nr<FMT, 4, NBS>(W, a, ms, xs4);
             return;
         }
     } else if (nr == 4) {
         nr = 2;
     }
     if (nr == 2)
-        mega_gemv_nr<FMT, 2, NBS>(W, a, ms, xs4, sy);
+        mega_gemv_nr<FMT, 2, NBS>(W, a, ms, xs4);
     else
-        mega_gemv_nr<FMT, 1, NBS>(W, a, ms, xs4, sy);
+        mega_gemv_nr<FMT, 1, NBS>(W, a, ms, xs4);
 }
 
 /* L2 prefetch of this warp's first row group of W (as mega_gemv will
@@ -389,7 +343,6 @@ template <int FMT, int NBS> __global__ void __launch_bounds__(MT, 1) mega_kernel
     unsigned target = 0;
     int ph = 0;
     long long rel = clock64(), t0 = rel;
-    const msync sy = {A.bar, &target, A.spin_ns, A.bar_ra, A.pre, A.prof, &ph, &rel};
     const int H = A.H, I = A.I, C = A.C, nv = A.nv, dv = A.dv, B = A.B;
     const int zoff = C, boff = C + nv * dv, aoff = boff + nv;
     const int cpb = MT / LPC, vblocks = nv * (dv / cpb);
@@ -400,11 +353,10 @@ template <int FMT, int NBS> __global__ void __launch_bounds__(MT, 1) mega_kernel
     for (int l = 0; l < A.n_layers; l++) {
         const cu_mega_layer &ML = A.layers[l];
         const dlayer &D = ML.D;
-        const msync *after_down = l > 0 ? &sy : NULL; /* the previous layer's barrier */
         if (!D.full_attn) {
             mega_gemv<FMT, NBS>(D.w_in,
                                 gv(A.x, D.attn_norm, A.eps, PRO_RMS, MM_STORE, D.w_in.rows, A.proj),
-                                s_in, xs4, after_down);
+                                s_in, xs4);
             grid_sync(A.bar, &target, A.spin_ns, A.bar_ra, A.prof, &ph, &rel);
             for (int vb = blockIdx.x; vb < B * vblocks; vb += gridDim.x) {
                 int b = vb / vblocks, v = vb % vblocks;
@@ -416,14 +368,15 @@ template <int FMT, int NBS> __global__ void __launch_bounds__(MT, 1) mega_kernel
                               ssm, A.o + (size_t)b * A.ldo);
             }
             mega_prefetch<FMT>(D.w_out, D.w_out.rows, false, A.prefetch);
+            grid_sync(A.bar, &target, A.spin_ns, A.bar_ra, A.prof, &ph, &rel);
             gv_args g = gv(A.o, D.gdn_norm, A.eps, PRO_GATED, MM_ADD, D.w_out.rows, A.x);
             g.z = A.proj + zoff;
             g.dv = dv;
-            mega_gemv<FMT, NBS>(D.w_out, g, s_out, xs4, &sy);
+            mega_gemv<FMT, NBS>(D.w_out, g, s_out, xs4);
         } else {
             mega_gemv<FMT, NBS>(
                 D.w_qkv, gv(A.x, D.attn_norm, A.eps, PRO_RMS, MM_STORE, D.w_qkv.rows, A.proj), s_in,
-                xs4, after_down);
+                xs4);
             grid_sync(A.bar, &target, A.spin_ns, A.bar_ra, A.prof, &ph, &rel);
             for (int w = blockIdx.x; w < B * A.nh; w += gridDim.x) {
                 int b = w / A.nh, h = w % A.nh;
@@ -435,19 +388,22 @@ template <int FMT, int NBS> __global__ void __launch_bounds__(MT, 1) mega_kernel
                               A.o + (size_t)b * A.ldo);
             }
             mega_prefetch<FMT>(D.w_o, D.w_o.rows, false, A.prefetch);
+            grid_sync(A.bar, &target, A.spin_ns, A.bar_ra, A.prof, &ph, &rel);
             mega_gemv<FMT, NBS>(D.w_o, gv(A.o, NULL, A.eps, PRO_PLAIN, MM_ADD, D.w_o.rows, A.x),
-                                s_out, xs4, &sy);
+                                s_out, xs4);
         }
         mega_prefetch<FMT>(D.w_gu, D.w_gu.rows / 2, true, A.prefetch);
+        grid_sync(A.bar, &target, A.spin_ns, A.bar_ra, A.prof, &ph, &rel);
         mega_gemv<FMT, NBS>(D.w_gu, gv(A.x, D.mlp_norm, A.eps, PRO_RMS, MM_GLU, I, A.mlp), s_gu,
-                            xs4, &sy);
+                            xs4);
         mega_prefetch<FMT>(D.w_down, D.w_down.rows, false, A.prefetch);
-        mega_gemv<FMT, NBS>(D.w_down, gv(A.mlp, NULL, A.eps, PRO_PLAIN, MM_ADD, H, A.x), s_dn, xs4,
-                            &sy);
+        grid_sync(A.bar, &target, A.spin_ns, A.bar_ra, A.prof, &ph, &rel);
+        mega_gemv<FMT, NBS>(D.w_down, gv(A.mlp, NULL, A.eps, PRO_PLAIN, MM_ADD, H, A.x), s_dn, xs4);
         if (l + 1 < A.n_layers) {
             const dlayer &N = A.layers[l + 1].D;
             const dmat &Wn = N.full_attn ? N.w_qkv : N.w_in;
             mega_prefetch<FMT>(Wn, Wn.rows, false, A.prefetch);
+            grid_sync(A.bar, &target, A.spin_ns, A.bar_ra, A.prof, &ph, &rel);
         }
     }
     if (A.prof) { /* the last phase: its work, no barrier after it */
@@ -676,8 +632,6 @@ cudaError_t cu_mega_layers(const cuda_model *cm, int blocks, const cu_mega_layer
     if (a.spin_ns < 0 || a.spin_ns > 10000) a.spin_ns = 0;
     const char *br = getenv("Q35_CUDA_MEGA_BAR");
     a.bar_ra = br && !strcmp(br, "ra");
-    const char *pr = getenv("Q35_CUDA_MEGA_PRE");
-    a.pre = pr && !strcmp(pr, "1");
     if (cu_mega_prof_on()) a.prof = (unsigned long long *)(bar + 4);
     cudaError_t rc = cudaMemsetAsync(bar, 0, sizeof(unsigned), st);
     if (rc != cudaSuccess) return rc;
