@@ -40,8 +40,15 @@
 #define BTILE 512 /* bytes of one block's weight tile: 8 rows x 64 */
 #define SCB 32    /* floats of scales per (weight tile, block): 2 x 16 */
 #define GROUP 8   /* blocks unpacked at a time: one k-quant super-block */
-/* Unpacked weights per panel (reread from L2 by every 16-token tile). */
+/* Unpacked weights per panel (reread from L2 by every 16-token tile), at
+ * most PANEL_TILES weight tiles: while a panel's products run, the next
+ * panel's weights come into L2 (matmul_dt), so the first panel of a call
+ * is the only one whose unpack waits on memory. bench_int8_amx FLUSH_MB=128
+ * T=74 1 thread, x16 form, 16 tiles without the prefetch -> 4 with it:
+ * Q4_0 [256 x 1024] 127-142 -> 163-170, [896 x 1024] 178-194 -> 196-213,
+ * Q8_0 [256 x 3584] 150-160 -> 169-174 GMAC/s (8 tiles: in between). */
 #define PANEL_BYTES (256 * 1024)
+#define PANEL_TILES 4
 
 #define UNROLL16 _Pragma("GCC unroll 16")
 #define PF_AHEAD 8 /* blocks: 16 or 24 measured no better */
@@ -553,13 +560,15 @@ static inline __attribute__((always_inline)) void item_fma(q35_dtype dt, const i
         if ((j) < n) {                                                                             \
             _tile_stored(c, cb + 256 * ((j)&7), 64);                                               \
             if ((j) + 4 < n) TDP(c, ta, tb, (j) + 4);                                              \
+            for (int p_ = 0; p_ < pfn; p_++)                                                       \
+                _mm_prefetch((const char *)(pf + 64 * (uintptr_t)((j)*pfn + p_)), _MM_HINT_T1);    \
             if ((j) >= LAG) item_fma(dt, cb, (j)-LAG, sc, da, dS, acc, nt);                        \
         }                                                                                          \
     } while (0)
 __attribute__((target("amx-tile,amx-int8"), always_inline)) static inline void
 tile_blocks(q35_dtype dt, const uint8_t *xa, size_t lda, const float *da, const float *dS,
             const uint8_t *bt, const float *sc, int64_t kb0, int64_t kb1, __m512 acc[16],
-            int32_t *cb, int nt) {
+            int32_t *cb, int nt, uintptr_t pf, int pfn) {
     const int64_t kbytes = dt == Q35_DT_Q6_K ? 16 : 32;
     const int64_t n = (kb1 - kb0) * (dt == Q35_DT_Q6_K ? 2 : 1); /* items */
     const uint8_t *a0 = xa + kb0 * 32;
@@ -613,6 +622,7 @@ matmul_dt(q35_dtype dt, const q35_tensor *w, const uint8_t *x, size_t ldx, int T
     float *da = sc + (size_t)(prows / 16) * sc_floats;
     float *dS = dt == Q35_DT_Q4_K ? da + (size_t)ntt * nkb * 16 : da; /* Q4_K's */
     _Alignas(64) int32_t cb[2048];
+    const size_t ldw = q35_row_bytes(w->dtype, cols);
     for (int tt = 0; tt < ntt; tt++)
         token_scales(x, ldx, T, cols, tt * 16, 0, nkb, dt == Q35_DT_Q4_K,
                      da + (size_t)tt * nkb * 16, dS + (size_t)tt * nkb * 16);
@@ -622,6 +632,14 @@ matmul_dt(q35_dtype dt, const q35_tensor *w, const uint8_t *x, size_t ldx, int T
         for (int i = 0; i < nwt; i++)
             unpack_tile(dt, w, p0 + 16 * i, pe, 0, nkb, bt + (size_t)i * tile_bytes,
                         sc + (size_t)i * sc_floats);
+        /* the next panel's weights into L2, pfn lines an item, while this
+         * panel's products run: its unpack then reads L2, not memory (the
+         * unpack of a panel from memory left the tile unit idle) */
+        int64_t nxt = r1 - pe < prows ? r1 - pe : prows;
+        int64_t items = nkb * (dt == Q35_DT_Q6_K ? 2 : 1);
+        int64_t lines = ((int64_t)nxt * (int64_t)ldw + 63) / 64;
+        int pfn = nxt > 0 ? (int)((lines + items * ntt * nwt - 1) / (items * ntt * nwt)) : 0;
+        uintptr_t pf = (uintptr_t)w->data + (uintptr_t)pe * ldw;
         for (int tt = 0; tt < ntt; tt++) {
             token_rows(T, tt, kbytes, &cur);
             const uint8_t *xa = x + (size_t)tt * 16 * ldx;
@@ -629,12 +647,13 @@ matmul_dt(q35_dtype dt, const q35_tensor *w, const uint8_t *x, size_t ldx, int T
             for (int i = 0; i < nwt; i++) {
                 __m512 acc[16];
                 UNROLL16 for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+                uintptr_t pfi = pf + 64 * (uintptr_t)((tt * nwt + i) * items * pfn);
                 if (T - 16 * tt >= 16)
                     tile_blocks(dt, xa, ldx, dat, dSt, bt + (size_t)i * tile_bytes,
-                                sc + (size_t)i * sc_floats, 0, nkb, acc, cb, 16);
+                                sc + (size_t)i * sc_floats, 0, nkb, acc, cb, 16, pfi, pfn);
                 else
                     tile_blocks(dt, xa, ldx, dat, dSt, bt + (size_t)i * tile_bytes,
-                                sc + (size_t)i * sc_floats, 0, nkb, acc, cb, T - 16 * tt);
+                                sc + (size_t)i * sc_floats, 0, nkb, acc, cb, T - 16 * tt, pfi, pfn);
                 store_acc(acc, y, ldy, p0 + 16 * i, pe, tt * 16, T);
             }
         }
@@ -661,7 +680,7 @@ stepwise_dt(q35_dtype dt, const q35_tensor *w, const uint8_t *x, size_t ldx, int
                 int64_t ge = nkb - g < GROUP ? nkb : g + GROUP;
                 unpack_tile(dt, w, o, r1, g, ge, bt, sc);
                 token_scales(x, ldx, T, cols, tt * 16, g, ge, dt == Q35_DT_Q4_K, da, dS);
-                tile_blocks(dt, xa, ldx, da, dS, bt, sc, g, ge, acc, cb, 16);
+                tile_blocks(dt, xa, ldx, da, dS, bt, sc, g, ge, acc, cb, 16, 0, 0);
             }
             store_acc(acc, y, ldy, o, r1, tt * 16, T);
         }
@@ -713,7 +732,7 @@ void q35_amx_i8_matmul(const q35_tensor *w, const uint8_t *x, size_t ldx, int T,
     int64_t nkb = w->shape[1] / 32;
     size_t per_tile = (size_t)nkb * (BTILE + SCB * sizeof(float));
     int64_t tiles = (int64_t)(PANEL_BYTES / per_tile);
-    tiles = tiles < 1 ? 1 : tiles > 16 ? 16 : tiles;
+    tiles = tiles < 1 ? 1 : tiles > PANEL_TILES ? PANEL_TILES : tiles;
     int64_t need = (r1 - r0 + 15) / 16;
     if (tiles > need) tiles = need;
     size_t ntt = ((size_t)T + 15) / 16;

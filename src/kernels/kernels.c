@@ -198,14 +198,14 @@ static void matmul_rows(const q35_kernels *k, const q35_tensor *w, const q35_act
         k->matmul(w, a, y, ldy, begin, end);
 }
 
-/* Whether the matmul of w at a runs in 16-row weight tiles whatever the
- * rows it is given: an x16 tensor its set reads (VNNI micro-kernels or
- * AMX-INT8), or the AMX-INT8 tiles from the set's q8_only_from on. */
-static bool int8_tiles16(const q35_kernels *k, const q35_tensor *w, const q35_acts *a) {
-    if (!a->q8) return false;
-    if (q35_dtype_is_x16(w->dtype)) return reads_x16(k, w->dtype, a);
+/* How the matmul of w at a runs: 0 other, 1 in 16-row weight tiles
+ * whatever the rows it is given (an x16 tensor's VNNI micro-kernels), 2 on
+ * the AMX-INT8 tiles (from the set's q8_only_from on, x16 or not). */
+static int int8_tiles16(const q35_kernels *k, const q35_tensor *w, const q35_acts *a) {
+    if (!a->q8) return 0;
     int from = k->q8_only_from ? k->q8_only_from(w->dtype) : 0;
-    return from > 0 && a->T >= from;
+    if (from > 0 && a->T >= from) return 2;
+    return q35_dtype_is_x16(w->dtype) && reads_x16(k, w->dtype, a) ? 1 : 0;
 }
 
 static void matmul_range(void *ctx, int64_t begin, int64_t end, int tid) {
@@ -227,14 +227,18 @@ void q35_matmul(const q35_kernels *k, q35_threadpool *pool, const q35_tensor *w,
     int64_t row_bytes = (int64_t)q35_row_bytes(w->dtype, w->shape[1]);
     int64_t target = a->T >= 8 ? 512 * 1024 : 64 * 1024;
     int64_t chunk = (target + row_bytes - 1) / row_bytes;
-    if (int8_tiles16(k, w, a)) {
+    int tiles16 = int8_tiles16(k, w, a);
+    if (tiles16) {
         /* 16-row tiles only: a multiple of 8 chunks of equal size, so that
          * 2, 4 or 8 threads get the same share (48-row units left the
          * 1024-row matrices 7 chunks and a 16-row one: 576 / 448 rows on 2
-         * threads) */
+         * threads). AMX-INT8: two equal chunks a thread, so that each call
+         * has several panels, all but the first unpacked from L2
+         * (int8_amx_avx512.c); its results do not depend on the split. */
         int64_t units = (rows + 15) / 16;
         int64_t n = (rows + chunk - 1) / chunk;
         n = n < 8 ? 8 : (n + 7) / 8 * 8;
+        if (tiles16 == 2) n = 2 * (int64_t)q35_threadpool_size(pool);
         if (n > units) n = units;
         chunk = (units + n - 1) / n * 16;
     } else {
