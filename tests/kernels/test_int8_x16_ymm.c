@@ -69,11 +69,14 @@ static int setup(void **st) {
 }
 
 static void check_kernels(q35_dtype dt, int unit) {
-    const int64_t widths[] = {256, 1024};
+    /* 96: Q4_0 rows of 3 blocks (the panels' scalar tail); 2304: 72
+     * blocks, past one 64-block chunk of the panels' token terms */
+    const int64_t widths[] = {256, 1024, 2304, 96};
     const int Ts[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 20, 33};
     for (int s = 0; s < n_sets; s++)
-        for (int wi = 0; wi < 2; wi++) {
+        for (int wi = 0; wi < 4; wi++) {
             const int64_t cols = widths[wi];
+            if (cols % 256 && dt != Q35_DT_Q4_0 && dt != Q35_DT_Q8_0) continue;
             const size_t ldx = q35_q8_row_stride(cols), rb = q35_row_bytes(dt, cols);
             for (int rows = 1; rows <= 49; rows += wi ? 16 : 4) {
                 for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++) {
