@@ -50,6 +50,10 @@ int q35_amx_i8_min_t(q35_dtype dt);
 #define Q35_AMX_X16_MIN_T_Q8_0 32
 /* Q4_K ([32768 x 1024]): T=12 109 / 93, T=16 117 / 122, T=32 118 / 175. */
 #define Q35_AMX_X16_MIN_T_Q4_K 16
+/* Q6_K (the layers' of Q4_K_M, and the head), [1024 x 3584]: T=16 98 /
+ * 78, T=32 108 / 109, T=40 110 / 106, T=48 114 / 127, T=512 112 / 172
+ * (AMX-INT8 from the form = from the file within 2%). */
+#define Q35_AMX_X16_MIN_T_Q6_K 48
 
 /* y[t*ldy + o] = the microkernel.h dot product of weight row o of w (Q8_0,
  * Q4_0, Q4_K or Q6_K; cols % 32 == 0, k-quants cols % 256 == 0) and q8 row

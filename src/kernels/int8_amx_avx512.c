@@ -74,6 +74,7 @@ int q35_amx_i8_min_t(q35_dtype dt) {
     case Q35_DT_Q8_0_X16: return Q35_AMX_X16_MIN_T_Q8_0;
     case Q35_DT_Q4_0_X16: return Q35_AMX_X16_MIN_T_Q4_0;
     case Q35_DT_Q4_K_X16: return Q35_AMX_X16_MIN_T_Q4_K;
+    case Q35_DT_Q6_K_X16: return Q35_AMX_X16_MIN_T_Q6_K;
     default: return 0;
     }
 }
@@ -348,10 +349,63 @@ static void unpack_x16_q4k(const q35_tensor *w, int64_t r, int64_t kb0, int64_t 
     }
 }
 
+/* Q6_K's form (repack_x16.h): per block the 6-bit values rebuilt from the
+ * nibble and 2-bit vectors (as int8_x86_x16.h's x16_q6_codes), minus 32:
+ * tile rows 0-3 the first half, 4-7 the second, q6k_group's values in
+ * vnni_tile's order; the scales d * sc_h, the products kblock_scales16
+ * forms. */
+static void unpack_x16_q6k(const q35_tensor *w, int64_t r, int64_t kb0, int64_t kb1, uint8_t *bt,
+                           float *sc) {
+    const int64_t nsb = w->shape[1] / 256;
+    const size_t ldw = q35_row_bytes(Q35_DT_Q6_K, w->shape[1]);
+    const uint8_t *grp = (const uint8_t *)w->data + (size_t)(r / 16) * 16 * ldw;
+    const uint8_t *codes = grp + 288 * (size_t)nsb;
+    const __m512i m15 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30),
+                  k32 = _mm512_set1_epi8(32);
+    for (int64_t kb = kb0; kb < kb1; kb++) {
+        const uint8_t *meta = grp + 288 * (size_t)(kb / 8), *c = codes + 384 * (size_t)kb;
+        const int jj = (int)(kb % 8);
+        for (int o = 0; o < 384; o += 64)
+            _mm_prefetch((const char *)((uintptr_t)c + PF_AHEAD * 384 + (uintptr_t)o), _MM_HINT_T0);
+        if (jj == 0)
+            for (int o = 0; o < 288; o += 64)
+                _mm_prefetch((const char *)((uintptr_t)meta + 288 + (uintptr_t)o), _MM_HINT_T0);
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + 256)));
+        float *s = sc + (kb - kb0) * SCB;
+        for (int h = 0; h < 2; h++)
+            _mm512_store_ps(
+                s + 16 * h,
+                _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+                                     (const __m128i *)(meta + 16 * (2 * jj + h)))))));
+        const __m512i h0 = _mm512_loadu_si512((const void *)(c + 256));
+        const __m512i h1 = _mm512_loadu_si512((const void *)(c + 320));
+        uint8_t *dst = bt + (kb - kb0) * BTILE;
+        for (int k = 0; k < 4; k++) {
+            const __m512i v = _mm512_loadu_si512((const void *)(c + 64 * k));
+            const __m512i a = k == 3 ? _mm512_srli_epi16(h0, 2) : _mm512_slli_epi16(h0, 4 - 2 * k);
+            const __m512i b = k == 3 ? _mm512_srli_epi16(h1, 2) : _mm512_slli_epi16(h1, 4 - 2 * k);
+            /* lo | (hi & 0x30), then - 32 */
+            _mm512_store_si512(
+                dst + 64 * k,
+                _mm512_sub_epi8(_mm512_ternarylogic_epi32(_mm512_and_si512(v, m15), a, m30, 0xF8),
+                                k32));
+            _mm512_store_si512(
+                dst + 64 * (k + 4),
+                _mm512_sub_epi8(_mm512_ternarylogic_epi32(
+                                    _mm512_and_si512(_mm512_srli_epi16(v, 4), m15), b, m30, 0xF8),
+                                k32));
+        }
+    }
+}
+
 static void unpack_x16(q35_dtype dt, const q35_tensor *w, int64_t r, int64_t kb0, int64_t kb1,
                        uint8_t *bt, float *sc) {
     if (dt == Q35_DT_Q4_K) {
         unpack_x16_q4k(w, r, kb0, kb1, bt, sc);
+        return;
+    }
+    if (dt == Q35_DT_Q6_K) {
+        unpack_x16_q6k(w, r, kb0, kb1, bt, sc);
         return;
     }
     const int64_t nkb = w->shape[1] / 32;
@@ -714,6 +768,7 @@ __attribute__((target("amx-tile,amx-int8"))) static void run(const q35_tensor *w
         CASE_X16(Q35_DT_Q8_0_X16, Q35_DT_Q8_0)
         CASE_X16(Q35_DT_Q4_0_X16, Q35_DT_Q4_0)
         CASE_X16(Q35_DT_Q4_K_X16, Q35_DT_Q4_K)
+        CASE_X16(Q35_DT_Q6_K_X16, Q35_DT_Q6_K)
     default: return;
     }
 #undef CASE_X16
