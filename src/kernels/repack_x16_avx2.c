@@ -7,6 +7,7 @@
  * byte shuffles (AVX2 has no vpmovdw / vpmovdb). Only called where the CPU
  * has AVX2 (repack_x16.c). */
 #include <immintrin.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels/repack_x16.h"
@@ -152,6 +153,12 @@ void q35_x16_pack_avx2(q35_dtype base, const uint8_t *src, int64_t rows, int64_t
                        int64_t g1, uint8_t *dst) {
     const size_t ldw = q35_row_bytes(base, cols);
     const int64_t nb = cols / q35_dtype_block_elems(base);
+    /* the gathers' row offsets are int32: rows too long for them (no real
+     * model's) take the plain pack */
+    if (ldw > (size_t)INT32_MAX / Q35_X16_ROWS) {
+        q35_x16_pack(base, src, rows, cols, g0, g1, dst);
+        return;
+    }
     const __m256i idx =
         _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)ldw));
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);

@@ -11,6 +11,7 @@
  * ql / qh dword gathered once per 128-element half, shared by its four
  * blocks). Only called where q35_cpu_has_avx512_set (repack_x16.c). */
 #include <immintrin.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels/repack_x16.h"
@@ -130,6 +131,12 @@ void q35_x16_pack_avx512(q35_dtype base, const uint8_t *src, int64_t rows, int64
                          int64_t g1, uint8_t *dst) {
     const size_t ldw = q35_row_bytes(base, cols);
     const int64_t nb = cols / q35_dtype_block_elems(base);
+    /* the gathers' row offsets are int32: rows too long for them (no real
+     * model's) take the plain pack */
+    if (ldw > (size_t)INT32_MAX / Q35_X16_ROWS) {
+        q35_x16_pack(base, src, rows, cols, g0, g1, dst);
+        return;
+    }
     const __m512i idx =
         _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                            _mm512_set1_epi32((int)ldw));
