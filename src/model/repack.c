@@ -48,17 +48,23 @@ static void drop_pages(q35_model *m, const void *p, size_t n) {
 }
 
 /* Transparent huge pages for a new form, where the kernel gives them on
- * request (THP "madvise"): its first writes, in 4 KB pages, were half the
- * pack's time (perf, llama-Q4_K_M: do_anonymous_page 21% of a 1-token
- * bench, the pack's own work 13%), and the decode's reads of it miss the
- * TLB less. Only the whole 2 MB pages inside the buffer; a refusal changes
- * nothing but the speed. */
+ * request (THP "madvise"), unless Q35_REPACK_HUGE=0: the decode's reads
+ * of the forms miss the TLB less (llama-Q4_K_M tg, 4 alternations on the
+ * loaded 2-core VM: 11.0-11.5 -> 12.1-15.8 tok/s). The cost is at load, and
+ * on this VM it is the host's: fresh 2 MB pages are cleared (perf:
+ * clear_page_erms a third of a 1-token bench) on memory the host backs
+ * anew, so the load line went from 0.43-0.53 s to 1.1-1.45 s in that run
+ * (0.26 -> 0.20-0.36 s at another time). Only the whole 2 MB pages inside
+ * the buffer; a refusal changes nothing but the speed. */
 static void want_huge_pages(void *p, size_t n) {
+    const char *v = getenv("Q35_REPACK_HUGE");
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (v && !strcmp(v, "0")) return;
     const uintptr_t huge = (uintptr_t)2 << 20;
     uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), b = ((uintptr_t)p + n) & ~(huge - 1);
     if (b > a) (void)madvise((void *)a, b - a, MADV_HUGEPAGE);
 #else
+    (void)v;
     (void)p;
     (void)n;
 #endif
