@@ -3,12 +3,18 @@
  * file's layout and the plain C definitions:
  *  - the form holds the file's bytes: back to the file's layout it is the
  *    original matrix byte for byte, and row lookups give the same floats;
- *  - the AVX-512 VNNI micro-kernels through the driver: with every scale
- *    1 the definition (q35_i8_dot_ref) bit for bit, with realistic scales
- *    within float32 rounding (2e-5 * sum |w| |x|), over row counts around
- *    the 16-row groups and T = 1 .. 16, 20, 33 (token tile edges);
- *  - one token's result never depends on T, nor on a split of the rows
- *    (batched decode = one-at-a-time decode);
+ *  - the micro-kernels of the AVX-512 VNNI, AVX2 and AVX-VNNI sets
+ *    through the driver (for AVX2 / AVX-VNNI also the packed panels from
+ *    min_t): with every scale 1 the definition (q35_i8_dot_ref) bit for
+ *    bit, with realistic scales within float32 rounding (2e-5 * sum |w|
+ *    |x|), over row counts around the 16-row groups and their 8-row
+ *    halves, T = 1 .. 16, 20, 33 (token tile edges), and widths past the
+ *    panels' 64-block chunk and with their scalar tail;
+ *  - up to a set's max_t one token's result never depends on T, and at
+ *    any T never on a split of the rows (batched decode = one-at-a-time
+ *    decode);
+ *  - the AVX2 set's whole q35_matmul gives for the form what it gives for
+ *    the file's matrix, within float32 rounding;
  *  - AMX-INT8 tiles from the form give the bits they give from the file
  *    (Q8_0, Q4_0, Q4_K, and Q6_K where AMX-INT8 reads its form);
  *  - a set that does not read the form (generic) gives, through
@@ -127,9 +133,13 @@ static void test_pack_simd(void **st) {
                 }
 }
 
-static const q35_i8_kernels *x16_sets[2];
+static const q35_i8_kernels *x16_sets[4];
 static int n_x16_sets;
 
+/* The sets with micro-kernels for the forms: AVX-512 VNNI (and its twin
+ * that hands larger T to AMX-INT8), AVX2 and AVX-VNNI (int8_x86_x16_ymm.h:
+ * the two 8-row halves of a group, and from min_t the packed panels packed
+ * from the form). */
 static int setup(void **st) {
     (void)st;
     n_x16_sets = 0;
@@ -139,19 +149,25 @@ static int setup(void **st) {
         x16_sets[n_x16_sets++] = v;
         x16_sets[n_x16_sets++] = &q35_i8_avx512vnni_tiles_set;
     }
+    const q35_i8_kernels *a = q35_i8_kernels_avx2(), *vn = q35_i8_kernels_avxvnni();
+    if (a) x16_sets[n_x16_sets++] = a;
+    if (vn) x16_sets[n_x16_sets++] = vn;
 #endif
     printf("x16 micro-kernel sets: %d\n", n_x16_sets);
     return 0;
 }
 
 static void check_kernels(q35_dtype dt, int unit) {
-    const int64_t widths[] = {256, 1024};
+    /* 96: Q4_0 rows of 3 blocks (the panels' scalar tail); 2304: 72
+     * blocks, past one 64-block chunk of the panels' token terms */
+    const int64_t widths[] = {256, 1024, 2304, 96};
     const int Ts[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 20, 33};
     for (int s = 0; s < n_x16_sets; s++)
-        for (int wi = 0; wi < 2; wi++) {
+        for (int wi = 0; wi < 4; wi++) {
             const int64_t cols = widths[wi];
+            if (cols % 256 && dt != Q35_DT_Q4_0 && dt != Q35_DT_Q8_0) continue;
             const size_t ldx = q35_q8_row_stride(cols), rb = q35_row_bytes(dt, cols);
-            for (int rows = 1; rows <= 49; rows += wi ? 16 : 5) {
+            for (int rows = 1; rows <= 49; rows += wi ? 16 : 4) {
                 for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++) {
                     const int T = Ts[ti];
                     if (wi && T % 4 != 1 && T != 16) continue;
@@ -187,8 +203,11 @@ static void check_kernels(q35_dtype dt, int unit) {
                             }
                         }
                     }
-                    /* each token alone: the same bits */
-                    for (int t = 0; t < T; t++) {
+                    /* each token alone: the same bits (up to max_t: from the
+                     * panels' min_t on, a token's floats are rounded as the
+                     * panels do) */
+                    const int mt = x16_sets[s]->mk[q35_dtype_x16_of(dt)].max_t;
+                    for (int t = 0; t < T && (mt == 0 || T <= mt); t++) {
                         q35_i8_matmul(x16_sets[s], &p.x, x + t * ldx, ldx, 1, one, rows, 0, rows);
                         assert_memory_equal(one, got + t * rows, rows * sizeof *one);
                     }
@@ -293,11 +312,59 @@ static void test_matmul_sets(void **st) {
             }
 }
 
+/* The AVX2 integer set's whole path (q35_matmul, any T: register tiles
+ * or packed panels) on the form and on the file's matrix: the same
+ * products within float32 rounding. */
+static void test_matmul_same(void **st) {
+    (void)st;
+    const q35_kernels *k = q35_kernels_avx2() ? q35_kernels_int8(q35_kernels_avx2()) : NULL;
+    if (!k) {
+        printf("no AVX2 here: skipped\n");
+        return;
+    }
+    const q35_dtype dts[] = {Q35_DT_Q8_0, Q35_DT_Q4_0, Q35_DT_Q6_K, Q35_DT_Q4_K};
+    for (int d = 0; d < 4; d++)
+        for (int T = 1; T <= 40; T += 13) {
+            const int rows = 100;
+            const int64_t cols = 512;
+            const size_t n = (size_t)T * rows;
+            pair p = make_pair(dts[d], rows, cols, 0);
+            float *xf = malloc((size_t)T * cols * sizeof *xf);
+            float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+            float *wf = malloc(cols * sizeof *wf);
+            assert_true(xf && a && b && wf);
+            for (int64_t i = 0; i < T * cols; i++)
+                xf[i] = frand();
+            size_t nb = q35_acts_bytes(k, T, cols);
+            void *buf = aligned_alloc(64, (nb + 63) / 64 * 64 + 64);
+            assert_non_null(buf);
+            q35_acts acts = q35_acts_prepare(k, xf, cols, T, cols, buf);
+            q35_matmul(k, NULL, &p.w, &acts, a, rows);
+            q35_matmul(k, NULL, &p.x, &acts, b, rows);
+            for (int o = 0; o < rows; o++) {
+                q35_tensor_row_f32(&p.w, o, wf);
+                for (int t = 0; t < T; t++) {
+                    double m = 0;
+                    for (int64_t j = 0; j < cols; j++)
+                        m += fabs((double)wf[j] * xf[t * cols + j]);
+                    assert_true(fabs((double)a[t * rows + o] - b[t * rows + o]) <= 2e-5 * m);
+                }
+            }
+            free(buf);
+            free(xf);
+            free(wf);
+            free(a);
+            free(b);
+            free_pair(&p);
+        }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_kernels_exact),
         cmocka_unit_test(test_kernels_real), cmocka_unit_test(test_amx),
-        cmocka_unit_test(test_matmul_sets),  cmocka_unit_test(test_pack_simd),
+        cmocka_unit_test(test_matmul_sets),  cmocka_unit_test(test_matmul_same),
+        cmocka_unit_test(test_pack_simd),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
