@@ -4,10 +4,12 @@
  *
  * Everything on the device is float32 except the weight matrices, which
  * keep the model's form where a kernel reads it directly (f32, bf16, f16,
- * Q8_0, Q4_0) and are widened to float32 otherwise (k-quants, MLX affine):
- * the same values the CPU computes with, so the two paths agree to float32
- * rounding. Quantized matrices are split on upload into their integers and
- * their per-32 scales, so that a thread reads 16 aligned bytes at a time. */
+ * Q8_0, Q4_0), take the 4-bit affine form A4 (Q4_K and MLX 4-bit: the
+ * same values, see weights.cu) and are widened to float32 otherwise
+ * (Q6_K, Q5_K, other MLX bit widths): the same values the CPU computes
+ * with, so the two paths agree to float32 rounding. Quantized matrices are
+ * split on upload into their integers and their per-32 scales, so that a
+ * thread reads 16 aligned bytes at a time. */
 #ifndef Q35_CUDA_INTERNAL_CUH
 #define Q35_CUDA_INTERNAL_CUH
 
@@ -20,13 +22,18 @@ extern "C" { /* the library's C headers */
 }
 
 /* Device forms of a matrix. */
-enum { DF_F32 = 0, DF_BF16, DF_F16, DF_Q8, DF_Q4 };
+enum { DF_F32 = 0, DF_BF16, DF_F16, DF_Q8, DF_Q4, DF_A4 };
+
+/* Forms whose 16-byte chunk is 32 nibbles (Q4_0's order: byte b holds
+ * weight b in its low nibble and weight 16 + b in its high one). */
+#define DF_NIBBLES(f) ((f) == DF_Q4 || (f) == DF_A4)
 
 typedef struct dmat {
     int fmt;
     int rows, cols;
-    const void *w;         /* f32/bf16/f16 values, int8 (Q8), nibbles (Q4: 16 bytes a block) */
+    const void *w;         /* f32/bf16/f16 values, int8 (Q8), nibbles (Q4, A4: 16 bytes a block) */
     const uint16_t *scale; /* Q8/Q4: f16 scale per 32 weights, [rows, cols/32] */
+    const float2 *affine;  /* A4: (s, z) per 32 weights, weight = s * q + z, [rows, cols/32] */
 } dmat;
 
 typedef struct dlayer {

@@ -18,13 +18,13 @@ __device__ __forceinline__ float warp_sum(float v) {
 }
 
 template <int FMT> struct chunk_of {
-    static constexpr int n = FMT == DF_F32 ? 4 : FMT == DF_Q8 ? 16 : FMT == DF_Q4 ? 32 : 8;
+    static constexpr int n = FMT == DF_F32 ? 4 : FMT == DF_Q8 ? 16 : DF_NIBBLES(FMT) ? 32 : 8;
 };
 
 template <int FMT>
 __device__ __forceinline__ const uint4 *row_ptr(const dmat &W, int r) {
-    size_t b = FMT == DF_F32 ? 4 : FMT == DF_Q4 ? 0 : FMT == DF_Q8 ? 1 : 2;
-    size_t bytes = FMT == DF_Q4 ? (size_t)W.cols / 2 : (size_t)W.cols * b;
+    size_t b = FMT == DF_F32 ? 4 : DF_NIBBLES(FMT) ? 0 : FMT == DF_Q8 ? 1 : 2;
+    size_t bytes = DF_NIBBLES(FMT) ? (size_t)W.cols / 2 : (size_t)W.cols * b;
     return (const uint4 *)((const unsigned char *)W.w + (size_t)r * bytes);
 }
 
@@ -32,7 +32,8 @@ __device__ __forceinline__ float byte_f(uint32_t v, int k) { /* byte k of v as a
     return __uint_as_float(__byte_perm(v, 0x4B000000u, 0x7440 + k)) - 8388608.0f;
 }
 
-/* The chunk's weights (16 bytes in u) times the input, without the scale. */
+/* The chunk's weights (16 bytes in u) times the input, without the scale
+ * (Q4: the codes less 8; A4: the codes as they are, its z term apart). */
 template <int FMT>
 __device__ __forceinline__ float chunk_dot(uint4 q, const float4 *xs4, int NC, int c) {
     uint32_t u[4] = {q.x, q.y, q.z, q.w};
@@ -68,16 +69,28 @@ __device__ __forceinline__ float chunk_dot(uint4 q, const float4 *xs4, int NC, i
             s += (byte_f(v, 0) - 128.0f) * x.x + (byte_f(v, 1) - 128.0f) * x.y +
                  (byte_f(v, 2) - 128.0f) * x.z + (byte_f(v, 3) - 128.0f) * x.w;
         }
-    } else { /* Q4: byte b holds weight b (low nibble) and 16 + b (high) */
+    } else { /* Q4, A4: byte b holds weight b (low nibble) and 16 + b (high) */
+        const float off = FMT == DF_A4 ? 0.0f : 8.0f;
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             uint32_t lo = u[j] & 0x0f0f0f0fu, hi = (u[j] >> 4) & 0x0f0f0f0fu;
             float4 xa = xs4[j * NC + c], xb = xs4[(4 + j) * NC + c];
-            s += (byte_f(lo, 0) - 8.0f) * xa.x + (byte_f(lo, 1) - 8.0f) * xa.y +
-                 (byte_f(lo, 2) - 8.0f) * xa.z + (byte_f(lo, 3) - 8.0f) * xa.w;
-            s += (byte_f(hi, 0) - 8.0f) * xb.x + (byte_f(hi, 1) - 8.0f) * xb.y +
-                 (byte_f(hi, 2) - 8.0f) * xb.z + (byte_f(hi, 3) - 8.0f) * xb.w;
+            s += (byte_f(lo, 0) - off) * xa.x + (byte_f(lo, 1) - off) * xa.y +
+                 (byte_f(lo, 2) - off) * xa.z + (byte_f(lo, 3) - off) * xa.w;
+            s += (byte_f(hi, 0) - off) * xb.x + (byte_f(hi, 1) - off) * xb.y +
+                 (byte_f(hi, 2) - off) * xb.z + (byte_f(hi, 3) - off) * xb.w;
         }
+    }
+    return s;
+}
+
+/* The sum of chunk c's 32 inputs (A4's z term). */
+__device__ __forceinline__ float chunk_xsum(const float4 *xs4, int NC, int c) {
+    float s = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        float4 x = xs4[j * NC + c];
+        s += (x.x + x.y) + (x.z + x.w);
     }
     return s;
 }

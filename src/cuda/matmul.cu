@@ -141,17 +141,23 @@ __global__ void __launch_bounds__(GV_WARPS * 32) gemv_kernel(dmat W, gv_args a) 
         for (int c = lane; c < NC; c += 32) {
             uint4 q[NR];
             float d[NR];
+            float2 sz[NR];
 #pragma unroll
             for (int i = 0; i < NR; i++) {
                 q[i] = __ldg(row_ptr<FMT>(W, rows[i]) + c);
                 if (FMT == DF_Q8 || FMT == DF_Q4)
                     d[i] = __half2float(__ushort_as_half(__ldg(
                         W.scale + (size_t)rows[i] * (cols / 32) + (FMT == DF_Q8 ? c / 2 : c))));
+                if (FMT == DF_A4) sz[i] = __ldg(W.affine + (size_t)rows[i] * (cols / 32) + c);
             }
+            float xsum = FMT == DF_A4 ? chunk_xsum(xs4, NC, c) : 0.0f;
 #pragma unroll
             for (int i = 0; i < NR; i++) {
                 float s = chunk_dot<FMT>(q[i], xs4, NC, c);
-                acc[i] += (FMT == DF_Q8 || FMT == DF_Q4) ? d[i] * s : s;
+                if (FMT == DF_A4)
+                    acc[i] += sz[i].x * s + sz[i].y * xsum;
+                else
+                    acc[i] += (FMT == DF_Q8 || FMT == DF_Q4) ? d[i] * s : s;
             }
         }
 #pragma unroll
@@ -238,6 +244,7 @@ static int gemv_any(const dmat *W, const gv_args &a, cudaStream_t st) {
     case DF_BF16: return gemv<DF_BF16>(W, a, st);
     case DF_F16: return gemv<DF_F16>(W, a, st);
     case DF_Q8: return gemv<DF_Q8>(W, a, st);
+    case DF_A4: return gemv<DF_A4>(W, a, st);
     default: return gemv<DF_Q4>(W, a, st);
     }
 }
@@ -285,9 +292,14 @@ template <int FMT> __device__ __forceinline__ float w_at(const dmat &W, int r, i
     if (FMT == DF_F32) return __ldg((const float *)W.w + (size_t)r * cols + k);
     if (FMT == DF_BF16) return bf16f(__ldg((const uint16_t *)W.w + (size_t)r * cols + k));
     if (FMT == DF_F16) return f16f(__ldg((const uint16_t *)W.w + (size_t)r * cols + k));
+    int j = k % 32;
+    if (FMT == DF_A4) {
+        uint8_t b = __ldg((const uint8_t *)W.w + (size_t)r * (cols / 2) + (k / 32) * 16 + (j % 16));
+        float2 sz = __ldg(W.affine + (size_t)r * (cols / 32) + k / 32);
+        return sz.x * (float)(j < 16 ? (b & 15) : (b >> 4)) + sz.y;
+    }
     float d = f16f(__ldg(W.scale + (size_t)r * (cols / 32) + k / 32));
     if (FMT == DF_Q8) return d * (float)__ldg((const int8_t *)W.w + (size_t)r * cols + k);
-    int j = k % 32;
     uint8_t b = __ldg((const uint8_t *)W.w + (size_t)r * (cols / 2) + (k / 32) * 16 + (j % 16));
     return d * (float)((j < 16 ? (b & 15) : (b >> 4)) - 8);
 }
@@ -415,6 +427,15 @@ template <int FMT> __device__ __forceinline__ void load_w16(const dmat &W, int n
                 }
             }
         }
+    } else if (FMT == DF_A4) {
+        uint4 q =
+            __ldg((const uint4 *)((const uint8_t *)W.w + (size_t)n * (cols / 2) + (k / 32) * 16));
+        float2 sz = __ldg(W.affine + (size_t)n * (cols / 32) + k / 32);
+        uint32_t u[4] = {q.x, q.y, q.z, q.w};
+        int hi = (k % 32) ? 4 : 0;
+#pragma unroll
+        for (int j = 0; j < 16; j++)
+            v[j] = sz.x * (float)((u[j / 4] >> (8 * (j % 4) + hi)) & 15) + sz.y;
     } else {
         float d = f16f(__ldg(W.scale + (size_t)n * (cols / 32) + k / 32));
         if (FMT == DF_Q8) {
@@ -676,6 +697,7 @@ void cu_matmul(const dmat *W, const float *x, int T, int ldx, float *y, int ldy,
     case DF_BF16: launch<DF_BF16>(W, x, T, ldx, y, ldy, op, norm, eps, tmp, tmp2, ws, ws_n, st); break;
     case DF_F16: launch<DF_F16>(W, x, T, ldx, y, ldy, op, norm, eps, tmp, tmp2, ws, ws_n, st); break;
     case DF_Q8: launch<DF_Q8>(W, x, T, ldx, y, ldy, op, norm, eps, tmp, tmp2, ws, ws_n, st); break;
+    case DF_A4: launch<DF_A4>(W, x, T, ldx, y, ldy, op, norm, eps, tmp, tmp2, ws, ws_n, st); break;
     default: launch<DF_Q4>(W, x, T, ldx, y, ldy, op, norm, eps, tmp, tmp2, ws, ws_n, st); break;
     }
 }
@@ -701,6 +723,7 @@ void cu_embed(const dmat *E, const int32_t *ids, int T, float *x, cudaStream_t s
     case DF_BF16: cu_launch(embed_kernel<DF_BF16>, dim3(blocks), dim3(256), 0, st, *E, ids, T, x); break;
     case DF_F16: cu_launch(embed_kernel<DF_F16>, dim3(blocks), dim3(256), 0, st, *E, ids, T, x); break;
     case DF_Q8: cu_launch(embed_kernel<DF_Q8>, dim3(blocks), dim3(256), 0, st, *E, ids, T, x); break;
+    case DF_A4: cu_launch(embed_kernel<DF_A4>, dim3(blocks), dim3(256), 0, st, *E, ids, T, x); break;
     default: cu_launch(embed_kernel<DF_Q4>, dim3(blocks), dim3(256), 0, st, *E, ids, T, x); break;
     }
 }

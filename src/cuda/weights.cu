@@ -8,6 +8,12 @@
 #include <string.h>
 
 #include "cuda/cuda_internal.cuh"
+#include "cuda/cuda_weights_test.h"
+
+extern "C" {
+#include "kernels/mlx_affine.h"
+#include "kernels/quant_block.h"
+}
 
 int cuda_fail(cudaError_t rc, const char *what, q35_err *e) {
     return q35_err_set(e, rc == cudaErrorMemoryAllocation ? Q35_ENOMEM : Q35_ESTATE, "cuda: %s: %s",
@@ -64,11 +70,81 @@ static int form_of(const q35_tensor *const *ts, int n) {
     case Q35_DT_F16: return DF_F16;
     case Q35_DT_Q8_0: return DF_Q8;
     case Q35_DT_Q4_0: return DF_Q4;
-    default: return DF_F32; /* widened (k-quants, MLX affine) */
+    case Q35_DT_Q4_K: return DF_A4;
+    case Q35_DT_MLX4: return DF_A4; /* groups of 32, 64 or 128: whole 32-blocks */
+    default: return DF_F32;         /* widened (Q6_K, Q5_K, MLX other than 4-bit) */
+    }
+}
+
+/* Row r of t (Q4_K or MLX 4-bit) in the A4 form: per 32 weights, 16 bytes
+ * of codes (byte b: weight b in the low nibble, 16 + b in the high one)
+ * and (s, z) with weight = s * q + z. Both are the CPU's values: Q4_K's
+ * s = d * sc and z = -(dmin * m) are quant_block.h's mul and -sub (its
+ * weight is mul * q - sub), MLX's are its scale and bias (mlx_affine.h:
+ * s * q + z). The GPU forms s * q + z as one FMA or sums s * (q . x) and
+ * z * (sum x): the same values to float32 rounding. */
+static void a4_row(const q35_tensor *t, int64_t r, unsigned char *codes, float2 *sz) {
+    int64_t cols = t->shape[1];
+    unsigned char q[32];
+    if (t->dtype == Q35_DT_Q4_K) {
+        size_t sb_bytes = q35_dtype_block_bytes(Q35_DT_Q4_K);
+        const uint8_t *row = (const uint8_t *)t->data + (size_t)r * (size_t)(cols / 256) * sb_bytes;
+        for (int64_t sb = 0; sb < cols / 256; sb++) {
+            const uint8_t *b = row + (size_t)sb * sb_bytes, *qs = b + 16;
+            float mul[16], sub[8];
+            q35_kblock_scales(Q35_DT_Q4_K, b, mul, sub);
+            for (int j = 0; j < 8; j++) { /* sub-block j: nibble j % 2 of 32 bytes */
+                for (int l = 0; l < 32; l++)
+                    q[l] = (unsigned char)(j & 1 ? qs[32 * (j / 2) + l] >> 4
+                                                 : qs[32 * (j / 2) + l] & 15);
+                for (int l = 0; l < 16; l++)
+                    codes[l] = (unsigned char)(q[l] | q[16 + l] << 4);
+                *sz++ = make_float2(mul[j], -sub[j]);
+                codes += 16;
+            }
+        }
+        return;
+    }
+    const q35_mlx_affine *a = (const q35_mlx_affine *)t->data;
+    const uint8_t *row = (const uint8_t *)a->q + (size_t)r * (size_t)(cols / 2);
+    size_t g0 = (size_t)(r * (cols / a->group));
+    for (int64_t k = 0; k < cols; k += 32) {
+        for (int u = 0; u < 4; u++) {
+            uint32_t c[8];
+            q35_mlx_unit_codes(row + k / 2 + 4 * u, 4, c);
+            for (int i = 0; i < 8; i++)
+                q[8 * u + i] = (unsigned char)c[i];
+        }
+        for (int l = 0; l < 16; l++)
+            codes[l] = (unsigned char)(q[l] | q[16 + l] << 4);
+        size_t gi = g0 + (size_t)(k / a->group);
+        *sz++ = make_float2(q35_mlx_aux_f32(a->scales, a->aux, gi),
+                            q35_mlx_aux_f32(a->biases, a->aux, gi));
+        codes += 16;
     }
 }
 
 /* The matrices ts[0..n) stacked by rows into one device matrix. */
+bool q35_cuda_a4_row_values(const q35_tensor *t, int64_t r, float *out) {
+    if (form_of(&t, 1) != DF_A4 || t->ndim != 2) return false;
+    int64_t cols = t->shape[1];
+    unsigned char *codes = (unsigned char *)malloc((size_t)cols / 2);
+    float2 *sz = (float2 *)malloc((size_t)cols / 32 * sizeof(float2));
+    bool ok = codes && sz;
+    if (ok) {
+        a4_row(t, r, codes, sz);
+        for (int64_t k = 0; k < cols; k++) {
+            unsigned char b = codes[k / 32 * 16 + k % 16];
+            float2 p = sz[k / 32];
+            float sq = p.x * (float)(k % 32 < 16 ? b & 15 : b >> 4);
+            out[k] = sq + p.y;
+        }
+    }
+    free(codes);
+    free(sz);
+    return ok;
+}
+
 static int upload_cat(cuda_model *cm, const q35_tensor *const *ts, int n, dmat *out, q35_err *e) {
     int64_t cols = ts[0]->shape[ts[0]->ndim - 1], rows = 0;
     for (int i = 0; i < n; i++) {
@@ -78,13 +154,15 @@ static int upload_cat(cuda_model *cm, const q35_tensor *const *ts, int n, dmat *
     }
     int fmt = form_of(ts, n);
     size_t nw = (size_t)rows * (size_t)cols;
-    size_t wbytes = fmt == DF_F32 ? nw * 4 : fmt == DF_Q8 ? nw : fmt == DF_Q4 ? nw / 2 : nw * 2;
-    size_t nsc = (fmt == DF_Q8 || fmt == DF_Q4) ? nw / 32 : 0;
+    size_t wbytes = fmt == DF_F32 ? nw * 4 : fmt == DF_Q8 ? nw : DF_NIBBLES(fmt) ? nw / 2 : nw * 2;
+    size_t nsc = (fmt == DF_Q8 || fmt == DF_Q4) ? nw / 32 : 0, naf = fmt == DF_A4 ? nw / 32 : 0;
     unsigned char *hw = (unsigned char *)malloc(wbytes ? wbytes : 1);
     uint16_t *hs = (uint16_t *)malloc(nsc ? nsc * 2 : 1);
-    if (!hw || !hs) {
+    float2 *ha = (float2 *)malloc(naf ? naf * sizeof(float2) : 1);
+    if (!hw || !hs || !ha) {
         free(hw);
         free(hs);
+        free(ha);
         return q35_err_set(e, Q35_ENOMEM, "cuda: out of host memory staging a matrix");
     }
     int rc = Q35_OK;
@@ -104,6 +182,12 @@ static int upload_cat(cuda_model *cm, const q35_tensor *const *ts, int n, dmat *
                 memcpy(hw + wo, src + b * bb + 2, qb);
                 wo += qb;
             }
+        } else if (fmt == DF_A4) {
+            for (int64_t j = 0; j < r; j++) {
+                a4_row(t, j, hw + wo, ha + so);
+                wo += (size_t)cols / 2;
+                so += (size_t)cols / 32;
+            }
         } else { /* widened row by row */
             for (int64_t j = 0; j < r && !rc; j++) {
                 rc = q35_tensor_row_to_f32(t, j, (float *)(hw + wo), e);
@@ -117,10 +201,12 @@ static int upload_cat(cuda_model *cm, const q35_tensor *const *ts, int n, dmat *
         out->cols = (int)cols;
         out->w = upload(cm, hw, wbytes, e);
         out->scale = nsc ? (const uint16_t *)upload(cm, hs, nsc * 2, e) : NULL;
-        if (!out->w || (nsc && !out->scale)) rc = e ? e->code : Q35_ENOMEM;
+        out->affine = naf ? (const float2 *)upload(cm, ha, naf * sizeof(float2), e) : NULL;
+        if (!out->w || (nsc && !out->scale) || (naf && !out->affine)) rc = e ? e->code : Q35_ENOMEM;
     }
     free(hw);
     free(hs);
+    free(ha);
     return rc;
 }
 

@@ -13,6 +13,11 @@
  * 7e-6 prefill in Q8_0 / Q4_0). See compare_devices for the CPU's
  * quantized decode.
  *
+ * Files whose 4-bit weights the GPU keeps in its affine form (A4: Q4_K of
+ * a Q4_K_M GGUF, MLX 4-bit in the reference app's and mlx-lm's layouts)
+ * are held to the CPU's exact path the same way, and the MLX copy must be
+ * held on the device in about its file's size, not widened to float32.
+ *
  * Without a CUDA device the test prints "SKIP: no CUDA device" and exits
  * 77 (CTest's SKIP_RETURN_CODE). */
 #include <math.h>
@@ -34,12 +39,16 @@
 #define T_ALL 48
 #define T_PRE 32
 
-static q35_model *load_as(q35_device dev, q35_weight_format wf, bool exact) {
+static q35_model *load_path(const char *path, q35_device dev, q35_weight_format wf, bool exact) {
     q35_err e = {0};
     q35_load_opts lo = {.n_threads = 2, .weights = wf, .device = dev, .exact_kernels = exact};
-    q35_model *m = q35_model_load(Q35_TINY_CHAT, &lo, &e);
-    if (!m) fail_msg("load %s: %s", Q35_TINY_CHAT, e.msg);
+    q35_model *m = q35_model_load(path, &lo, &e);
+    if (!m) fail_msg("load %s: %s", path, e.msg);
     return m;
+}
+
+static q35_model *load_as(q35_device dev, q35_weight_format wf, bool exact) {
+    return load_path(Q35_TINY_CHAT, dev, wf, exact);
 }
 
 /* The CPU on its exact path (quantized weights times float32 activations,
@@ -64,9 +73,16 @@ static void prompt(int32_t *ids, int n, int V) {
  * activations) is printed beside, not asserted: on this random tiny model
  * it moves the logits by 0.1-0.3 of the largest (H100 run, 2026-12-07),
  * which is what rounding the activations costs, not a GPU difference. */
+static void compare_models(q35_model *cpu, q35_model *gpu, q35_weight_format wf, const char *label);
+
 static void compare_devices(q35_weight_format wf, const char *label) {
+    compare_models(load(Q35_DEVICE_CPU, wf), load(Q35_DEVICE_CUDA, wf), wf, label);
+}
+
+/* compare_devices for the models cpu and gpu (freed here). */
+static void compare_models(q35_model *cpu, q35_model *gpu, q35_weight_format wf,
+                           const char *label) {
     const double bound = 1e-4;
-    q35_model *cpu = load(Q35_DEVICE_CPU, wf), *gpu = load(Q35_DEVICE_CUDA, wf);
     q35_model_info in;
     q35_model_get_info(cpu, &in);
     size_t V = (size_t)in.vocab_size;
@@ -110,6 +126,64 @@ static void test_q8_path(void **st) {
 static void test_q4_path(void **st) {
     (void)st;
     compare_devices(Q35_WEIGHTS_Q4_0, "q4_0");
+}
+
+/* A file as stored on both devices; returns the bytes its device copy
+ * takes (the GPU model's footprint once a state has made the copy, less
+ * before) and the CPU's weight bytes in *cpu_bytes. */
+static size_t compare_file(const char *path, const char *label, size_t *cpu_bytes) {
+    q35_model *cpu = load_path(path, Q35_DEVICE_CPU, Q35_WEIGHTS_AS_STORED, true);
+    q35_model *gpu = load_path(path, Q35_DEVICE_CUDA, Q35_WEIGHTS_AS_STORED, false);
+    q35_model_info in;
+    q35_model_get_info(cpu, &in);
+    *cpu_bytes = in.weight_bytes;
+    size_t before = q35_model_memory_footprint(gpu);
+    q35_err e = {0};
+    q35_state *s = q35_state_new(gpu, 8, &e);
+    if (!s) fail_msg("%s: state: %s", label, e.msg);
+    size_t dev = q35_model_memory_footprint(gpu) - before;
+    q35_state_free(s);
+    printf("%-6s device copy %zu bytes, CPU weights %zu bytes\n", label, dev, *cpu_bytes);
+    compare_models(cpu, gpu, Q35_WEIGHTS_AS_STORED, label);
+    return dev;
+}
+
+static void test_q4_k_file(void **st) {
+    (void)st;
+    size_t cpu_bytes;
+    compare_file(Q35_FIXTURES "/gguf/tiny-b-Q4_K_M.gguf", "q4_k_m", &cpu_bytes);
+}
+
+/* MLX 4-bit files made as each converter writes them (tests/tools/
+ * make_mlx.py), in the app's layout (group 64, its default) and mlx-lm's
+ * (groups 32 and 128). The device copy holds 16 bytes of codes and 8 of
+ * (s, z) per 32 weights (6 bits a weight, against 4.5 in the file with
+ * 16-bit scales and biases per 64); the few float vectors are float32
+ * there: well under 2x the CPU's bytes, where float32 weights would be
+ * about 7x. */
+static void test_mlx4_files(void **st) {
+    (void)st;
+    char dir[] = "/tmp/q35-cuda-mlx-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const struct {
+        const char *layout;
+        int group;
+    } cases[] = {{"app", 64}, {"mlx-lm", 32}, {"mlx-lm", 128}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cmd[1024], q[320], label[32];
+        snprintf(q, sizeof q, "%s/q%zu", dir, i);
+        snprintf(cmd, sizeof cmd,
+                 "%s %s/../tools/make_mlx.py %s/src %s %s/d%zu --bits 4 --group %d --layout %s%s",
+                 Q35_PYTHON, Q35_TEST_DATA, dir, q, dir, i, cases[i].group, cases[i].layout,
+                 i == 0 ? " --random 3" : "");
+        assert_int_equal(system(cmd), 0);
+        snprintf(label, sizeof label, "mlx4g%d", cases[i].group);
+        size_t cpu_bytes, dev = compare_file(q, label, &cpu_bytes);
+        assert_true(dev < 2 * cpu_bytes);
+    }
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* Snapshots are device copies: restoring one and feeding the same tokens
@@ -360,7 +434,8 @@ int main(void) {
         cmocka_unit_test(test_float_path),  cmocka_unit_test(test_q8_path),
         cmocka_unit_test(test_q4_path),     cmocka_unit_test(test_snapshots),
         cmocka_unit_test(test_chat_greedy), cmocka_unit_test(test_sampling),
-        cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_batch),       cmocka_unit_test(test_q4_k_file),
+        cmocka_unit_test(test_mlx4_files),
     };
     /* Q35_CUDA_TEST_FILTER: a cmocka pattern (e.g. "test_float*"), so that
      * the slow sanitizer tools can take the tests in parts */
