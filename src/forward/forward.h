@@ -99,11 +99,23 @@ struct q35_state {
     q35_kv_codec kv;         /* the caches' element type (Q35_KV_CACHE; f16 unless set) */
     const q35_capture *caps; /* during q35_state_eval_snapshots only */
     int n_caps;
+    /* a snapshot's data block whose pages are already backed
+     * (q35_state_keep_spare): the next snapshot allocated takes it */
+    float *spare;
+    size_t spare_floats;
     /* a state on another device (backend.h): everything above but the
      * model, position and sizes stays empty */
     const struct q35_backend *be;
     void *be_state;
 };
+
+/* Keeps a spare snapshot data block for a snapshot at up to pos + extra
+ * positions, its pages written now: a snapshot taken inside the next pass
+ * (a turn's cut) then copies ~20 MB (the 0.8B's DeltaNet states) into
+ * backed pages instead of ~5000 fresh ones faulted in before the first
+ * token. For idle time (after a turn); no-op on a device state or when
+ * the spare is big enough; an allocation failure leaves no spare. */
+void q35_state_keep_spare(q35_state *s, int extra);
 
 /* Where layer `layer`'s part (0: conv window or keys, 1: recurrent state or
  * values) sits in a snapshot's flat data. */

@@ -216,6 +216,7 @@ void q35_state_free(q35_state *s) {
     if (!s) return;
     if (s->be) s->be->state_free(s->be_state);
     q35_threadpool_free(s->pool);
+    free(s->spare);
     free(s->kv_mem);
     free(s->mem);
     free(s->layers);
@@ -340,15 +341,23 @@ static void restore_state(const q35_state *s, const float *buf, int pos) {
     q35_threadpool_for(s->pool, 2 * (int64_t)s->model->cfg.n_layers, 1, restore_parts, &j);
 }
 
-/* An empty snapshot of the state at position P (contents to be filled). */
-static q35_snapshot *snapshot_alloc(const q35_state *s, int P, q35_err *e) {
+/* An empty snapshot of the state at position P (contents to be filled);
+ * its data is the state's spare where that is big enough (taker: the
+ * state whose spare may be taken, or NULL). */
+static q35_snapshot *snapshot_alloc(const q35_state *s, q35_state *taker, int P, q35_err *e) {
     q35_snapshot *snap = calloc(1, sizeof *snap);
     if (!snap) goto oom;
     snap->model = s->model;
     snap->model_generation = s->model_generation;
     snap->pos = P;
     snap->n_floats = copy_state(s, NULL, P, true);
-    snap->data = malloc(snap->n_floats ? snap->n_floats * sizeof(float) : 1);
+    if (taker && taker->spare && taker->spare_floats >= snap->n_floats) {
+        snap->data = taker->spare;
+        taker->spare = NULL;
+        taker->spare_floats = 0;
+    } else {
+        snap->data = malloc(snap->n_floats ? snap->n_floats * sizeof(float) : 1);
+    }
     if (!snap->data) goto oom;
     return snap;
 oom:
@@ -374,7 +383,7 @@ q35_snapshot *q35_state_snapshot(const q35_state *s, q35_err *e) {
             s->model, s->model_generation, s->pos, bytes / sizeof(float), NULL, s->be, snap->dev};
         return snap;
     }
-    q35_snapshot *snap = snapshot_alloc(s, s->pos, e);
+    q35_snapshot *snap = snapshot_alloc(s, NULL, s->pos, e);
     if (snap) copy_state(s, snap->data, s->pos, true);
     return snap;
 }
@@ -401,6 +410,23 @@ int q35_state_restore(q35_state *s, const q35_snapshot *snap, q35_err *e) {
     return Q35_OK;
 }
 
+void q35_state_keep_spare(q35_state *s, int extra) {
+    if (!s || s->be || extra < 0) return;
+    int P = extra > s->n_ctx - s->pos ? s->n_ctx : s->pos + extra;
+    size_t n = copy_state(s, NULL, P, true);
+    if (!n || (s->spare && s->spare_floats >= n)) return;
+    free(s->spare);
+    s->spare_floats = 0;
+    s->spare = malloc(n * sizeof(float));
+    if (!s->spare) return;
+    /* one write a page backs it (not zeros: malloc + memset 0 may become
+     * calloc, whose fresh pages stay unbacked) */
+    volatile unsigned char *b = (volatile unsigned char *)s->spare;
+    for (size_t o = 0; o < n * sizeof(float); o += 4096)
+        b[o] = 1;
+    s->spare_floats = n;
+}
+
 int q35_snapshot_pos(const q35_snapshot *snap) {
     return snap ? snap->pos : 0;
 }
@@ -418,7 +444,7 @@ void q35_snapshot_free(q35_snapshot *snap) {
 
 /* ------------------------------------- evaluation with snapshots inside */
 
-static q35_snapshot *snapshot_alloc(const q35_state *s, int P, q35_err *e);
+static q35_snapshot *snapshot_alloc(const q35_state *s, q35_state *taker, int P, q35_err *e);
 
 /* q35_state_eval_snapshots on a device state: the pieces between snapshot
  * points go through one after the other, each snapshot a device copy. On
@@ -486,7 +512,7 @@ int q35_state_eval_snapshots(const q35_model *m, q35_state *s, const int32_t *id
                            Q35_MAX_CAPTURES);
     for (int i = 0; i < n_at; i++) {
         caps[i].pos = s->pos + at[i];
-        caps[i].snap = snapshot_alloc(s, caps[i].pos, e);
+        caps[i].snap = snapshot_alloc(s, s, caps[i].pos, e);
         if (!caps[i].snap) {
             for (int j = 0; j < i; j++)
                 q35_snapshot_free(caps[j].snap);

@@ -66,6 +66,10 @@
  * The forward pass's own chunk, so it adds no weight pass. */
 #define PREFILL_CHUNK Q35_MAX_BATCH
 #define MAX_THINK_END 16
+/* Positions past the state's the spare snapshot block is sized for
+ * (q35_state_keep_spare): a next turn's cuts within that many tokens
+ * write backed pages. ~12 KB a position for the 0.8B's KV rows. */
+#define SPARE_POSITIONS 512
 /* The listener's evaluations are smaller than a turn's, so that a final
  * transcript waits at most this many tokens' time for it to stop. */
 #define LISTEN_CHUNK 32
@@ -513,6 +517,7 @@ static int chat_prepare(q35_chat *c, q35_err *e) {
                       : (e ? e->code : Q35_ENOMEM);
         }
     }
+    if (!rc) q35_state_keep_spare(c->state, SPARE_POSITIONS); /* for the turn's cut */
     q35_tokens_free(&p);
     return rc;
 }
@@ -723,6 +728,8 @@ static int chat_generate(q35_chat *c, const char *user, const q35_sampling *s,
     }
     c->st.last_prefilled = out->prefilled_tokens;
     c->st.last_reused = out->reused_tokens;
+    /* after the reply, not before its first token: the next turn's cut */
+    if (!rc && c->set.max_snapshots >= 0) q35_state_keep_spare(c->state, SPARE_POSITIONS);
 done:
     q35_tokens_free(&p);
     if (!reply) q35_reply_free(&local);
@@ -797,7 +804,8 @@ void q35_chat_get_stats(const q35_chat *cc, q35_chat_stats *out) {
     size_t state = 0;
     if (c->state) /* its fixed part, and the KV cache rows written so far */
         state = c->state->mem_bytes +
-                c->state->kv_bytes / (size_t)c->state->n_ctx * (size_t)c->state->pos;
+                c->state->kv_bytes / (size_t)c->state->n_ctx * (size_t)c->state->pos +
+                c->state->spare_floats * sizeof(float);
     out->memory_bytes = state + q35_snap_cache_bytes(&c->cache) +
                         q35_snap_cache_bytes(&c->partial) + (size_t)c->n_logits * sizeof(float) +
                         c->ctx.cap * sizeof(int32_t);
