@@ -27,7 +27,12 @@
  * they stay exact, not flushed).
  *
  * Work per token: 3 dk dv multiply-adds for the state terms (as the
- * recurrence) and about 2 L (dk + dv) for the in-chunk products. */
+ * recurrence) and about 2 L (dk + dv) for the in-chunk products, all of
+ * them the kernel set's gdn_mm (kernels.h), a register-blocked product:
+ * per chunk, S is read once (S0^T k_t and S0^T q_t of every token in one
+ * product over [K; Q]) and read and written once (the update
+ * S = exp(G_{L-1}) S0 + Kd^T U as one product with S kept, not
+ * scaled, summed and added in three passes). */
 #include <math.h>
 #include <string.h>
 
@@ -39,8 +44,6 @@
 /* Row blocks of the triangular products: only the columns at or below a
  * block's last row are multiplied. */
 #define ROW_BLOCK 16
-/* Columns of S0 per product (dk x 64 floats: 32 KB for dk = 128). */
-#define COL_BLOCK 64
 
 static size_t pad16(size_t n) {
     return (n + 15) / 16 * 16;
@@ -48,24 +51,26 @@ static size_t pad16(size_t n) {
 
 size_t q35_gdn_chunk_work(int dk, int dv) {
     size_t L = Q35_GDN_CHUNK;
-    return 3 * pad16(L) + 3 * L * L + 3 * L * (size_t)dv + (size_t)dk * L + (size_t)dk * dv;
+    return 3 * pad16(L) + 2 * L * (size_t)dk + 2 * (size_t)dk * L + 2 * L * (size_t)dv + 3 * L * L +
+           L * (size_t)dv;
 }
 
 /* One chunk of L <= Q35_GDN_CHUNK tokens (layout as q35_gdn_chunked). */
 static void chunk(const q35_kernels *k, float *S, int dk, int dv, int L, const float *q,
                   const float *kk, int64_t ldqk, const float *v, int64_t ldv, const float *g,
                   const float *beta, int64_t ldg, float *o, int64_t ldo, float *w) {
-    float *G = w;                    /* [L] cumulative log decay */
-    float *eg = G + pad16(L);        /* [L] exp(G_t) */
-    float *ei = eg + pad16(L);       /* [L] exp(-G_t) */
-    float *A = ei + pad16(L);        /* [L, L] k_t.k_s, then A */
-    float *Ti = A + (size_t)L * L;   /* [L, L] (I + A)^-1 */
-    float *P = Ti + (size_t)L * L;   /* [L, L] q_t.k_s, then its decayed lower triangle */
-    float *KS = P + (size_t)L * L;   /* [L, dv] S0^T k_t, then B */
-    float *QS = KS + (size_t)L * dv; /* [L, dv] S0^T q_t */
-    float *U = QS + (size_t)L * dv;  /* [L, dv] */
-    float *KdT = U + (size_t)L * dv; /* [dk, L] k_s decayed to the chunk's end, transposed */
-    float *D = KdT + (size_t)dk * L; /* [dk, dv] the chunk's addition to S */
+    float *G = w;                       /* [L] cumulative log decay */
+    float *eg = G + pad16(L);           /* [L] exp(G_t) */
+    float *ei = eg + pad16(L);          /* [L] exp(-G_t) */
+    float *X = ei + pad16(L);           /* [2L, dk] k_t rows, then q_t rows */
+    float *KT = X + 2 * (size_t)L * dk; /* [dk, L] k_s as columns */
+    float *KdT = KT + (size_t)dk * L;   /* [dk, L] k_s decayed to the chunk's end */
+    float *Y = KdT + (size_t)dk * L;    /* [2L, dv] S0^T k_t (then B), S0^T q_t */
+    float *AP = Y + 2 * (size_t)L * dv; /* [2L, L] k_t.k_s then A; q_t.k_s then P */
+    float *Ti = AP + 2 * (size_t)L * L; /* [L, L] (I + A)^-1 */
+    float *U = Ti + (size_t)L * L;      /* [L, dv] */
+    float *A = AP, *P = AP + (size_t)L * L;
+    float *KS = Y, *QS = Y + (size_t)L * dv;
 
     double acc = 0;
     for (int t = 0; t < L; t++) {
@@ -78,16 +83,20 @@ static void chunk(const q35_kernels *k, float *S, int dk, int dv, int L, const f
         for (int t = 0; t < L; t++)
             ei[t] = expf(-G[t]);
 
-    /* the state's part: S0^T k_t and S0^T q_t for every token, in column
-     * blocks of S0 that stay in the L1 cache through both products */
-    for (int j0 = 0; j0 < dv; j0 += COL_BLOCK) {
-        int nj = dv - j0 < COL_BLOCK ? dv - j0 : COL_BLOCK;
-        k->wsum(kk, ldqk, L, S + j0, dv, dk, nj, KS + j0, dv);
-        k->wsum(q, ldqk, L, S + j0, dv, dk, nj, QS + j0, dv);
+    for (int t = 0; t < L; t++) {
+        const float *kt = kk + t * ldqk;
+        float dec = expf(G[L - 1] - G[t]);
+        memcpy(X + (size_t)t * dk, kt, (size_t)dk * sizeof *X);
+        memcpy(X + (size_t)(L + t) * dk, q + t * ldqk, (size_t)dk * sizeof *X);
+        for (int i = 0; i < dk; i++) {
+            KT[(size_t)i * L + t] = kt[i];
+            KdT[(size_t)i * L + t] = dec * kt[i];
+        }
     }
-    /* the in-chunk dot products: A[t][s] = k_t.k_s, P[t][s] = q_t.k_s */
-    k->dots(kk, ldqk, L, kk, ldqk, L, dk, A, L);
-    k->dots(kk, ldqk, L, q, ldqk, L, dk, P, L);
+    /* the state's part, S0^T k_t and S0^T q_t, and the in-chunk dot
+     * products A[t][s] = k_t.k_s, P[t][s] = q_t.k_s */
+    k->gdn_mm(2 * L, dv, dk, X, dk, S, dv, Y, dv, 0);
+    k->gdn_mm(2 * L, L, dk, X, dk, KT, L, AP, L, 0);
 
     /* A_ts = beta_t exp(G_t - G_s) k_t.k_s (s < t);  P_ts = exp(G_t - G_s) q_t.k_s
      * (s <= t), zero above the diagonal */
@@ -114,35 +123,28 @@ static void chunk(const q35_kernels *k, float *S, int dk, int dv, int L, const f
                 tt[s] += c * tr[s];
         }
     }
-    /* B_t = beta_t (v_t - exp(G_t) S0^T k_t), in place of KS */
+    /* B_t = beta_t (v_t - exp(G_t) S0^T k_t), in place of KS;
+     * o_t starts as exp(G_t) S0^T q_t */
     for (int t = 0; t < L; t++) {
         float bt = beta[t * ldg], e = eg[t], *bt_row = KS + (size_t)t * dv;
-        const float *vt = v + t * ldv;
-        for (int j = 0; j < dv; j++)
+        const float *vt = v + t * ldv, *qs = QS + (size_t)t * dv;
+        float *ot = o + t * ldo;
+        for (int j = 0; j < dv; j++) {
             bt_row[j] = bt * (vt[j] - e * bt_row[j]);
+            ot[j] = e * qs[j];
+        }
     }
-    /* U = Ti B;  o = P U + exp(G) S0^T q (lower-triangular row blocks) */
+    /* U = Ti B;  o += P U (lower-triangular row blocks) */
     for (int r0 = 0; r0 < L; r0 += ROW_BLOCK) {
         int nr = L - r0 < ROW_BLOCK ? L - r0 : ROW_BLOCK;
-        k->wsum(Ti + (size_t)r0 * L, L, nr, KS, dv, r0 + nr, dv, U + (size_t)r0 * dv, dv);
+        k->gdn_mm(nr, dv, r0 + nr, Ti + (size_t)r0 * L, L, KS, dv, U + (size_t)r0 * dv, dv, 0);
     }
     for (int r0 = 0; r0 < L; r0 += ROW_BLOCK) {
         int nr = L - r0 < ROW_BLOCK ? L - r0 : ROW_BLOCK;
-        k->wsum(P + (size_t)r0 * L, L, nr, U, dv, r0 + nr, dv, o + r0 * ldo, ldo);
+        k->gdn_mm(nr, dv, r0 + nr, P + (size_t)r0 * L, L, U, dv, o + r0 * ldo, ldo, 1);
     }
-    for (int t = 0; t < L; t++)
-        k->axpy(o + t * ldo, eg[t], QS + (size_t)t * dv, dv);
-
-    /* S = exp(G_{L-1}) S0 + sum_s exp(G_{L-1} - G_s) k_s u_s^T */
-    for (int s = 0; s < L; s++) {
-        float dec = expf(G[L - 1] - G[s]);
-        const float *ks = kk + s * ldqk;
-        for (int i = 0; i < dk; i++)
-            KdT[(size_t)i * L + s] = dec * ks[i];
-    }
-    k->wsum(KdT, L, dk, U, dv, L, dv, D, dv);
-    k->scale(S, eg[L - 1], dk * dv);
-    k->axpy(S, 1.0f, D, dk * dv);
+    /* S = exp(G_{L-1}) S0 + sum_s exp(G_{L-1} - G_s) k_s u_s^T, in one pass */
+    k->gdn_mm(dk, dv, L, KdT, L, U, dv, S, dv, eg[L - 1]);
 }
 
 void q35_gdn_chunked(const q35_kernels *k, float *S, int dk, int dv, int T, const float *q,

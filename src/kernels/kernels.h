@@ -103,6 +103,13 @@ typedef struct q35_kernels {
     void (*gdn_scan)(float *S, int dk, int dv, int T, const float *q, const float *k, int64_t ldqk,
                      const float *v, int64_t ldv, const float *decay, const float *beta,
                      int64_t ldg, float *o, int64_t ldo, float *work);
+    /* The chunked DeltaNet form's product (forward/gdn_chunk.c; each set's
+     * in gdn_mm.h, the plain C definition gdn_mm_generic.c): for i < m,
+     * j < n
+     *     y[i*ldy + j] = keep * y[i*ldy + j] + sum_p x[i*ldx + p] * b[p*ldb + j]
+     * over p < kd, y not read where keep == 0. */
+    void (*gdn_mm)(int m, int n, int kd, const float *x, int64_t ldx, const float *b, int64_t ldb,
+                   float *y, int64_t ldy, float keep);
 } q35_kernels;
 
 /* The plain C definitions. Always available. */

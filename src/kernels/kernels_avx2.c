@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kernels/cpu_features.h"
+#include "kernels/gdn_mm.h"
 #include "kernels/kernels.h"
 #include "kernels/microkernel.h"
 #include "kernels/quant_block.h"
@@ -459,7 +460,7 @@ static void gdn_scan_avx2(float *S, int dk, int dv, int T, const float *q, const
     .name = "avx2", .matmul = matmul_float, .dots = float_dots, .wsum = wsum_avx2,                 \
     .dot = dot_avx2, .axpy = axpy_avx2, .scale = scale_avx2, .mul_add = mul_add_avx2,              \
     .rmsnorm = rmsnorm_avx2, .silu = silu_avx2, .silu_mul = silu_mul_avx2,                         \
-    .softmax = softmax_avx2, .gdn_scan = gdn_scan_avx2
+    .softmax = softmax_avx2, .gdn_scan = gdn_scan_avx2, .gdn_mm = q35_gdn_mm_avx2
 
 static const q35_kernels avx2_set = {AVX2_OPS};
 /* the same with the integer path (int8_avx2.c) */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "kernels/cpu_features.h"
+#include "kernels/gdn_mm.h"
 #include "kernels/int8_amx.h"
 #include "kernels/kernels.h"
 #include "kernels/matmul_amx.h"
@@ -606,7 +607,7 @@ static void gdn_scan_avx512(float *S, int dk, int dv, int T, const float *q, con
     .dots = float_dots, .wsum = wsum_avx512, .dot = dot_avx512, .axpy = axpy_avx512,               \
     .scale = scale_avx512, .mul_add = mul_add_avx512, .rmsnorm = rmsnorm_avx512,                   \
     .silu = silu_avx512, .silu_mul = silu_mul_avx512, .softmax = softmax_avx512,                   \
-    .gdn_scan = gdn_scan_avx512
+    .gdn_scan = gdn_scan_avx512, .gdn_mm = q35_gdn_mm_avx512
 #define AVX512_SET                                                                                 \
     .name = "avx512", .pack_bytes = eo_pack_bytes, .pack = eo_pack, .matmul = matmul_avx512
 #define AMX_SET                                                                                    \

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/half.h"
+#include "kernels/gdn_mm.h"
 #include "kernels/kernels.h"
 #include "kernels/microkernel.h"
 #include "kernels/mlx_affine.h"
@@ -213,7 +214,7 @@ static void gdn_scan_generic(float *S, int dk, int dv, int T, const float *q, co
     .name = "generic", .matmul = matmul_generic, .dots = dots_generic, .wsum = wsum_generic,       \
     .dot = dot_generic, .axpy = axpy_generic, .scale = scale_generic, .mul_add = mul_add_generic,  \
     .rmsnorm = rmsnorm_generic, .silu = silu_generic, .silu_mul = silu_mul_generic,                \
-    .softmax = softmax_generic, .gdn_scan = gdn_scan_generic
+    .softmax = softmax_generic, .gdn_scan = gdn_scan_generic, .gdn_mm = q35_gdn_mm_generic
 
 static const q35_kernels generic_set = {GENERIC_OPS};
 /* the same with the integer path (microkernel.h) */

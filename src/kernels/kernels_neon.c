@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kernels/cpu_features.h"
+#include "kernels/gdn_mm.h"
 #include "kernels/kernels.h"
 #include "kernels/kernels_neon.h"
 #include "kernels/quant_block.h"
@@ -444,7 +445,7 @@ static void gdn_scan_neon(float *S, int dk, int dv, int T, const float *q, const
     .matmul = matmul_neon, .dots = float_dots, .wsum = wsum_neon, .dot = dot_neon,                 \
     .axpy = axpy_neon, .scale = scale_neon, .mul_add = mul_add_neon, .rmsnorm = rmsnorm_neon,      \
     .silu = silu_neon, .silu_mul = silu_mul_neon, .softmax = softmax_neon,                         \
-    .gdn_scan = gdn_scan_neon
+    .gdn_scan = gdn_scan_neon, .gdn_mm = q35_gdn_mm_neon
 static const q35_kernels neon_sets[Q35_NEON_LEVELS] = {
     [Q35_NEON_PLAIN] = {.name = "neon", NEON_OPS},
     [Q35_NEON_DOTPROD] = {.name = "neon-dotprod", NEON_OPS},

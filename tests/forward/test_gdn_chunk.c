@@ -10,7 +10,13 @@
  *    head sizes that are not multiples of a vector (tails);
  *  - mild decays (g near 0, long memory) and strong ones (g down to -8 a
  *    token, where a chunk's total decay leaves float32's range and the
- *    per-element path is taken), and a state that starts non-zero. */
+ *    per-element path is taken), down to -30 a token (the chunk's decay
+ *    underflows to 0 and the state update keeps nothing of S0), and a
+ *    state that starts non-zero;
+ *  - a run split at snapshot points inside a chunk the way gdn.c splits it
+ *    (pieces of Q35_GDN_CHUNK_MIN tokens or more chunked, shorter ones
+ *    token by token): the state at each point and the outputs agree with
+ *    float64 at that point. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -169,9 +175,60 @@ static void check_case(const q35_kernels *k, uint64_t seed, int T, int dk, int d
     drop(&in);
 }
 
+/* The run cut after each token of cuts[] (ascending, inside (0, T)), each
+ * piece by the rule of gdn.c's gdn_heads; S checked at every cut. */
+static void check_split(const q35_kernels *k, uint64_t seed, int T, const int *cuts, int n_cuts,
+                        bool warm) {
+    int dk = 128, dv = 128;
+    inputs in = make(seed, T, dk, dv, -0.5, warm);
+    size_t nS = (size_t)dk * dv, nO = (size_t)T * dv;
+    double *S64 = malloc(sizeof(double) * nS), *o64 = malloc(sizeof(double) * nO);
+    float *S = malloc(sizeof(float) * nS), *o = malloc(sizeof(float) * nO);
+    float *work = malloc(sizeof(float) * q35_gdn_chunk_work(dk, dv));
+    float *dec = malloc(sizeof(float) * (size_t)T), *u = malloc(sizeof(float) * (size_t)dv);
+    for (int t = 0; t < T; t++)
+        dec[t] = expf(in.g[t]);
+    memcpy(S, in.S0, sizeof(float) * nS);
+    int t0 = 0;
+    for (int i = 0; i <= n_cuts; i++) {
+        int t1 = i < n_cuts ? cuts[i] : T;
+        const float *row = in.qkv + (int64_t)t0 * in.ld;
+        if (t1 - t0 >= Q35_GDN_CHUNK_MIN)
+            q35_gdn_chunked(k, S, dk, dv, t1 - t0, row, row + dk, in.ld, row + 2 * dk, in.ld,
+                            in.g + t0, in.beta + t0, 1, o + (int64_t)t0 * dv, dv, work);
+        else
+            k->gdn_scan(S, dk, dv, t1 - t0, row, row + dk, in.ld, row + 2 * dk, in.ld, dec + t0,
+                        in.beta + t0, 1, o + (int64_t)t0 * dv, dv, u);
+        inputs prefix = in;
+        prefix.T = t1;
+        reference(&prefix, S64, o64);
+        double es = rel_err(S, S64, nS);
+        if (!(es <= TOL)) fail_msg("%s split T=%d: S after %d err %.3g", k->name, T, t1, es);
+        t0 = t1;
+    }
+    double eo = rel_err(o, o64, nO);
+    if (!(eo <= TOL)) fail_msg("%s split T=%d: o err %.3g", k->name, T, eo);
+    free(S64);
+    free(o64);
+    free(S);
+    free(o);
+    free(work);
+    free(dec);
+    free(u);
+    drop(&in);
+}
+
+static void splits(const q35_kernels *k) {
+    const int a[] = {5, 21}, b[] = {Q35_GDN_CHUNK + 3, 2 * Q35_GDN_CHUNK + 1},
+              c[] = {Q35_GDN_CHUNK_MIN, 40, 41};
+    check_split(k, 41, 40, a, 2, true);
+    check_split(k, 42, 3 * Q35_GDN_CHUNK + 5, b, 2, false);
+    check_split(k, 43, 70, c, 3, true);
+}
+
 static void each_set(void (*fn)(const q35_kernels *k)) {
     const q35_kernels *sets[] = {q35_kernels_generic(), q35_kernels_avx2(), q35_kernels_avx512(),
-                                 q35_kernels_neon()};
+                                 q35_kernels_amx(), q35_kernels_neon()};
     for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
         if (sets[i]) fn(sets[i]);
 }
@@ -192,6 +249,7 @@ static void decays(const q35_kernels *k) {
     check_case(k, 31, 64, 128, 128, -0.001, true); /* long memory: S grows over the run */
     check_case(k, 32, 64, 128, 128, -8.0, true);   /* a chunk decays past exp(-60) */
     check_case(k, 33, 96, 64, 64, -3.0, false);
+    check_case(k, 34, 50, 128, 128, -30.0, true); /* exp(G) underflows within a chunk */
 }
 
 static void test_lengths(void **st) {
@@ -209,11 +267,17 @@ static void test_decays(void **st) {
     each_set(decays);
 }
 
+static void test_splits(void **st) {
+    (void)st;
+    each_set(splits);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lengths),
         cmocka_unit_test(test_tails),
         cmocka_unit_test(test_decays),
+        cmocka_unit_test(test_splits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
