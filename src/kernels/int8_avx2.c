@@ -31,6 +31,9 @@
  * 67.5-68.3 / 70.8-73.0, Q8_0 55.6-56.8 / 54.6-54.8 vs 53.4-53.8 /
  * 52.7-53.7. (AVX-VNNI: no clear difference; it keeps 4.) */
 #define PANEL_NT 3
+#ifndef PANEL_NT_Q4
+#define PANEL_NT_Q4 4
+#endif
 #include "kernels/int8_x86_panel.h" /* after the tiles: uses their helpers */
 
 #include "kernels/int8_x86_mlx.h" /* MLX affine and Q5_K (mlxq5) */

@@ -31,6 +31,11 @@
 #ifndef PANEL_NT
 #define PANEL_NT 4
 #endif
+/* Tokens a tile of the Q4_0 / Q4_K panels (groups outer, tokens inner:
+ * fewer registers a token than the others' tiles). */
+#ifndef PANEL_NT_Q4
+#define PANEL_NT_Q4 PANEL_NT
+#endif
 /* The packs read the weights from memory (the kernels only the packed
  * copy): 8 rows advancing a block at a time, which the hardware
  * prefetchers left latency-bound (perf: 72% of the Q4_0 pack's samples on
@@ -252,28 +257,6 @@ static void panel_pack_q6_K(const uint8_t *w, size_t ldw, int R, int64_t cols, u
     }
 }
 
-/* The 8 rows' integer sums of block b against token row xa's block:
- * int32 lanes = rows, starting from `init` (per lane). */
-INLINE __m256i panel_block_dot(const __m256i W[8], const uint8_t *xa, __m256i init) {
-#ifdef DPBUSD
-    __m256i p = init;
-    UNROLL for (int g = 0; g < 8; g++) {
-        int32_t a4;
-        memcpy(&a4, xa + 4 * g, 4);
-        p = DPBUSD(p, W[g], _mm256_set1_epi32(a4));
-    }
-    return p;
-#else
-    __m256i s16 = _mm256_setzero_si256();
-    UNROLL for (int g = 0; g < 8; g++) {
-        int32_t a4;
-        memcpy(&a4, xa + 4 * g, 4);
-        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(W[g], _mm256_set1_epi32(a4)));
-    }
-    return _mm256_add_epi32(sum_pairs(s16), init);
-#endif
-}
-
 INLINE void panel_store(float *y, int64_t ldy, int c, __m256 acc, int R) {
     if (R == 8)
         _mm256_storeu_ps(y + c * ldy, acc);
@@ -285,25 +268,10 @@ INLINE void panel_store(float *y, int64_t ldy, int c, __m256 acc, int R) {
     }
 }
 
-/* Q8_0's: |w| times a with w's sign (|w a pairs| <= 2 * 128 * 127 =
- * 32512: one group per vpmaddubsw + vpmaddwd on AVX2). */
-INLINE __m256i panel_block_dot_q8(const uint8_t *pb, const uint8_t *xa) {
-    __m256i p = _mm256_setzero_si256();
-    UNROLL for (int g = 0; g < 8; g++) {
-        int32_t a4;
-        memcpy(&a4, xa + 4 * g, 4);
-        __m256i W = _mm256_loadu_si256((const __m256i *)(pb + 32 * g));
-        __m256i sa = _mm256_sign_epi8(_mm256_set1_epi32(a4),
-                                      _mm256_loadu_si256((const __m256i *)(pb + 256 + 32 * g)));
-#ifdef DPBUSD
-        p = DPBUSD(p, W, sa);
-#else
-        p = _mm256_add_epi32(p, sum_pairs(_mm256_maddubs_epi16(W, sa)));
-#endif
-    }
-    return p;
-}
-
+/* Q8_0: |w| times a with w's sign (|w a pairs| <= 2 * 128 * 127 =
+ * 32512: one group per vpmaddubsw + vpmaddwd on AVX2), groups outer and
+ * tokens inner as in panel_q4_tile (each packed vector loaded once a
+ * block). */
 INLINE void panel_q8_tile(const uint8_t *pk, int R, const uint8_t *x, size_t ldx, int64_t cols,
                           float *y, int64_t ldy, const int C) {
     __m256 acc[PANEL_NT];
@@ -314,12 +282,26 @@ INLINE void panel_q8_tile(const uint8_t *pk, int R, const uint8_t *x, size_t ldx
     }
     for (int64_t b = 0; b < cols / 32; b++) {
         const uint8_t *pb = pk + (size_t)b * 544;
-        const __m256 dw = _mm256_loadu_ps((const float *)(const void *)(pb + 512));
-        UNROLL for (int c = 0; c < C; c++) {
-            __m256i p = panel_block_dot_q8(pb, x + c * ldx + 32 * b);
-            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
-                                     _mm256_mul_ps(dw, _mm256_broadcast_ss(da[c] + b)), acc[c]);
+        __m256i p[PANEL_NT];
+        UNROLL for (int c = 0; c < C; c++) p[c] = _mm256_setzero_si256();
+        UNROLL for (int g = 0; g < 8; g++) {
+            const __m256i W = _mm256_loadu_si256((const __m256i *)(pb + 32 * g));
+            const __m256i S = _mm256_loadu_si256((const __m256i *)(pb + 256 + 32 * g));
+            UNROLL for (int c = 0; c < C; c++) {
+                int32_t a4;
+                memcpy(&a4, x + c * ldx + 32 * b + 4 * g, 4);
+                const __m256i sa = _mm256_sign_epi8(_mm256_set1_epi32(a4), S);
+#ifdef DPBUSD
+                p[c] = DPBUSD(p[c], W, sa);
+#else
+                p[c] = _mm256_add_epi32(p[c], sum_pairs(_mm256_maddubs_epi16(W, sa)));
+                __asm__("" : "+x"(p[c])); /* a chain, as in panel_q4_tile */
+#endif
+            }
         }
+        const __m256 dw = _mm256_loadu_ps((const float *)(const void *)(pb + 512));
+        UNROLL for (int c = 0; c < C; c++) acc[c] = _mm256_fmadd_ps(
+            _mm256_cvtepi32_ps(p[c]), _mm256_mul_ps(dw, _mm256_broadcast_ss(da[c] + b)), acc[c]);
     }
     UNROLL for (int c = 0; c < C; c++) panel_store(y, ldy, c, acc[c], R);
 }
@@ -353,9 +335,9 @@ INLINE void panel_token_terms(q35_dtype dt, const int16_t *sa, const float *da, 
 
 INLINE void panel_q4_tile(q35_dtype dt, const uint8_t *pk, int R, const uint8_t *x, size_t ldx,
                           int64_t cols, float *y, int64_t ldy, const int C) {
-    __m256 acc[PANEL_NT];
-    const float *da[PANEL_NT];
-    const int16_t *sa[PANEL_NT];
+    __m256 acc[PANEL_NT_Q4];
+    const float *da[PANEL_NT_Q4];
+    const int16_t *sa[PANEL_NT_Q4];
     UNROLL for (int c = 0; c < C; c++) {
         acc[c] = _mm256_setzero_ps();
         da[c] = q35_q8_row_d(x + c * ldx, cols);
@@ -363,8 +345,8 @@ INLINE void panel_q4_tile(q35_dtype dt, const uint8_t *pk, int R, const uint8_t 
     }
     const size_t bb = dt == Q35_DT_Q4_0 ? 288 : 320;
     const int64_t nb = cols / 32;
-    int32_t off[PANEL_NT][PANEL_CHUNK];
-    float dS[PANEL_NT][PANEL_CHUNK];
+    int32_t off[PANEL_NT_Q4][PANEL_CHUNK];
+    float dS[PANEL_NT_Q4][PANEL_CHUNK];
     for (int64_t b0 = 0; b0 < nb; b0 += PANEL_CHUNK) {
         const int n = nb - b0 < PANEL_CHUNK ? (int)(nb - b0) : PANEL_CHUNK;
         UNROLL for (int c = 0; c < C; c++)
@@ -372,20 +354,41 @@ INLINE void panel_q4_tile(q35_dtype dt, const uint8_t *pk, int R, const uint8_t 
         for (int i = 0; i < n; i++) {
             const int64_t b = b0 + i;
             const uint8_t *pb = pk + (size_t)b * bb;
-            __m256i W[8];
-            UNROLL for (int g = 0; g < 8; g++) W[g] =
-                _mm256_loadu_si256((const __m256i *)(pb + 32 * g));
+            /* groups outer, tokens inner: each packed vector is loaded
+             * once a block and serves the C tokens from a register (token
+             * outer reloaded it per token: two loads a vpmaddubsw) */
+            __m256i p[PANEL_NT_Q4];
+#ifdef DPBUSD
+            UNROLL for (int c = 0; c < C; c++) p[c] =
+                dt == Q35_DT_Q4_0 ? _mm256_set1_epi32(off[c][i]) : _mm256_setzero_si256();
+#else
+            UNROLL for (int c = 0; c < C; c++) p[c] = _mm256_setzero_si256();
+#endif
+            UNROLL for (int g = 0; g < 8; g++) {
+                const __m256i W = _mm256_loadu_si256((const __m256i *)(pb + 32 * g));
+                UNROLL for (int c = 0; c < C; c++) {
+                    int32_t a4;
+                    memcpy(&a4, x + c * ldx + 32 * b + 4 * g, 4);
+#ifdef DPBUSD
+                    p[c] = DPBUSD(p[c], W, _mm256_set1_epi32(a4));
+#else
+                    p[c] = _mm256_add_epi16(p[c], _mm256_maddubs_epi16(W, _mm256_set1_epi32(a4)));
+                    /* keeps the sum a chain in one register: gcc regrouped
+                     * the int16 adds into a tree and spilled the products */
+                    __asm__("" : "+x"(p[c]));
+#endif
+                }
+            }
             const __m256 sc = _mm256_loadu_ps((const float *)(const void *)(pb + 256));
             UNROLL for (int c = 0; c < C; c++) {
+#ifndef DPBUSD
+                p[c] = sum_pairs(p[c]);
+                if (dt == Q35_DT_Q4_0) p[c] = _mm256_add_epi32(p[c], _mm256_set1_epi32(off[c][i]));
+#endif
                 const __m256 dab = _mm256_broadcast_ss(da[c] + b);
-                if (dt == Q35_DT_Q4_0) {
-                    __m256i p =
-                        panel_block_dot(W, x + c * ldx + 32 * b, _mm256_set1_epi32(off[c][i]));
-                    acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(sc, dab), acc[c]);
-                } else {
-                    __m256i p = panel_block_dot(W, x + c * ldx + 32 * b, _mm256_setzero_si256());
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p[c]), _mm256_mul_ps(sc, dab), acc[c]);
+                if (dt != Q35_DT_Q4_0) {
                     const __m256 mn = _mm256_loadu_ps((const float *)(const void *)(pb + 288));
-                    acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(sc, dab), acc[c]);
                     acc[c] = _mm256_fnmadd_ps(mn, _mm256_broadcast_ss(&dS[c][i]), acc[c]);
                 }
             }
@@ -455,7 +458,7 @@ static void panel_q6_K(const uint8_t *pk, int R, const uint8_t *x, size_t ldx, i
     case 1: panel_q4_tile(dt, pk, R, x, ldx, cols, y, ldy, 1); break;                              \
     case 2: panel_q4_tile(dt, pk, R, x, ldx, cols, y, ldy, 2); break;                              \
     case 3: panel_q4_tile(dt, pk, R, x, ldx, cols, y, ldy, 3); break;                              \
-    default: panel_q4_tile(dt, pk, R, x, ldx, cols, y, ldy, PANEL_NT); break;                      \
+    default: panel_q4_tile(dt, pk, R, x, ldx, cols, y, ldy, PANEL_NT_Q4); break;                   \
     }
 
 static void panel_q8_0(const uint8_t *pk, int R, const uint8_t *x, size_t ldx, int C, int64_t cols,
@@ -482,8 +485,8 @@ static void panel_q4_K(const uint8_t *pk, int R, const uint8_t *x, size_t ldx, i
  * that lists more panels), then the whole .panel field. */
 #define Q35_X86_PANEL_FILE(t8, t40, t4k, t6k)                                                      \
     [Q35_DT_Q8_0] = {PANEL_ROWS, PANEL_NT, t8, panel_bytes_q8_0, panel_pack_q8_0, panel_q8_0},     \
-    [Q35_DT_Q4_0] = {PANEL_ROWS, PANEL_NT, t40, panel_bytes_q4_0, panel_pack_q4_0, panel_q4_0},    \
-    [Q35_DT_Q4_K] = {PANEL_ROWS, PANEL_NT, t4k, panel_bytes_q4_K, panel_pack_q4_K, panel_q4_K},    \
+    [Q35_DT_Q4_0] = {PANEL_ROWS, PANEL_NT_Q4, t40, panel_bytes_q4_0, panel_pack_q4_0, panel_q4_0}, \
+    [Q35_DT_Q4_K] = {PANEL_ROWS, PANEL_NT_Q4, t4k, panel_bytes_q4_K, panel_pack_q4_K, panel_q4_K}, \
     [Q35_DT_Q6_K] = {PANEL_ROWS, PANEL_NT, t6k, panel_bytes_q6_K, panel_pack_q6_K, panel_q6_K},
 #define Q35_X86_PANEL_ENTRIES(t8, t40, t4k, t6k) .panel = {Q35_X86_PANEL_FILE(t8, t40, t4k, t6k)}
 

@@ -551,9 +551,9 @@ Y16_PANEL(q6_K, panel_bytes_q6_K, panel_q6_K)
 #define Q35_X86_X16_YMM_PANELS(t8, t40, t4k, t6k)                                                  \
     [Q35_DT_Q8_0_X16] = {Q35_X16_ROWS,         PANEL_NT,      t8,                                  \
                          y16_panel_bytes_q8_0, y16_pack_q8_0, y16_panel_q8_0},                     \
-    [Q35_DT_Q4_0_X16] = {Q35_X16_ROWS,         PANEL_NT,      t40,                                 \
+    [Q35_DT_Q4_0_X16] = {Q35_X16_ROWS,         PANEL_NT_Q4,   t40,                                 \
                          y16_panel_bytes_q4_0, y16_pack_q4_0, y16_panel_q4_0},                     \
-    [Q35_DT_Q4_K_X16] = {Q35_X16_ROWS,         PANEL_NT,      t4k,                                 \
+    [Q35_DT_Q4_K_X16] = {Q35_X16_ROWS,         PANEL_NT_Q4,   t4k,                                 \
                          y16_panel_bytes_q4_K, y16_pack_q4_K, y16_panel_q4_K},                     \
     [Q35_DT_Q6_K_X16] = {Q35_X16_ROWS,         PANEL_NT,      t6k,                                 \
                          y16_panel_bytes_q6_K, y16_pack_q6_K, y16_panel_q6_K},
