@@ -6,10 +6,10 @@
 # under /tmp/deps) and the tree to build (.cuda-dev/src.tar: HEAD with the
 # CUDA files of the working tree over it, so that other people's unfinished
 # edits never reach the build). STAGES: any of test san race bench llama
-# nopdl prof phases ks vtest, comma-separated. The random full-size model (/tmp/m08) is made in
+# nopdl prof phases ks vtest ptxas, comma-separated. The random full-size model (/tmp/m08) is made in
 # the background while the tests run; "llama" converts it to GGUF (bf16,
 # q8, q4) with `q35 convert` and runs .cuda-dev/llama-bench(.xz) on each, in
-# the same call as bench_cuda. Logs go to $OUT.
+# the same call as bench_cuda ("bench" runs without it). Logs go to $OUT.
 set -o pipefail
 D=$(cd "$(dirname "$0")/../../.cuda-dev" && pwd)
 OUT=${OUT:-/tmp/out}
@@ -20,11 +20,14 @@ L=/tmp/deps/usr/lib/x86_64-linux-gnu
 sed -i "s|^prefix=.*|prefix=/tmp/deps/usr|; s|=/usr|=/tmp/deps/usr|g" $L/pkgconfig/*.pc
 sed -i "/^Requires.private/d" $L/pkgconfig/libmicrohttpd.pc 2>/dev/null # gnutls: runtime only
 export PKG_CONFIG_PATH=$L/pkgconfig LD_LIBRARY_PATH=$L:/tmp/deps/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
+export PATH=$PATH:/tmp/deps/usr/bin # pkg-config where the machine has none (pkgconf deb)
 export CPATH=/tmp/deps/usr/include:/tmp/deps/usr/include/x86_64-linux-gnu LIBRARY_PATH=$L
 SRC=$(pwd)
 cd /tmp && rm -rf q35 && mkdir q35 && cd q35 && tar xf "$D/src.tar" && cp -r "$SRC/tests/data" tests/
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader
-cmake -S . -B b -DCMAKE_BUILD_TYPE=Release -DQ35_PYTHON="$(command -v python3)" >/tmp/cfg.log 2>&1 ||
+# ptxas: registers and spills of every kernel (ptxas -v), the persistent kernel's printed
+PT=; [[ $S == *ptxas* ]] && PT=-DCMAKE_CUDA_FLAGS=--ptxas-options=-v
+cmake -S . -B b -DCMAKE_BUILD_TYPE=Release -DQ35_PYTHON="$(command -v python3)" $PT >/tmp/cfg.log 2>&1 ||
   { tail -20 /tmp/cfg.log; exit 1; }
 # the random model, made while the build runs (.cuda-dev/tok.tar.xz: the
 # real tokenizer files, which q35 convert needs for the GGUFs)
@@ -45,6 +48,11 @@ T="bench_cuda"
 [[ $S == *llama* ]] && T="$T q35_cli"
 cmake --build b -j16 --target $T >/tmp/build.log 2>&1 || { cp /tmp/build.log "$OUT/"; grep -iE "error" /tmp/build.log | head -30; exit 1; }
 echo "build $(($(date +%s) - t0)) s"
+if [[ $S == *ptxas* ]]; then
+  cp /tmp/build.log "$OUT/"
+  grep -A3 "entry function '_Z11mega_kernel" /tmp/build.log | grep -v "Function properties" | grep -oE "_Z11mega_kernel[A-Za-z0-9_]*|[0-9]+ bytes spill (stores|loads)|Used [0-9]+ registers" |
+    paste -sd' ' | sed 's/ _Z11/\n_Z11/g'
+fi
 cd b
 # the model, and its GGUFs, made beside the tests
 if [[ $S == *bench* || $S == *llama* ]]; then
@@ -107,6 +115,7 @@ if [[ $S == *llama* ]]; then
   else
     echo "llama-bench: not carried"
   fi
+fi
 if [[ $S == *bench* ]]; then
   for q in ${Q35_FORMATS:-none q4 q8}; do
     timeout 90 ./tests/bench_cuda /tmp/m08 $q 512 128 2>&1 | tee -a "$OUT/bench.log" | tail -3
@@ -144,7 +153,6 @@ if [[ $S == *phases* ]]; then
       grep -E "^pp" /tmp/mprof.log; grep "mega prof" /tmp/mprof.log | tail -15
     done
   done
-fi
 fi
 if [[ $S == *ks* ]]; then # opt-in forms of the persistent kernel against the CPU
   for v in ${Q35_KS_VARIANTS:-Q35_CUDA_MEGA_KS=1}; do
