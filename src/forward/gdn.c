@@ -29,13 +29,14 @@ typedef struct gdn_job {
 /* Whether runs of Q35_GDN_CHUNK_MIN tokens or more take the chunked form
  * with this kernel set. It does the same multiply-adds on the state as the
  * recurrence (3 dk dv a token) plus the in-chunk products, so it only
- * wins where the set's small products (wsum, dots) run closer to the FMA
- * peak than its gdn_scan: measured (bench/gdn_bench.c, dk = dv = 128, 16
- * heads, 1 thread, Xeon VM) 1.13-1.17x with the 16-lane sets at T = 74 and
- * 128, 0.83x with the 8-lane AVX2 set; the others are not measured and
- * keep the recurrence. */
+ * wins where the set's small products (gdn_mm, dots) run closer to the FMA
+ * peak than its gdn_scan. Since gdn_mm (register-blocked) it does on both
+ * x86 widths: end to end on an AMD EPYC (Zen 3, AVX2), 2 threads, a
+ * 74-token prefill went from 203-219 to 290-296 tok/s and a Q8_0 pp512
+ * from 153-160 to 178-199 (BENCHMARKS.md, 2026-12-08). NEON and the
+ * generic set are not measured and keep the recurrence. */
 bool q35_gdn_chunked_pays(const q35_kernels *k) {
-    return !strcmp(k->name, "avx512") || !strcmp(k->name, "amx");
+    return !strcmp(k->name, "avx512") || !strcmp(k->name, "amx") || !strcmp(k->name, "avx2");
 }
 
 /* For value heads [j0, j1): the recurrence over the chunk's tokens, then
