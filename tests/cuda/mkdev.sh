@@ -11,7 +11,8 @@
 #   src.tar           HEAD of TREE (default: this checkout) with TREE's
 #                     src/cuda and tests/cuda over it, tests/data left out
 #                     (device_run.sh copies it from the working tree);
-#   make_fullsize.py  the random full-size model's maker ($Q35_FULLSIZE);
+#   make_fullsize.py  the random full-size model's maker, bench/make_checkpoint.py
+#                     (or $Q35_FULLSIZE); tokenizer from tests/data/tokenizer
 #   tok.tar.xz        tokenizer.json + tokenizer_config.json ($Q35_TOKDIR),
 #                     which `q35 convert` needs for the llama stage.
 # Existing debs are kept; everything else is made again. Light: no build.
@@ -44,11 +45,16 @@ fi
 git -C "$T" archive --format=tar HEAD >"$D/src.tar"
 tar --delete -f "$D/src.tar" src/cuda tests/cuda tests/data
 tar -C "$T" -rf "$D/src.tar" src/cuda tests/cuda
-cp "${Q35_FULLSIZE:-/work/shared/bench/make_fullsize.py}" "$D/make_fullsize.py"
+# the project's own maker of the random full-size model (same CLI and bytes)
+cp "${Q35_FULLSIZE:-$R/bench/make_checkpoint.py}" "$D/make_fullsize.py"
 chmod u+w "$D/make_fullsize.py"
-TD=${Q35_TOKDIR:-/work/shared/golden/tokenizer}
+TD=${Q35_TOKDIR:-$R/tests/data/tokenizer}
 tmp=$(mktemp -d)
-cp "$TD/tokenizer.qwen35.json" "$tmp/tokenizer.json"
+if [ -f "$TD/tokenizer.qwen35.json" ]; then
+  cp "$TD/tokenizer.qwen35.json" "$tmp/tokenizer.json"
+else
+  xz -dc "$TD/tokenizer.qwen35.json.xz" >"$tmp/tokenizer.json"
+fi
 cp "$TD/tokenizer_config.qwen3.json" "$tmp/tokenizer_config.json"
 tar cJf "$D/tok.tar.xz" -C "$tmp" tokenizer.json tokenizer_config.json
 rm -rf "$tmp"
